@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Helpers for secrets (passwords, session ids, private keys). Every copy of a
+ * secret lives in memory that is wiped before it is released.
+ */
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+
+/* Wipes and frees a NUL-terminated string; accepts NULL. */
+static inline void secret_free(char *s) {
+        if (!s)
+                return;
+        sodium_memzero(s, strlen(s));
+        free(s);
+}
+static inline void secret_freep(char **s) { secret_free(*s); }
+#define _cleanup_secret_ _cleanup_(secret_freep)
+
+/* strndup() for a secret: the copy must be released with secret_free(). */
+static inline char *secret_strndup(const char *s, size_t n) {
+        char *r = malloc(n + 1);
+        if (!r)
+                return NULL;
+        memcpy(r, s, n);
+        r[n] = '\0';
+        return r;
+}
+
+/* Constant-time equality of two buffers of the same length. */
+static inline bool secret_equal(const void *a, const void *b, size_t n) {
+        return sodium_memcmp(a, b, n) == 0;
+}

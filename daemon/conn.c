@@ -1,0 +1,418 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "daemon.h"
+#include "dispatch.h"
+#include "frame.h"
+#include "log.h"
+#include "request.h"
+
+#define CONN_INITIAL_BUFFER 4096
+
+static void conn_update_events(struct conn *c);
+static void conn_process(struct conn *c);
+
+bool peer_in_groups(const struct peer *p, const gid_t *gids, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                if (p->gid == gids[i])
+                        return true;
+                for (size_t j = 0; j < p->n_groups; j++)
+                        if (p->groups[j] == gids[i])
+                                return true;
+        }
+        return false;
+}
+
+static int read_peer(int fd, struct peer *ret) {
+        struct ucred uc;
+        socklen_t len = sizeof uc;
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0)
+                return -errno;
+        *ret = (struct peer){ .pid = uc.pid, .uid = uc.uid, .gid = uc.gid };
+
+        /* Supplementary groups, for allow_groups/admin_groups. */
+        gid_t stack_groups[64];
+        len = sizeof stack_groups;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, stack_groups, &len) == 0) {
+                if (len > 0) {
+                        ret->groups = malloc(len);
+                        if (!ret->groups)
+                                return -ENOMEM;
+                        memcpy(ret->groups, stack_groups, len);
+                        ret->n_groups = len / sizeof(gid_t);
+                }
+        } else if (errno == ERANGE) {
+                ret->groups = malloc(len);
+                if (!ret->groups)
+                        return -ENOMEM;
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, ret->groups, &len) < 0) {
+                        free(ret->groups);
+                        ret->groups = NULL;
+                        return -errno;
+                }
+                ret->n_groups = len / sizeof(gid_t);
+        }
+        return 0;
+}
+
+struct conn *conn_ref(struct conn *c) {
+        c->refs++;
+        return c;
+}
+
+void conn_unref(struct conn *c) {
+        if (!c || --c->refs > 0)
+                return;
+        free(c->peer.groups);
+        free(c->in);
+        free(c->out);
+        free(c);
+}
+
+void conn_close(struct conn *c) {
+        if (c->fd < 0)
+                return;
+        struct daemon *d = c->d;
+
+        c->io = sd_event_source_disable_unref(c->io);
+        c->timer = sd_event_source_disable_unref(c->timer);
+        c->fd = safe_close(c->fd);
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                d->conns = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        d->n_conns--;
+        /* Requests still running keep the struct alive; their replies are
+         * dropped. Free the replies already made. */
+        while (c->head && c->head->replied) {
+                struct request *r = c->head;
+                c->head = r->next;
+                if (!c->head)
+                        c->tail = NULL;
+                c->inflight--;
+                request_unref(r);
+        }
+        free(c->in);
+        c->in = NULL;
+        c->in_len = c->in_cap = 0;
+        conn_unref(c); /* the reference of d->conns */
+}
+
+static void conn_maybe_finish(struct conn *c) {
+        if (c->fd < 0)
+                return;
+        if ((c->closing || c->read_eof) && c->inflight == 0 && c->out_off == c->out_len)
+                conn_close(c);
+}
+
+static int conn_flush(struct conn *c) {
+        while (c->out_off < c->out_len) {
+                ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                break;
+                        /* The client went away: nothing more to say to it. */
+                        c->out_off = c->out_len = 0;
+                        c->closing = true;
+                        return -errno;
+                }
+                c->out_off += (size_t) n;
+                c->last_activity_usec = now_usec();
+        }
+        if (c->out_off == c->out_len)
+                c->out_off = c->out_len = 0;
+        return 0;
+}
+
+static int out_append(struct conn *c, const uint8_t *p, size_t n) {
+        if (c->out_off > 0 && c->out_off == c->out_len)
+                c->out_off = c->out_len = 0;
+        if (c->out_len + n > c->out_cap) {
+                /* Compact before growing. */
+                if (c->out_off > 0) {
+                        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+                        c->out_len -= c->out_off;
+                        c->out_off = 0;
+                }
+                if (c->out_len + n > c->out_cap) {
+                        size_t cap = MAX(c->out_cap * 2, c->out_len + n);
+                        cap = MAX(cap, (size_t) CONN_INITIAL_BUFFER);
+                        uint8_t *b = realloc(c->out, cap);
+                        if (!b)
+                                return -ENOMEM;
+                        c->out = b;
+                        c->out_cap = cap;
+                }
+        }
+        memcpy(c->out + c->out_len, p, n);
+        c->out_len += n;
+        return 0;
+}
+
+void conn_reply_ready(struct conn *c) {
+        bool any = false;
+
+        while (c->head && c->head->replied) {
+                struct request *r = c->head;
+                c->head = r->next;
+                if (!c->head)
+                        c->tail = NULL;
+                c->inflight--;
+                if (c->fd >= 0 && out_append(c, r->reply, r->reply_len) < 0)
+                        c->closing = true;
+                request_unref(r);
+                any = true;
+        }
+        if (!any || c->fd < 0)
+                return;
+        conn_ref(c);
+        (void) conn_flush(c);
+        conn_maybe_finish(c);
+        if (c->fd >= 0) {
+                conn_update_events(c);
+                /* Replies drained: frames that waited in the input buffer
+                 * may go now. */
+                conn_process(c);
+        }
+        conn_unref(c);
+}
+
+static bool conn_may_take_more(const struct conn *c) {
+        return !c->closing && c->inflight < CONN_MAX_INFLIGHT && c->out_len - c->out_off < CONN_MAX_OUTPUT;
+}
+
+static void conn_update_events(struct conn *c) {
+        uint32_t ev = 0;
+
+        if (c->fd < 0)
+                return;
+        if (!c->read_eof && conn_may_take_more(c))
+                ev |= EPOLLIN;
+        if (c->out_off < c->out_len)
+                ev |= EPOLLOUT;
+        (void) sd_event_source_set_io_events(c->io, ev);
+}
+
+static void consume_input(struct conn *c, size_t n) {
+        memmove(c->in, c->in + n, c->in_len - n);
+        c->in_len -= n;
+}
+
+/* A request that fails before reaching an op still takes its place in the
+ * reply order. */
+static void reject(struct conn *c, struct decoded *in, const char *code, const char *msg) {
+        struct request *r = request_new(c);
+        if (!r) {
+                decoded_done(in);
+                c->closing = true;
+                return;
+        }
+        if (in)
+                r->in = *in;
+        reply_error(r, code, "%s", msg);
+}
+
+static void conn_process(struct conn *c) {
+        struct daemon *d = c->d;
+
+        /* Ops that answer at once call back into conn_reply_ready(), which
+         * calls us: the outer loop carries on instead of recursing. */
+        if (c->processing)
+                return;
+        c->processing = true;
+        while (c->fd >= 0 && conn_may_take_more(c)) {
+                uint32_t n = 0;
+                enum frame_status st = frame_peek(c->in, c->in_len, d->config->max_frame, &n);
+
+                if (st == FRAME_NEED_MORE)
+                        break;
+                if (st == FRAME_EMPTY) {
+                        consume_input(c, FRAME_HEADER);
+                        log_msg(LOG_INFO, "client %s: empty frame", c->peer_desc);
+                        reject(c, NULL, "bad_request", "empty frame: a frame holds 1 or more bytes");
+                        continue;
+                }
+                if (st == FRAME_TOO_LARGE) {
+                        /* The rest of the stream cannot be trusted to resync
+                         * cheaply: answer, then close. */
+                        log_msg(LOG_INFO, "client %s: frame of %u bytes over max_frame", c->peer_desc,
+                                (unsigned) ((uint32_t) c->in[0] << 24 | (uint32_t) c->in[1] << 16 |
+                                            (uint32_t) c->in[2] << 8 | c->in[3]));
+                        c->in_len = 0;
+                        char msg[96];
+                        snprintf(msg, sizeof msg, "frame exceeds max_frame (%u bytes)", d->config->max_frame);
+                        reject(c, NULL, "too_large", msg);
+                        c->closing = true;
+                        break;
+                }
+
+                c->last_activity_usec = now_usec();
+                struct decoded in;
+                char msg[256];
+                int r = decode_request((const char *) c->in + FRAME_HEADER, n, &in, msg, sizeof msg);
+                consume_input(c, FRAME_HEADER + n);
+                if (r < 0) {
+                        log_msg(LOG_INFO, "client %s: bad request: %s", c->peer_desc, msg);
+                        reject(c, &in, "bad_request", msg);
+                        continue;
+                }
+                struct request *req = request_new(c);
+                if (!req) {
+                        decoded_done(&in);
+                        c->closing = true;
+                        break;
+                }
+                req->in = in;
+                dispatch_request(req);
+        }
+        c->processing = false;
+        conn_maybe_finish(c);
+        conn_update_events(c);
+}
+
+static int conn_read(struct conn *c) {
+        struct daemon *d = c->d;
+
+        for (;;) {
+                if (!conn_may_take_more(c))
+                        break;
+                /* Size the buffer for the frame being read, once its header
+                 * is in; never beyond one whole frame. */
+                size_t want = CONN_INITIAL_BUFFER;
+                uint32_t n = 0;
+                enum frame_status st = frame_peek(c->in, c->in_len, d->config->max_frame, &n);
+                if (st == FRAME_NEED_MORE && n > 0)
+                        want = MAX(want, (size_t) FRAME_HEADER + n);
+                if (c->in_cap < want) {
+                        uint8_t *b = realloc(c->in, want);
+                        if (!b)
+                                return -ENOMEM;
+                        c->in = b;
+                        c->in_cap = want;
+                }
+                if (c->in_len == c->in_cap) {
+                        /* A whole frame is buffered: process it first. */
+                        conn_process(c);
+                        if (c->fd < 0 || c->in_len == c->in_cap)
+                                break;
+                        continue;
+                }
+                ssize_t k = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                break;
+                        c->read_eof = true;
+                        c->closing = true;
+                        break;
+                }
+                if (k == 0) {
+                        c->read_eof = true;
+                        break;
+                }
+                c->in_len += (size_t) k;
+                conn_process(c);
+                if (c->fd < 0)
+                        return 0;
+                /* Shrink a buffer that grew for one large frame. */
+                if (c->in_len == 0 && c->in_cap > 4 * CONN_INITIAL_BUFFER) {
+                        free(c->in);
+                        c->in = NULL;
+                        c->in_cap = 0;
+                }
+        }
+        if (c->fd >= 0 && c->read_eof && c->in_len > 0) {
+                log_msg(LOG_INFO, "client %s: connection closed inside a frame", c->peer_desc);
+                c->in_len = 0;
+        }
+        return 0;
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct conn *c = conn_ref(userdata);
+
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+                if (conn_read(c) < 0)
+                        c->closing = true;
+        }
+        if (c->fd >= 0 && (revents & EPOLLOUT))
+                (void) conn_flush(c);
+        if (c->fd >= 0 && (revents & (EPOLLHUP | EPOLLERR)) && !(revents & EPOLLIN))
+                c->read_eof = true;
+        conn_maybe_finish(c);
+        conn_update_events(c);
+        conn_unref(c);
+        return 0;
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct conn *c = userdata;
+        uint64_t timeout = (uint64_t) c->d->config->client_timeout * 1000000;
+        uint64_t now = now_usec();
+
+        /* Work of ours in flight is not the client's idleness. */
+        if (c->inflight > 0 || now < c->last_activity_usec + timeout) {
+                uint64_t next = c->inflight > 0 ? now + timeout : c->last_activity_usec + timeout;
+                (void) sd_event_source_set_time(s, next);
+                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+                return 0;
+        }
+        c->d->stats.connections_timed_out++;
+        log_msg(LOG_INFO, "client %s: idle for %llds, closing", c->peer_desc,
+                (long long) c->d->config->client_timeout);
+        conn_close(c);
+        return 0;
+}
+
+int conn_new(struct daemon *d, int fd, struct conn **ret) {
+        struct conn *c = calloc(1, sizeof(*c));
+        int r;
+
+        if (!c) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        c->d = d;
+        c->fd = fd;
+        c->refs = 1;
+        r = read_peer(fd, &c->peer);
+        if (r < 0)
+                goto fail;
+        snprintf(c->peer_desc, sizeof c->peer_desc, "pid=%d uid=%u", (int) c->peer.pid, (unsigned) c->peer.uid);
+        c->last_activity_usec = now_usec();
+        r = sd_event_add_io(d->event, &c->io, fd, EPOLLIN, on_io, c);
+        if (r < 0)
+                goto fail;
+        r = sd_event_add_time(d->event, &c->timer, CLOCK_MONOTONIC,
+                              c->last_activity_usec + (uint64_t) d->config->client_timeout * 1000000, 100000,
+                              on_timer, c);
+        if (r < 0)
+                goto fail;
+        c->next = d->conns;
+        if (d->conns)
+                d->conns->prev = c;
+        d->conns = c;
+        d->n_conns++;
+        if (ret)
+                *ret = c;
+        return 0;
+fail:
+        sd_event_source_disable_unref(c->io);
+        sd_event_source_disable_unref(c->timer);
+        safe_close(fd);
+        free(c->peer.groups);
+        free(c);
+        return r;
+}

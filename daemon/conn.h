@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * One client connection: reads frames, hands decoded requests to dispatch,
+ * and writes replies back in request order (the protocol allows pipelining).
+ *
+ * Limits: at most CONN_MAX_INFLIGHT requests of one connection are being
+ * worked on at once and at most CONN_MAX_OUTPUT reply bytes wait to be
+ * written; past either, the connection is not read until it drains. A
+ * client that sends no complete frame for client_timeout while nothing of
+ * it is in flight is dropped (so is one trickling a frame byte by byte).
+ *
+ * A connection is reference-counted: every request holds a reference, so a
+ * reply that arrives after the client went away is dropped safely.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+#define CONN_MAX_INFLIGHT 64
+#define CONN_MAX_OUTPUT (1024 * 1024)
+
+struct daemon;
+struct request;
+
+struct peer {
+        pid_t pid;
+        uid_t uid;
+        gid_t gid;
+        gid_t *groups;   /* supplementary groups (SO_PEERGROUPS) */
+        size_t n_groups;
+};
+
+struct conn {
+        struct daemon *d;
+        struct conn *prev, *next;     /* in d->conns */
+        unsigned refs;
+        int fd;                       /* -1 once closed */
+        sd_event_source *io;
+        sd_event_source *timer;
+        struct peer peer;
+        char peer_desc[48];           /* "pid=123 uid=33", for logs */
+
+        uint8_t *in;                  /* bytes read, not yet consumed */
+        size_t in_len, in_cap;
+        uint8_t *out;                 /* reply bytes waiting for the socket */
+        size_t out_len, out_off, out_cap;
+
+        struct request *head, *tail;  /* in flight, in arrival order */
+        unsigned inflight;
+        uint64_t last_activity_usec;
+        bool closing;                 /* flush what is queued, then close */
+        bool read_eof;
+        bool processing;              /* inside conn_process() */
+};
+
+/* Takes ownership of fd (an accepted, nonblocking, cloexec socket). */
+int conn_new(struct daemon *d, int fd, struct conn **ret);
+
+struct conn *conn_ref(struct conn *c);
+void conn_unref(struct conn *c);
+
+/* Closes the socket now; in-flight requests finish and are dropped. */
+void conn_close(struct conn *c);
+
+/* Called by request.c when a request has its reply: moves every finished
+ * reply at the head of the queue to the output buffer and writes. */
+void conn_reply_ready(struct conn *c);
+
+/* Whether the peer is root or in one of the gids. */
+bool peer_in_groups(const struct peer *p, const gid_t *gids, size_t n);

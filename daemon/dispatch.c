@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "daemon.h"
+#include "dispatch.h"
+#include "log.h"
+
+const struct op ops[] = {
+        { "hello", OP_ANYONE, op_hello },
+        { "authenticate", OP_SERVICE, op_authenticate },
+        { "login", OP_SERVICE, op_login },
+        { "validate", OP_SERVICE, op_validate },
+        { "logout", OP_SERVICE, op_logout },
+        { "token", OP_SERVICE, op_token },
+        { "verify", OP_ANYONE, op_verify },
+        { "jwks", OP_ANYONE, op_jwks },
+        { "sessions.list", OP_ADMIN, op_sessions_list },
+        { "sessions.revoke", OP_ADMIN, op_sessions_revoke },
+        { "keys.rotate", OP_ADMIN, op_keys_rotate },
+        { "stats", OP_ADMIN, op_stats },
+        { "reload", OP_ADMIN, op_reload },
+};
+const unsigned n_ops = ELEMENTSOF(ops);
+
+bool access_is_admin(const struct daemon *d, const struct peer *p) {
+        return p->uid == 0 || peer_in_groups(p, d->config->admin_gids, d->config->n_admin_gids);
+}
+
+bool access_service_allowed(const struct daemon *d, const struct peer *p, const char *service) {
+        const struct service_config *s = config_service(d->config, service);
+
+        if (!s || !s->restricted)
+                return true;
+        for (size_t i = 0; i < s->n_allow_uids; i++)
+                if (p->uid == s->allow_uids[i])
+                        return true;
+        return peer_in_groups(p, s->allow_gids, s->n_allow_gids);
+}
+
+void dispatch_request(struct request *r) {
+        struct daemon *d = r->conn->d;
+
+        for (unsigned i = 0; i < n_ops; i++) {
+                if (!streq(ops[i].name, r->in.op))
+                        continue;
+                r->op = &ops[i];
+                r->op_index = (int) i;
+                if (ops[i].access == OP_ADMIN && !access_is_admin(d, &r->conn->peer)) {
+                        log_fields(LOG_NOTICE,
+                                   (const char *[]){ "LATCH_OP", ops[i].name, "LATCH_RESULT", "forbidden", NULL },
+                                   "client %s: %s refused: not an admin", r->conn->peer_desc, ops[i].name);
+                        reply_error(r, "forbidden", "'%s' needs an admin peer", ops[i].name);
+                        return;
+                }
+                ops[i].handler(r);
+                return;
+        }
+        reply_error(r, "unknown_op", "unknown op");
+}

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdlib.h>
+#include <string.h>
+
+#include <latch/plugin.h>
+
+#include "conn.h"
+#include "daemon.h"
+#include "log.h"
+#include "ops-common.h"
+#include "workqueue.h"
+
+#define DEFAULT_STACK_DEADLINE_USEC (10ULL * 1000000)
+
+bool ops_printable(const char *s) {
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+                if (*p < 0x20 || *p == 0x7f)
+                        return false;
+        return true;
+}
+
+bool ops_result_is_unavailable(int result) {
+        switch (result) {
+        case LATCH_AUTHINFO_UNAVAIL:
+        case LATCH_TRY_AGAIN:
+        case LATCH_BUF_ERR:
+        case LATCH_SYSTEM_ERR:
+        case LATCH_SERVICE_ERR:
+        case LATCH_OPEN_ERR:
+        case LATCH_SYMBOL_ERR:
+        case LATCH_MODULE_UNKNOWN:
+                return true;
+        default:
+                return false;
+        }
+}
+
+uint64_t ops_stack_deadline_usec(const struct daemon *d) {
+        uint64_t t = DEFAULT_STACK_DEADLINE_USEC;
+        for (size_t i = 0; i < d->config->n_plugins; i++)
+                t = MAX(t, (uint64_t) d->config->plugins[i].timeout_ms * 1000);
+        return t;
+}
+
+/* A throttled attempt waiting for its turn on a loop timer. */
+struct delayed {
+        sd_event_source *source;
+        struct request *r;
+        struct work *w;
+        struct throttle_ticket *ticket;
+};
+
+static void submit_now(struct request *r, struct work *w, struct throttle_ticket *ticket) {
+        struct daemon *d = r->conn->d;
+        int k;
+
+        if (r->abandoned || r->conn->fd < 0) {
+                /* Answered by its deadline, or the client left, while
+                 * waiting: never run it. */
+                throttle_cancel(d->throttle, ticket);
+                r->abandoned = true;
+                w->done(w);
+                return;
+        }
+        k = workqueue_submit(d->slow, w);
+        if (k < 0) {
+                log_msg(LOG_WARNING, "client %s: worker queue full, refusing %s", r->conn->peer_desc, r->in.op);
+                throttle_cancel(d->throttle, ticket);
+                reply_error(r, "unavailable", "latchd is busy; try again later");
+                r->abandoned = true;
+                w->done(w);
+        }
+}
+
+static int on_delay(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct delayed *dl = userdata;
+        submit_now(dl->r, dl->w, dl->ticket);
+        sd_event_source_disable_unref(dl->source);
+        free(dl);
+        return 0;
+}
+
+void ops_begin_throttled(struct request *r, struct work *w, struct throttle_ticket *ticket, const char *user,
+                         const char *remote) {
+        struct daemon *d = r->conn->d;
+        uint64_t delay = throttle_begin(d->throttle, user, remote, now_usec(), ticket);
+
+        /* The deadline covers the wait too: a client is told `unavailable`
+         * rather than left hanging past it. */
+        (void) request_set_deadline(r, delay + ops_stack_deadline_usec(d));
+        if (delay == 0) {
+                submit_now(r, w, ticket);
+                return;
+        }
+        struct delayed *dl = calloc(1, sizeof(*dl));
+        if (!dl ||
+            sd_event_add_time_relative(d->event, &dl->source, CLOCK_MONOTONIC, delay, 10000, on_delay, dl) < 0) {
+                free(dl);
+                submit_now(r, w, ticket);
+                return;
+        }
+        dl->r = r;
+        dl->w = w;
+        dl->ticket = ticket;
+}
+
+void ops_submit_write(struct request *r, struct work *w) {
+        struct daemon *d = r->conn->d;
+
+        if (workqueue_submit(d->writer, w) < 0) {
+                reply_error(r, "unavailable", "latchd is busy; try again later");
+                r->abandoned = true;
+                w->done(w);
+        }
+}

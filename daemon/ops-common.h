@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Limits and helpers shared by the op handlers. */
+
+#include <stdbool.h>
+
+#include "request.h"
+#include "throttle.h"
+
+struct work;
+
+#define OPS_MAX_NAME 128      /* service, audience, handle */
+#define OPS_MAX_USER 256
+#define OPS_MAX_REMOTE 256
+/* Passwords longer than this are refused before any hashing: argon2id
+ * takes any length, but an unbounded one is a cheap way to burn CPU. */
+#define OPS_MAX_PASSWORD 4096
+#define OPS_MAX_SESSION 128
+#define OPS_MAX_TOKEN 8192
+
+/* The one message for every `denied`: unknown user, wrong password, locked
+ * or expired account all read the same. */
+#define DENIED_MESSAGE "authentication failed"
+
+/* No control characters (they would forge log lines). */
+bool ops_printable(const char *s);
+
+/* Whether a stack result means "the backend failed" rather than "no". */
+bool ops_result_is_unavailable(int result);
+
+/* Runs `w` on the worker pool after the throttle's delay for (user,
+ * remote), with the request's deadline armed. On a full queue the request
+ * answers `unavailable`, the ticket is cancelled, and w->done() runs at once
+ * with r->abandoned set so that it frees the job. */
+void ops_begin_throttled(struct request *r, struct work *w, struct throttle_ticket *ticket, const char *user,
+                         const char *remote);
+
+/* Queues `w` on the writer thread; on a full queue answers `unavailable`,
+ * marks r abandoned and calls w->done() at once. */
+void ops_submit_write(struct request *r, struct work *w);
+
+/* The deadline for a credential stack: the largest [plugin.X] timeout, or
+ * the default. */
+uint64_t ops_stack_deadline_usec(const struct daemon *d);

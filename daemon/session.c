@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+#include <sodium.h>
+#include <string.h>
+
+#include "jwt.h"
+#include "session.h"
+
+void session_id_new(char ret_id[SESSION_ID_LEN + 1], uint8_t ret_key[STORE_KEY_SIZE]) {
+        uint8_t raw[32];
+
+        randombytes_buf(raw, sizeof raw);
+        sodium_bin2base64(ret_id, SESSION_ID_LEN + 1, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        sodium_memzero(raw, sizeof raw);
+        crypto_generichash(ret_key, STORE_KEY_SIZE, (const uint8_t *) ret_id, SESSION_ID_LEN, NULL, 0);
+}
+
+void session_handle_new(char ret_handle[STORE_HANDLE_LEN + 1]) {
+        uint8_t raw[16];
+
+        randombytes_buf(raw, sizeof raw);
+        sodium_bin2base64(ret_handle, STORE_HANDLE_LEN + 1, raw, sizeof raw,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+bool session_id_key(const char *s, uint8_t ret_key[STORE_KEY_SIZE]) {
+        size_t n = strnlen(s, SESSION_ID_LEN + 1);
+
+        if (n != SESSION_ID_LEN)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = s[i];
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                      c == '_'))
+                        return false;
+        }
+        crypto_generichash(ret_key, STORE_KEY_SIZE, (const uint8_t *) s, n, NULL, 0);
+        return true;
+}
+
+json_t *session_to_json(const struct session_info *s, int64_t idle_expires_at, bool with_claims) {
+        json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "handle", s->handle, "user", s->user, "service",
+                              s->service, "created_at", (json_int_t) s->created_at, "last_seen_at",
+                              (json_int_t) s->last_seen_at, "expires_at", (json_int_t) s->expires_at,
+                              "idle_expires_at", (json_int_t) idle_expires_at);
+        if (o && with_claims) {
+                json_t *c = s->claims_json ? json_loads(s->claims_json, 0, NULL) : NULL;
+                if (!json_is_object(c)) {
+                        json_decref(c);
+                        c = json_object();
+                }
+                json_object_set_new(o, "claims", c);
+        }
+        return o;
+}

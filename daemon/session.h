@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Session ids and handles (CONTRACT.md "Sessions").
+ *
+ * An id is 256 bits from the OS CSPRNG as 43 base64url characters; the store
+ * sees only BLAKE2b-256(id). A handle is 128 independent random bits as 22
+ * base64url characters: nothing about the id can be derived from it.
+ */
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store.h"
+
+#define SESSION_ID_LEN 43
+
+struct daemon;
+
+/* Writes a new id (NUL-terminated) and its store key. */
+void session_id_new(char ret_id[SESSION_ID_LEN + 1], uint8_t ret_key[STORE_KEY_SIZE]);
+void session_handle_new(char ret_handle[STORE_HANDLE_LEN + 1]);
+
+/* Whether s has the shape of an id; computes its key when it does. Ids
+ * of any other shape are unknown sessions, answered like every unknown one. */
+bool session_id_key(const char *s, uint8_t ret_key[STORE_KEY_SIZE]);
+
+/* The public view of a session: handle, user, service, times, claims.
+ * claims_json that fails to parse becomes {}. New reference. */
+json_t *session_to_json(const struct session_info *s, int64_t idle_expires_at, bool with_claims);
+
+/* The message for every invalid_session answer: unknown, malformed,
+ * expired and revoked look the same. */
+#define INVALID_SESSION_MESSAGE "no such session, or it has expired or been revoked"

@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The service-stack engine: parses service files written in Linux-PAM's
+ * pam.d syntax (pam.conf(5)) and evaluates them with exactly the decision
+ * logic of Linux-PAM 1.5's libpam (_pam_dispatch_aux()), so that a stack
+ * decides what Linux-PAM would decide given the same module results.
+ *
+ * File syntax, one logical line per module:
+ *
+ *     [-]TYPE  CONTROL  PLUGIN  [ARG...]
+ *
+ *   - '#' starts a comment anywhere on a line; a line ending in '\' continues
+ *     on the next one (as libpam's line assembler).
+ *   - TYPE is "auth" or "account" (case-insensitive). "password" and
+ *     "session" lines are syntax-checked and then ignored: latch has no such
+ *     stacks, and accepting them lets a PAM file be reused as it is. Any other
+ *     type is an error. A leading '-' means: if the plugin does not exist
+ *     (ops->open() returns -ENOENT), keep the line as a module that cannot be
+ *     loaded. Exactly like libpam, such a line is not skipped: it returns
+ *     LATCH_MODULE_UNKNOWN each time it is reached, and its control decides
+ *     (harmless for "optional"/"sufficient", a failure for "required").
+ *   - CONTROL is required, requisite, sufficient, optional (case-insensitive),
+ *     include FILE, substack FILE, or "[value=action ...]" where value is a
+ *     return name ("success", "auth_err", ... "incomplete") or "default", and
+ *     action is ignore, ok, done, bad, die, reset or a positive jump count.
+ *   - Arguments are words; "[...]" makes one argument that may hold spaces
+ *     ("\]" stands for ']').
+ *
+ * Unlike libpam, which turns a malformed line into one that always fails at
+ * run time, every problem is a load error: the whole load fails and each
+ * problem is reported through the diag callback as (PATH, LINE, MESSAGE),
+ * PATH being "DIR/NAME". Like libpam, a control keyword may be bracketed
+ * ("[required]") and a value=action list may be written without brackets
+ * when it holds no space; unlike libpam, an unterminated '[' is an error.
+ */
+
+#include <stddef.h>
+
+#include <latch/plugin.h>
+
+enum stack_type { STACK_AUTH = 0, STACK_ACCOUNT = 1 };
+
+/* Longest chain of include/substack (a service including a file is depth 1). */
+#define STACK_DEPTH_MAX 8
+/* Most entries (module lines and substack markers) one type's stack may hold
+ * once its includes are expanded. */
+#define STACK_ENTRIES_MAX 256
+
+/*
+ * How the engine reaches modules; the daemon glues this to the plugin host.
+ * `plugin` is the PLUGIN word of the line (a name or an absolute path). open
+ * returns 0 and a module handle, or a negative errno and a malloc()ed
+ * one-line message in *ret_error (no file:line, the engine adds it; may be
+ * left NULL). -ENOENT must mean "no such plugin": on a "-TYPE" line it is not
+ * an error (see above). Each module line of each service opens its own
+ * module, even when the line comes from a file included by several services.
+ * call returns an enum latch_result; it may run on several threads at once.
+ */
+struct stack_module_ops {
+        int (*open)(void *userdata, const char *plugin, int argc, const char *const *argv,
+                    void **ret_module, char **ret_error);
+        void (*close)(void *userdata, void *module);
+        int (*call)(void *userdata, void *module, enum stack_type type, struct latch_req *req);
+        void (*outcome)(void *userdata, void *module, struct latch_req *req, int result);
+};
+
+/* Problems are reported as ("PATH", LINE, "message"); LINE 0 when not about a
+ * line. Each distinct problem is reported once per load. */
+typedef void (*stack_diag_fn)(void *userdata, const char *file, unsigned line, const char *message);
+
+struct services;
+struct stack;
+
+/*
+ * Loads every service file in `dir`: regular files (symlinks followed), except
+ * names starting with '.' or ending in '~', ".swp", ".bak", or holding
+ * ".dpkg-" or ".rpm" suffixes. include/substack name a file in the same dir
+ * (a plain name, no '/'); cycles and chains deeper than STACK_DEPTH_MAX are
+ * errors. Each module line is opened through ops (which the result keeps
+ * using: ops must outlive it).
+ *
+ * Returns 0 and a new set in *ret (free with services_free()); -EINVAL after
+ * reporting every problem through diag (then every module opened so far is
+ * closed); -ENOENT if dir does not exist; -ENOMEM; another negative errno if
+ * dir or a file cannot be read. *ret is untouched on failure. Not thread-safe
+ * with respect to ops (it calls open/close from the calling thread only).
+ */
+int services_load(const char *dir, const struct stack_module_ops *ops, void *ops_userdata,
+                  stack_diag_fn diag, void *diag_userdata, struct services **ret);
+
+/*
+ * Loads the single service `name` of `dir` (and the files it includes), with
+ * the same rules; for tests and tools. -ENOENT if the file does not exist.
+ */
+int services_load_file(const char *dir, const char *name, const struct stack_module_ops *ops,
+                       void *ops_userdata, stack_diag_fn diag, void *diag_userdata,
+                       struct services **ret);
+
+/* Closes every module (through ops->close) and frees the set. NULL is ok. No
+ * stack of the set may be running. */
+void services_free(struct services *s);
+
+/* The stack of `service`, borrowed from s (valid until services_free()); NULL
+ * when absent. */
+const struct stack *services_find(const struct services *s, const char *service);
+
+/* The number of services in s (0 for NULL). */
+size_t services_count(const struct services *s);
+
+/*
+ * Runs one type's stack and returns its final result (enum latch_result), as
+ * pam_authenticate()/pam_acct_mgmt() would: LATCH_PERM_DENIED when the type
+ * has no lines or no module decided, LATCH_INCOMPLETE as soon as a module
+ * returns it (there is no resumption). Calls no outcome(). Re-entrant: any
+ * number of threads may run the same const stack at once; all per-request
+ * state lives on the caller's stack.
+ */
+int stack_run(const struct stack *st, enum stack_type type, struct latch_req *req);
+
+/*
+ * Runs the auth stack and, only if it returned LATCH_SUCCESS, the account
+ * stack; then calls ops->outcome(result) once for every module that was
+ * called during this request (in the order they were first called), with the
+ * final result. Returns the final result. Re-entrant like stack_run().
+ */
+int stack_authenticate(const struct stack *st, struct latch_req *req);
+
+/* The number of entries of one type's stack once includes are expanded
+ * (module lines, "-TYPE" lines whose plugin is missing, substack markers).
+ * 0 means libpam would find no module for that type. 0 for NULL. */
+size_t stack_size(const struct stack *st, enum stack_type type);
+
+/* The lowercase Linux-PAM name of a result ("success", "auth_err", ...), or
+ * NULL when out of range. */
+const char *stack_result_to_string(int result);
+
+/* The result named `name` (as in a control or pam_debug argument), or
+ * -EINVAL. */
+int stack_result_from_string(const char *name);

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The session store: one LMDB environment in state_dir.
+ *
+ * Sessions are keyed by a 32-byte hash of the session id (the id itself never
+ * reaches the store). Each has a non-secret `handle` (22 base64url chars of
+ * 128 random bits) used to list, revoke, and as the JWT `sid` claim.
+ *
+ * Threads: every function is safe to call from any thread. Reads use short
+ * read-only transactions (the environment is opened MDB_NOTLS) and never wait
+ * for a writer. Writes are serialised by LMDB's single writer lock and are
+ * durable (synced) when the function returns 0, except store_session_touch(),
+ * whose write may be lazily synced (it only slides the idle expiry).
+ *
+ * Errors are negative errno values:
+ *   -ENOENT   no such session / key (also: expired)
+ *   -EEXIST   key or handle already present
+ *   -ENOSPC   the disk is full (the map grows by itself; this is the disk)
+ *   -EIO      LMDB failed otherwise (logged once by the caller)
+ *   -EINVAL   a bad argument
+ *   -ENOMEM
+ * Nothing is half-written: every write is one transaction.
+ *
+ * No store handle may cross a fork(): open it after any fork, in the process
+ * that uses it.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <latch/plugin.h>
+
+#define STORE_KEY_SIZE 32
+#define STORE_HANDLE_LEN 22
+
+typedef struct store store;
+
+/* A session as the store keeps it. In callbacks, every pointer is borrowed
+ * from the read transaction and valid only during the callback. */
+struct session_info {
+        char handle[STORE_HANDLE_LEN + 1];
+        const char *user;
+        const char *service;
+        const char *claims_json; /* a JSON object's text, e.g. "{\"groups\":[\"a\"]}" */
+        int64_t created_at;
+        int64_t last_seen_at;   /* persisted; may lag the last validate by the touch granularity */
+        int64_t expires_at;     /* absolute expiry */
+        int64_t idle_timeout;   /* seconds; idle expiry = min(last_seen_at + idle_timeout, expires_at) */
+        uint32_t peer_uid;      /* the peer that created it */
+};
+
+/* Idle expiry of a session as stored. */
+static inline int64_t session_idle_expires_at(const struct session_info *s) {
+        int64_t t = s->last_seen_at + s->idle_timeout;
+        return t < s->expires_at ? t : s->expires_at;
+}
+
+/* Called with a borrowed session; return 0 to go on, non-zero to stop (that
+ * value is returned by the caller). */
+typedef int (*session_fn)(void *userdata, const struct session_info *s);
+
+struct store_stats {
+        uint64_t sessions;      /* records, live or expired-but-not-yet-swept */
+        uint64_t map_size;      /* bytes */
+        uint64_t used_bytes;    /* pages in use × page size */
+        uint64_t readers_cleared; /* stale reader slots cleared since open */
+};
+
+/* Opens (creating when absent) the environment in `dir`, which must exist,
+ * be owned by the current uid and not be writable by others (-EPERM
+ * otherwise). A file that is not an LMDB environment of this layout version
+ * gives -EINVAL. Clears stale reader slots. */
+int store_open(const char *dir, store **ret);
+void store_close(store *s); /* NULL is fine */
+
+/* Creates a session. info->handle, user, service, claims_json (NULL means
+ * "{}") and all times must be set. Returns 0, -EEXIST, -ENOSPC, -EIO. */
+int store_session_create(store *s, const uint8_t key[STORE_KEY_SIZE], const struct session_info *info);
+
+/* Looks a session up by key; a session whose absolute or idle expiry is
+ * <= now counts as absent (-ENOENT). Calls fn once; returns fn's value, or a
+ * negative errno. */
+int store_session_get(store *s, const uint8_t key[STORE_KEY_SIZE], int64_t now, session_fn fn, void *userdata);
+
+/* The same by handle (for token `sid` checks and admin ops). */
+int store_session_get_by_handle(store *s, const char *handle, int64_t now, session_fn fn, void *userdata);
+
+/* Persists last_seen_at = now for a live session (slides the idle expiry;
+ * never past expires_at). -ENOENT if it is gone or expired. */
+int store_session_touch(store *s, const uint8_t key[STORE_KEY_SIZE], int64_t now);
+
+/* Deletes a session with all its index entries (logout). -ENOENT if absent. */
+int store_session_delete(store *s, const uint8_t key[STORE_KEY_SIZE]);
+
+/* Deletes by handle, or every session of a user; *ret_count (may be NULL)
+ * gets how many were deleted (0 is not an error). */
+int store_session_revoke_handle(store *s, const char *handle, size_t *ret_count);
+int store_session_revoke_user(store *s, const char *user, size_t *ret_count);
+
+/* Calls fn for each live session, filtered by user and/or service when not
+ * NULL, in one read transaction. Uses the user index when user is set. */
+int store_session_list(store *s, const char *user, const char *service, int64_t now, session_fn fn,
+                       void *userdata);
+
+/* Deletes up to `batch` sessions whose expiry is <= now, in one short write
+ * transaction, using the expiry index. *ret_removed gets the count; a count
+ * below `batch` means nothing expired is left. */
+int store_sweep(store *s, int64_t now, size_t batch, size_t *ret_removed);
+
+int store_get_stats(store *s, struct store_stats *ret);
+
+/* Plugin key-value store, namespaced by `ns` (the plugin's name). See
+ * struct latch_host in <latch/plugin.h> for the semantics. */
+int store_kv_get(store *s, const char *ns, const void *key, size_t keylen, void *buf, size_t *len);
+int store_kv_update(store *s, const char *ns, const void *key, size_t keylen, latch_kv_update_fn fn,
+                    void *userdata);
+
+/* ---- Additions (store task) ---- */
+
+/* Options of store_open_with_options(); a zero field means the default. */
+struct store_options {
+        size_t initial_map_size; /* bytes; default 64 MiB. The map doubles whenever it fills. */
+        bool no_sync;            /* MDB_NOSYNC: commits are not synced. Tests and benchmarks
+                                  * only, never the daemon: a crash may lose acknowledged writes. */
+};
+
+/* store_open() with options (opts may be NULL: the same as store_open()).
+ * Same errors as store_open(). */
+int store_open_with_options(const char *dir, const struct store_options *opts, store **ret);
+
+/* Walks every database in one read transaction and checks that each session
+ * record decodes and has exactly its handle, user and expiry index entries,
+ * and that the indexes hold nothing else. Returns 0, -EUCLEAN if they
+ * disagree, or -EIO/-ENOMEM. For tests and diagnostics: it reads everything. */
+int store_check_consistency(store *s);
+
+/* Callbacks (session_fn, latch_kv_update_fn) run inside a transaction and
+ * must not call back into the same store: they would take its map lock
+ * recursively and could deadlock against a pending map resize. The fn of
+ * store_kv_update() may run more than once when the map has to grow; only
+ * the result of the last run is stored. */

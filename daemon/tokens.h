@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdint.h>
+
+#include "store.h"
+
+struct daemon;
+
+/* Signs a JWT for a live session (CONTRACT.md "Tokens"): the session's
+ * plugin claims, then iss, sub, aud (audience, else the service's
+ * configured audience, else its name), iat, nbf, exp (never past the
+ * session's absolute expiry), jti, sid. Loop thread. Returns 0 and a
+ * malloc()ed token, or a negative errno. */
+int token_issue(struct daemon *d, const struct session_info *s, const char *audience, char **ret_token,
+                int64_t *ret_exp);
+
+/* The longest a token may live under the current config, plus the leeway:
+ * how long a retired key must stay published. */
+int64_t token_max_lifetime(const struct daemon *d);

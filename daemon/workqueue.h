@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * A fixed pool of threads for slow work (plugin calls, password hashing,
+ * synced LMDB writes), so that the event loop never blocks on them.
+ *
+ * work->run() runs on a pool thread; work->done() then runs on the event
+ * loop thread, woken through an eventfd source. The caller owns `work`
+ * (usually embedded in a larger struct) and must keep it alive until done()
+ * has been called; done() is where it is normally freed.
+ *
+ * The queue is bounded: submit() answers -EBUSY when `max_queued` jobs are
+ * already waiting, which the caller turns into an `unavailable` answer.
+ */
+
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+
+struct work {
+        void (*run)(struct work *w);
+        void (*done)(struct work *w);
+        struct work *next;
+};
+
+struct workqueue;
+
+int workqueue_new(sd_event *event, const char *name, unsigned threads, unsigned max_queued,
+                  struct workqueue **ret);
+
+/* Queues a job. Returns 0, or -EBUSY when the queue is full, -ESHUTDOWN once
+ * stopping. Loop thread only. */
+int workqueue_submit(struct workqueue *q, struct work *w);
+
+/* Jobs waiting plus running. */
+unsigned workqueue_pending(const struct workqueue *q);
+unsigned workqueue_threads(const struct workqueue *q);
+
+/* Stops accepting work, lets the threads finish what is queued, and joins
+ * them; completions still pending run their done() before this returns.
+ * Then frees. NULL is fine. */
+void workqueue_free(struct workqueue *q);
