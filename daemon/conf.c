@@ -24,7 +24,6 @@ struct parse {
         config_diag_fn diag;
         void *userdata;
         unsigned errors;
-        unsigned handler_error_line; /* first line of this file the handler refused */
 };
 
 static void diag(struct parse *p, const char *fmt, ...) _printf_(2, 3);
@@ -411,14 +410,9 @@ static int conf_ini_handler(void *userdata, const char *section, const char *nam
         struct parse *p = userdata;
         unsigned before = p->errors;
         int r = handle_key(p, section, name, value);
-        if (r < 0 || p->errors != before) {
-                if (r < 0)
-                        diag(p, "%s", strerror(-r));
-                if (p->handler_error_line == 0)
-                        p->handler_error_line = p->line;
-                return 0;
-        }
-        return 1;
+        if (r < 0)
+                diag(p, "%s", strerror(-r));
+        return r < 0 || p->errors != before ? 0 : 1;
 }
 
 /* inih reads line by line through this, which lets us know the line number
@@ -426,8 +420,18 @@ static int conf_ini_handler(void *userdata, const char *section, const char *nam
 static char *conf_ini_reader(char *str, int num, void *stream) {
         struct parse *p = stream;
         char *r = fgets(str, num, p->f);
-        if (r)
-                p->line++;
+        if (!r)
+                return NULL;
+        p->line++;
+        /* inih reports only the first line it cannot parse; check every
+         * line's shape here so that each is reported. */
+        const char *t = str + strspn(str, " \t\r\n");
+        if (*t == '[') {
+                if (!strchr(t, ']'))
+                        diag(p, "syntax error: a section header needs a closing ']'");
+        } else if (*t && *t != '#' && *t != ';' && !strchr(t, '=')) {
+                diag(p, "syntax error: expected [section], key = value, or a comment");
+        }
         return r;
 }
 
@@ -445,16 +449,10 @@ static int parse_file(struct parse *p, const char *file, bool must_exist) {
                 return r;
         }
         p->f = f;
-        p->handler_error_line = 0;
         int r = ini_parse_stream(conf_ini_reader, p, conf_ini_handler, p);
         fclose(f);
         p->f = NULL;
-        if (r > 0 && (unsigned) r != p->handler_error_line) {
-                /* inih returns the first line it could not parse; lines the
-                 * handler refused were reported already. */
-                p->line = (unsigned) r;
-                diag(p, "syntax error: expected [section], key = value, or a comment");
-        }
+        /* r > 0 is a line already reported by the reader or the handler. */
         if (r < 0) {
                 diag(p, "cannot read: %s", r == -2 ? "out of memory" : "I/O error");
                 return -EIO;
