@@ -1,0 +1,643 @@
+/* SPDX-License-Identifier: MIT */
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "macro.h"
+#include "plugin-host.h"
+#include "secret.h"
+
+/* The size of struct latch_plugin in ABI 1.0: a plugin of any 1.x minor has
+ * at least these fields. */
+#define LATCH_PLUGIN_SIZE_1_0 \
+        (offsetof(struct latch_plugin, outcome) + sizeof(((struct latch_plugin *) NULL)->outcome))
+
+#define CLAIM_NAME_MAX 64
+
+/* One loaded shared object, kept until the host is freed. */
+struct plugin_module {
+        struct plugin_module *next;
+        char *path;  /* as dlopen()ed */
+        char *name;  /* basename without ".so": log prefix and kv namespace */
+        void *dl;
+        const struct latch_plugin *plugin;
+};
+
+struct plugin_host {
+        char *plugin_dir;
+        store *store;
+        int64_t (*now)(void *userdata);
+        void *now_userdata;
+
+        pthread_mutex_t lock; /* guards `modules` and dlerror() */
+        struct plugin_module *modules;
+};
+
+/* What a plugin holds as its `struct latch_ctx *`: the line's identity. */
+struct latch_ctx {
+        struct plugin_host *host;
+        struct plugin_module *module;
+        /* While open() runs, error lines are kept here (first one wins) and
+         * handed back in the open error rather than logged. */
+        bool opening;
+        char *open_error;
+};
+
+struct plugin_line {
+        struct latch_ctx ctx; /* first: the plugin's ctx pointer is the line's */
+        void *state;
+};
+
+struct latch_req {
+        char *op;
+        char *service;
+        char *user;
+        char *password; /* secret: wiped on free */
+        char *remote;
+
+        pthread_mutex_t claims_lock;
+        json_t *claims;
+};
+
+static const struct latch_host host_services;
+
+/* ---- helpers ---- */
+
+static _printf_(2, 3) void set_error(char **ret_error, const char *fmt, ...) {
+        va_list ap;
+        char *s;
+
+        if (!ret_error)
+                return;
+
+        va_start(ap, fmt);
+        if (vasprintf(&s, fmt, ap) < 0)
+                s = NULL;
+        va_end(ap);
+        *ret_error = s; /* NULL on ENOMEM: the errno still tells */
+}
+
+/* A copy of an untrusted string (a user name) safe to put on one log line. */
+static char *printable_dup(const char *s) {
+        char *r = strdup(s);
+        if (!r)
+                return NULL;
+        for (char *p = r; *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                        *p = '?';
+        return r;
+}
+
+static bool plugin_name_is_valid(const char *s) {
+        if (!s || !*s)
+                return false;
+        for (; *s; s++)
+                if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+                      *s == '_' || *s == '-'))
+                        return false;
+        return true;
+}
+
+static bool path_has_dotdot(const char *path) {
+        for (const char *p = path; (p = strstr(p, "..")); p += 2)
+                if ((p == path || p[-1] == '/') && (p[2] == '\0' || p[2] == '/'))
+                        return true;
+        return false;
+}
+
+/* Maps `plugin` as a stack line names it to a file and a short name. */
+static int plugin_resolve(const struct plugin_host *h, const char *plugin, char **ret_path,
+                          char **ret_name, char **ret_error) {
+        _cleanup_free_ char *path = NULL, *name = NULL;
+
+        if (plugin[0] == '/') {
+                const char *base;
+                size_t n;
+
+                if (path_has_dotdot(plugin)) {
+                        set_error(ret_error, "invalid plugin path '%s': '..' is not allowed", plugin);
+                        return -EINVAL;
+                }
+                base = strrchr(plugin, '/') + 1;
+                n = strlen(base);
+                if (n > 3 && streq(base + n - 3, ".so"))
+                        n -= 3;
+                if (n == 0) {
+                        set_error(ret_error, "invalid plugin path '%s'", plugin);
+                        return -EINVAL;
+                }
+                path = strdup(plugin);
+                name = strndup(base, n);
+        } else {
+                if (!plugin_name_is_valid(plugin)) {
+                        set_error(ret_error,
+                                  "invalid plugin name '%s': use a name of [A-Za-z0-9_-] or an absolute path",
+                                  plugin);
+                        return -EINVAL;
+                }
+                if (asprintf(&path, "%s/%s.so", h->plugin_dir, plugin) < 0)
+                        path = NULL;
+                name = strdup(plugin);
+        }
+        if (!path || !name)
+                return -ENOMEM;
+
+        *ret_path = TAKE_PTR(path);
+        *ret_name = TAKE_PTR(name);
+        return 0;
+}
+
+static void plugin_module_free(struct plugin_module *m) {
+        if (!m)
+                return;
+        if (m->dl)
+                dlclose(m->dl);
+        free(m->path);
+        free(m->name);
+        free(m);
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct plugin_module *, plugin_module_free);
+
+/* dlopen()s and checks one plugin. Takes ownership of path and name, even on
+ * failure. Called with h->lock held (dlerror() and the module list). */
+static int plugin_module_load(const char *plugin, char *path, char *name,
+                              struct plugin_module **ret, char **ret_error) {
+        _cleanup_(plugin_module_freep) struct plugin_module *m = NULL;
+        latch_plugin_entry_fn entry;
+        const struct latch_plugin *p;
+
+        m = calloc(1, sizeof(*m));
+        if (!m) {
+                free(path);
+                free(name);
+                return -ENOMEM;
+        }
+        m->path = path;
+        m->name = name;
+
+        m->dl = dlopen(m->path, RTLD_NOW | RTLD_LOCAL);
+        if (!m->dl) {
+                const char *e = dlerror();
+                int r = access(m->path, F_OK) < 0 && errno == ENOENT ? -ENOENT : -ELIBBAD;
+
+                set_error(ret_error, "cannot load plugin '%s': %s", plugin, e ?: "unknown dlopen() error");
+                return r;
+        }
+
+        /* A data-to-function pointer conversion that POSIX guarantees for
+         * dlsym(); going through memcpy keeps -Wpedantic quiet. */
+        void *sym = dlsym(m->dl, LATCH_PLUGIN_ENTRY_SYMBOL);
+        if (!sym) {
+                set_error(ret_error, "plugin %s has no entry symbol %s", m->path, LATCH_PLUGIN_ENTRY_SYMBOL);
+                return -ENOEXEC;
+        }
+        memcpy(&entry, &sym, sizeof(entry));
+
+        p = entry(&host_services);
+        if (!p) {
+                set_error(ret_error, "plugin %s refused latchd's ABI %d.%d", m->path, LATCH_PLUGIN_ABI_MAJOR,
+                          LATCH_PLUGIN_ABI_MINOR);
+                return -EPROTONOSUPPORT;
+        }
+        /* size, abi_major and abi_minor sit at the same place in every ABI;
+         * nothing else may be read before the major is known to match. */
+        if (p->abi_major != LATCH_PLUGIN_ABI_MAJOR) {
+                set_error(ret_error, "plugin %s speaks ABI %u.%u, latchd speaks %d.%d", m->path,
+                          (unsigned) p->abi_major, (unsigned) p->abi_minor, LATCH_PLUGIN_ABI_MAJOR,
+                          LATCH_PLUGIN_ABI_MINOR);
+                return -EPROTONOSUPPORT;
+        }
+        if (p->size < LATCH_PLUGIN_SIZE_1_0) {
+                set_error(ret_error, "plugin %s: struct latch_plugin has %u bytes, ABI %d.0 needs %zu",
+                          m->path, (unsigned) p->size, LATCH_PLUGIN_ABI_MAJOR, LATCH_PLUGIN_SIZE_1_0);
+                return -ENOEXEC;
+        }
+        if (!p->name) {
+                set_error(ret_error, "plugin %s: struct latch_plugin has no name", m->path);
+                return -ENOEXEC;
+        }
+        m->plugin = p;
+
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+static int plugin_host_get_module(struct plugin_host *h, const char *plugin, struct plugin_module **ret,
+                                  char **ret_error) {
+        char *path = NULL, *name = NULL;
+        struct plugin_module *m;
+        int r;
+
+        r = plugin_resolve(h, plugin, &path, &name, ret_error);
+        if (r < 0)
+                return r;
+
+        pthread_mutex_lock(&h->lock);
+        for (m = h->modules; m; m = m->next)
+                if (streq(m->path, path))
+                        break;
+        if (m) {
+                free(path);
+                free(name);
+                r = 0;
+        } else {
+                r = plugin_module_load(plugin, path, name, &m, ret_error);
+                if (r >= 0) {
+                        m->next = h->modules;
+                        h->modules = m;
+                }
+        }
+        pthread_mutex_unlock(&h->lock);
+        if (r < 0)
+                return r;
+
+        *ret = m;
+        return 0;
+}
+
+/* ---- host services ---- */
+
+static _printf_(4, 5) void host_log(const struct latch_ctx *cctx, const struct latch_req *req, int priority,
+                                    const char *fmt, ...) {
+        struct latch_ctx *ctx = (struct latch_ctx *) cctx; /* the host's own object */
+        _cleanup_free_ char *msg = NULL, *user = NULL;
+        const char *name = ctx && ctx->module ? ctx->module->name : "plugin";
+        va_list ap;
+        int r;
+
+        if (!fmt)
+                return;
+
+        va_start(ap, fmt);
+        r = vasprintf(&msg, fmt, ap);
+        va_end(ap);
+        if (r < 0) {
+                msg = NULL;
+                return;
+        }
+
+        /* A plugin may not raise alerts or emergencies, nor pick a facility. */
+        priority = MAX(LOG_ERR, LOG_PRI(priority));
+
+        if (ctx && ctx->opening && priority <= LOG_ERR) {
+                if (!ctx->open_error)
+                        ctx->open_error = TAKE_PTR(msg);
+                return;
+        }
+
+        if (!req) {
+                log_fields(priority, (const char *const[]){"LATCH_PLUGIN", name, NULL}, "%s: %s", name, msg);
+                return;
+        }
+
+        user = printable_dup(req->user);
+        log_fields(priority,
+                   (const char *const[]){"LATCH_PLUGIN", name, "LATCH_SERVICE", req->service,
+                                         "LATCH_USER", user, "LATCH_REMOTE", req->remote, NULL},
+                   "%s (service %s, user %s): %s", name, req->service, user ?: "?", msg);
+}
+
+static int64_t host_now(const struct latch_ctx *ctx) {
+        if (ctx && ctx->host && ctx->host->now)
+                return ctx->host->now(ctx->host->now_userdata);
+        return (int64_t) time(NULL);
+}
+
+static const char *host_item(const struct latch_req *req, int item) {
+        if (!req)
+                return NULL;
+
+        switch (item) {
+        case LATCH_ITEM_SERVICE:
+                return req->service;
+        case LATCH_ITEM_USER:
+                return req->user;
+        case LATCH_ITEM_PASSWORD:
+                return req->password;
+        case LATCH_ITEM_REMOTE:
+                return req->remote;
+        case LATCH_ITEM_OP:
+                return req->op;
+        default:
+                return NULL;
+        }
+}
+
+static int claim_name_check(const char *name) {
+        static const char *const registered[] = {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid"};
+        size_t n;
+
+        if (!name)
+                return -EINVAL;
+        n = strlen(name);
+        if (n < 1 || n > CLAIM_NAME_MAX)
+                return -EINVAL;
+        for (const char *p = name; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                      *p == '_' || *p == '.' || *p == ':' || *p == '-'))
+                        return -EINVAL;
+        for (size_t i = 0; i < ELEMENTSOF(registered); i++)
+                if (streq(name, registered[i]))
+                        return -EPERM;
+        return 0;
+}
+
+static int host_claim_set_string(struct latch_req *req, const char *name, const char *value) {
+        json_t *v;
+        int r;
+
+        if (!req || !value)
+                return -EINVAL;
+        r = claim_name_check(name);
+        if (r < 0)
+                return r;
+
+        v = json_string(value); /* NULL for invalid UTF-8 as well */
+        if (!v)
+                return -EINVAL;
+
+        pthread_mutex_lock(&req->claims_lock);
+        r = json_object_set_new(req->claims, name, v) < 0 ? -ENOMEM : 0;
+        pthread_mutex_unlock(&req->claims_lock);
+        return r;
+}
+
+static int host_claim_append_string(struct latch_req *req, const char *name, const char *value) {
+        json_t *v, *a;
+        int r = 0;
+
+        if (!req || !value)
+                return -EINVAL;
+        r = claim_name_check(name);
+        if (r < 0)
+                return r;
+
+        v = json_string(value);
+        if (!v)
+                return -EINVAL;
+
+        pthread_mutex_lock(&req->claims_lock);
+        a = json_object_get(req->claims, name);
+        if (!a) {
+                a = json_array();
+                if (!a || json_object_set_new(req->claims, name, a) < 0)
+                        r = -ENOMEM;
+        } else if (!json_is_array(a))
+                r = -EINVAL; /* set as a string before: appending would change its type */
+        if (r >= 0 && json_array_append_new(a, TAKE_PTR(v)) < 0)
+                r = -ENOMEM;
+        pthread_mutex_unlock(&req->claims_lock);
+
+        json_decref(v);
+        return r;
+}
+
+static int host_kv_get(const struct latch_ctx *ctx, const void *key, size_t keylen, void *buf, size_t *len) {
+        if (!ctx || !ctx->host)
+                return -EINVAL;
+        if (!ctx->host->store)
+                return -ENOTSUP;
+        if (!key || keylen == 0 || keylen > LATCH_KV_KEY_MAX || !len || (!buf && *len > 0))
+                return -EINVAL;
+
+        return store_kv_get(ctx->host->store, ctx->module->name, key, keylen, buf, len);
+}
+
+static int host_kv_update(const struct latch_ctx *ctx, const void *key, size_t keylen, latch_kv_update_fn fn,
+                          void *userdata) {
+        if (!ctx || !ctx->host)
+                return -EINVAL;
+        if (!ctx->host->store)
+                return -ENOTSUP;
+        if (!key || keylen == 0 || keylen > LATCH_KV_KEY_MAX || !fn)
+                return -EINVAL;
+
+        return store_kv_update(ctx->host->store, ctx->module->name, key, keylen, fn, userdata);
+}
+
+static const struct latch_host host_services = {
+        .size = sizeof(struct latch_host),
+        .abi_major = LATCH_PLUGIN_ABI_MAJOR,
+        .abi_minor = LATCH_PLUGIN_ABI_MINOR,
+        .log = host_log,
+        .now = host_now,
+        .item = host_item,
+        .claim_set_string = host_claim_set_string,
+        .claim_append_string = host_claim_append_string,
+        .kv_get = host_kv_get,
+        .kv_update = host_kv_update,
+};
+
+/* ---- the host ---- */
+
+int plugin_host_new(const char *plugin_dir, store *st, struct plugin_host **ret) {
+        struct plugin_host *h;
+
+        assert_return(plugin_dir, -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        h = calloc(1, sizeof(*h));
+        if (!h)
+                return -ENOMEM;
+        h->plugin_dir = strdup(plugin_dir);
+        if (!h->plugin_dir) {
+                free(h);
+                return -ENOMEM;
+        }
+        h->store = st;
+        pthread_mutex_init(&h->lock, NULL);
+
+        *ret = h;
+        return 0;
+}
+
+void plugin_host_free(struct plugin_host *h) {
+        if (!h)
+                return;
+
+        while (h->modules) {
+                struct plugin_module *m = h->modules;
+                h->modules = m->next;
+                plugin_module_free(m);
+        }
+        pthread_mutex_destroy(&h->lock);
+        free(h->plugin_dir);
+        free(h);
+}
+
+void plugin_host_set_clock(struct plugin_host *h, int64_t (*now)(void *userdata), void *userdata) {
+        if (!h)
+                return;
+        h->now = now;
+        h->now_userdata = userdata;
+}
+
+int plugin_host_load(struct plugin_host *h, const char *plugin, char **ret_error) {
+        struct plugin_module *m;
+
+        assert_return(h, -EINVAL);
+        assert_return(plugin, -EINVAL);
+
+        return plugin_host_get_module(h, plugin, &m, ret_error);
+}
+
+int plugin_line_open(struct plugin_host *h, const char *plugin, int argc, const char *const *argv,
+                     struct plugin_line **ret, char **ret_error) {
+        struct plugin_module *m;
+        struct plugin_line *l;
+        void *state = NULL;
+        int r;
+
+        assert_return(h, -EINVAL);
+        assert_return(plugin, -EINVAL);
+        assert_return(argc >= 0, -EINVAL);
+        assert_return(argc == 0 || argv, -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        r = plugin_host_get_module(h, plugin, &m, ret_error);
+        if (r < 0)
+                return r;
+
+        l = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        l->ctx.host = h;
+        l->ctx.module = m;
+
+        if (m->plugin->open) {
+                l->ctx.opening = true;
+                r = m->plugin->open(&host_services, &l->ctx, argc, argv, &state);
+                l->ctx.opening = false;
+                if (r < 0) {
+                        if (l->ctx.open_error)
+                                set_error(ret_error, "plugin '%s': %s", m->name, l->ctx.open_error);
+                        else
+                                set_error(ret_error, "plugin '%s' failed to open: %s", m->name, strerror(-r));
+                        free(l->ctx.open_error);
+                        free(l);
+                        return r;
+                }
+                /* Error lines from an open() that succeeded are still worth
+                 * seeing. */
+                if (l->ctx.open_error) {
+                        log_fields(LOG_ERR, (const char *const[]){"LATCH_PLUGIN", m->name, NULL}, "%s: %s",
+                                   m->name, l->ctx.open_error);
+                        free(l->ctx.open_error);
+                        l->ctx.open_error = NULL;
+                }
+        }
+        l->state = state;
+
+        *ret = l;
+        return 0;
+}
+
+void plugin_line_close(struct plugin_line *l) {
+        if (!l)
+                return;
+        if (l->ctx.module->plugin->close)
+                l->ctx.module->plugin->close(l->state);
+        free(l);
+}
+
+const char *plugin_line_name(const struct plugin_line *l) {
+        assert_return(l, NULL);
+        return l->ctx.module->name;
+}
+
+int plugin_line_call(struct plugin_line *l, int type, struct latch_req *req) {
+        int (*fn)(void *state, struct latch_req *req);
+        const char *what;
+        int r;
+
+        assert_return(l, LATCH_SYSTEM_ERR);
+        assert_return(req, LATCH_SYSTEM_ERR);
+
+        switch (type) {
+        case PLUGIN_CALL_AUTH:
+                fn = l->ctx.module->plugin->auth;
+                what = "auth";
+                break;
+        case PLUGIN_CALL_ACCOUNT:
+                fn = l->ctx.module->plugin->account;
+                what = "account";
+                break;
+        default:
+                return LATCH_SYSTEM_ERR;
+        }
+        if (!fn)
+                return LATCH_MODULE_UNKNOWN;
+
+        r = fn(l->state, req);
+        if (r < 0 || r >= _LATCH_RESULT_MAX) {
+                log_fields(LOG_ERR, (const char *const[]){"LATCH_PLUGIN", l->ctx.module->name, NULL},
+                           "%s: %s() returned %d, which is no result; taking it as system_err",
+                           l->ctx.module->name, what, r);
+                return LATCH_SYSTEM_ERR;
+        }
+        return r;
+}
+
+void plugin_line_outcome(struct plugin_line *l, struct latch_req *req, int result) {
+        if (!l || !req)
+                return;
+        if (l->ctx.module->plugin->outcome)
+                l->ctx.module->plugin->outcome(l->state, req, result);
+}
+
+/* ---- the request ---- */
+
+int latch_req_new(const char *op, const char *service, const char *user, const char *password,
+                  const char *remote, struct latch_req **ret) {
+        struct latch_req *r;
+
+        assert_return(op, -EINVAL);
+        assert_return(service, -EINVAL);
+        assert_return(user, -EINVAL);
+        assert_return(password, -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        r = calloc(1, sizeof(*r));
+        if (!r)
+                return -ENOMEM;
+        pthread_mutex_init(&r->claims_lock, NULL);
+        r->op = strdup(op);
+        r->service = strdup(service);
+        r->user = strdup(user);
+        r->password = secret_strndup(password, strlen(password));
+        r->remote = remote ? strdup(remote) : NULL;
+        r->claims = json_object();
+        if (!r->op || !r->service || !r->user || !r->password || (remote && !r->remote) || !r->claims) {
+                latch_req_free(r);
+                return -ENOMEM;
+        }
+
+        *ret = r;
+        return 0;
+}
+
+void latch_req_free(struct latch_req *r) {
+        if (!r)
+                return;
+        free(r->op);
+        free(r->service);
+        free(r->user);
+        secret_free(r->password);
+        free(r->remote);
+        json_decref(r->claims);
+        pthread_mutex_destroy(&r->claims_lock);
+        free(r);
+}
+
+json_t *latch_req_claims(struct latch_req *r) {
+        assert_return(r, NULL);
+        return r->claims;
+}

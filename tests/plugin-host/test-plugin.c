@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: MIT */
+
+/*
+ * Plugins for test-plugin-host, one source built in several variants
+ * (-DTP_VARIANT_*): a well-behaved one that hands the test its host services,
+ * and broken ones the host must refuse.
+ */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <latch/plugin.h>
+
+#if defined(TP_VARIANT_GOOD)
+
+/* Exported beside the entry so the test can call the host services exactly
+ * as a plugin sees them. */
+LATCH_PLUGIN_EXPORT const struct latch_host *tp_host;
+LATCH_PLUGIN_EXPORT struct latch_ctx *tp_ctx;
+LATCH_PLUGIN_EXPORT int tp_entry_calls;
+LATCH_PLUGIN_EXPORT int tp_last_outcome = -1;
+LATCH_PLUGIN_EXPORT int tp_open_lines;
+
+struct tp_state {
+        int result;
+};
+
+static int tp_open(const struct latch_host *host, struct latch_ctx *ctx, int argc, const char *const *argv,
+                   void **ret_state) {
+        struct tp_state *s = calloc(1, sizeof(*s));
+
+        if (!s)
+                return -ENOMEM;
+        for (int i = 0; i < argc; i++) {
+                if (strcmp(argv[i], "fail") == 0) {
+                        host->log(ctx, NULL, LATCH_LOG_ERR, "told to fail by '%s'", argv[i]);
+                        free(s);
+                        return -EINVAL;
+                }
+                if (strncmp(argv[i], "result=", 7) == 0)
+                        s->result = atoi(argv[i] + 7);
+        }
+        tp_host = host;
+        tp_ctx = ctx;
+        tp_open_lines++;
+        *ret_state = s;
+        return 0;
+}
+
+static void tp_close(void *state) {
+        tp_open_lines--;
+        free(state);
+}
+
+static int tp_auth(void *state, struct latch_req *req) {
+        return ((struct tp_state *) state)->result;
+}
+
+static void tp_outcome(void *state, struct latch_req *req, int result) {
+        tp_last_outcome = result;
+}
+
+static const struct latch_plugin tp_plugin = {
+        LATCH_PLUGIN_HEADER,
+        .name = "tp-good",
+        .open = tp_open,
+        .close = tp_close,
+        .auth = tp_auth,
+        .account = NULL, /* → module_unknown */
+        .outcome = tp_outcome,
+};
+
+LATCH_PLUGIN_EXPORT const struct latch_plugin *latch_plugin_entry(const struct latch_host *host) {
+        tp_entry_calls++;
+        return &tp_plugin;
+}
+
+#elif defined(TP_VARIANT_NOSYM)
+
+/* Exports something, but not the entry. */
+LATCH_PLUGIN_EXPORT int latch_plugin_entry_typo(void);
+LATCH_PLUGIN_EXPORT int latch_plugin_entry_typo(void) {
+        return 0;
+}
+
+#else
+
+# if defined(TP_VARIANT_ABI2)
+#  define TP_SIZE sizeof(struct latch_plugin)
+#  define TP_MAJOR (LATCH_PLUGIN_ABI_MAJOR + 1)
+#  define TP_MINOR 0
+#  define TP_NAME "tp-abi2"
+# elif defined(TP_VARIANT_MINOR)
+/* A plugin built against a newer 1.x: bigger struct, newer minor. */
+#  define TP_SIZE (sizeof(struct latch_plugin) + 32)
+#  define TP_MAJOR LATCH_PLUGIN_ABI_MAJOR
+#  define TP_MINOR (LATCH_PLUGIN_ABI_MINOR + 3)
+#  define TP_NAME "tp-minor"
+# elif defined(TP_VARIANT_SMALL)
+#  define TP_SIZE 16
+#  define TP_MAJOR LATCH_PLUGIN_ABI_MAJOR
+#  define TP_MINOR LATCH_PLUGIN_ABI_MINOR
+#  define TP_NAME "tp-small"
+# elif defined(TP_VARIANT_NONAME)
+#  define TP_SIZE sizeof(struct latch_plugin)
+#  define TP_MAJOR LATCH_PLUGIN_ABI_MAJOR
+#  define TP_MINOR LATCH_PLUGIN_ABI_MINOR
+#  define TP_NAME NULL
+# elif defined(TP_VARIANT_NULLENTRY)
+#  define TP_ENTRY_NULL 1
+#  define TP_SIZE sizeof(struct latch_plugin)
+#  define TP_MAJOR LATCH_PLUGIN_ABI_MAJOR
+#  define TP_MINOR LATCH_PLUGIN_ABI_MINOR
+#  define TP_NAME "tp-nullentry"
+# else
+#  error "unknown TP_VARIANT"
+# endif
+
+static int tp_auth(void *state, struct latch_req *req) {
+        return LATCH_SUCCESS;
+}
+
+/* Room after the 1.0 fields, as a newer minor would have. */
+static const struct {
+        struct latch_plugin p;
+        char newer_fields[32];
+} tp_plugin = {
+        .p = {
+                .size = TP_SIZE,
+                .abi_major = TP_MAJOR,
+                .abi_minor = TP_MINOR,
+                .name = TP_NAME,
+                .auth = tp_auth,
+        },
+};
+
+LATCH_PLUGIN_EXPORT const struct latch_plugin *latch_plugin_entry(const struct latch_host *host) {
+# ifdef TP_ENTRY_NULL
+        (void) tp_plugin;
+        return NULL; /* refuses this host */
+# else
+        return &tp_plugin.p;
+# endif
+}
+
+#endif
