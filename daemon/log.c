@@ -80,6 +80,7 @@ static void log_journal(int priority, const char *const *fields, const char *msg
         free(m);
 }
 
+static void log_emit(int priority, const char *const *fields, const char *fmt, va_list ap) _printf_(3, 0);
 static void log_emit(int priority, const char *const *fields, const char *fmt, va_list ap) {
         char msg[2048];
 
