@@ -1,0 +1,477 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * latchctl: the command-line client of latchd. Every daemon command goes
+ * through liblatch; `user` edits a file-plugin database through userdb.
+ */
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "latchctl.h"
+#include "macro.h"
+#include "userdb.h"
+
+/* latchd's default [token] leeway, for offline verification. */
+#define OFFLINE_LEEWAY 30
+
+/* Options, and the bit each command must allow for them to be given. */
+enum {
+        OPT_TOKEN = 1 << 0,
+        OPT_AUDIENCE = 1 << 1,
+        OPT_ISSUER = 1 << 2,
+        OPT_JWKS = 1 << 3,
+        OPT_USER = 1 << 4,
+        OPT_SERVICE = 1 << 5,
+        OPT_GROUPS = 1 << 6,
+};
+
+static const char *arg_socket = NULL;
+static bool arg_token = false;
+static const char *arg_audience = NULL;
+static const char *arg_issuer = NULL;
+static const char *arg_jwks = NULL;
+static const char *arg_user = NULL;
+static const char *arg_service = NULL;
+static const char *arg_groups = NULL;
+static unsigned arg_given = 0;
+
+static void help(void) {
+        printf("Usage: latchctl [--socket PATH] [--json] COMMAND ...\n"
+               "\n"
+               "Talks to latchd, the latch authentication daemon.\n"
+               "\n"
+               "Commands:\n"
+               "  hello                                 check that the daemon answers\n"
+               "  authenticate SERVICE USER             check a password (from stdin or a prompt)\n"
+               "  login SERVICE USER [--token] [--audience AUD]\n"
+               "                                        make a session (password as above)\n"
+               "  validate SESSION                      check a session\n"
+               "  logout SESSION                        end a session\n"
+               "  token issue SESSION [--audience AUD]  issue a token for a session\n"
+               "  token verify TOKEN [--jwks FILE] [--audience AUD] [--issuer ISS]\n"
+               "                                        verify a token (offline with --jwks)\n"
+               "  jwks                                  print the public key set\n"
+               "  sessions list [--user USER] [--service SERVICE]\n"
+               "  sessions revoke (HANDLE | --user USER)\n"
+               "  keys rotate                           make a new signing key\n"
+               "  stats                                 print counters and gauges\n"
+               "  reload                                reload configuration and stacks\n"
+               "  user add|passwd|del FILE USER [--groups G,G]\n"
+               "                                        edit a file-plugin user database\n"
+               "\n"
+               "A SESSION or TOKEN given as '-' is read from stdin (one line).\n"
+               "\n"
+               "Options:\n"
+               "  --socket PATH   daemon socket (default: $LATCH_SOCKET, else %s)\n"
+               "  --json          print exactly one JSON object\n"
+               "  --help          show this help\n"
+               "  --version       show the version\n"
+               "\n"
+               "Exit status: 0 done; 1 refused; 2 usage error or unreadable input;\n"
+               "3 daemon unreachable, unavailable or failed.\n",
+               LATCH_SOCKET_PATH);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Helpers */
+
+static int client_open(latch_client **ret) {
+        int r = latch_client_new(arg_socket, ret);
+        if (r == LATCH_ERR_INVALID_ARGUMENT)
+                return print_usage_error("invalid socket path");
+        if (r != LATCH_OK)
+                return print_error(exit_code_for(r), latch_error_name(r), "%s", latch_strerror(r));
+        return EXIT_DONE;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(latch_client *, latch_client_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(latch_reply *, latch_reply_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(latch_keyset *, latch_keyset_free);
+static inline void latch_secret_freep(char **p) {
+        latch_secret_free(*p);
+}
+
+/* A secret argument: the word itself, or a line of stdin for "-". */
+static int secret_arg(const char *word, const char *prompt, char **ret) {
+        if (!streq(word, "-")) {
+                char *s = strdup(word);
+                if (!s)
+                        return print_error(EXIT_UNAVAILABLE, "no_memory", "out of memory");
+                *ret = s;
+                return EXIT_DONE;
+        }
+        return read_secret(prompt, false, ret);
+}
+
+/* Runs one call on a fresh client and prints its result with `print`. */
+typedef int (*call_fn)(latch_client *c, char **argv, latch_reply **ret);
+
+static int run_call(call_fn call, char **argv, int (*print)(const latch_reply *)) {
+        _cleanup_(latch_client_freep) latch_client *c = NULL;
+        _cleanup_(latch_reply_freep) latch_reply *reply = NULL;
+        int r;
+
+        r = client_open(&c);
+        if (r != EXIT_DONE)
+                return r;
+        r = call(c, argv, &reply);
+        if (r != LATCH_OK)
+                return print_client_error(c, r);
+        return print(reply);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Daemon commands */
+
+static int call_hello(latch_client *c, char **argv, latch_reply **ret) {
+        return latch_hello(c, ret);
+}
+
+static int call_jwks(latch_client *c, char **argv, latch_reply **ret) {
+        return latch_jwks(c, ret);
+}
+
+static int call_keys_rotate(latch_client *c, char **argv, latch_reply **ret) {
+        return latch_keys_rotate(c, ret);
+}
+
+static int call_stats(latch_client *c, char **argv, latch_reply **ret) {
+        return latch_stats(c, ret);
+}
+
+static int call_reload(latch_client *c, char **argv, latch_reply **ret) {
+        return latch_reload(c, ret);
+}
+
+static int call_sessions_list(latch_client *c, char **argv, latch_reply **ret) {
+        return latch_sessions_list(c, arg_user, arg_service, ret);
+}
+
+static int cmd_simple(char **argv, call_fn call) {
+        return run_call(call, argv, print_reply);
+}
+
+static int cmd_hello(char **argv) { return cmd_simple(argv, call_hello); }
+static int cmd_keys_rotate(char **argv) { return cmd_simple(argv, call_keys_rotate); }
+static int cmd_stats(char **argv) { return cmd_simple(argv, call_stats); }
+static int cmd_reload(char **argv) { return cmd_simple(argv, call_reload); }
+static int cmd_jwks(char **argv) { return run_call(call_jwks, argv, print_jwks); }
+static int cmd_sessions_list(char **argv) { return run_call(call_sessions_list, argv, print_sessions); }
+
+static int cmd_sessions_revoke(char **argv) {
+        if (!argv[0] == !arg_user)
+                return print_usage_error("sessions revoke takes a HANDLE or --user USER (one of them)");
+
+        _cleanup_(latch_client_freep) latch_client *c = NULL;
+        _cleanup_(latch_reply_freep) latch_reply *reply = NULL;
+        int r = client_open(&c);
+        if (r != EXIT_DONE)
+                return r;
+        r = latch_sessions_revoke(c, argv[0], arg_user, &reply);
+        if (r != LATCH_OK)
+                return print_client_error(c, r);
+        return print_reply(reply);
+}
+
+/* authenticate and login: SERVICE USER, password from stdin or a prompt. */
+static int cmd_password_op(char **argv, bool login) {
+        _cleanup_(latch_client_freep) latch_client *c = NULL;
+        _cleanup_(latch_reply_freep) latch_reply *reply = NULL;
+        _cleanup_(latch_secret_freep) char *password = NULL;
+        int r;
+
+        r = client_open(&c);
+        if (r != EXIT_DONE)
+                return r;
+        r = read_secret("Password: ", false, &password);
+        if (r != EXIT_DONE)
+                return r;
+
+        if (login)
+                r = latch_login(c, argv[0], argv[1], password, NULL, arg_token, arg_audience, &reply);
+        else
+                r = latch_authenticate(c, argv[0], argv[1], password, NULL, &reply);
+        if (r != LATCH_OK)
+                return print_client_error(c, r);
+        return print_reply(reply);
+}
+
+static int cmd_authenticate(char **argv) { return cmd_password_op(argv, false); }
+static int cmd_login(char **argv) { return cmd_password_op(argv, true); }
+
+/* validate, logout, token issue: SESSION, possibly "-". */
+static int cmd_session_op(char **argv, const char *op) {
+        _cleanup_(latch_client_freep) latch_client *c = NULL;
+        _cleanup_(latch_reply_freep) latch_reply *reply = NULL;
+        _cleanup_(latch_secret_freep) char *session = NULL;
+        int r;
+
+        r = client_open(&c);
+        if (r != EXIT_DONE)
+                return r;
+        r = secret_arg(argv[0], "Session: ", &session);
+        if (r != EXIT_DONE)
+                return r;
+
+        if (streq(op, "validate"))
+                r = latch_validate(c, session, NULL, &reply);
+        else if (streq(op, "logout"))
+                r = latch_logout(c, session, &reply);
+        else
+                r = latch_token(c, session, arg_audience, &reply);
+        if (r != LATCH_OK)
+                return print_client_error(c, r);
+        return print_reply(reply);
+}
+
+static int cmd_validate(char **argv) { return cmd_session_op(argv, "validate"); }
+static int cmd_logout(char **argv) { return cmd_session_op(argv, "logout"); }
+static int cmd_token_issue(char **argv) { return cmd_session_op(argv, "token"); }
+
+/* Prints {"claims": CLAIMS} as `verify` answers it, so both ways of
+ * verifying print the same thing. */
+static int print_claims(const char *claims_json) {
+        size_t n = strlen(claims_json) + sizeof("{\"claims\":}");
+        _cleanup_free_ char *text = malloc(n);
+        if (!text)
+                return print_error(EXIT_UNAVAILABLE, "no_memory", "out of memory");
+        snprintf(text, n, "{\"claims\":%s}", claims_json);
+        return print_json_text(text);
+}
+
+static int verify_offline(const char *token) {
+        _cleanup_(latch_keyset_freep) latch_keyset *ks = NULL;
+        _cleanup_free_ char *claims = NULL;
+        const char *reason;
+        int r;
+
+        r = latch_jwks_load_file(arg_jwks, &ks);
+        if (r == LATCH_ERR_IO)
+                return print_error(EXIT_USAGE, "io", "cannot read %s: %s", arg_jwks, strerror(errno));
+        if (r == LATCH_ERR_INVALID_ARGUMENT)
+                return print_error(EXIT_USAGE, "usage", "%s: not a valid JWKS", arg_jwks);
+        if (r != LATCH_OK)
+                return print_error(exit_code_for(r), latch_error_name(r), "%s", latch_strerror(r));
+
+        r = latch_token_verify(ks, token, arg_audience, arg_issuer, OFFLINE_LEEWAY, 0, &claims, NULL, &reason);
+        if (r != LATCH_OK)
+                return print_error(exit_code_for(r), latch_error_name(r), "%s", reason);
+        return print_claims(claims);
+}
+
+static int verify_online(const char *token) {
+        _cleanup_(latch_client_freep) latch_client *c = NULL;
+        _cleanup_(latch_reply_freep) latch_reply *reply = NULL;
+        int r;
+
+        r = client_open(&c);
+        if (r != EXIT_DONE)
+                return r;
+        r = latch_verify(c, token, arg_audience, &reply);
+        if (r != LATCH_OK)
+                return print_client_error(c, r);
+
+        /* The op takes no issuer: check the claims latchd vouched for. */
+        if (arg_issuer) {
+                _cleanup_free_ char *claims = latch_reply_json(reply, "claims");
+                json_t *o = claims ? json_loads(claims, 0, NULL) : NULL;
+                bool match = streq_ptr(json_string_value(json_object_get(o, "iss")), arg_issuer);
+                json_decref(o);
+                if (!match)
+                        return print_error(EXIT_REFUSED, latch_error_name(LATCH_ERR_INVALID_TOKEN),
+                                           "issuer does not match");
+        }
+        return print_reply(reply);
+}
+
+static int cmd_token_verify(char **argv) {
+        _cleanup_(latch_secret_freep) char *token = NULL;
+
+        int r = secret_arg(argv[0], "Token: ", &token);
+        if (r != EXIT_DONE)
+                return r;
+        return arg_jwks ? verify_offline(token) : verify_online(token);
+}
+
+/* ------------------------------------------------------------------------ */
+/* user add|passwd|del FILE USER */
+
+static int user_result(int r, const char *file, const char *user, const char *done) {
+        switch (r) {
+        case 0:
+                break;
+        case -EEXIST:
+                return print_error(EXIT_REFUSED, "exists", "%s: user %s already exists", file, user);
+        case -ENOENT:
+                return print_error(EXIT_REFUSED, "not_found", "%s: no such user %s (or no such file)", file, user);
+        case -EINVAL:
+                return print_error(EXIT_USAGE, "usage", "invalid user name, groups or password");
+        case -EACCES:
+        case -EPERM:
+        case -ELOOP:
+        case -EISDIR:
+        case -EFBIG:
+                return print_error(EXIT_USAGE, "io", "%s: %s", file, strerror(-r));
+        default:
+                return print_error(EXIT_UNAVAILABLE, "io", "%s: %s", file, strerror(-r));
+        }
+
+        if (arg_json) {
+                json_t *o = json_pack("{s:s,s:s}", "file", file, "user", user);
+                if (!o)
+                        return print_error(EXIT_UNAVAILABLE, "no_memory", "out of memory");
+                json_dumpf(o, stdout, JSON_COMPACT);
+                fputc('\n', stdout);
+                json_decref(o);
+        } else
+                printf("%s: user %s %s\n", file, user, done);
+        return EXIT_DONE;
+}
+
+static int cmd_user_add_passwd(char **argv, bool add) {
+        _cleanup_(latch_secret_freep) char *password = NULL;
+
+        int r = read_secret("New password: ", true, &password);
+        if (r != EXIT_DONE)
+                return r;
+        if (add)
+                r = userdb_add(argv[0], argv[1], password, arg_groups);
+        else
+                r = userdb_passwd(argv[0], argv[1], password, arg_groups);
+        return user_result(r, argv[0], argv[1], add ? "added" : "updated");
+}
+
+static int cmd_user_add(char **argv) { return cmd_user_add_passwd(argv, true); }
+static int cmd_user_passwd(char **argv) { return cmd_user_add_passwd(argv, false); }
+static int cmd_user_del(char **argv) {
+        return user_result(userdb_del(argv[0], argv[1]), argv[0], argv[1], "deleted");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Dispatch */
+
+static const struct command {
+        const char *verb, *object; /* object NULL: a one-word command */
+        int min_args, max_args;
+        unsigned options;
+        int (*run)(char **argv);
+} commands[] = {
+        { "hello",        NULL,      0, 0, 0,                                   cmd_hello },
+        { "authenticate", NULL,      2, 2, 0,                                   cmd_authenticate },
+        { "login",        NULL,      2, 2, OPT_TOKEN | OPT_AUDIENCE,            cmd_login },
+        { "validate",     NULL,      1, 1, 0,                                   cmd_validate },
+        { "logout",       NULL,      1, 1, 0,                                   cmd_logout },
+        { "token",        "issue",   1, 1, OPT_AUDIENCE,                        cmd_token_issue },
+        { "token",        "verify",  1, 1, OPT_JWKS | OPT_AUDIENCE | OPT_ISSUER, cmd_token_verify },
+        { "jwks",         NULL,      0, 0, 0,                                   cmd_jwks },
+        { "sessions",     "list",    0, 0, OPT_USER | OPT_SERVICE,              cmd_sessions_list },
+        { "sessions",     "revoke",  0, 1, OPT_USER,                            cmd_sessions_revoke },
+        { "keys",         "rotate",  0, 0, 0,                                   cmd_keys_rotate },
+        { "stats",        NULL,      0, 0, 0,                                   cmd_stats },
+        { "reload",       NULL,      0, 0, 0,                                   cmd_reload },
+        { "user",         "add",     2, 2, OPT_GROUPS,                          cmd_user_add },
+        { "user",         "passwd",  2, 2, OPT_GROUPS,                          cmd_user_passwd },
+        { "user",         "del",     2, 2, 0,                                   cmd_user_del },
+};
+
+static int parse_argv(int argc, char *argv[]) {
+        enum { ARG_SOCKET = 0x100, ARG_JSON, ARG_HELP, ARG_VERSION, ARG_TOKEN, ARG_AUDIENCE, ARG_ISSUER,
+               ARG_JWKS, ARG_USER, ARG_SERVICE, ARG_GROUPS };
+        static const struct option options[] = {
+                { "socket",   required_argument, NULL, ARG_SOCKET },
+                { "json",     no_argument,       NULL, ARG_JSON },
+                { "help",     no_argument,       NULL, ARG_HELP },
+                { "version",  no_argument,       NULL, ARG_VERSION },
+                { "token",    no_argument,       NULL, ARG_TOKEN },
+                { "audience", required_argument, NULL, ARG_AUDIENCE },
+                { "issuer",   required_argument, NULL, ARG_ISSUER },
+                { "jwks",     required_argument, NULL, ARG_JWKS },
+                { "user",     required_argument, NULL, ARG_USER },
+                { "service",  required_argument, NULL, ARG_SERVICE },
+                { "groups",   required_argument, NULL, ARG_GROUPS },
+                {}
+        };
+        bool help_wanted = false, version_wanted = false;
+        int c;
+
+        /* --json first, so that even errors in the options come out as JSON. */
+        for (int i = 1; i < argc && !streq(argv[i], "--"); i++)
+                if (streq(argv[i], "--json"))
+                        arg_json = true;
+
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":", options, NULL)) >= 0)
+                switch (c) {
+                case ARG_SOCKET:   arg_socket = optarg; break;
+                case ARG_JSON:     arg_json = true; break;
+                case ARG_HELP:     help_wanted = true; break;
+                case ARG_VERSION:  version_wanted = true; break;
+                case ARG_TOKEN:    arg_token = true; arg_given |= OPT_TOKEN; break;
+                case ARG_AUDIENCE: arg_audience = optarg; arg_given |= OPT_AUDIENCE; break;
+                case ARG_ISSUER:   arg_issuer = optarg; arg_given |= OPT_ISSUER; break;
+                case ARG_JWKS:     arg_jwks = optarg; arg_given |= OPT_JWKS; break;
+                case ARG_USER:     arg_user = optarg; arg_given |= OPT_USER; break;
+                case ARG_SERVICE:  arg_service = optarg; arg_given |= OPT_SERVICE; break;
+                case ARG_GROUPS:   arg_groups = optarg; arg_given |= OPT_GROUPS; break;
+                case ':':
+                        return print_usage_error("option '%s' needs an argument", argv[optind - 1]);
+                default:
+                        return print_usage_error("unknown option '%s'", argv[optind - 1]);
+                }
+
+        if (help_wanted) {
+                help();
+                return -1;
+        }
+        if (version_wanted) {
+                printf("latchctl %s\n", LATCH_VERSION);
+                return -1;
+        }
+        return EXIT_DONE;
+}
+
+int main(int argc, char *argv[]) {
+        int r = parse_argv(argc, argv);
+        if (r < 0)
+                return EXIT_DONE; /* --help or --version */
+        if (r != EXIT_DONE)
+                return r;
+
+        char **words = argv + optind;
+        int n = argc - optind;
+        if (n == 0)
+                return print_usage_error("no command given");
+
+        bool verb_known = false;
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
+                const struct command *cmd = &commands[i];
+
+                if (!streq(words[0], cmd->verb))
+                        continue;
+                verb_known = true;
+
+                int skip = 1;
+                if (cmd->object) {
+                        if (n < 2 || !streq(words[1], cmd->object))
+                                continue;
+                        skip = 2;
+                }
+
+                int nargs = n - skip;
+                if (nargs < cmd->min_args || nargs > cmd->max_args)
+                        return print_usage_error("wrong number of arguments for '%s%s%s'", cmd->verb,
+                                                 cmd->object ? " " : "", cmd->object ? cmd->object : "");
+                if (arg_given & ~cmd->options)
+                        return print_usage_error("an option given does not apply to '%s%s%s'", cmd->verb,
+                                                 cmd->object ? " " : "", cmd->object ? cmd->object : "");
+                return cmd->run(words + skip);
+        }
+
+        if (verb_known)
+                return print_usage_error("unknown subcommand '%s %s'", words[0], n > 1 ? words[1] : "");
+        return print_usage_error("unknown command '%s'", words[0]);
+}

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* latchctl internals: exit codes, output (output.c) and secret input
+ * (input.c). */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "latch/latch.h"
+
+/* Exit codes fixed by the contract. */
+enum {
+        EXIT_DONE = 0,
+        EXIT_REFUSED = 1,     /* denied, invalid_session, invalid_token, forbidden, unknown_service */
+        EXIT_USAGE = 2,       /* usage error or unreadable input */
+        EXIT_UNAVAILABLE = 3, /* unreachable, unavailable, internal, other failures */
+};
+
+/* Set once from --json: every command then prints exactly one JSON object. */
+extern bool arg_json;
+
+/* The exit code for a liblatch result. */
+int exit_code_for(int err);
+
+/* Prints a failure (stderr for humans, one JSON object on stdout with
+ * --json) and returns `exit_code`. `code` is the machine code ("denied",
+ * "usage", ...). */
+int print_error(int exit_code, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Prints a usage error and returns EXIT_USAGE. */
+int print_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Prints the failure of a call on `client` and returns its exit code. */
+int print_client_error(latch_client *client, int err);
+
+/* Prints a successful reply: its results as one JSON object with --json,
+ * else readable `key: value` lines (nested objects flattened with dots). */
+int print_reply(const latch_reply *reply);
+
+/* Prints a JSON object given as text: as is with --json, else as lines. */
+int print_json_text(const char *json);
+
+/* Prints `sessions` of a sessions.list reply as a table (or JSON). */
+int print_sessions(const latch_reply *reply);
+
+/* Prints a JWKS reply: the document, indented for humans. */
+int print_jwks(const latch_reply *reply);
+
+/*
+ * Reads one secret line from stdin into a new buffer, without its newline.
+ * On a terminal, prompts on stderr with `prompt` and turns echo off; with
+ * `confirm` asks twice and requires the same answer. Returns 0 and the
+ * secret (free with latch_secret_free()), or prints why and returns
+ * EXIT_USAGE (no input, too long, mismatch, read error).
+ */
+int read_secret(const char *prompt, bool confirm, char **ret);

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * liblatch internals shared by its files: the client handle, the request
+ * writer (request.c), the call engine (client.c) and replies (reply.c).
+ * Nothing here is exported.
+ */
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "latch/latch.h"
+
+#define LATCH_DEFAULT_TIMEOUT_MS 5000u
+#define LATCH_DEFAULT_MAX_RESPONSE (1024u * 1024u)
+#define LATCH_MESSAGE_MAX 512
+
+struct latch_client {
+        char *socket_path;
+        int fd;                 /* -1 while not connected */
+        uint32_t timeout_ms;    /* 0: no limit */
+        size_t max_response;
+
+        int last_error;
+        char *last_code;        /* latchd's "error" for the last failed call, or NULL */
+        char last_message[LATCH_MESSAGE_MAX];
+};
+
+struct latch_reply {
+        json_t *response;       /* the whole response object */
+        char *raw;              /* its text as received, NUL-terminated */
+};
+
+/* A request frame being written: 4 length bytes, then one JSON object.
+ * Growing it never leaves a copy behind (the old buffer is wiped). */
+struct request {
+        char *buf;
+        size_t len, cap;
+        int error;              /* first error: LATCH_ERR_* */
+        bool idempotent;
+};
+
+/* Starts {"op":OP; whether the request may be retried follows from the op. */
+void request_begin(struct request *req, const char *op);
+void request_add_string(struct request *req, const char *key, const char *value); /* NULL value: skipped */
+void request_add_bool(struct request *req, const char *key, bool value);
+/* Closes the object and fills in the length. Returns LATCH_OK or the first
+ * error met while writing. */
+int request_end(struct request *req);
+/* Frames `json` (a complete object) as is. */
+int request_from_text(struct request *req, const char *json, size_t len, bool idempotent);
+/* Wipes and frees the buffer; the struct may be reused after. */
+void request_done(struct request *req);
+bool op_is_idempotent(const char *op);
+bool utf8_is_valid(const char *s, size_t len);
+
+/* Records the outcome of a call on the handle; returns err. The message is
+ * formatted like printf; NULL uses latch_strerror(err). */
+int client_fail(latch_client *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void client_succeed(latch_client *c);
+
+/* Sends the request and reads the answer, retrying idempotent requests once
+ * on a dropped connection. On LATCH_OK *ret_reply (may be NULL) gets the
+ * reply. Wipes the request in every case. */
+int client_call(latch_client *c, struct request *req, latch_reply **ret_reply);
+
+/* Wipes every string in a JSON value (responses may hold session ids). */
+void json_wipe_strings(json_t *v);

@@ -1,0 +1,409 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The client handle and the call engine: connecting, framing (4-byte
+ * big-endian length + JSON object), deadlines, and the single retry of
+ * idempotent requests whose connection dropped.
+ */
+
+#include <errno.h>
+#include <poll.h>
+#include <stddef.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <time.h>
+
+#include "client-internal.h"
+#include "config.h"
+#include "macro.h"
+
+/* ------------------------------------------------------------------------ */
+/* Handle */
+
+_public_ int latch_client_new(const char *socket_path, latch_client **ret) {
+        assert_return(ret, LATCH_ERR_INVALID_ARGUMENT);
+
+        if (!socket_path) {
+                const char *e = secure_getenv("LATCH_SOCKET");
+                socket_path = e && *e ? e : LATCH_SOCKET_PATH;
+        }
+        assert_return(*socket_path, LATCH_ERR_INVALID_ARGUMENT);
+        assert_return(strlen(socket_path) < sizeof(((struct sockaddr_un *) NULL)->sun_path), LATCH_ERR_INVALID_ARGUMENT);
+
+        latch_client *c = calloc(1, sizeof(*c));
+        if (!c)
+                return LATCH_ERR_NO_MEMORY;
+        c->socket_path = strdup(socket_path);
+        if (!c->socket_path) {
+                free(c);
+                return LATCH_ERR_NO_MEMORY;
+        }
+        c->fd = -1;
+        c->timeout_ms = LATCH_DEFAULT_TIMEOUT_MS;
+        c->max_response = LATCH_DEFAULT_MAX_RESPONSE;
+        client_succeed(c);
+
+        *ret = c;
+        return LATCH_OK;
+}
+
+static void client_disconnect(latch_client *c) {
+        c->fd = safe_close(c->fd);
+}
+
+_public_ void latch_client_free(latch_client *client) {
+        if (!client)
+                return;
+        client_disconnect(client);
+        free(client->socket_path);
+        free(client->last_code);
+        free(client);
+}
+
+_public_ const char *latch_client_socket_path(const latch_client *client) {
+        assert_return(client, NULL);
+        return client->socket_path;
+}
+
+_public_ int latch_client_set_timeout(latch_client *client, uint32_t timeout_ms) {
+        assert_return(client, LATCH_ERR_INVALID_ARGUMENT);
+        assert_return(timeout_ms <= INT32_MAX, LATCH_ERR_INVALID_ARGUMENT);
+        client->timeout_ms = timeout_ms;
+        return LATCH_OK;
+}
+
+_public_ int latch_client_set_max_response(latch_client *client, size_t max) {
+        assert_return(client, LATCH_ERR_INVALID_ARGUMENT);
+        assert_return(max > 0 && max <= UINT32_MAX, LATCH_ERR_INVALID_ARGUMENT);
+        client->max_response = max;
+        return LATCH_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Deadlines */
+
+static int64_t now_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* INT64_MAX: no deadline. */
+static int64_t deadline_from_now(const latch_client *c) {
+        return c->timeout_ms == 0 ? INT64_MAX : now_ms() + c->timeout_ms;
+}
+
+/* Milliseconds left for poll(): -1 forever, 0 when expired. */
+static int deadline_left(int64_t deadline) {
+        if (deadline == INT64_MAX)
+                return -1;
+        int64_t left = deadline - now_ms();
+        return left <= 0 ? 0 : (int) MIN(left, (int64_t) INT32_MAX);
+}
+
+/* Waits until fd is ready for `events`. Returns 0, -ETIMEDOUT or -errno. */
+static int wait_fd(int fd, short events, int64_t deadline) {
+        for (;;) {
+                struct pollfd p = { .fd = fd, .events = events };
+                int left = deadline_left(deadline);
+
+                if (left == 0)
+                        return -ETIMEDOUT;
+                int r = poll(&p, 1, left);
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (r > 0)
+                        return 0; /* also on POLLHUP/POLLERR: the next I/O reports it */
+        }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Connecting */
+
+static int client_open(latch_client *c, int64_t deadline) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        size_t n = strlen(c->socket_path);
+        socklen_t salen;
+
+        memcpy(sa.sun_path, c->socket_path, n);
+        if (sa.sun_path[0] == '@') {
+                /* Abstract namespace: the name is the bytes after the NUL. */
+                sa.sun_path[0] = '\0';
+                salen = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + n);
+        } else
+                salen = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + n + 1);
+
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return client_fail(c, errno == ENOMEM || errno == ENOBUFS ? LATCH_ERR_NO_MEMORY : LATCH_ERR_UNREACHABLE,
+                                   "cannot create a socket: %s", strerror(errno));
+
+        /* A Unix stream connect blocks only while the listener's backlog is
+         * full, and then honours SO_SNDTIMEO; all later I/O uses
+         * MSG_DONTWAIT and poll(). */
+        int left = deadline_left(deadline);
+        if (left == 0)
+                return client_fail(c, LATCH_ERR_TIMEOUT, "timed out connecting to %s", c->socket_path);
+        if (left > 0) {
+                struct timeval tv = { .tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000 };
+                (void) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        }
+
+        for (;;) {
+                if (connect(fd, (struct sockaddr *) &sa, salen) >= 0)
+                        break;
+                if (errno == EINTR)
+                        continue;
+                if (errno == EAGAIN || errno == EINPROGRESS)
+                        return client_fail(c, LATCH_ERR_TIMEOUT, "timed out connecting to %s (daemon busy)",
+                                           c->socket_path);
+                return client_fail(c, LATCH_ERR_UNREACHABLE, "cannot connect to %s: %s", c->socket_path,
+                                   strerror(errno));
+        }
+
+        c->fd = TAKE_FD(fd);
+        return LATCH_OK;
+}
+
+/* A kept connection may have been closed by latchd meanwhile (idle
+ * timeout). Nothing is outstanding between calls, so anything readable
+ * means EOF, a reset or junk: start afresh. This is not a retry: the new
+ * request has not been sent anywhere yet. */
+static bool client_connection_stale(latch_client *c) {
+        struct pollfd p = { .fd = c->fd, .events = POLLIN };
+
+        return poll(&p, 1, 0) != 0;
+}
+
+static int client_ensure_connected(latch_client *c, int64_t deadline) {
+        if (c->fd >= 0 && client_connection_stale(c))
+                client_disconnect(c);
+        if (c->fd >= 0)
+                return LATCH_OK;
+        return client_open(c, deadline);
+}
+
+_public_ int latch_client_connect(latch_client *client) {
+        assert_return(client, LATCH_ERR_INVALID_ARGUMENT);
+
+        int r = client_ensure_connected(client, deadline_from_now(client));
+        if (r == LATCH_OK)
+                client_succeed(client);
+        return r;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Framing */
+
+/* Writes all of buf. Returns 0, -ETIMEDOUT, -EPIPE/-ECONNRESET (dropped) or
+ * another -errno. */
+static int send_all(int fd, const char *buf, size_t len, int64_t deadline) {
+        while (len > 0) {
+                ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno != EAGAIN)
+                                return negative_errno();
+                        int r = wait_fd(fd, POLLOUT, deadline);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                buf += n;
+                len -= (size_t) n;
+        }
+        return 0;
+}
+
+/* Reads exactly len bytes. Returns 0, -ECONNRESET for EOF, -ETIMEDOUT or
+ * -errno. */
+static int recv_all(int fd, void *buf, size_t len, int64_t deadline) {
+        char *p = buf;
+
+        while (len > 0) {
+                ssize_t n = recv(fd, p, len, MSG_DONTWAIT);
+                if (n == 0)
+                        return -ECONNRESET;
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno != EAGAIN)
+                                return negative_errno();
+                        int r = wait_fd(fd, POLLIN, deadline);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                p += n;
+                len -= (size_t) n;
+        }
+        return 0;
+}
+
+static bool errno_is_disconnect(int r) {
+        return r == -ECONNRESET || r == -EPIPE || r == -ECONNABORTED || r == -ENOTCONN;
+}
+
+void json_wipe_strings(json_t *v) {
+        const char *key;
+        json_t *item;
+        size_t i;
+
+        if (json_is_string(v))
+                sodium_memzero((char *) json_string_value(v), json_string_length(v));
+        else if (json_is_object(v)) {
+                json_object_foreach(v, key, item)
+                        json_wipe_strings(item);
+        } else if (json_is_array(v)) {
+                json_array_foreach(v, i, item)
+                        json_wipe_strings(item);
+        }
+}
+
+/* Copies latchd's message, dropping control characters so a hostile or
+ * broken daemon cannot write escape sequences to a terminal through us. */
+static void client_fail_server(latch_client *c, const char *code, const char *message) {
+        client_fail(c, latch_error_from_code(code), "%s", message ? message : latch_strerror(latch_error_from_code(code)));
+        for (char *p = c->last_message; *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                        *p = ' ';
+        c->last_code = strdup(code); /* NULL on ENOMEM: only a convenience is lost */
+}
+
+/* Outcome of one attempt: LATCH_OK, an error recorded on the handle, or
+ * -ECONNRESET (dropped before a complete answer; nothing recorded). */
+static int client_attempt(latch_client *c, const struct request *req, int64_t deadline, latch_reply **ret) {
+        int r;
+
+        r = client_ensure_connected(c, deadline);
+        if (r != LATCH_OK)
+                return r;
+
+        r = send_all(c->fd, req->buf, req->len, deadline);
+        if (r < 0) {
+                client_disconnect(c);
+                if (r == -ETIMEDOUT)
+                        return client_fail(c, LATCH_ERR_TIMEOUT, "timed out sending to %s", c->socket_path);
+                if (errno_is_disconnect(r))
+                        return -ECONNRESET;
+                return client_fail(c, LATCH_ERR_DISCONNECTED, "cannot send to %s: %s", c->socket_path, strerror(-r));
+        }
+
+        uint8_t hdr[4];
+        r = recv_all(c->fd, hdr, sizeof(hdr), deadline);
+        if (r < 0) {
+                client_disconnect(c);
+                if (r == -ETIMEDOUT)
+                        return client_fail(c, LATCH_ERR_TIMEOUT, "timed out waiting for %s", c->socket_path);
+                if (errno_is_disconnect(r))
+                        return -ECONNRESET;
+                return client_fail(c, LATCH_ERR_DISCONNECTED, "cannot read from %s: %s", c->socket_path, strerror(-r));
+        }
+
+        size_t n = (size_t) hdr[0] << 24 | (size_t) hdr[1] << 16 | (size_t) hdr[2] << 8 | hdr[3];
+        if (n == 0) {
+                client_disconnect(c);
+                return client_fail(c, LATCH_ERR_PROTOCOL, "empty response frame");
+        }
+        if (n > c->max_response) {
+                /* The rest of the frame is never read: the connection is
+                 * out of step and goes. */
+                client_disconnect(c);
+                return client_fail(c, LATCH_ERR_PROTOCOL, "response of %zu bytes exceeds the limit of %zu bytes",
+                                   n, c->max_response);
+        }
+
+        char *raw = malloc(n + 1);
+        if (!raw) {
+                client_disconnect(c);
+                return client_fail(c, LATCH_ERR_NO_MEMORY, NULL);
+        }
+        r = recv_all(c->fd, raw, n, deadline);
+        if (r < 0) {
+                sodium_memzero(raw, n);
+                free(raw);
+                client_disconnect(c);
+                if (r == -ETIMEDOUT)
+                        return client_fail(c, LATCH_ERR_TIMEOUT, "timed out waiting for %s", c->socket_path);
+                if (errno_is_disconnect(r))
+                        return -ECONNRESET;
+                return client_fail(c, LATCH_ERR_DISCONNECTED, "cannot read from %s: %s", c->socket_path, strerror(-r));
+        }
+        raw[n] = '\0';
+
+        json_error_t jerr;
+        json_t *resp = json_loadb(raw, n, JSON_REJECT_DUPLICATES, &jerr);
+        json_t *ok = json_object_get(resp, "ok");
+        if (!json_is_object(resp) || !json_is_boolean(ok)) {
+                json_wipe_strings(resp);
+                json_decref(resp);
+                sodium_memzero(raw, n);
+                free(raw);
+                /* After a frame we cannot read, we cannot trust the next. */
+                client_disconnect(c);
+                return client_fail(c, LATCH_ERR_PROTOCOL, "malformed response (not a JSON object with \"ok\")");
+        }
+
+        if (json_is_false(ok)) {
+                const char *code = json_string_value(json_object_get(resp, "error"));
+                const char *message = json_string_value(json_object_get(resp, "message"));
+
+                if (code)
+                        client_fail_server(c, code, message);
+                else
+                        client_fail(c, LATCH_ERR_PROTOCOL, "malformed error response (no \"error\" code)");
+                json_wipe_strings(resp);
+                json_decref(resp);
+                sodium_memzero(raw, n);
+                free(raw);
+                return c->last_error;
+        }
+
+        latch_reply *reply = NULL;
+        if (ret) {
+                reply = calloc(1, sizeof(*reply));
+                if (!reply) {
+                        json_wipe_strings(resp);
+                        json_decref(resp);
+                        sodium_memzero(raw, n);
+                        free(raw);
+                        return client_fail(c, LATCH_ERR_NO_MEMORY, NULL);
+                }
+                reply->response = resp;
+                reply->raw = raw;
+        } else {
+                json_wipe_strings(resp);
+                json_decref(resp);
+                sodium_memzero(raw, n);
+                free(raw);
+        }
+
+        client_succeed(c);
+        if (ret)
+                *ret = reply;
+        return LATCH_OK;
+}
+
+int client_call(latch_client *c, struct request *req, latch_reply **ret_reply) {
+        int64_t deadline = deadline_from_now(c);
+        int r;
+
+        r = client_attempt(c, req, deadline, ret_reply);
+        if (r == -ECONNRESET && req->idempotent)
+                /* Once only, on a fresh connection (the old one is closed). */
+                r = client_attempt(c, req, deadline, ret_reply);
+        if (r == -ECONNRESET)
+                r = client_fail(c, LATCH_ERR_DISCONNECTED, "connection to %s lost before the answer%s", c->socket_path,
+                                req->idempotent ? " (also when retried)" : "");
+
+        request_done(req);
+        return r;
+}

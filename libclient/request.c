@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Request frames. Requests carry passwords and session ids, so they are
+ * written by hand into one buffer that this file owns and wipes, rather than
+ * through Jansson (whose objects and dumps we could not wipe reliably).
+ */
+
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "client-internal.h"
+#include "macro.h"
+
+/* The ops whose repetition changes nothing that matters (validate slides
+ * the idle expiry, which a repeat only slides again), so a request lost with
+ * its connection may be sent once more. */
+bool op_is_idempotent(const char *op) {
+        static const char *const ops[] = { "hello", "validate", "verify", "jwks", "stats" };
+
+        for (size_t i = 0; i < ELEMENTSOF(ops); i++)
+                if (streq(op, ops[i]))
+                        return true;
+        return false;
+}
+
+/* Strict UTF-8 (RFC 3629): no overlongs, no surrogates, nothing past
+ * U+10FFFF. NUL cannot occur (C strings). */
+bool utf8_is_valid(const char *s, size_t len) {
+        const unsigned char *p = (const unsigned char *) s, *end = p + len;
+
+        while (p < end) {
+                unsigned char c = *p;
+                size_t n;
+                uint32_t cp;
+
+                if (c < 0x80) {
+                        p++;
+                        continue;
+                } else if ((c & 0xE0) == 0xC0) {
+                        n = 1;
+                        cp = c & 0x1F;
+                } else if ((c & 0xF0) == 0xE0) {
+                        n = 2;
+                        cp = c & 0x0F;
+                } else if ((c & 0xF8) == 0xF0) {
+                        n = 3;
+                        cp = c & 0x07;
+                } else
+                        return false;
+
+                if ((size_t) (end - p) <= n)
+                        return false;
+                for (size_t i = 1; i <= n; i++) {
+                        if ((p[i] & 0xC0) != 0x80)
+                                return false;
+                        cp = (cp << 6) | (p[i] & 0x3F);
+                }
+                if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000))
+                        return false;
+                if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+                        return false;
+                p += n + 1;
+        }
+        return true;
+}
+
+static bool request_reserve(struct request *req, size_t more) {
+        if (req->error)
+                return false;
+        if (req->cap - req->len >= more)
+                return true;
+
+        size_t cap = MAX(req->cap * 2, req->len + more + 256);
+        char *buf = malloc(cap);
+        if (!buf) {
+                req->error = LATCH_ERR_NO_MEMORY;
+                return false;
+        }
+        if (req->buf) {
+                memcpy(buf, req->buf, req->len);
+                sodium_memzero(req->buf, req->cap);
+                free(req->buf);
+        }
+        req->buf = buf;
+        req->cap = cap;
+        return true;
+}
+
+static void request_put(struct request *req, const char *s, size_t n) {
+        if (!request_reserve(req, n))
+                return;
+        memcpy(req->buf + req->len, s, n);
+        req->len += n;
+}
+
+static void request_put_json_string(struct request *req, const char *s) {
+        size_t n = strlen(s);
+
+        if (!utf8_is_valid(s, n)) {
+                if (!req->error)
+                        req->error = LATCH_ERR_INVALID_ARGUMENT;
+                return;
+        }
+        /* Worst case: every byte becomes \u00XX. */
+        if (!request_reserve(req, n * 6 + 2))
+                return;
+
+        char *o = req->buf + req->len;
+        *o++ = '"';
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+                switch (*p) {
+                case '"':  *o++ = '\\'; *o++ = '"'; break;
+                case '\\': *o++ = '\\'; *o++ = '\\'; break;
+                case '\n': *o++ = '\\'; *o++ = 'n'; break;
+                case '\r': *o++ = '\\'; *o++ = 'r'; break;
+                case '\t': *o++ = '\\'; *o++ = 't'; break;
+                default:
+                        if (*p < 0x20) {
+                                static const char hex[] = "0123456789abcdef";
+                                memcpy(o, "\\u00", 4);
+                                o[4] = hex[*p >> 4];
+                                o[5] = hex[*p & 0xF];
+                                o += 6;
+                        } else
+                                *o++ = (char) *p;
+                }
+        }
+        *o++ = '"';
+        req->len = (size_t) (o - req->buf);
+}
+
+static void request_put_key(struct request *req, const char *key) {
+        request_put(req, ",", 1);
+        request_put_json_string(req, key);
+        request_put(req, ":", 1);
+}
+
+void request_begin(struct request *req, const char *op) {
+        *req = (struct request) { .idempotent = op_is_idempotent(op) };
+        /* The length prefix is filled in by request_end(). */
+        request_put(req, "\0\0\0\0{\"op\":", 10);
+        request_put_json_string(req, op);
+}
+
+void request_add_string(struct request *req, const char *key, const char *value) {
+        if (!value)
+                return;
+        request_put_key(req, key);
+        request_put_json_string(req, value);
+}
+
+void request_add_bool(struct request *req, const char *key, bool value) {
+        request_put_key(req, key);
+        request_put(req, value ? "true" : "false", value ? 4 : 5);
+}
+
+static int request_set_length(struct request *req) {
+        size_t n = req->len - 4;
+
+        if (n > UINT32_MAX)
+                return LATCH_ERR_INVALID_ARGUMENT;
+        req->buf[0] = (char) (n >> 24);
+        req->buf[1] = (char) (n >> 16);
+        req->buf[2] = (char) (n >> 8);
+        req->buf[3] = (char) n;
+        return LATCH_OK;
+}
+
+int request_end(struct request *req) {
+        request_put(req, "}", 1);
+        if (req->error)
+                return req->error;
+        return request_set_length(req);
+}
+
+int request_from_text(struct request *req, const char *json, size_t len, bool idempotent) {
+        *req = (struct request) { .idempotent = idempotent };
+        request_put(req, "\0\0\0\0", 4);
+        request_put(req, json, len);
+        if (req->error)
+                return req->error;
+        return request_set_length(req);
+}
+
+void request_done(struct request *req) {
+        if (req->buf) {
+                sodium_memzero(req->buf, req->cap);
+                free(req->buf);
+        }
+        *req = (struct request) {};
+}
