@@ -224,6 +224,13 @@ static int on_sweep_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* Retired keys should leave the key set soon after their last token
+ * expires: check at least twice per token lifetime, at most once a minute. */
+static uint64_t keys_check_interval(const struct daemon *d) {
+        uint64_t half = (uint64_t) token_max_lifetime(d) * 1000000 / 2;
+        return MAX(UINT64_C(1000000), MIN(KEYS_CHECK_USEC, half));
+}
+
 static int on_keys_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct daemon *d = userdata;
         int64_t now = daemon_now();
@@ -247,7 +254,7 @@ static int on_keys_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         }
         if (changed)
                 (void) daemon_publish_jwks(d);
-        (void) sd_event_source_set_time_relative(s, KEYS_CHECK_USEC);
+        (void) sd_event_source_set_time_relative(s, keys_check_interval(d));
         (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         return 0;
 }

@@ -13,6 +13,7 @@
 #define THROTTLE_BASE_USEC 250000ULL      /* the first delay */
 #define THROTTLE_HALF_LIFE_USEC 60000000.0 /* failures halve every minute */
 #define THROTTLE_REMOTE_SHARE 4           /* a remote's own key weighs failures / 4 */
+#define THROTTLE_FREE_INFLIGHT 2          /* concurrent attempts of one key that cost nothing */
 
 struct throttle_entry {
         struct throttle_entry *next;
@@ -96,8 +97,10 @@ static struct throttle_entry *lookup(struct throttle *t, const char *key, size_t
 static uint64_t delay_for(const struct throttle *t, const struct throttle_entry *e) {
         if (!e)
                 return 0;
-        /* Attempts in flight (this one excluded) count like failures. */
-        double n = (e->failures + (double) (e->inflight - 1)) / e->divisor;
+        /* Attempts in flight (this one excluded) count like failures, past
+         * a couple that a real user may well make at once. */
+        unsigned pending = e->inflight - 1 > THROTTLE_FREE_INFLIGHT ? e->inflight - 1 - THROTTLE_FREE_INFLIGHT : 0;
+        double n = (e->failures + (double) pending) / e->divisor;
         if (n < 1.0)
                 return 0;
         if (n > 40)

@@ -95,6 +95,10 @@ class Daemon:
         r = self.ctl(*args, input=password + "\n")
         assert r.returncode == 0, r.stderr
 
+    def read_jwks(self):
+        with open(self.jwks) as f:
+            return json.load(f)
+
     def env(self):
         e = dict(os.environ)
         e["LATCH_SOCKET"] = self.sock
@@ -218,8 +222,18 @@ class DaemonTest(unittest.TestCase):
         self.daemons = []
 
     def tearDown(self):
+        problems = []
         for d in self.daemons:
-            d.stop()
+            running = d.proc is not None and d.proc.poll() is None
+            rc = d.stop()
+            if running and rc not in (0, None):
+                problems.append(f"latchd exited with {rc} on SIGTERM")
+            log = d.log()
+            for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer"):
+                if marker in log:
+                    problems.append(f"{marker} in the daemon's log")
+        if problems:
+            self.fail("; ".join(problems) + "\n" + "\n".join(d.log()[-6000:] for d in self.daemons))
         if os.environ.get("LATCH_KEEP_TMP"):
             print("kept", self.tmp)
         else:
