@@ -87,7 +87,7 @@ int b64url_decode(const char *in, size_t inlen, uint8_t *out, size_t outcap, siz
 
 /* Internal, for tests: signs an arbitrary header and payload (raw bytes,
  * base64url-encoded here) with sk, giving "b64(header).b64(payload).b64(sig)".
- * jwt_sign() is built on it; tests use it to reproduce RFC 8037 A.4 and to
+ * It shares its signing code with jwt_sign(); tests use it to reproduce RFC 8037 A.4 and to
  * forge malformed tokens. Returns 0 and a malloc()ed token, or -ENOMEM. */
 int jwt_sign_compact(const uint8_t sk[64], const void *header, size_t header_len,
                      const void *payload, size_t payload_len, char **ret_token);
