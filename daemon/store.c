@@ -1,0 +1,1354 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The session store on LMDB.
+ *
+ * One environment, the file `sessions.mdb` (and its `sessions.mdb-lock`) in
+ * the state directory, opened MDB_NOSUBDIR|MDB_NOTLS, mode 0600. Named
+ * databases:
+ *
+ *   meta      "layout" -> u32 layout version (STORE_LAYOUT_VERSION)
+ *   sessions  32-byte key -> record (see below)
+ *   handles   22-char handle -> 32-byte key
+ *   users     user -> 32-byte key (MDB_DUPSORT|MDB_DUPFIXED)
+ *   expiry    8-byte big-endian biased expiry time + 32-byte key -> empty
+ *   kv        ns '\0' key -> value (plugin storage)
+ *
+ * Every write is one LMDB write transaction, so a session exists with all its
+ * index entries or not at all.
+ *
+ * A session record, little fuss about alignment since LMDB values are only
+ * 2-byte aligned: every integer is read and written with memcpy().
+ *
+ *   0   u8   record version (1)
+ *   1   u8   reserved (0)
+ *   2   u16  user length (without NUL)
+ *   4   u16  service length
+ *   6   u32  claims length
+ *   10  u32  peer uid
+ *   14  i64  created_at
+ *   22  i64  last_seen_at
+ *   30  i64  expires_at
+ *   38  i64  idle_timeout
+ *   46  char handle[22]
+ *   68  user '\0' service '\0' claims '\0'
+ *
+ * The strings are stored NUL-terminated so that readers hand out pointers
+ * into the mapped page without copying.
+ *
+ * Growing the map: mdb_env_set_mapsize() must not run while any transaction
+ * of this process is active. Every transaction (read or write) holds
+ * `map_lock` shared; the resize holds it exclusively. The lock prefers
+ * writers, so a resize is not starved by a stream of reads; therefore a
+ * session_fn callback must never call back into the same store (it would
+ * take the lock recursively and could deadlock against a pending resize).
+ *
+ * Read transactions are kept, reset, in a small pool and renewed: with
+ * MDB_NOTLS a reset transaction may be renewed by any thread, and renewing
+ * skips the allocation and reader-slot search of mdb_txn_begin().
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "store.h"
+
+#define STORE_FILE_NAME "sessions.mdb"
+#define STORE_LAYOUT_VERSION 1u
+#define STORE_DEFAULT_MAP_SIZE ((size_t) 64 << 20)
+#define STORE_MAX_READERS 256
+#define STORE_READ_POOL_MAX 16
+
+#define RECORD_VERSION 1
+#define RECORD_HEADER_SIZE 68
+#define USER_MAX 256
+#define SERVICE_MAX 256
+#define CLAIMS_MAX ((size_t) 1 << 20)
+#define NS_MAX 200
+#define EXPIRY_KEY_SIZE (8 + STORE_KEY_SIZE)
+
+struct store {
+        MDB_env *env;
+        MDB_dbi db_meta, db_sessions, db_handles, db_users, db_expiry, db_kv;
+
+        /* Shared by every transaction, exclusive for mdb_env_set_mapsize(). */
+        pthread_rwlock_t map_lock;
+        bool map_lock_initialized;
+        size_t map_size; /* written under map_lock held exclusively */
+        bool broken;     /* a resize failed and left no mapping; likewise */
+
+        pthread_mutex_t pool_lock;
+        bool pool_lock_initialized;
+        MDB_txn *pool[STORE_READ_POOL_MAX];
+        size_t n_pool;
+
+        atomic_uint_fast64_t readers_cleared;
+};
+
+/* Maps an LMDB return code to a negative errno, except the two conditions
+ * the transaction loops handle themselves (map full, map resized by another
+ * process), which pass through as their (negative, out of errno range) MDB
+ * codes. */
+static int lmdb_status(int rc) {
+        switch (rc) {
+        case 0:
+                return 0;
+        case MDB_MAP_FULL:
+        case MDB_MAP_RESIZED:
+                return rc;
+        case MDB_NOTFOUND:
+                return -ENOENT;
+        case MDB_KEYEXIST:
+                return -EEXIST;
+        case ENOSPC:
+        case EDQUOT:
+        case EFBIG: /* RLIMIT_FSIZE or the file system's file size limit */
+                return -ENOSPC;
+        case ENOMEM:
+                return -ENOMEM;
+        default:
+                return -EIO;
+        }
+}
+
+/* LMDB reports a short write as EIO, which is how a disk that fills up in
+ * the middle of a commit shows: tell that case apart by looking at the room
+ * left (the file system's free blocks, and RLIMIT_FSIZE). */
+static int store_classify_eio(store *s) {
+        mdb_filehandle_t fd;
+        struct statvfs vfs;
+        struct rlimit rl;
+        struct stat st;
+        const uint64_t slack = 1 << 20;
+
+        if (mdb_env_get_fd(s->env, &fd) != 0)
+                return -EIO;
+        if (fstatvfs(fd, &vfs) == 0) {
+                uint64_t blocks = geteuid() == 0 ? vfs.f_bfree : vfs.f_bavail;
+
+                if (blocks * vfs.f_frsize < slack)
+                        return -ENOSPC;
+        }
+        if (fstat(fd, &st) == 0 && getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+            (uint64_t) st.st_size + slack >= rl.rlim_cur)
+                return -ENOSPC;
+        return -EIO;
+}
+
+static void put_u16(uint8_t *p, uint16_t v) { memcpy(p, &v, sizeof v); }
+static void put_u32(uint8_t *p, uint32_t v) { memcpy(p, &v, sizeof v); }
+static void put_i64(uint8_t *p, int64_t v) { memcpy(p, &v, sizeof v); }
+static uint16_t get_u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, sizeof v); return v; }
+static uint32_t get_u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, sizeof v); return v; }
+static int64_t get_i64(const uint8_t *p) { int64_t v; memcpy(&v, p, sizeof v); return v; }
+
+/* Expiry keys sort by time: big-endian, with the sign bit flipped so that
+ * negative times (never expected, but representable) sort first. */
+static void expiry_key(uint8_t out[EXPIRY_KEY_SIZE], int64_t t, const uint8_t key[STORE_KEY_SIZE]) {
+        uint64_t u = (uint64_t) t ^ ((uint64_t) 1 << 63);
+
+        for (size_t i = 0; i < 8; i++)
+                out[i] = (uint8_t) (u >> (56 - 8 * i));
+        memcpy(out + 8, key, STORE_KEY_SIZE);
+}
+
+static int64_t expiry_key_time(const uint8_t *p) {
+        uint64_t u = 0;
+
+        for (size_t i = 0; i < 8; i++)
+                u = (u << 8) | p[i];
+        return (int64_t) (u ^ ((uint64_t) 1 << 63));
+}
+
+static size_t record_size(size_t user_len, size_t service_len, size_t claims_len) {
+        return RECORD_HEADER_SIZE + user_len + 1 + service_len + 1 + claims_len + 1;
+}
+
+static void record_encode(uint8_t *p, const struct session_info *info, const char *claims, size_t user_len,
+                          size_t service_len, size_t claims_len) {
+        p[0] = RECORD_VERSION;
+        p[1] = 0;
+        put_u16(p + 2, (uint16_t) user_len);
+        put_u16(p + 4, (uint16_t) service_len);
+        put_u32(p + 6, (uint32_t) claims_len);
+        put_u32(p + 10, info->peer_uid);
+        put_i64(p + 14, info->created_at);
+        put_i64(p + 22, info->last_seen_at);
+        put_i64(p + 30, info->expires_at);
+        put_i64(p + 38, info->idle_timeout);
+        memcpy(p + 46, info->handle, STORE_HANDLE_LEN);
+
+        uint8_t *q = p + RECORD_HEADER_SIZE;
+        memcpy(q, info->user, user_len + 1);
+        q += user_len + 1;
+        memcpy(q, info->service, service_len + 1);
+        q += service_len + 1;
+        memcpy(q, claims, claims_len + 1);
+}
+
+/* Fills *ret with pointers into `v` (borrowed for the life of the
+ * transaction and until the next write to the page). -EIO if the record is
+ * malformed. */
+static int record_decode(const MDB_val *v, struct session_info *ret) {
+        const uint8_t *p = v->mv_data;
+
+        if (v->mv_size < RECORD_HEADER_SIZE || p[0] != RECORD_VERSION)
+                return -EIO;
+
+        size_t user_len = get_u16(p + 2), service_len = get_u16(p + 4), claims_len = get_u32(p + 6);
+        if (v->mv_size != record_size(user_len, service_len, claims_len))
+                return -EIO;
+
+        const char *user = (const char *) p + RECORD_HEADER_SIZE;
+        const char *service = user + user_len + 1;
+        const char *claims = service + service_len + 1;
+        if (user[user_len] != '\0' || service[service_len] != '\0' || claims[claims_len] != '\0')
+                return -EIO;
+
+        memcpy(ret->handle, p + 46, STORE_HANDLE_LEN);
+        ret->handle[STORE_HANDLE_LEN] = '\0';
+        ret->user = user;
+        ret->service = service;
+        ret->claims_json = claims;
+        ret->peer_uid = get_u32(p + 10);
+        ret->created_at = get_i64(p + 14);
+        ret->last_seen_at = get_i64(p + 22);
+        ret->expires_at = get_i64(p + 30);
+        ret->idle_timeout = get_i64(p + 38);
+        return 0;
+}
+
+static bool session_is_live(const struct session_info *info, int64_t now) {
+        return session_idle_expires_at(info) > now;
+}
+
+/* ---- transactions ---- */
+
+/* Aborts every pooled read transaction. Called with map_lock held
+ * exclusively, or when closing. */
+static void pool_drain(store *s) {
+        while (s->n_pool > 0)
+                mdb_txn_abort(s->pool[--s->n_pool]);
+}
+
+static int store_refresh_map_size(store *s) {
+        MDB_envinfo info;
+        int rc;
+
+        rc = mdb_env_info(s->env, &info);
+        if (rc != 0)
+                return lmdb_status(rc);
+        s->map_size = info.me_mapsize;
+        return 0;
+}
+
+/* Sets the map size to `new_size` (0: adopt the size another process set),
+ * unless someone else already changed it since the caller saw `seen`. */
+static int store_resize(store *s, size_t seen, size_t new_size) {
+        int r = 0, rc;
+
+        if (pthread_rwlock_wrlock(&s->map_lock) != 0)
+                return -EIO;
+
+        if (s->broken)
+                r = -EIO;
+        else if (new_size == 0 || s->map_size == seen) {
+                /* No transaction of ours is active now; pooled (reset) ones
+                 * are dropped too, so that none outlives the old mapping. */
+                pool_drain(s);
+                rc = mdb_env_set_mapsize(s->env, new_size);
+                if (rc != 0 && new_size != 0) {
+                        /* LMDB unmaps before it maps anew: if the larger
+                         * mapping failed, get the old one back. */
+                        r = rc == ENOMEM ? -ENOMEM : -EIO;
+                        if (mdb_env_set_mapsize(s->env, seen) != 0)
+                                s->broken = true;
+                } else if (rc != 0) {
+                        r = -EIO;
+                        s->broken = true;
+                }
+                if (!s->broken && store_refresh_map_size(s) < 0)
+                        s->broken = true;
+        }
+
+        pthread_rwlock_unlock(&s->map_lock);
+        return r;
+}
+
+static int store_grow(store *s, size_t seen) {
+        if (seen > SIZE_MAX / 2)
+                return -ENOSPC;
+        return store_resize(s, seen, seen * 2);
+}
+
+/* Begins a read transaction (renewing a pooled one when possible) and takes
+ * map_lock shared; read_end() undoes both. */
+static int read_begin(store *s, MDB_txn **ret) {
+        for (;;) {
+                MDB_txn *txn = NULL;
+                int rc = 0, r;
+
+                if (pthread_rwlock_rdlock(&s->map_lock) != 0)
+                        return -EIO;
+                if (_unlikely_(s->broken)) {
+                        pthread_rwlock_unlock(&s->map_lock);
+                        return -EIO;
+                }
+
+                pthread_mutex_lock(&s->pool_lock);
+                if (s->n_pool > 0)
+                        txn = s->pool[--s->n_pool];
+                pthread_mutex_unlock(&s->pool_lock);
+
+                if (txn) {
+                        rc = mdb_txn_renew(txn);
+                        if (rc != 0) {
+                                mdb_txn_abort(txn);
+                                txn = NULL;
+                        }
+                }
+                if (!txn)
+                        rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+                if (rc == 0) {
+                        *ret = txn;
+                        return 0;
+                }
+
+                pthread_rwlock_unlock(&s->map_lock);
+                if (rc != MDB_MAP_RESIZED)
+                        return lmdb_status(rc);
+                r = store_resize(s, 0, 0);
+                if (r < 0)
+                        return r;
+        }
+}
+
+static void read_end(store *s, MDB_txn *txn) {
+        bool pooled = false;
+
+        mdb_txn_reset(txn);
+        pthread_mutex_lock(&s->pool_lock);
+        if (s->n_pool < STORE_READ_POOL_MAX) {
+                s->pool[s->n_pool++] = txn;
+                pooled = true;
+        }
+        pthread_mutex_unlock(&s->pool_lock);
+        if (!pooled)
+                mdb_txn_abort(txn);
+
+        pthread_rwlock_unlock(&s->map_lock);
+}
+
+/* The body of a write transaction: returns 0 (commit) or a negative errno or
+ * MDB_MAP_FULL (abort). It may run more than once: after MDB_MAP_FULL the
+ * transaction is aborted, the map doubled and the body run again. */
+typedef int (*write_fn)(store *s, MDB_txn *txn, void *userdata);
+
+static int store_write(store *s, write_fn fn, void *userdata) {
+        for (;;) {
+                MDB_txn *txn;
+                size_t seen;
+                int r, rc;
+
+                if (pthread_rwlock_rdlock(&s->map_lock) != 0)
+                        return -EIO;
+                if (_unlikely_(s->broken)) {
+                        pthread_rwlock_unlock(&s->map_lock);
+                        return -EIO;
+                }
+                seen = s->map_size;
+
+                rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+                if (rc == 0) {
+                        r = fn(s, txn, userdata);
+                        if (r >= 0) {
+                                /* mdb_txn_commit() frees txn on failure too. */
+                                rc = mdb_txn_commit(txn);
+                                r = rc == EIO ? store_classify_eio(s) : lmdb_status(rc);
+                        } else
+                                mdb_txn_abort(txn);
+                } else
+                        r = lmdb_status(rc);
+
+                pthread_rwlock_unlock(&s->map_lock);
+
+                if (r == MDB_MAP_FULL)
+                        r = store_grow(s, seen);
+                else if (r == MDB_MAP_RESIZED)
+                        r = store_resize(s, 0, 0);
+                else
+                        return r;
+                if (r < 0)
+                        return r;
+        }
+}
+
+/* ---- open / close ---- */
+
+static int init_txn(store *s, MDB_txn *txn, void *userdata) {
+        MDB_dbi main_dbi;
+        MDB_val k = { .mv_size = 6, .mv_data = (void *) "layout" }, v;
+        uint32_t version;
+        int rc;
+
+        rc = mdb_dbi_open(txn, "meta", 0, &s->db_meta);
+        if (rc == MDB_NOTFOUND) {
+                MDB_stat st;
+
+                /* No meta: only an empty environment is ours to set up. */
+                rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
+                if (rc == 0)
+                        rc = mdb_stat(txn, main_dbi, &st);
+                if (rc != 0)
+                        return lmdb_status(rc);
+                if (st.ms_entries > 0)
+                        return -EINVAL;
+
+                rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->db_meta);
+                if (rc != 0)
+                        return lmdb_status(rc);
+                version = STORE_LAYOUT_VERSION;
+                v = (MDB_val) { .mv_size = sizeof version, .mv_data = &version };
+                rc = mdb_put(txn, s->db_meta, &k, &v, 0);
+                if (rc != 0)
+                        return lmdb_status(rc);
+        } else if (rc == MDB_INCOMPATIBLE)
+                return -EINVAL;
+        else if (rc != 0)
+                return lmdb_status(rc);
+        else {
+                rc = mdb_get(txn, s->db_meta, &k, &v);
+                if (rc == MDB_NOTFOUND || (rc == 0 && v.mv_size != sizeof version))
+                        return -EINVAL;
+                if (rc != 0)
+                        return lmdb_status(rc);
+                memcpy(&version, v.mv_data, sizeof version);
+                if (version != STORE_LAYOUT_VERSION)
+                        return -EINVAL;
+        }
+
+        const struct {
+                const char *name;
+                unsigned flags;
+                MDB_dbi *dbi;
+        } dbs[] = {
+                { "sessions", 0, &s->db_sessions },
+                { "handles", 0, &s->db_handles },
+                /* Every value is a 32-byte key: DUPFIXED packs them. */
+                { "users", MDB_DUPSORT | MDB_DUPFIXED, &s->db_users },
+                { "expiry", 0, &s->db_expiry },
+                { "kv", 0, &s->db_kv },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(dbs); i++) {
+                rc = mdb_dbi_open(txn, dbs[i].name, dbs[i].flags | MDB_CREATE, dbs[i].dbi);
+                if (rc == MDB_INCOMPATIBLE)
+                        return -EINVAL;
+                if (rc != 0)
+                        return lmdb_status(rc);
+        }
+        return 0;
+}
+
+static int store_check_dir(const char *dir) {
+        struct stat st;
+
+        if (stat(dir, &st) < 0)
+                return negative_errno();
+        if (!S_ISDIR(st.st_mode))
+                return -ENOTDIR;
+        if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)))
+                return -EPERM;
+        return 0;
+}
+
+/* Not thread-safe against other calls on the same handle: the caller makes
+ * sure nothing else uses it any more. */
+void store_close(store *s) {
+        if (!s)
+                return;
+        pool_drain(s);
+        if (s->env)
+                mdb_env_close(s->env);
+        if (s->pool_lock_initialized)
+                pthread_mutex_destroy(&s->pool_lock);
+        if (s->map_lock_initialized)
+                pthread_rwlock_destroy(&s->map_lock);
+        free(s);
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(store *, store_close);
+
+static int store_env_open_status(int rc) {
+        switch (rc) {
+        case MDB_INVALID:
+        case MDB_VERSION_MISMATCH:
+        case MDB_INCOMPATIBLE:
+                return -EINVAL;
+        case EACCES:
+        case EPERM:
+                return -EPERM;
+        default:
+                return lmdb_status(rc);
+        }
+}
+
+int store_open_with_options(const char *dir, const struct store_options *opts, store **ret) {
+        _cleanup_(store_closep) store *s = NULL;
+        _cleanup_free_ char *path = NULL;
+        pthread_rwlockattr_t attr;
+        struct stat st;
+        bool existing;
+        size_t map_size = STORE_DEFAULT_MAP_SIZE;
+        unsigned flags = MDB_NOSUBDIR | MDB_NOTLS;
+        int r, rc;
+
+        assert_return(dir, -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        if (opts) {
+                if (opts->initial_map_size > 0)
+                        map_size = opts->initial_map_size;
+                if (opts->no_sync)
+                        flags |= MDB_NOSYNC;
+        }
+
+        r = store_check_dir(dir);
+        if (r < 0)
+                return r;
+
+        if (asprintf(&path, "%s/%s", dir, STORE_FILE_NAME) < 0)
+                return -ENOMEM;
+
+        s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+
+        if (pthread_rwlockattr_init(&attr) != 0)
+                return -ENOMEM;
+        pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+        rc = pthread_rwlock_init(&s->map_lock, &attr);
+        pthread_rwlockattr_destroy(&attr);
+        if (rc != 0)
+                return -rc;
+        s->map_lock_initialized = true;
+        rc = pthread_mutex_init(&s->pool_lock, NULL);
+        if (rc != 0)
+                return -rc;
+        s->pool_lock_initialized = true;
+
+        rc = mdb_env_create(&s->env);
+        if (rc != 0)
+                return lmdb_status(rc);
+        rc = mdb_env_set_maxdbs(s->env, 8);
+        if (rc == 0)
+                rc = mdb_env_set_maxreaders(s->env, STORE_MAX_READERS);
+        if (rc != 0)
+                return lmdb_status(rc);
+
+        /* A new file starts at the initial size. An existing one keeps the
+         * size it grew to (LMDB takes it from the file when none is set
+         * before opening), but never less than the initial size. */
+        existing = stat(path, &st) == 0 && st.st_size > 0;
+        if (!existing) {
+                rc = mdb_env_set_mapsize(s->env, map_size);
+                if (rc != 0)
+                        return lmdb_status(rc);
+        }
+
+        /* 0600: session records are nobody else's business. */
+        rc = mdb_env_open(s->env, path, flags, 0600);
+        if (rc != 0)
+                return store_env_open_status(rc);
+
+        /* LMDB 0.9 opens the lock file and its sync fd O_CLOEXEC, but not
+         * the main data fd: mark it here, or every exec'd child (plugin
+         * workers) would inherit an fd of the session database. */
+        mdb_filehandle_t fd;
+        rc = mdb_env_get_fd(s->env, &fd);
+        if (rc != 0)
+                return lmdb_status(rc);
+        int fdflags = fcntl(fd, F_GETFD);
+        if (fdflags < 0 || fcntl(fd, F_SETFD, fdflags | FD_CLOEXEC) < 0)
+                return -EIO;
+
+        r = store_refresh_map_size(s);
+        if (r < 0)
+                return r;
+        if (s->map_size < map_size) {
+                /* No transaction is active yet: resizing is allowed. */
+                rc = mdb_env_set_mapsize(s->env, map_size);
+                if (rc != 0)
+                        return lmdb_status(rc);
+                r = store_refresh_map_size(s);
+                if (r < 0)
+                        return r;
+        }
+
+        int dead = 0;
+        if (mdb_reader_check(s->env, &dead) == 0 && dead > 0)
+                atomic_fetch_add(&s->readers_cleared, (uint64_t) dead);
+
+        r = store_write(s, init_txn, NULL);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+int store_open(const char *dir, store **ret) {
+        return store_open_with_options(dir, NULL, ret);
+}
+
+/* ---- sessions ---- */
+
+struct create_args {
+        const uint8_t *key;
+        const struct session_info *info;
+        const char *claims;
+        size_t user_len, service_len, claims_len;
+};
+
+static int create_txn(store *s, MDB_txn *txn, void *userdata) {
+        const struct create_args *a = userdata;
+        uint8_t ekey[EXPIRY_KEY_SIZE];
+        MDB_val k = { .mv_size = STORE_KEY_SIZE, .mv_data = (void *) a->key };
+        MDB_val v = { .mv_size = record_size(a->user_len, a->service_len, a->claims_len) };
+        MDB_val hk = { .mv_size = STORE_HANDLE_LEN, .mv_data = (void *) a->info->handle };
+        MDB_val uk = { .mv_size = a->user_len, .mv_data = (void *) a->info->user };
+        MDB_val ek = { .mv_size = sizeof ekey, .mv_data = ekey };
+        MDB_val empty = { .mv_size = 0, .mv_data = (void *) "" };
+        int rc;
+
+        /* Reserve the record in place, so it is encoded straight into the
+         * dirty page without a temporary buffer. */
+        rc = mdb_put(txn, s->db_sessions, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
+        if (rc != 0)
+                return lmdb_status(rc);
+        record_encode(v.mv_data, a->info, a->claims, a->user_len, a->service_len, a->claims_len);
+
+        rc = mdb_put(txn, s->db_handles, &hk, &k, MDB_NOOVERWRITE);
+        if (rc != 0)
+                return lmdb_status(rc);
+
+        rc = mdb_put(txn, s->db_users, &uk, &k, MDB_NODUPDATA);
+        if (rc != 0)
+                return lmdb_status(rc);
+
+        expiry_key(ekey, session_idle_expires_at(a->info), a->key);
+        rc = mdb_put(txn, s->db_expiry, &ek, &empty, MDB_NOOVERWRITE);
+        if (rc != 0)
+                return lmdb_status(rc);
+        return 0;
+}
+
+int store_session_create(store *s, const uint8_t key[STORE_KEY_SIZE], const struct session_info *info) {
+        struct create_args a = { .key = key, .info = info };
+
+        assert_return(s, -EINVAL);
+        assert_return(key, -EINVAL);
+        assert_return(info, -EINVAL);
+        assert_return(info->user && info->service, -EINVAL);
+        assert_return(strnlen(info->handle, STORE_HANDLE_LEN + 1) == STORE_HANDLE_LEN, -EINVAL);
+        assert_return(info->idle_timeout >= 0, -EINVAL);
+
+        a.claims = info->claims_json ?: "{}";
+        a.user_len = strlen(info->user);
+        a.service_len = strlen(info->service);
+        a.claims_len = strlen(a.claims);
+        /* The user is a key of a DUPSORT database: LMDB allows 511 bytes. */
+        assert_return(a.user_len > 0 && a.user_len <= USER_MAX, -EINVAL);
+        assert_return(a.service_len <= SERVICE_MAX, -EINVAL);
+        assert_return(a.claims_len <= CLAIMS_MAX, -EINVAL);
+
+        return store_write(s, create_txn, &a);
+}
+
+/* Looks up a session in any transaction; *ret borrows from the page. */
+static int session_lookup(store *s, MDB_txn *txn, const uint8_t *key, struct session_info *ret) {
+        MDB_val k = { .mv_size = STORE_KEY_SIZE, .mv_data = (void *) key }, v;
+        int rc;
+
+        rc = mdb_get(txn, s->db_sessions, &k, &v);
+        if (rc != 0)
+                return lmdb_status(rc);
+        return record_decode(&v, ret);
+}
+
+/* Removes a session and every index entry of it. `key` must not point into
+ * the database (it is used after deletions). */
+static int session_remove(store *s, MDB_txn *txn, const uint8_t key[STORE_KEY_SIZE]) {
+        struct session_info info;
+        char handle[STORE_HANDLE_LEN + 1], user[USER_MAX + 1];
+        uint8_t ekey[EXPIRY_KEY_SIZE];
+        size_t user_len;
+        int r, rc;
+
+        r = session_lookup(s, txn, key, &info);
+        if (r < 0)
+                return r;
+
+        /* Copy what the index deletions need before the page changes. */
+        memcpy(handle, info.handle, sizeof handle);
+        user_len = strlen(info.user);
+        if (user_len > USER_MAX)
+                return -EIO;
+        memcpy(user, info.user, user_len + 1);
+        expiry_key(ekey, session_idle_expires_at(&info), key);
+
+        MDB_val k = { .mv_size = STORE_KEY_SIZE, .mv_data = (void *) key };
+        MDB_val hk = { .mv_size = STORE_HANDLE_LEN, .mv_data = handle };
+        MDB_val uk = { .mv_size = user_len, .mv_data = user };
+        MDB_val ek = { .mv_size = sizeof ekey, .mv_data = ekey };
+
+        rc = mdb_del(txn, s->db_sessions, &k, NULL);
+        if (rc != 0)
+                return lmdb_status(rc);
+
+        /* A missing index entry is tolerated here (the session goes all the
+         * same); store_check_consistency() is the place that reports it. */
+        rc = mdb_del(txn, s->db_handles, &hk, NULL);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+                return lmdb_status(rc);
+        rc = mdb_del(txn, s->db_users, &uk, &k);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+                return lmdb_status(rc);
+        rc = mdb_del(txn, s->db_expiry, &ek, NULL);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+                return lmdb_status(rc);
+        return 0;
+}
+
+int store_session_get(store *s, const uint8_t key[STORE_KEY_SIZE], int64_t now, session_fn fn, void *userdata) {
+        struct session_info info;
+        MDB_txn *txn;
+        int r;
+
+        assert_return(s, -EINVAL);
+        assert_return(key, -EINVAL);
+        assert_return(fn, -EINVAL);
+
+        r = read_begin(s, &txn);
+        if (r < 0)
+                return r;
+
+        r = session_lookup(s, txn, key, &info);
+        if (r == 0 && !session_is_live(&info, now))
+                r = -ENOENT;
+        if (r == 0)
+                r = fn(userdata, &info);
+
+        read_end(s, txn);
+        return r;
+}
+
+static int handle_lookup(store *s, MDB_txn *txn, const char *handle, uint8_t ret_key[STORE_KEY_SIZE]) {
+        MDB_val hk = { .mv_size = STORE_HANDLE_LEN, .mv_data = (void *) handle }, v;
+        int rc;
+
+        rc = mdb_get(txn, s->db_handles, &hk, &v);
+        if (rc != 0)
+                return lmdb_status(rc);
+        if (v.mv_size != STORE_KEY_SIZE)
+                return -EIO;
+        memcpy(ret_key, v.mv_data, STORE_KEY_SIZE);
+        return 0;
+}
+
+static bool handle_valid(const char *handle) {
+        return handle && strnlen(handle, STORE_HANDLE_LEN + 1) == STORE_HANDLE_LEN;
+}
+
+int store_session_get_by_handle(store *s, const char *handle, int64_t now, session_fn fn, void *userdata) {
+        struct session_info info;
+        uint8_t key[STORE_KEY_SIZE];
+        MDB_txn *txn;
+        int r;
+
+        assert_return(s, -EINVAL);
+        assert_return(fn, -EINVAL);
+        assert_return(handle, -EINVAL);
+        if (!handle_valid(handle))
+                return -ENOENT;
+
+        r = read_begin(s, &txn);
+        if (r < 0)
+                return r;
+
+        r = handle_lookup(s, txn, handle, key);
+        if (r == 0)
+                r = session_lookup(s, txn, key, &info);
+        if (r == 0 && !session_is_live(&info, now))
+                r = -ENOENT;
+        if (r == 0)
+                r = fn(userdata, &info);
+
+        read_end(s, txn);
+        return r;
+}
+
+struct touch_args {
+        const uint8_t *key;
+        int64_t now;
+};
+
+static int touch_txn(store *s, MDB_txn *txn, void *userdata) {
+        const struct touch_args *a = userdata;
+        struct session_info info;
+        uint8_t old_ekey[EXPIRY_KEY_SIZE], new_ekey[EXPIRY_KEY_SIZE];
+        uint8_t stackbuf[512];
+        _cleanup_free_ uint8_t *heapbuf = NULL;
+        uint8_t *buf = stackbuf;
+        int64_t old_exp;
+        MDB_val k = { .mv_size = STORE_KEY_SIZE, .mv_data = (void *) a->key }, v;
+        int rc;
+
+        rc = mdb_get(txn, s->db_sessions, &k, &v);
+        if (rc != 0)
+                return lmdb_status(rc);
+        rc = record_decode(&v, &info);
+        if (rc < 0)
+                return rc;
+        if (!session_is_live(&info, a->now))
+                return -ENOENT;
+        if (a->now <= info.last_seen_at)
+                return 0; /* never move backwards */
+
+        old_exp = session_idle_expires_at(&info);
+        expiry_key(old_ekey, old_exp, a->key);
+        info.last_seen_at = a->now;
+        expiry_key(new_ekey, session_idle_expires_at(&info), a->key);
+
+        /* The page under v changes on put: work on a copy. */
+        if (v.mv_size > sizeof stackbuf) {
+                heapbuf = malloc(v.mv_size);
+                if (!heapbuf)
+                        return -ENOMEM;
+                buf = heapbuf;
+        }
+        memcpy(buf, v.mv_data, v.mv_size);
+        put_i64(buf + 22, a->now);
+        v.mv_data = buf;
+
+        rc = mdb_put(txn, s->db_sessions, &k, &v, 0);
+        if (rc != 0)
+                return lmdb_status(rc);
+
+        if (memcmp(old_ekey, new_ekey, sizeof old_ekey) != 0) {
+                MDB_val ok = { .mv_size = sizeof old_ekey, .mv_data = old_ekey };
+                MDB_val nk = { .mv_size = sizeof new_ekey, .mv_data = new_ekey };
+                MDB_val empty = { .mv_size = 0, .mv_data = (void *) "" };
+
+                rc = mdb_del(txn, s->db_expiry, &ok, NULL);
+                if (rc != 0 && rc != MDB_NOTFOUND)
+                        return lmdb_status(rc);
+                rc = mdb_put(txn, s->db_expiry, &nk, &empty, 0);
+                if (rc != 0)
+                        return lmdb_status(rc);
+        }
+        return 0;
+}
+
+int store_session_touch(store *s, const uint8_t key[STORE_KEY_SIZE], int64_t now) {
+        struct touch_args a = { .key = key, .now = now };
+
+        assert_return(s, -EINVAL);
+        assert_return(key, -EINVAL);
+
+        return store_write(s, touch_txn, &a);
+}
+
+static int delete_txn(store *s, MDB_txn *txn, void *userdata) {
+        return session_remove(s, txn, userdata);
+}
+
+int store_session_delete(store *s, const uint8_t key[STORE_KEY_SIZE]) {
+        uint8_t k[STORE_KEY_SIZE];
+
+        assert_return(s, -EINVAL);
+        assert_return(key, -EINVAL);
+
+        memcpy(k, key, sizeof k);
+        return store_write(s, delete_txn, k);
+}
+
+struct revoke_args {
+        const char *what;
+        size_t count;
+};
+
+static int revoke_handle_txn(store *s, MDB_txn *txn, void *userdata) {
+        struct revoke_args *a = userdata;
+        uint8_t key[STORE_KEY_SIZE];
+        int r;
+
+        a->count = 0;
+        r = handle_lookup(s, txn, a->what, key);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        r = session_remove(s, txn, key);
+        if (r == -ENOENT) {
+                /* A dangling handle entry: drop it. */
+                MDB_val hk = { .mv_size = STORE_HANDLE_LEN, .mv_data = (void *) a->what };
+                return lmdb_status(mdb_del(txn, s->db_handles, &hk, NULL));
+        }
+        if (r < 0)
+                return r;
+        a->count = 1;
+        return 0;
+}
+
+int store_session_revoke_handle(store *s, const char *handle, size_t *ret_count) {
+        struct revoke_args a = { .what = handle };
+        int r;
+
+        assert_return(s, -EINVAL);
+        assert_return(handle, -EINVAL);
+
+        if (handle_valid(handle)) {
+                r = store_write(s, revoke_handle_txn, &a);
+                if (r < 0)
+                        return r;
+        }
+        if (ret_count)
+                *ret_count = a.count;
+        return 0;
+}
+
+static int revoke_user_txn(store *s, MDB_txn *txn, void *userdata) {
+        struct revoke_args *a = userdata;
+        MDB_val uk = { .mv_size = strlen(a->what), .mv_data = (void *) a->what }, v;
+        uint8_t key[STORE_KEY_SIZE];
+        int r, rc;
+
+        a->count = 0;
+        for (;;) {
+                /* The first duplicate each time: session_remove() deletes
+                 * the entry we just read. */
+                rc = mdb_get(txn, s->db_users, &uk, &v);
+                if (rc == MDB_NOTFOUND)
+                        return 0;
+                if (rc != 0)
+                        return lmdb_status(rc);
+                if (v.mv_size != STORE_KEY_SIZE)
+                        return -EIO;
+                memcpy(key, v.mv_data, sizeof key);
+
+                r = session_remove(s, txn, key);
+                if (r == -ENOENT) {
+                        MDB_val kv = { .mv_size = STORE_KEY_SIZE, .mv_data = key };
+                        rc = mdb_del(txn, s->db_users, &uk, &kv);
+                        if (rc != 0)
+                                return lmdb_status(rc);
+                        continue;
+                }
+                if (r < 0)
+                        return r;
+                /* Should the record name another user (a damaged index),
+                 * the entry we followed is still there: drop it, or this
+                 * loop would never end. */
+                MDB_val kv = { .mv_size = STORE_KEY_SIZE, .mv_data = key };
+                rc = mdb_del(txn, s->db_users, &uk, &kv);
+                if (rc != 0 && rc != MDB_NOTFOUND)
+                        return lmdb_status(rc);
+                a->count++;
+        }
+}
+
+int store_session_revoke_user(store *s, const char *user, size_t *ret_count) {
+        struct revoke_args a = { .what = user };
+        size_t len;
+        int r;
+
+        assert_return(s, -EINVAL);
+        assert_return(user, -EINVAL);
+
+        len = strlen(user);
+        if (len > 0 && len <= USER_MAX) {
+                r = store_write(s, revoke_user_txn, &a);
+                if (r < 0)
+                        return r;
+        }
+        if (ret_count)
+                *ret_count = a.count;
+        return 0;
+}
+
+static int list_one(const struct session_info *info, const char *service, int64_t now, session_fn fn,
+                    void *userdata) {
+        if (!session_is_live(info, now))
+                return 0;
+        if (service && !streq(service, info->service))
+                return 0;
+        return fn(userdata, info);
+}
+
+int store_session_list(store *s, const char *user, const char *service, int64_t now, session_fn fn,
+                       void *userdata) {
+        MDB_cursor *c = NULL;
+        MDB_txn *txn;
+        MDB_val k, v;
+        int r, rc;
+
+        assert_return(s, -EINVAL);
+        assert_return(fn, -EINVAL);
+
+        if (user && (strlen(user) == 0 || strlen(user) > USER_MAX))
+                return 0;
+
+        r = read_begin(s, &txn);
+        if (r < 0)
+                return r;
+
+        rc = mdb_cursor_open(txn, user ? s->db_users : s->db_sessions, &c);
+        if (rc != 0) {
+                r = lmdb_status(rc);
+                goto finish;
+        }
+
+        if (user) {
+                k = (MDB_val) { .mv_size = strlen(user), .mv_data = (void *) user };
+                for (rc = mdb_cursor_get(c, &k, &v, MDB_SET); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP)) {
+                        struct session_info info;
+
+                        if (v.mv_size != STORE_KEY_SIZE) {
+                                r = -EIO;
+                                goto finish;
+                        }
+                        r = session_lookup(s, txn, v.mv_data, &info);
+                        if (r == -ENOENT)
+                                continue;
+                        if (r < 0)
+                                goto finish;
+                        r = list_one(&info, service, now, fn, userdata);
+                        if (r != 0)
+                                goto finish;
+                }
+        } else {
+                for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+                        struct session_info info;
+
+                        r = record_decode(&v, &info);
+                        if (r < 0)
+                                goto finish;
+                        r = list_one(&info, service, now, fn, userdata);
+                        if (r != 0)
+                                goto finish;
+                }
+        }
+        r = rc == MDB_NOTFOUND ? 0 : lmdb_status(rc);
+
+finish:
+        if (c)
+                mdb_cursor_close(c);
+        read_end(s, txn);
+        return r;
+}
+
+struct sweep_args {
+        int64_t now;
+        size_t batch;
+        size_t removed;
+};
+
+static int sweep_txn(store *s, MDB_txn *txn, void *userdata) {
+        struct sweep_args *a = userdata;
+        MDB_cursor *c;
+        int r = 0, rc;
+
+        a->removed = 0;
+        rc = mdb_cursor_open(txn, s->db_expiry, &c);
+        if (rc != 0)
+                return lmdb_status(rc);
+
+        while (a->removed < a->batch) {
+                uint8_t key[STORE_KEY_SIZE];
+                MDB_val k, v;
+
+                /* Always the first entry: the previous one was deleted. */
+                rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+                if (rc == MDB_NOTFOUND)
+                        break;
+                if (rc != 0) {
+                        r = lmdb_status(rc);
+                        break;
+                }
+                if (k.mv_size != EXPIRY_KEY_SIZE) {
+                        r = -EIO;
+                        break;
+                }
+                if (expiry_key_time(k.mv_data) > a->now)
+                        break;
+                memcpy(key, (const uint8_t *) k.mv_data + 8, sizeof key);
+
+                r = session_remove(s, txn, key);
+                if (r == -ENOENT) {
+                        /* An expiry entry without its session: drop it so
+                         * the sweep cannot stall on it. */
+                        rc = mdb_cursor_del(c, 0);
+                        r = lmdb_status(rc);
+                }
+                if (r < 0)
+                        break;
+                a->removed++;
+        }
+
+        mdb_cursor_close(c);
+        return r;
+}
+
+int store_sweep(store *s, int64_t now, size_t batch, size_t *ret_removed) {
+        struct sweep_args a = { .now = now, .batch = batch };
+        int dead = 0, r;
+
+        assert_return(s, -EINVAL);
+
+        /* Slots of crashed readers would pin old pages forever. */
+        if (mdb_reader_check(s->env, &dead) == 0 && dead > 0)
+                atomic_fetch_add(&s->readers_cleared, (uint64_t) dead);
+
+        if (batch > 0) {
+                r = store_write(s, sweep_txn, &a);
+                if (r < 0)
+                        return r;
+        }
+        if (ret_removed)
+                *ret_removed = a.removed;
+        return 0;
+}
+
+int store_get_stats(store *s, struct store_stats *ret) {
+        MDB_envinfo info;
+        MDB_stat st, est;
+        MDB_txn *txn;
+        int r, rc;
+
+        assert_return(s, -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        r = read_begin(s, &txn);
+        if (r < 0)
+                return r;
+        rc = mdb_stat(txn, s->db_sessions, &st);
+        if (rc == 0)
+                rc = mdb_env_info(s->env, &info);
+        if (rc == 0)
+                rc = mdb_env_stat(s->env, &est);
+        read_end(s, txn);
+        if (rc != 0)
+                return lmdb_status(rc);
+
+        *ret = (struct store_stats) {
+                .sessions = st.ms_entries,
+                .map_size = info.me_mapsize,
+                .used_bytes = ((uint64_t) info.me_last_pgno + 1) * est.ms_psize,
+                .readers_cleared = atomic_load(&s->readers_cleared),
+        };
+        return 0;
+}
+
+/* ---- consistency ---- */
+
+int store_check_consistency(store *s) {
+        MDB_cursor *c = NULL, *uc = NULL;
+        MDB_stat st_s, st_h, st_u, st_e;
+        MDB_txn *txn;
+        MDB_val k, v;
+        int r = 0, rc;
+
+        assert_return(s, -EINVAL);
+
+        r = read_begin(s, &txn);
+        if (r < 0)
+                return r;
+
+        rc = mdb_cursor_open(txn, s->db_sessions, &c);
+        if (rc == 0)
+                rc = mdb_cursor_open(txn, s->db_users, &uc);
+        if (rc != 0) {
+                r = lmdb_status(rc);
+                goto finish;
+        }
+
+        /* Every record decodes and has its three index entries; with equal
+         * entry counts below (each record's entries being distinct), no
+         * index holds anything else. */
+        for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+                struct session_info info;
+                uint8_t ekey[EXPIRY_KEY_SIZE], hkey[STORE_KEY_SIZE];
+                MDB_val uk, ud = k, ek = { .mv_size = sizeof ekey, .mv_data = ekey }, ev;
+
+                if (k.mv_size != STORE_KEY_SIZE || record_decode(&v, &info) < 0) {
+                        r = -EUCLEAN;
+                        goto finish;
+                }
+
+                r = handle_lookup(s, txn, info.handle, hkey);
+                if (r == -ENOENT || (r == 0 && memcmp(hkey, k.mv_data, STORE_KEY_SIZE) != 0))
+                        r = -EUCLEAN;
+                if (r < 0)
+                        goto finish;
+
+                uk = (MDB_val) { .mv_size = strlen(info.user), .mv_data = (void *) info.user };
+                rc = mdb_cursor_get(uc, &uk, &ud, MDB_GET_BOTH);
+                if (rc != 0) {
+                        r = rc == MDB_NOTFOUND ? -EUCLEAN : lmdb_status(rc);
+                        goto finish;
+                }
+
+                expiry_key(ekey, session_idle_expires_at(&info), k.mv_data);
+                rc = mdb_get(txn, s->db_expiry, &ek, &ev);
+                if (rc != 0) {
+                        r = rc == MDB_NOTFOUND ? -EUCLEAN : lmdb_status(rc);
+                        goto finish;
+                }
+        }
+        if (rc != MDB_NOTFOUND) {
+                r = lmdb_status(rc);
+                goto finish;
+        }
+
+        rc = mdb_stat(txn, s->db_sessions, &st_s);
+        if (rc == 0)
+                rc = mdb_stat(txn, s->db_handles, &st_h);
+        if (rc == 0)
+                rc = mdb_stat(txn, s->db_users, &st_u);
+        if (rc == 0)
+                rc = mdb_stat(txn, s->db_expiry, &st_e);
+        if (rc != 0) {
+                r = lmdb_status(rc);
+                goto finish;
+        }
+        if (st_h.ms_entries != st_s.ms_entries || st_u.ms_entries != st_s.ms_entries ||
+            st_e.ms_entries != st_s.ms_entries)
+                r = -EUCLEAN;
+        else
+                r = 0;
+
+finish:
+        if (uc)
+                mdb_cursor_close(uc);
+        if (c)
+                mdb_cursor_close(c);
+        read_end(s, txn);
+        return r;
+}
+
+/* ---- plugin key-value storage ---- */
+
+/* Builds ns '\0' key into buf (at least NS_MAX + 1 + LATCH_KV_KEY_MAX). */
+static int kv_key(const char *ns, const void *key, size_t keylen, uint8_t *buf, MDB_val *ret) {
+        size_t nslen;
+
+        if (!ns || !key || keylen == 0 || keylen > LATCH_KV_KEY_MAX)
+                return -EINVAL;
+        nslen = strlen(ns);
+        if (nslen == 0 || nslen > NS_MAX)
+                return -EINVAL;
+        memcpy(buf, ns, nslen + 1);
+        memcpy(buf + nslen + 1, key, keylen);
+        *ret = (MDB_val) { .mv_size = nslen + 1 + keylen, .mv_data = buf };
+        return 0;
+}
+
+int store_kv_get(store *s, const char *ns, const void *key, size_t keylen, void *buf, size_t *len) {
+        uint8_t kbuf[NS_MAX + 1 + LATCH_KV_KEY_MAX];
+        MDB_txn *txn;
+        MDB_val k, v;
+        int r, rc;
+
+        assert_return(s, -EINVAL);
+        assert_return(len, -EINVAL);
+        assert_return(buf || *len == 0, -EINVAL);
+
+        r = kv_key(ns, key, keylen, kbuf, &k);
+        if (r < 0)
+                return r;
+
+        r = read_begin(s, &txn);
+        if (r < 0)
+                return r;
+        rc = mdb_get(txn, s->db_kv, &k, &v);
+        if (rc != 0)
+                r = lmdb_status(rc);
+        else if (v.mv_size > *len) {
+                *len = v.mv_size;
+                r = -ENOBUFS;
+        } else {
+                if (v.mv_size > 0)
+                        memcpy(buf, v.mv_data, v.mv_size);
+                *len = v.mv_size;
+                r = 0;
+        }
+        read_end(s, txn);
+        return r;
+}
+
+struct kv_update_args {
+        MDB_val key;
+        latch_kv_update_fn fn;
+        void *userdata;
+};
+
+static int kv_update_txn(store *s, MDB_txn *txn, void *userdata) {
+        struct kv_update_args *a = userdata;
+        uint8_t newbuf[LATCH_KV_VALUE_MAX];
+        size_t newlen = sizeof newbuf;
+        MDB_val v;
+        int r, rc;
+
+        rc = mdb_get(txn, s->db_kv, &a->key, &v);
+        if (rc == MDB_NOTFOUND)
+                v = (MDB_val) {};
+        else if (rc != 0)
+                return lmdb_status(rc);
+
+        r = a->fn(a->userdata, v.mv_size > 0 ? v.mv_data : NULL, v.mv_size, newbuf, &newlen);
+        if (r < 0)
+                /* Keep the plugin's errno, but never let it pose as one of
+                 * the MDB codes store_write() acts on. */
+                return r >= -4095 ? r : -EINVAL;
+
+        switch (r) {
+        case 0:
+                return 0;
+        case 1:
+                if (newlen > LATCH_KV_VALUE_MAX)
+                        return -EINVAL;
+                v = (MDB_val) { .mv_size = newlen, .mv_data = newbuf };
+                return lmdb_status(mdb_put(txn, s->db_kv, &a->key, &v, 0));
+        case 2:
+                rc = mdb_del(txn, s->db_kv, &a->key, NULL);
+                return rc == MDB_NOTFOUND ? 0 : lmdb_status(rc);
+        default:
+                return -EINVAL;
+        }
+}
+
+int store_kv_update(store *s, const char *ns, const void *key, size_t keylen, latch_kv_update_fn fn,
+                    void *userdata) {
+        uint8_t kbuf[NS_MAX + 1 + LATCH_KV_KEY_MAX];
+        struct kv_update_args a = { .fn = fn, .userdata = userdata };
+        int r;
+
+        assert_return(s, -EINVAL);
+        assert_return(fn, -EINVAL);
+
+        r = kv_key(ns, key, keylen, kbuf, &a.key);
+        if (r < 0)
+                return r;
+        return store_write(s, kv_update_txn, &a);
+}
