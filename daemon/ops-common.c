@@ -29,6 +29,8 @@ bool ops_result_is_unavailable(int result) {
         case LATCH_OPEN_ERR:
         case LATCH_SYMBOL_ERR:
         case LATCH_MODULE_UNKNOWN:
+        case LATCH_INCOMPLETE:
+        case LATCH_CONV_AGAIN:
                 return true;
         default:
                 return false;

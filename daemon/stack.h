@@ -12,7 +12,9 @@
  *     [-]TYPE  CONTROL  PLUGIN  [ARG...]
  *
  *   - '#' starts a comment anywhere on a line; a line ending in '\' continues
- *     on the next one (as libpam's line assembler).
+ *     on the next one (as libpam's line assembler). Words are separated by
+ *     spaces, tabs and newlines only, as in libpam, which would keep a '\r'
+ *     (CRLF file) in the last word of a line: here a '\r' is an error.
  *   - TYPE is "auth" or "account" (case-insensitive). "password" and
  *     "session" lines are syntax-checked and then ignored: latch has no such
  *     stacks, and accepting them lets a PAM file be reused as it is. Any other
@@ -27,11 +29,20 @@
  *     action is ignore, ok, done, bad, die, reset or a positive jump count.
  *   - Arguments are words; "[...]" makes one argument that may hold spaces
  *     ("\]" stands for ']').
+ *   - include/substack name a file of the same directory (no '/'); only the
+ *     lines of the including line's type are taken. An include inserts them in
+ *     place; a substack runs them as a nested stack where die/done end only
+ *     the substack, reset goes back to the state at its start, and a jump
+ *     cannot leave it (jumping too far fails the stack, as in libpam).
+ *   - A type with no lines at all (after includes) decides LATCH_PERM_DENIED;
+ *     there is no fallback to an "other" service.
  *
  * Unlike libpam, which turns a malformed line into one that always fails at
  * run time, every problem is a load error: the whole load fails and each
  * problem is reported through the diag callback as (PATH, LINE, MESSAGE),
- * PATH being "DIR/NAME". Like libpam, a control keyword may be bracketed
+ * PATH being "DIR/NAME". A file with syntax errors is not expanded further,
+ * so the plugins of its lines are not opened (nor their failures reported)
+ * until the syntax is fixed. Like libpam, a control keyword may be bracketed
  * ("[required]") and a value=action list may be written without brackets
  * when it holds no space; unlike libpam, an unterminated '[' is an error.
  */
@@ -83,8 +94,9 @@ struct stack;
  *
  * Returns 0 and a new set in *ret (free with services_free()); -EINVAL after
  * reporting every problem through diag (then every module opened so far is
- * closed); -ENOENT if dir does not exist; -ENOMEM; another negative errno if
- * dir or a file cannot be read. *ret is untouched on failure. Not thread-safe
+ * closed); -ENOENT if dir does not exist, -ENOTDIR if it is not a directory;
+ * -ENOMEM; another negative errno if dir cannot be listed (a service file
+ * that cannot be read is a reported problem: -EINVAL). *ret is untouched on failure. Not thread-safe
  * with respect to ops (it calls open/close from the calling thread only).
  */
 int services_load(const char *dir, const struct stack_module_ops *ops, void *ops_userdata,

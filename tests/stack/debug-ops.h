@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * A fake module table for the stack tests. The plugin "debug" behaves as
+ * Linux-PAM's pam_debug: the first argument "auth=NAME" (or "acct=NAME")
+ * names the result of the auth (account) call; a name pam_debug does not know
+ * means success, as does a missing argument. The plugin "missing" does not
+ * exist (-ENOENT); "broken" fails to open with a message. Calls and outcomes
+ * are counted per module, atomically, so threads may share one table.
+ */
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stack.h"
+
+struct debug_module {
+        int result[2]; /* per enum stack_type */
+        atomic_int calls;
+        atomic_int outcomes;
+        atomic_int last_outcome;
+        struct debug_module *next;
+};
+
+struct debug_ops_state {
+        struct debug_module *modules; /* every open module, newest first */
+        int n_open;
+};
+
+static int debug_parse(const char *event, int argc, const char *const *argv) {
+        size_t n = strlen(event);
+
+        for (int i = 0; i < argc; i++)
+                if (strncmp(argv[i], event, n) == 0 && argv[i][n] == '=') {
+                        int r = stack_result_from_string(argv[i] + n + 1);
+                        return r < 0 ? LATCH_SUCCESS : r;
+                }
+        return LATCH_SUCCESS;
+}
+
+static int debug_open(void *userdata, const char *plugin, int argc, const char *const *argv,
+                      void **ret_module, char **ret_error) {
+        struct debug_ops_state *state = userdata;
+        struct debug_module *m;
+
+        if (strcmp(plugin, "missing") == 0) {
+                if (asprintf(ret_error, "plugin '%s' not found", plugin) < 0)
+                        *ret_error = NULL;
+                return -ENOENT;
+        }
+        if (strcmp(plugin, "broken") == 0) {
+                if (asprintf(ret_error, "plugin '%s': bad argument", plugin) < 0)
+                        *ret_error = NULL;
+                return -EINVAL;
+        }
+        if (strcmp(plugin, "debug") != 0)
+                return -ENOENT;
+
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        m->result[STACK_AUTH] = debug_parse("auth", argc, argv);
+        m->result[STACK_ACCOUNT] = debug_parse("acct", argc, argv);
+        atomic_init(&m->last_outcome, -1);
+        if (state) {
+                m->next = state->modules;
+                state->modules = m;
+                state->n_open++;
+        }
+        *ret_module = m;
+        return 0;
+}
+
+static void debug_close(void *userdata, void *module) {
+        struct debug_ops_state *state = userdata;
+
+        if (state) {
+                for (struct debug_module **p = &state->modules; *p; p = &(*p)->next)
+                        if (*p == module) {
+                                *p = (*p)->next;
+                                break;
+                        }
+                state->n_open--;
+        }
+        free(module);
+}
+
+static int debug_call(void *userdata, void *module, enum stack_type type, struct latch_req *req) {
+        struct debug_module *m = module;
+
+        atomic_fetch_add(&m->calls, 1);
+        return m->result[type];
+}
+
+static void debug_outcome(void *userdata, void *module, struct latch_req *req, int result) {
+        struct debug_module *m = module;
+
+        atomic_fetch_add(&m->outcomes, 1);
+        atomic_store(&m->last_outcome, result);
+}
+
+static const struct stack_module_ops debug_ops = {
+        .open = debug_open,
+        .close = debug_close,
+        .call = debug_call,
+        .outcome = debug_outcome,
+};

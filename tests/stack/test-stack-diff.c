@@ -1,0 +1,589 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The differential test: random stacks evaluated by the real Linux-PAM and by
+ * the latch engine must give the same result, for auth and for account.
+ *
+ * Each random stack (1-6 lines, random controls including [value=action]
+ * maps with jumps, "default" and odd spacing, include/substack of generated
+ * sub-files, "-TYPE" lines whose module is missing, ignored password/session
+ * lines) is written twice: as PAM service files using pam_debug.so with
+ * auth=RESULT acct=RESULT, and as latch service files using a fake "debug"
+ * plugin with the same semantics (debug-ops.h). libpam runs them in this
+ * process through pam_start_confdir() on a private directory (one process
+ * evaluates all stacks, with no file written outside it); a subset also goes
+ * through pamtester(1) with files in /etc/pam.d (root only; the files carry a
+ * unique prefix and are removed at exit, on failure and on signals).
+ *
+ * Environment: STACK_DIFF_SEED (default 20261123), STACK_DIFF_COUNT (default
+ * 3000), STACK_DIFF_PAMTESTER (default 60; 0 disables). Exit 77 when libpam
+ * or pam_debug.so is unusable.
+ */
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <security/pam_appl.h>
+
+#include "debug-ops.h"
+#include "stack.h"
+
+#define SKIP 77
+
+/* ---- PRNG (xorshift64*): deterministic from the seed ---- */
+
+static uint64_t rng_state;
+
+static uint64_t rng(void) {
+        rng_state ^= rng_state >> 12;
+        rng_state ^= rng_state << 25;
+        rng_state ^= rng_state >> 27;
+        return rng_state * UINT64_C(2685821657736338717);
+}
+
+static unsigned pick(unsigned n) {
+        return (unsigned) (rng() % n);
+}
+
+static bool chance(unsigned percent) {
+        return pick(100) < percent;
+}
+
+/* ---- the stack model ---- */
+
+enum { KIND_MODULE, KIND_MISSING, KIND_INCLUDE, KIND_SUBSTACK };
+
+struct gline {
+        const char *type;
+        int kind;
+        int target; /* sub-file index for include/substack */
+        char control[512];
+        char args[256];
+};
+
+#define N_FILES 3 /* 0: the service, 1 and 2: sub-files */
+#define LINES_MAX 6 /* per file */
+
+struct gfile {
+        struct gline lines[LINES_MAX];
+        int n;
+};
+
+/* done, ok and reset are the actions with the subtlest rules: more of them. */
+static const char *const actions[] = { "ignore", "ok", "done", "bad", "die", "reset",
+                                       "done", "reset", "ok" };
+#define N_ACTIONS (sizeof(actions) / sizeof(actions[0]))
+
+/* Results a stack line returns: mostly the interesting ones. */
+static const char *random_result(void) {
+        static const char *const common[] = {
+                "success", "success", "success", "auth_err", "perm_denied", "user_unknown",
+                "ignore", "ignore", "new_authtok_reqd", "acct_expired", "authinfo_unavail",
+                "maxtries", "abort", "module_unknown",
+        };
+        if (chance(75))
+                return common[pick(sizeof(common) / sizeof(common[0]))];
+        return stack_result_to_string((int) pick(_LATCH_RESULT_MAX));
+}
+
+static void random_bracket(char *buf, size_t size) {
+        size_t n = 0;
+        unsigned pairs = 1 + pick(5);
+
+        n += (size_t) snprintf(buf + n, size - n, "[");
+        for (unsigned i = 0; i < pairs; i++) {
+                const char *value = chance(15) ? "default"
+                                               : (chance(50) ? random_result()
+                                                             : stack_result_to_string((int) pick(
+                                                                       _LATCH_RESULT_MAX)));
+                char action[16];
+                const char *eq = chance(5) ? " = " : "=";
+
+                if (chance(25))
+                        snprintf(action, sizeof(action), "%u", chance(85) ? 1 + pick(3) : 4 + pick(6));
+                else
+                        snprintf(action, sizeof(action), "%s", actions[pick(N_ACTIONS)]);
+                n += (size_t) snprintf(buf + n, size - n, "%s%s%s%s", i > 0 ? " " : "", value, eq,
+                                       action);
+        }
+        snprintf(buf + n, size - n, "]");
+}
+
+/* The type most lines of the current stack get, so that each stack has a
+ * long auth or account part rather than two short ones. */
+static const char *main_type, *other_type;
+
+static void random_line(struct gline *l, int file) {
+        static const char *const simple[] = { "required", "requisite", "sufficient", "optional" };
+        static const char *const simple_odd[] = { "Required", "REQUISITE", "Sufficient", "[optional]" };
+        unsigned t = pick(100);
+
+        *l = (struct gline) {};
+        l->type = t < 65 ? main_type : t < 93 ? other_type : t < 97 ? "password" : "session";
+
+        if (file < N_FILES - 1 && chance(15)) {
+                l->kind = chance(50) ? KIND_INCLUDE : KIND_SUBSTACK;
+                l->target = file + 1 + (int) pick((unsigned) (N_FILES - 1 - file));
+                snprintf(l->control, sizeof(l->control), "%s",
+                         l->kind == KIND_INCLUDE ? "include" : "substack");
+                return;
+        }
+
+        l->kind = chance(5) ? KIND_MISSING : KIND_MODULE;
+        if (chance(45))
+                random_bracket(l->control, sizeof(l->control));
+        else
+                snprintf(l->control, sizeof(l->control), "%s",
+                         chance(10) ? simple_odd[pick(4)] : simple[pick(4)]);
+
+        if (l->kind == KIND_MODULE) {
+                size_t n = 0;
+
+                if (chance(10))
+                        n += (size_t) snprintf(l->args + n, sizeof(l->args) - n, " [x y\\]z]");
+                if (chance(90))
+                        n += (size_t) snprintf(l->args + n, sizeof(l->args) - n, " auth=%s",
+                                               random_result());
+                if (chance(90))
+                        n += (size_t) snprintf(l->args + n, sizeof(l->args) - n, " acct=%s",
+                                               random_result());
+        }
+}
+
+static void random_stack(struct gfile files[N_FILES]) {
+        bool auth_main = chance(50);
+
+        main_type = auth_main ? "auth" : "account";
+        other_type = auth_main ? "account" : "auth";
+        for (int f = 0; f < N_FILES; f++) {
+                files[f].n = 1 + (int) pick(f == 0 ? 6 : 5);
+                for (int i = 0; i < files[f].n; i++)
+                        random_line(&files[f].lines[i], f);
+        }
+}
+
+/* Writes file f of the stack, for PAM (pam == true) or for latch. `names`
+ * are the file names to use for include targets, prefixed with `incdir`:
+ * Debian's libpam 1.5.2 looks up a relative include in /etc/pam.d even under
+ * pam_start_confdir(), so confdir stacks include by absolute path. */
+static int write_file(const char *path, const struct gfile *gf, bool pam, const char *incdir,
+                      const char *const names[N_FILES]) {
+        FILE *out = fopen(path, "we");
+        if (!out)
+                return -errno;
+        fprintf(out, "# generated\n");
+        for (int i = 0; i < gf->n; i++) {
+                const struct gline *l = &gf->lines[i];
+
+                switch (l->kind) {
+                case KIND_INCLUDE:
+                case KIND_SUBSTACK:
+                        fprintf(out, "%s %s %s%s\n", l->type, l->control, incdir,
+                                names[l->target]);
+                        break;
+                case KIND_MISSING:
+                        fprintf(out, "-%s %s %s\n", l->type, l->control,
+                                pam ? "pam_latchtest_missing.so" : "missing");
+                        break;
+                default:
+                        fprintf(out, "%s\t%s  %s%s\n", l->type, l->control,
+                                pam ? "pam_debug.so" : "debug", l->args);
+                }
+        }
+        if (fclose(out) < 0)
+                return -errno;
+        return 0;
+}
+
+static void print_stack(FILE *out, const struct gfile files[N_FILES]) {
+        static const char *const names[N_FILES] = { "svc", "sub1", "sub2" };
+
+        for (int f = 0; f < N_FILES; f++) {
+                fprintf(out, "  --- %s\n", names[f]);
+                for (int i = 0; i < files[f].n; i++) {
+                        const struct gline *l = &files[f].lines[i];
+
+                        if (l->kind == KIND_INCLUDE || l->kind == KIND_SUBSTACK)
+                                fprintf(out, "  %s %s %s\n", l->type, l->control, names[l->target]);
+                        else
+                                fprintf(out, "  %s%s %s %s%s\n", l->kind == KIND_MISSING ? "-" : "",
+                                        l->type, l->control,
+                                        l->kind == KIND_MISSING ? "pam_latchtest_missing.so"
+                                                                : "pam_debug.so",
+                                        l->args);
+                }
+        }
+}
+
+/* ---- libpam ---- */
+
+static int null_conv(int n, const struct pam_message **msg, struct pam_response **resp,
+                     void *data) {
+        /* pam_debug only shows PAM_TEXT_INFO and never frees a response. */
+        *resp = NULL;
+        return PAM_SUCCESS;
+}
+
+static int pam_eval(const char *confdir, const char *service, enum stack_type type) {
+        struct pam_conv conv = { null_conv, NULL };
+        pam_handle_t *pamh = NULL;
+        int r;
+
+        r = pam_start_confdir(service, "latchtest", &conv, confdir, &pamh);
+        if (r != PAM_SUCCESS)
+                return -1000 - r;
+        r = type == STACK_AUTH ? pam_authenticate(pamh, PAM_SILENT) : pam_acct_mgmt(pamh, PAM_SILENT);
+        pam_end(pamh, r);
+        return r;
+}
+
+/* ---- pamtester, with files in /etc/pam.d ---- */
+
+#define ETC_PAMD "/etc/pam.d"
+static char etc_names[N_FILES][128];
+static volatile sig_atomic_t etc_written;
+
+static void etc_cleanup(void) {
+        if (!etc_written)
+                return;
+        for (int f = 0; f < N_FILES; f++) {
+                char path[1024];
+
+                snprintf(path, sizeof(path), ETC_PAMD "/%s", etc_names[f]);
+                (void) unlink(path);
+        }
+}
+
+static void on_signal(int sig) {
+        etc_cleanup();
+        signal(sig, SIG_DFL);
+        raise(sig);
+}
+
+/* Removes files left by an earlier run that was killed hard. */
+static void etc_remove_stale(void) {
+        DIR *d = opendir(ETC_PAMD);
+        struct dirent *de;
+
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                long pid;
+                char path[1024];
+
+                if (sscanf(de->d_name, "latch-stacktest-%ld-", &pid) != 1)
+                        continue;
+                if (pid == (long) getpid() || kill((pid_t) pid, 0) == 0 || errno != ESRCH)
+                        continue;
+                snprintf(path, sizeof(path), ETC_PAMD "/%s", de->d_name);
+                (void) unlink(path);
+        }
+        closedir(d);
+}
+
+static int pamtester_eval(const char *service, enum stack_type type) {
+        char cmd[512], line[1024];
+        int result = -2;
+        FILE *p;
+
+        snprintf(cmd, sizeof(cmd), "pamtester -v %s latchtest %s 2>&1 </dev/null", service,
+                 type == STACK_AUTH ? "authenticate" : "acct_mgmt");
+        p = popen(cmd, "re");
+        if (!p)
+                return -3;
+        while (fgets(line, sizeof(line), p)) {
+                const char *msg;
+
+                line[strcspn(line, "\n")] = '\0';
+                if (strncmp(line, "pamtester: ", 11) != 0)
+                        continue;
+                msg = line + 11;
+                if (strstr(msg, "successfully") || strstr(msg, "account management done")) {
+                        result = PAM_SUCCESS;
+                        continue;
+                }
+                for (int i = 0; i < _PAM_RETURN_VALUES; i++)
+                        if (strcmp(msg, pam_strerror(NULL, i)) == 0) {
+                                result = i;
+                                break;
+                        }
+        }
+        (void) pclose(p);
+        return result;
+}
+
+/* ---- latch ---- */
+
+static void diag_print(void *userdata, const char *file, unsigned line, const char *message) {
+        fprintf(stderr, "  latch: %s:%u: %s\n", file, line, message);
+}
+
+static int latch_eval(const char *dir, int results[2], size_t sizes[2]) {
+        struct services *s = NULL;
+        const struct stack *st;
+        int r;
+
+        r = services_load_file(dir, "svc", &debug_ops, NULL, diag_print, NULL, &s);
+        if (r < 0)
+                return r;
+        st = services_find(s, "svc");
+        if (!st) {
+                services_free(s);
+                return -ENOENT;
+        }
+        for (int t = 0; t < 2; t++) {
+                results[t] = stack_run(st, (enum stack_type) t, NULL);
+                sizes[t] = stack_size(st, (enum stack_type) t);
+        }
+        services_free(s);
+        return 0;
+}
+
+static const char *name_of(int r) {
+        const char *n = stack_result_to_string(r);
+        return n ? n : "?";
+}
+
+static int write_stack(const char *dir, const struct gfile files[N_FILES], bool pam,
+                       const char *incdir, const char *const names[N_FILES]) {
+        for (int f = 0; f < N_FILES; f++) {
+                char path[512];
+                int r;
+
+                snprintf(path, sizeof(path), "%s/%s", dir, names[f]);
+                r = write_file(path, &files[f], pam, incdir, names);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int sanity_check(const char *pamdir) {
+        static const struct {
+                const char *text;
+                int auth, acct;
+        } cases[] = {
+                { "auth required pam_debug.so auth=auth_err\naccount required pam_debug.so acct=acct_expired\n",
+                  PAM_AUTH_ERR, PAM_ACCT_EXPIRED },
+                { "auth required pam_debug.so\naccount required pam_debug.so\n", PAM_SUCCESS, PAM_SUCCESS },
+        };
+        char path[512];
+
+        snprintf(path, sizeof(path), "%s/svc", pamdir);
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                FILE *f = fopen(path, "we");
+                if (!f)
+                        return -errno;
+                fputs(cases[i].text, f);
+                fclose(f);
+                int a = pam_eval(pamdir, "svc", STACK_AUTH), b = pam_eval(pamdir, "svc", STACK_ACCOUNT);
+                if (a != cases[i].auth || b != cases[i].acct) {
+                        fprintf(stderr, "libpam/pam_debug unusable here (got %d/%d for case %zu)\n",
+                                a, b, i);
+                        return -ENOPKG;
+                }
+        }
+        return 0;
+}
+
+/* Keeps pam_debug.so mapped, so that each pam_end() does not unload it and
+ * each pam_start() map it again: most of the test's time otherwise. Where the
+ * module lives does not matter for correctness, only for speed. */
+static void keep_pam_debug_loaded(void) {
+        static const char *const paths[] = {
+                "/lib/x86_64-linux-gnu/security/pam_debug.so",
+                "/usr/lib/x86_64-linux-gnu/security/pam_debug.so",
+                "/lib/security/pam_debug.so",
+                "/usr/lib/security/pam_debug.so",
+                "/usr/lib64/security/pam_debug.so",
+        };
+
+        for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+                if (dlopen(paths[i], RTLD_NOW | RTLD_LOCAL))
+                        return;
+}
+
+static void rm_rf(const char *dir) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                char path[512];
+
+                if (de->d_name[0] == '.')
+                        continue;
+                snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+                (void) unlink(path);
+        }
+        closedir(d);
+        (void) rmdir(dir);
+}
+
+int main(void) {
+        const char *e;
+        uint64_t seed = 20261123;
+        unsigned count = 3000, n_pamtester = 60;
+        char tmp[] = "/tmp/latch-stackdiff-XXXXXX", pamdir[256], pamdir_slash[260], latchdir[256];
+        static const char *const local_names[N_FILES] = { "svc", "sub1", "sub2" };
+        const char *etc_name_ptrs[N_FILES];
+        unsigned mismatches = 0, ran = 0, pamtester_ran = 0, nonempty[2] = {}, hist[2][_LATCH_RESULT_MAX] = {};
+        int r;
+
+        if ((e = getenv("STACK_DIFF_SEED")))
+                seed = strtoull(e, NULL, 0);
+        if ((e = getenv("STACK_DIFF_COUNT")))
+                count = (unsigned) strtoul(e, NULL, 0);
+        if ((e = getenv("STACK_DIFF_PAMTESTER")))
+                n_pamtester = (unsigned) strtoul(e, NULL, 0);
+        rng_state = seed ? seed : 1;
+
+        if (!mkdtemp(tmp)) {
+                perror("mkdtemp");
+                return 1;
+        }
+        snprintf(pamdir, sizeof(pamdir), "%s/pam", tmp);
+        snprintf(pamdir_slash, sizeof(pamdir_slash), "%s/", pamdir);
+        snprintf(latchdir, sizeof(latchdir), "%s/latch", tmp);
+        if (mkdir(pamdir, 0700) < 0 || mkdir(latchdir, 0700) < 0) {
+                perror("mkdir");
+                return 1;
+        }
+        /* An empty "other" keeps libpam from complaining about its absence;
+         * it adds no module, so an empty type still means "no modules". */
+        {
+                char path[512];
+                snprintf(path, sizeof(path), "%s/other", pamdir);
+                FILE *f = fopen(path, "we");
+                if (f)
+                        fclose(f);
+        }
+
+        r = sanity_check(pamdir);
+
+        keep_pam_debug_loaded();
+        if (r < 0) {
+                rm_rf(pamdir);
+                rm_rf(latchdir);
+                rmdir(tmp);
+                return SKIP;
+        }
+
+        if (geteuid() != 0 || system("command -v pamtester >/dev/null 2>&1") != 0) {
+                fprintf(stderr, "not root or no pamtester: skipping the pamtester subset\n");
+                n_pamtester = 0;
+        }
+        if (n_pamtester > 0) {
+                etc_remove_stale();
+                for (int f = 0; f < N_FILES; f++) {
+                        snprintf(etc_names[f], sizeof(etc_names[f]), "latch-stacktest-%ld-%s",
+                                 (long) getpid(), local_names[f]);
+                        etc_name_ptrs[f] = etc_names[f];
+                }
+                atexit(etc_cleanup);
+                signal(SIGINT, on_signal);
+                signal(SIGTERM, on_signal);
+                signal(SIGHUP, on_signal);
+                signal(SIGABRT, on_signal);
+                signal(SIGSEGV, on_signal);
+        }
+
+        for (unsigned n = 0; n < count; n++) {
+                struct gfile files[N_FILES];
+                int pam_r[2], latch_r[2];
+                size_t sizes[2];
+
+                random_stack(files);
+                if (write_stack(pamdir, files, true, pamdir_slash, local_names) < 0 ||
+                    write_stack(latchdir, files, false, "", local_names) < 0) {
+                        perror("write");
+                        mismatches++;
+                        break;
+                }
+
+                r = latch_eval(latchdir, latch_r, sizes);
+                if (r < 0) {
+                        fprintf(stderr, "stack %u: latch refused a valid stack: %s\n", n,
+                                strerror(-r));
+                        print_stack(stderr, files);
+                        mismatches++;
+                        continue;
+                }
+                for (int t = 0; t < 2; t++) {
+                        pam_r[t] = pam_eval(pamdir, "svc", (enum stack_type) t);
+                        if (pam_r[t] >= 0 && pam_r[t] < _LATCH_RESULT_MAX)
+                                hist[t][pam_r[t]]++;
+                        if (sizes[t] > 0)
+                                nonempty[t]++;
+                }
+                ran++;
+
+                if (pam_r[0] != latch_r[0] || pam_r[1] != latch_r[1]) {
+                        mismatches++;
+                        if (mismatches <= 10) {
+                                fprintf(stderr,
+                                        "MISMATCH stack %u (seed %llu): auth pam=%s latch=%s, "
+                                        "account pam=%s latch=%s\n",
+                                        n, (unsigned long long) seed, name_of(pam_r[0]),
+                                        name_of(latch_r[0]), name_of(pam_r[1]), name_of(latch_r[1]));
+                                print_stack(stderr, files);
+                        }
+                        continue;
+                }
+
+                /* The pamtester subset: real /etc/pam.d files, a real PAM
+                 * application. Only stacks where both types have modules:
+                 * otherwise libpam would fall back to /etc/pam.d/other. */
+                if (pamtester_ran < n_pamtester && sizes[0] > 0 && sizes[1] > 0 && n % 7 == 0) {
+                        int pt[2];
+
+                        etc_written = 1;
+                        if (write_stack(ETC_PAMD, files, true, "", etc_name_ptrs) < 0) {
+                                perror("write " ETC_PAMD);
+                                mismatches++;
+                                break;
+                        }
+                        for (int t = 0; t < 2; t++)
+                                pt[t] = pamtester_eval(etc_names[0], (enum stack_type) t);
+                        pamtester_ran++;
+                        if (pt[0] != latch_r[0] || pt[1] != latch_r[1]) {
+                                mismatches++;
+                                fprintf(stderr,
+                                        "MISMATCH (pamtester) stack %u: auth pamtester=%d latch=%s, "
+                                        "account pamtester=%d latch=%s\n",
+                                        n, pt[0], name_of(latch_r[0]), pt[1], name_of(latch_r[1]));
+                                print_stack(stderr, files);
+                        }
+                }
+        }
+
+        etc_cleanup();
+        etc_written = 0;
+        rm_rf(pamdir);
+        rm_rf(latchdir);
+        rmdir(tmp);
+
+        printf("differential test: seed %llu, %u stacks compared with libpam (auth and account), "
+               "%u also through pamtester; %u with auth modules, %u with account modules; "
+               "%u mismatches\n",
+               (unsigned long long) seed, ran, pamtester_ran, nonempty[0], nonempty[1], mismatches);
+        for (int t = 0; t < 2; t++) {
+                printf("  %s results:", t == 0 ? "auth" : "account");
+                for (int i = 0; i < _LATCH_RESULT_MAX; i++)
+                        if (hist[t][i])
+                                printf(" %s=%u", name_of(i), hist[t][i]);
+                printf("\n");
+        }
+
+        return mismatches == 0 && ran == count ? 0 : 1;
+}
