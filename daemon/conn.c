@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +72,11 @@ void conn_unref(struct conn *c) {
         if (!c || --c->refs > 0)
                 return;
         free(c->peer.groups);
+        if (c->in)
+                sodium_memzero(c->in, c->in_cap);
         free(c->in);
+        if (c->out)
+                sodium_memzero(c->out, c->out_cap);
         free(c->out);
         free(c);
 }
@@ -101,6 +106,8 @@ void conn_close(struct conn *c) {
                 c->inflight--;
                 request_unref(r);
         }
+        if (c->in)
+                sodium_memzero(c->in, c->in_cap);
         free(c->in);
         c->in = NULL;
         c->in_len = c->in_cap = 0;
@@ -130,8 +137,11 @@ static int conn_flush(struct conn *c) {
                 c->out_off += (size_t) n;
                 c->last_activity_usec = now_usec();
         }
-        if (c->out_off == c->out_len)
+        if (c->out_off == c->out_len) {
+                /* Replies hold session ids and tokens. */
+                sodium_memzero(c->out, c->out_len);
                 c->out_off = c->out_len = 0;
+        }
         return 0;
 }
 
@@ -204,9 +214,11 @@ static void conn_update_events(struct conn *c) {
         (void) sd_event_source_set_io_events(c->io, ev);
 }
 
+/* Input holds passwords: the bytes left behind by the move are wiped. */
 static void consume_input(struct conn *c, size_t n) {
         memmove(c->in, c->in + n, c->in_len - n);
         c->in_len -= n;
+        sodium_memzero(c->in + c->in_len, n);
 }
 
 /* A request that fails before reaching an op still takes its place in the
@@ -326,7 +338,8 @@ static int conn_read(struct conn *c) {
                 conn_process(c);
                 if (c->fd < 0)
                         return 0;
-                /* Shrink a buffer that grew for one large frame. */
+                /* Shrink a buffer that grew for one large frame (consumed
+                 * input is wiped already). */
                 if (c->in_len == 0 && c->in_cap > 4 * CONN_INITIAL_BUFFER) {
                         free(c->in);
                         c->in = NULL;

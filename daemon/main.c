@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -28,6 +29,15 @@
 
 #define STOP_GRACE_USEC (10ULL * 1000000)
 #define WRITER_QUEUE 65536
+
+/* Jansson copies request text (passwords included) into buffers of its own
+ * and frees them unwiped: in latchd every block it frees is wiped first. */
+static void json_free_wiped(void *p) {
+        if (!p)
+                return;
+        sodium_memzero(p, malloc_usable_size(p));
+        free(p);
+}
 
 static void help(void) {
         printf("Usage: latchd [OPTIONS]\n\n"
@@ -221,6 +231,7 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, "latchd: libsodium failed to initialise\n");
                 return 1;
         }
+        json_set_alloc_funcs(malloc, json_free_wiped);
         if (check)
                 return check_config(config_file);
 

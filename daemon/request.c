@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,8 @@ void request_unref(struct request *r) {
                 return;
         sd_event_source_disable_unref(r->deadline);
         decoded_done(&r->in);
+        if (r->reply)
+                sodium_memzero(r->reply, r->reply_len);
         free(r->reply);
         conn_unref(r->conn);
         free(r);
