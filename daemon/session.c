@@ -6,10 +6,13 @@
 #include "session.h"
 
 void session_id_new(char ret_id[SESSION_ID_LEN + 1], uint8_t ret_key[STORE_KEY_SIZE]) {
-        uint8_t raw[32];
+        uint8_t raw[SESSION_ID_BYTES];
 
-        randombytes_buf(raw, sizeof raw);
-        sodium_bin2base64(ret_id, SESSION_ID_LEN + 1, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        do {
+                randombytes_buf(raw, sizeof raw);
+                sodium_bin2base64(ret_id, SESSION_ID_LEN + 1, raw, sizeof raw,
+                                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        } while (ret_id[0] == '-');
         sodium_memzero(raw, sizeof raw);
         crypto_generichash(ret_key, STORE_KEY_SIZE, (const uint8_t *) ret_id, SESSION_ID_LEN, NULL, 0);
 }
@@ -17,9 +20,11 @@ void session_id_new(char ret_id[SESSION_ID_LEN + 1], uint8_t ret_key[STORE_KEY_S
 void session_handle_new(char ret_handle[STORE_HANDLE_LEN + 1]) {
         uint8_t raw[16];
 
-        randombytes_buf(raw, sizeof raw);
-        sodium_bin2base64(ret_handle, STORE_HANDLE_LEN + 1, raw, sizeof raw,
-                          sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        do {
+                randombytes_buf(raw, sizeof raw);
+                sodium_bin2base64(ret_handle, STORE_HANDLE_LEN + 1, raw, sizeof raw,
+                                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        } while (ret_handle[0] == '-');
 }
 
 bool session_id_key(const char *s, uint8_t ret_key[STORE_KEY_SIZE]) {

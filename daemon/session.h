@@ -4,9 +4,13 @@
 /*
  * Session ids and handles (CONTRACT.md "Sessions").
  *
- * An id is 256 bits from the OS CSPRNG as 43 base64url characters; the store
+ * An id is 264 bits from the OS CSPRNG as 44 base64url characters; the store
  * sees only BLAKE2b-256(id). A handle is 128 independent random bits as 22
  * base64url characters: nothing about the id can be derived from it.
+ *
+ * Neither ever starts with '-', so that it cannot pass for an option on a
+ * command line (latchctl validate ID): one starting so is drawn again,
+ * which leaves an id more than 263 bits of entropy.
  */
 
 #include <jansson.h>
@@ -15,7 +19,8 @@
 
 #include "store.h"
 
-#define SESSION_ID_LEN 43
+#define SESSION_ID_LEN 44
+#define SESSION_ID_BYTES 33
 
 struct daemon;
 

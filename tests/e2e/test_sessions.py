@@ -51,7 +51,7 @@ class TestSessions(DaemonTest):
         d.ctl("sessions", "revoke", revoked["handle"])
         time.sleep(1.5)
         answers = set()
-        for sid in (expired, revoked["session"], "A" * 43, "not-a-session", "x" * 100, "é" * 10):
+        for sid in (expired, revoked["session"], "A" * 44, "not-a-session", "x" * 100, "é" * 10):
             r = d.call({"op": "validate", "session": sid})
             answers.add((r["error"], r["message"]))
         self.assertEqual(len(answers), 1, answers)

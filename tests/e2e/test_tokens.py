@@ -53,7 +53,7 @@ class TestTokens(DaemonTest):
         self.assertLessEqual(claims["exp"], s["expires_at"], "a token never outlives its session")
         r = d.ctl("token", "verify", r.json["token"], "--audience", "api", json_out=True)
         self.assertEqual(r.returncode, 0, r.stdout)
-        r = d.ctl("token", "issue", "A" * 43, json_out=True)
+        r = d.ctl("token", "issue", "A" * 44, json_out=True)
         self.assertEqual(r.returncode, 1)
         self.assertEqual(r.json["error"], "invalid_session")
 

@@ -1,0 +1,276 @@
+# SPDX-License-Identifier: MIT
+"""Security properties: who may do what, uniform and equal-time denials,
+password rules, resource limits, and secrets kept out of memory images,
+logs and state."""
+
+import glob
+import os
+import resource
+import shutil
+import socket
+import statistics
+import struct
+import subprocess
+import threading
+import time
+import unittest
+
+from harness import LATCHCTL, DaemonTest, frame, read_frame
+
+NOBODY = 65534
+SANITIZED = os.environ.get("LATCH_SANITIZED") == "1"
+
+
+def as_user(uid, gid, groups=None):
+    grp = ["--groups", ",".join(map(str, groups))] if groups else ["--clear-groups"]
+    return ["setpriv", f"--reuid={uid}", f"--regid={gid}"] + grp + ["--"]
+
+
+@unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"), "needs root and setpriv")
+class TestPeerAuthorization(DaemonTest):
+    group = "latchadm-e2e"
+
+    def setUp(self):
+        super().setUp()
+        subprocess.run(["groupdel", self.group], capture_output=True)
+        subprocess.run(["groupadd", "-r", self.group], check=True)
+        self.gid = int(subprocess.run(["getent", "group", self.group], capture_output=True, text=True,
+                                      check=True).stdout.split(":")[2])
+
+    def tearDown(self):
+        super().tearDown()
+        subprocess.run(["groupdel", self.group], capture_output=True)
+
+    def ctl_as(self, d, uid, gid, *args, groups=None, input=None):
+        cmd = as_user(uid, gid, groups) + [LATCHCTL, "--socket", d.sock, "--json"] + list(args)
+        r = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=30)
+        return r
+
+    def test_admin_and_service_access(self):
+        users = os.path.join(self.tmp, "users")
+        stack = f"auth required file path={users}\naccount required file path={users}\n"
+        d = self.daemon(config_extra=f"[access]\nadmin_groups = root, {self.group}\n"
+                                     "[service.private]\nallow_users = root\n",
+                        services={"demo": stack, "private": stack})
+        os.chmod(d.sock, 0o666)  # let other users reach it: access is what is tested
+        os.chmod(self.tmp, 0o755)
+        # Anyone: hello. Not admin ops.
+        self.assertEqual(self.ctl_as(d, NOBODY, NOBODY, "hello").returncode, 0)
+        for args in (["stats"], ["sessions", "list"], ["keys", "rotate"], ["reload"]):
+            r = self.ctl_as(d, NOBODY, NOBODY, *args)
+            self.assertEqual(r.returncode, 1, f"{args}: {r.stdout}")
+            self.assertIn('"forbidden"', r.stdout)
+        # A member of admin_groups may.
+        r = self.ctl_as(d, NOBODY, NOBODY, "stats", groups=[self.gid])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # A service without allow lists is open to any peer; a restricted one is not.
+        r = self.ctl_as(d, NOBODY, NOBODY, "login", "demo", "demo", input="demo-password\n")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        r = self.ctl_as(d, NOBODY, NOBODY, "login", "private", "demo", input="demo-password\n")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn('"forbidden"', r.stdout)
+        # Sessions of a restricted service: only its peers may validate or log out.
+        s = self.login(d, "demo", "demo-password", "private")
+        for args in (["validate", s["session"]], ["logout", s["session"]], ["token", "issue", s["session"]]):
+            r = self.ctl_as(d, NOBODY, NOBODY, *args)
+            self.assertEqual(r.returncode, 1, f"{args}: {r.stdout}")
+            self.assertIn('"forbidden"', r.stdout)
+        self.assertEqual(d.ctl("validate", s["session"]).returncode, 0, "still alive")
+        self.assertIn("forbidden", d.log(), "refusals are audited")
+
+
+class TestUniformDenials(DaemonTest):
+    def test_password_rules(self):
+        d = self.daemon(config_extra="[throttle]\nenabled = no\n")
+        r = d.call({"op": "authenticate", "service": "demo", "user": "demo", "password": ""})
+        self.assertEqual(r["error"], "bad_request")
+        r = d.call({"op": "authenticate", "service": "demo", "user": "demo", "password": "x" * 4097})
+        self.assertEqual(r["error"], "bad_request")
+        r = d.call({"op": "authenticate", "service": "demo", "user": "demo", "password": "x" * 4096})
+        self.assertEqual(r["error"], "denied")
+        # Any Unicode, no truncation.
+        pw = "pässwörd-密码-🔑" + "z" * 100
+        d.add_user("uni", pw)
+        self.assertTrue(d.call({"op": "authenticate", "service": "demo", "user": "uni", "password": pw})["ok"])
+        self.assertFalse(d.call({"op": "authenticate", "service": "demo", "user": "uni",
+                                 "password": pw[:-1]})["ok"])
+
+    def test_unknown_user_costs_the_same_as_a_wrong_password(self):
+        d = self.daemon(config_extra="[throttle]\nenabled = no\n")
+        known, unknown = [], []
+        with d.connect() as s:
+            # Warm up, then interleave so that drift hits both sides alike.
+            for i in range(220):
+                user = "demo" if i % 2 == 0 else f"ghost{i}"
+                t0 = time.perf_counter()
+                s.sendall(frame({"op": "authenticate", "service": "demo", "user": user, "password": "wrong"}))
+                resp = read_frame(s)
+                dt = time.perf_counter() - t0
+                self.assertEqual(resp["error"], "denied")
+                if i >= 20:
+                    (known if user == "demo" else unknown).append(dt)
+        mk, mu = statistics.median(known), statistics.median(unknown)
+        ratio = max(mk, mu) / min(mk, mu)
+        print(f"median wrong password {mk * 1000:.1f} ms, unknown user {mu * 1000:.1f} ms, ratio {ratio:.3f}")
+        self.assertLess(ratio, 1.10, "unknown users must cost what known ones do")
+
+
+class TestThrottle(DaemonTest):
+    def test_backoff_grows_per_remote_and_user_and_spares_others(self):
+        d = self.daemon(config_extra="[throttle]\nmax_delay = 4s\n",
+                        services={"demo": "auth required debug auth=auth_err\naccount required permit\n",
+                                  "ok": "auth required permit\naccount required permit\n"})
+
+        def attempt(service, user, remote):
+            t0 = time.time()
+            r = d.call({"op": "authenticate", "service": service, "user": user, "password": "x", "remote": remote})
+            return r, time.time() - t0
+
+        delays = [attempt("demo", "victim", "10.0.0.1")[1] for _ in range(5)]
+        self.assertLess(delays[0], 0.2)
+        self.assertGreater(delays[-1], 1.0, f"the delay grows with failures: {delays}")
+        # Another end user of the same app is not slowed down.
+        r, dt = attempt("ok", "victim", "10.0.0.2")
+        self.assertTrue(r["ok"])
+        self.assertLess(dt, 0.5)
+
+    def test_parallel_attempts_are_counted(self):
+        d = self.daemon(config_extra="[throttle]\nmax_delay = 3s\n",
+                        services={"demo": "auth required debug auth=auth_err\naccount required permit\n"})
+        results = []
+
+        def one():
+            t0 = time.time()
+            d.call({"op": "authenticate", "service": "demo", "user": "victim", "password": "x", "remote": "203.0.113.9"})
+            results.append(time.time() - t0)
+
+        threads = [threading.Thread(target=one) for _ in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        results.sort()
+        # Fired at once, they do not all slip through undelayed.
+        self.assertGreater(results[-1], 1.0, results)
+        self.assertLess(results[0], 0.5, results)
+
+
+class TestResourceLimits(DaemonTest):
+    def test_announcing_4_gib_does_not_allocate(self):
+        d = self.daemon()
+        pid = d.proc.pid
+
+        def rss():
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+
+        before = rss()
+        for _ in range(50):
+            with d.connect() as s:
+                s.sendall(struct.pack(">I", 0xFFFFFFFF) + b"{" * 1000)
+                self.assertEqual(read_frame(s)["error"], "too_large")
+        self.assertLess(rss() - before, 4096, "KiB: memory stays flat")
+
+    @unittest.skipIf(SANITIZED, "sanitizers inflate memory")
+    def test_200_concurrent_logins_bound_memory_and_all_answer(self):
+        d = self.daemon(config_extra="[throttle]\nenabled = no\n")
+        answers = []
+
+        def login(i):
+            try:
+                r = d.call({"op": "login", "service": "demo", "user": "demo",
+                            "password": "demo-password" if i % 2 else "wrong"})
+                answers.append(r.get("error", "ok"))
+            except Exception as e:  # noqa: BLE001
+                answers.append(repr(e))
+
+        threads = [threading.Thread(target=login, args=(i,)) for i in range(200)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        self.assertEqual(len(answers), 200)
+        self.assertTrue(set(answers) <= {"ok", "denied", "unavailable"}, set(answers))
+        self.assertGreater(answers.count("ok"), 0)
+        with open(f"/proc/{d.proc.pid}/status") as f:
+            hwm = [int(l.split()[1]) for l in f if l.startswith("VmHWM:")][0]
+        limit = 2 * 64 * 1024 + 32 * 1024  # workers = 2
+        print(f"peak RSS {hwm} KiB, limit {limit} KiB")
+        self.assertLess(hwm, limit)
+
+    def test_2000_trickling_clients_are_dropped_while_others_are_served(self):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 8192), max(hard, 8192)))
+        except (ValueError, OSError):
+            self.skipTest("cannot raise the fd limit")
+        d = self.daemon(config_extra="max_connections = 4096\nclient_timeout = 4s\n")
+        socks = []
+        for _ in range(2000):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(d.sock)
+            s.setblocking(False)
+            s.send(struct.pack(">I", 100))  # a frame that never completes
+            socks.append(s)
+        stop = time.time() + 6
+        ok = 0
+        while time.time() < stop:
+            for s in socks[::50]:
+                try:
+                    s.send(b"x")
+                except OSError:
+                    pass
+            sess = self.login(d)
+            r = d.ctl("validate", sess["session"])
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            ok += 1
+        time.sleep(1.5)
+        closed = 0
+        for s in socks:
+            try:
+                if s.recv(1) == b"":
+                    closed += 1
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed += 1
+            s.close()
+        self.assertGreater(ok, 2)
+        self.assertEqual(closed, 2000, "every trickling client is dropped at client_timeout")
+
+
+@unittest.skipUnless(os.geteuid() == 0 and shutil.which("gcore"), "needs root and gdb's gcore")
+class TestSecretsInMemory(DaemonTest):
+    @unittest.skipIf(SANITIZED, "sanitizer shadow memory makes huge cores")
+    def test_canary_password_not_in_core_logs_or_state(self):
+        canary = "Canary-7f3e9c1d-Password"
+        d = self.daemon()
+        d.add_user("canary", canary)
+        r = d.ctl("login", "demo", "canary", input=canary + "\n", json_out=True)
+        self.assertEqual(r.returncode, 0)
+        d.ctl("login", "demo", "demo", input=canary + "\n")  # a wrong password too
+        time.sleep(0.5)
+        core = os.path.join(self.tmp, "core")
+        g = subprocess.run(["gcore", "-o", core, str(d.proc.pid)], capture_output=True, text=True, timeout=120)
+        files = glob.glob(core + "*")
+        self.assertTrue(files, g.stdout + g.stderr)
+        with open(files[0], "rb") as f:
+            image = f.read()
+        os.unlink(files[0])
+        self.assertGreater(len(image), 100000)
+        self.assertNotIn(canary.encode(), image, "the password survived in the daemon's memory")
+        self.assertNotIn(r.json["session"].encode(), image, "a session id survived in the daemon's memory")
+        self.assertNotIn(canary, d.log())
+        for path in glob.glob(os.path.join(d.state, "**"), recursive=True):
+            if os.path.isfile(path):
+                with open(path, "rb") as f:
+                    self.assertNotIn(canary.encode(), f.read())
+        with open(f"/proc/{d.proc.pid}/limits") as f:
+            core_limit = [l.split()[4:6] for l in f if l.startswith("Max core file size")][0]
+        self.assertEqual(core_limit, ["0", "0"], "core dumps are disabled")
+
+
+if __name__ == "__main__":
+    unittest.main()
