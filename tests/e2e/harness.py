@@ -20,6 +20,8 @@ import unittest
 
 LATCHD = os.environ.get("LATCHD", "latchd")
 LATCHCTL = os.environ.get("LATCHCTL", "latchctl")
+# e.g. valgrind: meson test --setup=valgrind sets it.
+WRAPPER = os.environ.get("LATCHD_WRAPPER", "").split()
 PLUGINS = {k[len("LATCH_PLUGIN_"):].lower(): v for k, v in os.environ.items() if k.startswith("LATCH_PLUGIN_")}
 
 
@@ -116,9 +118,10 @@ class Daemon:
         env["NOTIFY_SOCKET"] = self.notify_path
         log = open(self.log_path, "ab")
         if self.activation:
-            cmd = ["systemd-socket-activate", "-l", self.sock, "-E", "NOTIFY_SOCKET", LATCHD, "--config", self.conf]
+            cmd = ["systemd-socket-activate", "-l", self.sock, "-E", "NOTIFY_SOCKET"] + WRAPPER + \
+                [LATCHD, "--config", self.conf]
         else:
-            cmd = [LATCHD, "--config", self.conf, "--socket", self.sock]
+            cmd = WRAPPER + [LATCHD, "--config", self.conf, "--socket", self.sock]
         self.proc = subprocess.Popen(list(cmd) + list(extra_args), env=env, stdout=log, stderr=log,
                                      stdin=subprocess.DEVNULL, cwd=self.tmp)
         log.close()
@@ -134,7 +137,7 @@ class Daemon:
             self.wait_ready()
         return self
 
-    def wait_ready(self, timeout=20):
+    def wait_ready(self, timeout=60 if WRAPPER else 20):
         self.notify.settimeout(timeout)
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -199,12 +202,12 @@ class Daemon:
         s.connect(self.sock)
         return s
 
-    def call(self, obj, sock=None):
+    def call(self, obj, sock=None, timeout=10):
         own = sock is None
-        s = sock or self.connect()
+        s = sock or self.connect(timeout)
         try:
             s.sendall(frame(obj))
-            return read_frame(s)
+            return read_frame(s, timeout)
         finally:
             if own:
                 s.close()

@@ -180,8 +180,9 @@ class TestResourceLimits(DaemonTest):
 
         def login(i):
             try:
+                # The daemon answers within its deadline; the client waits longer.
                 r = d.call({"op": "login", "service": "demo", "user": "demo",
-                            "password": "demo-password" if i % 2 else "wrong"})
+                            "password": "demo-password" if i % 2 else "wrong"}, timeout=60)
                 answers.append(r.get("error", "ok"))
             except Exception as e:  # noqa: BLE001
                 answers.append(repr(e))
