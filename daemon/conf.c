@@ -59,7 +59,8 @@ int parse_duration(const char *s, int64_t *ret) {
                 return -ERANGE;
         for (size_t i = 0; i < ELEMENTSOF(units); i++)
                 if (streq(end, units[i].suffix)) {
-                        if (v > (unsigned long long) (INT64_MAX / units[i].mult) || v > 100ULL * 365 * 86400)
+                        /* Nothing in latch lasts a century: larger is a typo. */
+                        if (v > (unsigned long long) (100LL * 365 * 86400 / units[i].mult))
                                 return -ERANGE;
                         *ret = (int64_t) v * units[i].mult;
                         return 0;
@@ -394,7 +395,9 @@ static int handle_key(struct parse *p, const char *section, const char *name, co
                                 diag(p, "max_requests: expected a positive number: '%s'", value);
                         else
                                 pc->max_requests = (uint32_t) u;
-                } else
+                } else if (streq(name, "worker_socket"))
+                        return set_path(p, &pc->worker_socket, value);
+                else
                         diag(p, "unknown key '%s' in [%s]", name, section);
                 return 0;
         }
@@ -595,8 +598,10 @@ void config_free(struct config *c) {
                 free(c->services[i].allow_gids);
         }
         free(c->services);
-        for (size_t i = 0; i < c->n_plugins; i++)
+        for (size_t i = 0; i < c->n_plugins; i++) {
                 free(c->plugins[i].name);
+                free(c->plugins[i].worker_socket);
+        }
         free(c->plugins);
         free(c);
 }

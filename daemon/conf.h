@@ -35,6 +35,7 @@ struct plugin_config {
         int64_t timeout_ms;        /* deadline of one call */
         int isolate;               /* -1: default for that plugin, 0 no, 1 yes */
         uint32_t max_requests;     /* an isolated worker is replaced after this many */
+        char *worker_socket;       /* NULL: spawn workers; else connect to this socket */
 };
 
 struct config {

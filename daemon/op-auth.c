@@ -119,7 +119,7 @@ static void auth_job_done(struct work *w) {
         char uid[16];
 
         snprintf(uid, sizeof uid, "%u", (unsigned) j->peer_uid);
-        throttle_done(d->throttle, &j->ticket, j->result == LATCH_SUCCESS);
+        throttle_done(d->throttle, &j->ticket, j->result == LATCH_SUCCESS, now_usec());
 
         if (r->abandoned || r->conn->fd < 0) {
                 drop_orphan_session(j);

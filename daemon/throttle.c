@@ -3,7 +3,6 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "macro.h"
 #include "throttle.h"
@@ -135,12 +134,7 @@ uint64_t throttle_begin(struct throttle *t, const char *user, const char *remote
         return d;
 }
 
-void throttle_done(struct throttle *t, struct throttle_ticket *ticket, bool success) {
-        uint64_t now = 0;
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        now = (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+void throttle_done(struct throttle *t, struct throttle_ticket *ticket, bool success, uint64_t now) {
         for (int i = 0; i < 2; i++) {
                 struct throttle_entry *e = ticket->e[i];
                 if (!e)

@@ -38,7 +38,7 @@ uint64_t throttle_begin(struct throttle *t, const char *user, const char *remote
 
 /* Ends an attempt: a failure raises the delay; a success clears the
  * (remote, user) key. */
-void throttle_done(struct throttle *t, struct throttle_ticket *ticket, bool success);
+void throttle_done(struct throttle *t, struct throttle_ticket *ticket, bool success, uint64_t now_usec);
 /* Ends an attempt that never ran (e.g. refused as busy): no effect. */
 void throttle_cancel(struct throttle *t, struct throttle_ticket *ticket);
 
