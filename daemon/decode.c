@@ -31,6 +31,30 @@ static bool depth_ok(const char *buf, size_t len) {
         return true;
 }
 
+static const char *json_problem(enum json_error_code code) {
+        switch (code) {
+        case json_error_out_of_memory:
+                return "out of memory";
+        case json_error_stack_overflow:
+                return "nested too deeply";
+        case json_error_invalid_utf8:
+                return "invalid UTF-8";
+        case json_error_premature_end_of_input:
+                return "premature end of input";
+        case json_error_end_of_input_expected:
+                return "data after the object";
+        case json_error_null_character:
+        case json_error_null_byte_in_key:
+                return "NUL character";
+        case json_error_duplicate_key:
+                return "duplicate member";
+        case json_error_numeric_overflow:
+                return "number out of range";
+        default:
+                return "syntax error";
+        }
+}
+
 int decode_request(const char *buf, size_t len, struct decoded *ret, char *msg, size_t msglen) {
         json_error_t err;
 
@@ -41,9 +65,10 @@ int decode_request(const char *buf, size_t len, struct decoded *ret, char *msg, 
         }
         json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err);
         if (!root) {
-                /* Jansson's text names the problem and a position, never the
-                 * input itself. */
-                snprintf(msg, msglen, "invalid JSON: %s at byte %d", err.text, err.position);
+                /* Never Jansson's own text: it quotes the input near the
+                 * error, and the input may hold a password. */
+                snprintf(msg, msglen, "invalid JSON: %s at byte %d", json_problem(json_error_code(&err)),
+                         err.position);
                 return -EBADMSG;
         }
         if (!json_is_object(root)) {

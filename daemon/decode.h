@@ -21,8 +21,8 @@ struct decoded {
 
 /* Decodes buf (len bytes: UTF-8 JSON, one object, no duplicate members, at
  * most DECODE_MAX_DEPTH levels deep, nothing after it). Returns 0, or
- * -EBADMSG with a human message in msg (never quoting the input: it may hold
- * a password). When the object decoded but `op` is missing or not a string,
+ * -EBADMSG with a human message in msg, which never quotes the input (it may
+ * hold a password): Jansson's own error text does, so it is not used. When the object decoded but `op` is missing or not a string,
  * ret->root and ret->id are still set so that the error can echo the id. */
 int decode_request(const char *buf, size_t len, struct decoded *ret, char *msg, size_t msglen);
 

@@ -181,15 +181,18 @@ static void auth_job_done(struct work *w) {
                 int64_t exp = 0;
                 int k = token_issue(d, &j->info, j->audience, &token, &exp);
                 if (k < 0) {
-                        /* The session exists; the app can ask for a token
-                         * again with the `token` op. Say so rather than fail
-                         * the login. */
+                        /* A login asked for a token gets one or fails whole:
+                         * the session nobody will hear of goes again. */
                         log_msg(LOG_ERR, "login: cannot sign a token: %s", strerror(-k));
-                } else {
-                        json_object_set_new(o, "token", json_string(token));
-                        json_object_set_new(o, "token_expires_at", json_integer(exp));
-                        free(token);
+                        json_decref(o);
+                        drop_orphan_session(j);
+                        reply_error(r, "internal", "cannot sign a token");
+                        auth_job_free(j);
+                        return;
                 }
+                json_object_set_new(o, "token", json_string(token));
+                json_object_set_new(o, "token_expires_at", json_integer(exp));
+                free(token);
         }
         if (!o) {
                 drop_orphan_session(j);

@@ -139,6 +139,12 @@ void op_verify(struct request *r) {
                 .issuer = d->config->issuer,
         };
         int e = keyring_verify(d->keys, token, strlen(token), &opts, &claims);
+        if (e == JWT_ERR_NOMEM || e == JWT_ERR_KEYSET) {
+                /* Our failure, not the token's. */
+                log_msg(LOG_ERR, "verify: %s", jwt_strerror(e));
+                reply_error(r, "internal", "cannot verify tokens right now");
+                return;
+        }
         if (e != JWT_OK) {
                 reply_error(r, "invalid_token", "%s", jwt_strerror(e));
                 return;

@@ -148,6 +148,8 @@ static int call_reload(latch_client *c, char **argv, latch_reply **ret) {
 }
 
 static int call_sessions_list(latch_client *c, char **argv, latch_reply **ret) {
+        /* Up to 10,000 sessions of ~200 bytes: past the default 1 MiB cap. */
+        (void) latch_client_set_max_response(c, 64u << 20);
         return latch_sessions_list(c, arg_user, arg_service, ret);
 }
 

@@ -29,8 +29,11 @@
  * Threads: auth, account and outcome may run concurrently on worker threads
  * for different requests against the same state. Treat the state returned by
  * open() as read-only afterwards, or protect it yourself. Never block for
- * long: each call has a deadline ([plugin.NAME] timeout=) after which the
- * request answers `unavailable`.
+ * long: a request has a deadline (the largest [plugin.NAME] timeout=, at
+ * least 10 s) after which it answers `unavailable`. An in-process call is
+ * not interrupted at its deadline (it keeps its worker thread until it
+ * returns); a plugin whose backend may hang belongs in an isolated worker
+ * process ([plugin.NAME] isolate = yes), which is killed at the deadline.
  *
  * Plugins reach logging, time and storage only through `struct latch_host`.
  * A plugin never sees a session id or a signing key.
@@ -164,7 +167,12 @@ struct latch_host {
          *
          * kv_update runs `fn` inside one write transaction: concurrent
          * updates of the same key are serialised, so no update is lost.
-         * Returns 0, fn's negative errno, or -EIO.
+         * `fn` may run more than once for one call (when the store grows
+         * its map it retries the transaction): only the last run counts,
+         * so keep it free of side effects. Returns 0, fn's negative errno,
+         * -EINVAL (bad key, a value over LATCH_KV_VALUE_MAX, or fn
+         * returning something else than 0, 1, 2 or a negative errno),
+         * -ENOSPC (disk full), -ENOMEM or -EIO.
          *
          * Both return -ENOTSUP for plugins running in an isolated worker
          * process. */
@@ -181,7 +189,9 @@ struct latch_plugin {
         uint32_t size; /* sizeof(struct latch_plugin) as the plugin knows it */
         uint16_t abi_major;
         uint16_t abi_minor;
-        const char *name; /* short name for logs, e.g. "file" */
+        const char *name; /* the plugin's name, e.g. "file"; logs and the kv
+                           * namespace use the file's basename (file.so → "file"),
+                           * so keep the two equal */
 
         /* Prepares one stack line. argv holds the line's arguments (argc may
          * be 0), borrowed for the duration of the call. Store `ctx` if you

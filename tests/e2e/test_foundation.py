@@ -229,6 +229,19 @@ class TestBadInput(DaemonTest):
                     s.sendall(frame({"op": "hello", "id": "next"}))
                     self.assertEqual(read_frame(s)["id"], "next", name)
 
+    def test_malformed_json_never_echoes_its_content(self):
+        d = self.daemon()
+        for body in (b'{"op":"login","service":"demo","user":"u","password":"hunter2 secret',
+                     b'{"op":"login","password":"hunter2 secret" "user":"u"}',
+                     b'{"op":"login","password":"hunter2 secret\xff"}',
+                     b'{"op":"login","password":"hunter2 secret"} trailing hunter2'):
+            with d.connect() as s:
+                s.sendall(frame(body))
+                r = read_frame(s)
+            self.assertEqual(r["error"], "bad_request")
+            self.assertNotIn("hunter2", r["message"])
+        self.assertNotIn("hunter2", d.log())
+
     def test_id_is_echoed_and_pipelining_keeps_order(self):
         d = self.daemon()
         with d.connect() as s:
