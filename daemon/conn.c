@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <poll.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,16 @@
 
 static void conn_update_events(struct conn *c);
 static void conn_process(struct conn *c);
+
+bool conn_peer_gone(const struct conn *c) {
+        struct pollfd p = { .fd = c->fd, .events = POLLOUT };
+
+        if (c->fd < 0)
+                return true;
+        /* A peer that closed its end (or died) shows as POLLHUP on a Unix
+         * stream socket; one that only shut down writing does not. */
+        return poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR));
+}
 
 bool peer_in_groups(const struct peer *p, const gid_t *gids, size_t n) {
         for (size_t i = 0; i < n; i++) {

@@ -71,5 +71,9 @@ void conn_close(struct conn *c);
  * reply at the head of the queue to the output buffer and writes. */
 void conn_reply_ready(struct conn *c);
 
+/* Whether the client has closed its end of the connection (or died): a
+ * reply would reach no one. Cheap: one poll() with no timeout. */
+bool conn_peer_gone(const struct conn *c);
+
 /* Whether the peer is root or in one of the gids. */
 bool peer_in_groups(const struct peer *p, const gid_t *gids, size_t n);

@@ -34,7 +34,7 @@ void op_stats(struct request *r) {
         json_t *o = json_pack(
                 "{s:I, s:{s:I, s:I, s:I, s:I}, s:o, s:o, s:{s:o, s:o},"
                 " s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I},"
-                " s:{s:I, s:I, s:I}, s:{s:I, s:I}, s:{s:s}}",
+                " s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I}, s:{s:s}}",
                 "uptime", (json_int_t) ((now_usec() - d->started_usec) / 1000000),
                 "connections",
                         "current", (json_int_t) d->n_conns,
@@ -62,6 +62,7 @@ void op_stats(struct request *r) {
                 "logins",
                         "ok", (json_int_t) s->logins_ok,
                         "denied", (json_int_t) s->logins_denied,
+                        "abandoned", (json_int_t) s->logins_abandoned,
                 "keys",
                         "current", keyring_current_kid(d->keys));
         if (!o) {

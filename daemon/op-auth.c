@@ -121,7 +121,11 @@ static void auth_job_done(struct work *w) {
         snprintf(uid, sizeof uid, "%u", (unsigned) j->peer_uid);
         throttle_done(d->throttle, &j->ticket, j->result == LATCH_SUCCESS, now_usec());
 
-        if (r->abandoned || r->conn->fd < 0) {
+        /* A login whose client is gone made a session nobody will ever hold
+         * the id of: undo it rather than leave it behind. */
+        if (r->abandoned || r->conn->fd < 0 || (j->login && conn_peer_gone(r->conn))) {
+                if (j->login && j->result == LATCH_SUCCESS && j->store_result == 0)
+                        d->stats.logins_abandoned++;
                 drop_orphan_session(j);
                 auth_job_free(j);
                 return;

@@ -48,6 +48,7 @@ struct stats {
         uint64_t last_sweep_usec;
         uint64_t logins_ok;
         uint64_t logins_denied;
+        uint64_t logins_abandoned;     /* the client left first: the session was undone */
         uint64_t reloads_ok;
         uint64_t reloads_failed;
         struct histogram login_latency;

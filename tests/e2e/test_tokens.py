@@ -122,3 +122,47 @@ class TestTokens(DaemonTest):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def b64(obj):
+    raw = obj if isinstance(obj, bytes) else json.dumps(obj, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+class TestHostileTokens(DaemonTest):
+    """The daemon's verify op and liblatch (offline) refuse the same tokens
+    for the same reason: they share one verifier."""
+
+    def test_daemon_and_liblatch_agree(self):
+        d = self.daemon(config_extra="[token]\nissuer = latch\n")
+        tok = self.login(d, "demo", "demo-password", "demo", "--token")["token"]
+        h, p, sig = tok.split(".")
+        header = b64json(h)
+        claims = b64json(p)
+        cases = {
+            "alg none": b64({**header, "alg": "none"}) + "." + p + ".",
+            "alg none signed": b64({**header, "alg": "none"}) + "." + p + "." + sig,
+            "alg HS256": b64({**header, "alg": "HS256"}) + "." + p + "." + sig,
+            "crit": b64({**header, "crit": ["exp"]}) + "." + p + "." + sig,
+            "embedded jwk": b64({**header, "jwk": {"kty": "OKP"}}) + "." + p + "." + sig,
+            "unknown kid": b64({**header, "kid": "nope"}) + "." + p + "." + sig,
+            "typ": b64({**header, "typ": "at+jwt"}) + "." + p + "." + sig,
+            "tampered payload": h + "." + b64({**claims, "sub": "root"}) + "." + sig,
+            "two segments": h + "." + p,
+            "four segments": tok + ".x",
+            "trailing dot": tok + ".",
+            "padded": tok + "==",
+            "too large": h + "." + b64({**claims, "x": "a" * 9000}) + "." + sig,
+            "bad signature": h + "." + p + "." + ("A" if sig[0] != "A" else "B") + sig[1:],
+        }
+        for name, t in cases.items():
+            online = d.ctl("token", "verify", t, json_out=True)
+            offline = d.ctl("token", "verify", t, "--jwks", d.jwks, json_out=True)
+            self.assertEqual(online.returncode, 1, name)
+            self.assertEqual(offline.returncode, 1, name)
+            self.assertEqual(online.json["error"], "invalid_token", name)
+            self.assertEqual(offline.json["error"], "invalid_token", name)
+            self.assertEqual(online.json["message"], offline.json["message"], name)
+        # And the genuine one passes both.
+        self.assertEqual(d.ctl("token", "verify", tok).returncode, 0)
+        self.assertEqual(d.ctl("token", "verify", tok, "--jwks", d.jwks).returncode, 0)
