@@ -227,6 +227,9 @@ class DaemonTest(unittest.TestCase):
     def tearDown(self):
         problems = []
         for d in self.daemons:
+            died = d.proc is not None and d.proc.poll() is not None
+            if died and d.proc.returncode != 0 and not d.activation:
+                problems.append(f"latchd died on its own with status {d.proc.returncode}")
             running = d.proc is not None and d.proc.poll() is None
             rc = d.stop()
             if running and rc not in (0, None):
