@@ -54,16 +54,14 @@ static void log_stderr(int priority, const char *const *fields, const char *msg)
 static void log_journal(int priority, const char *const *fields, const char *msg) {
         struct iovec iov[40];
         char *bufs[40];
-        size_t n = 0;
+        size_t n = 0, nb = 0;
         char prio[16];
+        char *m = NULL;
 
         snprintf(prio, sizeof prio, "PRIORITY=%d", priority & 7);
-        iov[n++] = (struct iovec){ prio, strlen(prio) };
-        bufs[0] = NULL;
-        size_t nb = 0;
-        char *m = NULL;
         if (asprintf(&m, "MESSAGE=%s", msg) < 0)
                 return;
+        iov[n++] = (struct iovec){ prio, strlen(prio) };
         iov[n++] = (struct iovec){ m, strlen(m) };
         iov[n++] = (struct iovec){ (char *) "SYSLOG_IDENTIFIER=latchd", strlen("SYSLOG_IDENTIFIER=latchd") };
         for (const char *const *f = fields; f && f[0] && n < ELEMENTSOF(iov); f += 2) {
@@ -75,6 +73,7 @@ static void log_journal(int priority, const char *const *fields, const char *msg
                 bufs[nb++] = b;
                 iov[n++] = (struct iovec){ b, strlen(b) };
         }
+        /* No journal after all (a stale INVOCATION_ID): stderr it is. */
         if (sd_journal_sendv(iov, (int) n) < 0)
                 log_stderr(priority, fields, msg);
         for (size_t i = 0; i < nb; i++)
