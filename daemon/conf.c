@@ -525,7 +525,12 @@ int config_load(const char *file, config_diag_fn diagfn, void *userdata, struct 
         p.c = c;
         c->file = strdup(file);
         const char *slash = strrchr(file, '/');
-        c->dir = slash ? strndup(file, (size_t) (slash - file ? slash - file : 1)) : getcwd(NULL, 0);
+        if (!slash)
+                c->dir = getcwd(NULL, 0);
+        else if (slash == file)
+                c->dir = strdup("/");
+        else
+                c->dir = strndup(file, (size_t) (slash - file));
         if (!c->file || !c->dir) {
                 config_free(c);
                 return -ENOMEM;

@@ -79,6 +79,11 @@ static void log_diag(void *userdata, const char *file, unsigned line, const char
 }
 
 int daemon_load_stacks(struct daemon *d, const struct config *c, struct stackset **ret) {
+        int k = plugin_host_configure(d->plugins, c->plugins, c->n_plugins, NULL);
+        if (k < 0) {
+                log_msg(LOG_ERR, "cannot configure the plugin host: %s", strerror(-k));
+                return k;
+        }
         struct stackset *s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
@@ -134,6 +139,7 @@ int daemon_reload(struct daemon *d) {
         r = daemon_load_stacks(d, c, &s);
         if (r < 0) {
                 log_msg(LOG_ERR, "reload: the service stacks have errors; keeping the running configuration");
+                (void) plugin_host_configure(d->plugins, d->config->plugins, d->config->n_plugins, NULL);
                 d->stats.reloads_failed++;
                 config_free(c);
                 return r;

@@ -105,6 +105,15 @@ static int check_config(const char *file) {
                 config_free(c);
                 return 1;
         }
+        r = plugin_host_configure(h, c->plugins, c->n_plugins, NULL);
+        if (r < 0) {
+                fprintf(stderr, "cannot configure the plugin host: %s\n", strerror(-r));
+                plugin_host_free(h);
+                store_close(st);
+                remove_tree(scratch);
+                config_free(c);
+                return 1;
+        }
         r = services_load(c->services_dir, &daemon_stack_ops, h, print_diag, &problems, &s);
         if (r == -ENOENT)
                 fprintf(stderr, "%s: no such folder (every service would be unknown)\n", c->services_dir);

@@ -11,6 +11,16 @@
  * entry called once, and kept loaded until plugin_host_free(), however many
  * lines name it.
  *
+ * Isolation: after plugin_host_configure(), a line may instead be "isolated":
+ * its plugin then runs in latch-worker processes (a small pool per line,
+ * spawned by latchd, or reached through a worker_socket), never in latchd.
+ * Each call on such a line has a deadline; a worker that misses it, crashes
+ * or breaks the protocol is killed (or its connection dropped), the call
+ * answers LATCH_AUTHINFO_UNAVAIL, and the next call gets a fresh worker.
+ * In-process lines have no such guard: a thread cannot be killed, so a
+ * plugin that hangs keeps its pool thread, and only the request-level
+ * deadline answers the client. Isolate any plugin whose backend can hang.
+ *
  * Threads: plugin_line_open()/plugin_host_load() may run on any thread,
  * concurrently with calls on lines already open. plugin_line_call() and
  * plugin_line_outcome() may run concurrently on the same line (the plugin ABI
@@ -23,11 +33,15 @@
  */
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <latch/plugin.h>
 
 #include "store.h"
+
+struct plugin_config;
 
 /* Loaded plugins, the store and the clock. */
 struct plugin_host;
@@ -46,8 +60,41 @@ enum plugin_call_type {
 int plugin_host_new(const char *plugin_dir, store *st, struct plugin_host **ret);
 
 /* Frees the host and dlclose()s every plugin. Every line must have been
- * closed before. NULL is fine. */
+ * closed before. Reaps worker processes of closed lines, giving each a
+ * moment to exit before killing it. NULL is fine. */
 void plugin_host_free(struct plugin_host *h);
+
+/* Where each plugin runs, for lines opened from now on (lines open already
+ * keep what they were opened with). `plugins` (n entries, from latchd.conf's
+ * [plugin.NAME] sections; copied) sets per plugin name: timeout_ms (the
+ * deadline of one isolated call; <= 0 means the default, 10 s), isolate (-1:
+ * the default, which is yes for the plugin named "pam" and no for any other;
+ * 0; 1), max_requests (an isolated worker is replaced after serving this
+ * many calls, auth, account and outcome each counting one; 0 means the
+ * default, 10000) and worker_socket (when not NULL:
+ * the line is isolated and its workers are reached by connecting to this
+ * Unix socket, one connection per worker, instead of being spawned).
+ * `worker_path` (copied) is the latch-worker program to spawn; NULL means
+ * $LATCH_WORKER when set, else the installed one (LATCH_WORKER_PATH).
+ *
+ * Until this is called, every line runs in-process (as tools and tests that
+ * only load plugins want). Call it before loading stacks, and again with the
+ * new config on reload. Not thread-safe against plugin_line_open() (both run
+ * on latchd's loop thread). Returns 0, -EINVAL or -ENOMEM (then the previous
+ * settings stay). */
+int plugin_host_configure(struct plugin_host *h, const struct plugin_config *plugins, size_t n,
+                          const char *worker_path);
+
+/* Where the plugin host's own log lines and the plugins' host->log() lines
+ * go: by default to log_fields() (log.h), formatted as "NAME: message" or
+ * "NAME (service S, user U): message" with journal fields. latch-worker
+ * installs a hook to forward the plugin's lines to latchd instead; tests use
+ * it to look at them. `plugin` is the plugin's short name, `req` the
+ * request or NULL, `message` the bare text (borrowed for the call). Set it
+ * before opening lines; NULL restores the default. */
+typedef void (*plugin_log_fn)(void *userdata, int priority, const char *plugin, const struct latch_req *req,
+                              const char *message);
+void plugin_host_set_log(struct plugin_host *h, plugin_log_fn fn, void *userdata);
 
 /* For tests: replaces time(NULL) as the clock plugins see through
  * host->now(). `now` NULL restores the wall clock. Not thread-safe against
@@ -80,21 +127,41 @@ int plugin_host_load(struct plugin_host *h, const char *plugin, char **ret_error
 int plugin_line_open(struct plugin_host *h, const char *plugin, int argc, const char *const *argv,
                      struct plugin_line **ret, char **ret_error);
 
-/* Calls the plugin's close() and frees the line. NULL is fine. */
+/* Calls the plugin's close() and frees the line. NULL is fine. An isolated
+ * line closes its workers' connections (they run close() and exit) without
+ * waiting for them: they are reaped later, and killed by plugin_host_free()
+ * if still there. */
 void plugin_line_close(struct plugin_line *l);
 
 /* The plugin's short name: the file's basename without ".so". It names the
  * plugin in logs and is its key-value namespace. Borrowed from the line. */
 const char *plugin_line_name(const struct plugin_line *l);
 
+/* Whether the line's plugin runs in isolated worker processes. */
+bool plugin_line_is_isolated(const struct plugin_line *l);
+
+/* Whether the plugin has an outcome() entry point (latch-worker tells latchd,
+ * so that lines without one cost no round trip). */
+bool plugin_line_has_outcome(const struct plugin_line *l);
+
 /* Calls auth (type PLUGIN_CALL_AUTH, 0) or account (PLUGIN_CALL_ACCOUNT, 1).
  * Returns an enum latch_result: LATCH_MODULE_UNKNOWN when the plugin lacks
  * that entry point, LATCH_SYSTEM_ERR (logged) when it returns a value outside
- * 0.._LATCH_RESULT_MAX-1, or a bad type or NULL argument is given. */
+ * 0.._LATCH_RESULT_MAX-1, or a bad type or NULL argument is given.
+ *
+ * On an isolated line: waits (up to the line's deadline) for an idle worker
+ * of the line's pool or starts one, sends the request and waits for the
+ * answer until the deadline. Returns LATCH_AUTHINFO_UNAVAIL, after logging
+ * why with the plugin's name, when no worker could be had, or the worker did
+ * not answer in time (it is killed), crashed or broke the protocol (it is
+ * replaced). Log lines and claims the plugin made in the worker come back to
+ * this request. A worker that has served max_requests calls is retired
+ * after its answer. */
 int plugin_line_call(struct plugin_line *l, int type, struct latch_req *req);
 
 /* Tells the plugin the stack's final result for a request this line took
- * part in (a no-op when it has no outcome()). */
+ * part in (a no-op when it has no outcome()). On an isolated line, a worker
+ * that fails this call is replaced as for plugin_line_call(). */
 void plugin_line_outcome(struct plugin_line *l, struct latch_req *req, int result);
 
 /* Makes a request. Every string is copied; the password copy is wiped when

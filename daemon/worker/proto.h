@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The protocol between latchd and latch-worker, the program that runs one
+ * plugin line in a process of its own (see worker.c for the worker's side,
+ * plugin-host.c "isolated lines" for latchd's).
+ *
+ * A stream socket; each message is a frame as on latchd's own socket: a
+ * 4-byte big-endian length N (1 <= N <= the reader's limit), then N bytes of
+ * one JSON object. latchd speaks first and the two alternate strictly:
+ *
+ *   latchd → worker   {"open": {"name": NAME, "args": [ARG, ...]}}
+ *   worker → latchd   {"log": ...}* then
+ *                     {"ready": {"name": NAME, "pid": PID, "outcome": BOOL}}
+ *                     or {"error": "one line for humans", "errno": E}
+ *
+ *   latchd → worker   {"call": "auth"|"account"|"outcome", "op", "service",
+ *                      "user", "password", "remote" (absent when none),
+ *                      "now": UNIX_SECONDS, "result": N (outcome only)}
+ *   worker → latchd   {"log": {"priority": P, "message": TEXT}}* then
+ *                     {"result": N, "claims": {NAME: STRING | [STRING...]}}
+ *
+ * Log lines are the plugin's own (host->log()), sent as they happen; latchd
+ * attributes them to the plugin and the request and logs them. "claims" are
+ * those the plugin added during that call: a string was set
+ * (claim_set_string), an array appended to (claim_append_string); latchd
+ * replays them on its request, with its own checks. An outcome call answers
+ * {"result": 0}.
+ *
+ * The worker never trusts the peer with the plugin's file: that comes from
+ * its command line only, so a peer of a worker_socket cannot make it load
+ * other code. End of stream from latchd ends the worker.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WORKER_FRAME_HEADER 4
+/* Worker → latchd: a result, a few claims, or one log line. */
+#define WORKER_ANSWER_MAX (64U * 1024U)
+/* latchd → worker: a request (latchd's own frames are at most 16 MiB). */
+#define WORKER_REQUEST_MAX (16U * 1024U * 1024U + 4096U)
+
+static inline void worker_put_header(uint8_t out[WORKER_FRAME_HEADER], uint32_t len) {
+        out[0] = (uint8_t) (len >> 24);
+        out[1] = (uint8_t) (len >> 16);
+        out[2] = (uint8_t) (len >> 8);
+        out[3] = (uint8_t) len;
+}
+
+static inline uint32_t worker_get_header(const uint8_t in[WORKER_FRAME_HEADER]) {
+        return (uint32_t) in[0] << 24 | (uint32_t) in[1] << 16 | (uint32_t) in[2] << 8 | (uint32_t) in[3];
+}

@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: MIT */
+
+/*
+ * Test plugins for isolation, one source built four ways:
+ *
+ *   crash  auth dereferences NULL, unless the user is "ok"
+ *   hang   auth sleeps forever, unless the user is "ok"
+ *   slow   auth sleeps 200 ms
+ *   echo   auth succeeds and reports what it sees as claims: "pid" (the
+ *          process it runs in), "fds" (every fd open in that process),
+ *          "password_ok" ("yes" when the password is "secret"), "now"
+ *          (host->now()), "args" (the line's arguments) and "groups"
+ *          (appended twice); it logs a line per call and per outcome.
+ *          open() refuses, logging why, when an argument is "fail".
+ *
+ * Every variant but echo adds the "pid" claim when it answers.
+ */
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <latch/plugin.h>
+
+static const struct latch_host *host;
+
+struct state {
+        struct latch_ctx *ctx;
+        int argc;
+        char **argv;
+};
+
+static void claim_pid(struct latch_req *req) {
+        char pid[32];
+        snprintf(pid, sizeof(pid), "%d", (int) getpid());
+        host->claim_set_string(req, "pid", pid);
+}
+
+static int iso_open(const struct latch_host *h, struct latch_ctx *ctx, int argc, const char *const *argv,
+                    void **ret_state) {
+        struct state *s;
+
+        for (int i = 0; i < argc; i++)
+                if (strcmp(argv[i], "fail") == 0) {
+                        h->log(ctx, NULL, LATCH_LOG_ERR, "refusing to open, as asked");
+                        return -EINVAL;
+                }
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->ctx = ctx;
+        s->argc = argc;
+        s->argv = calloc((size_t) argc + 1, sizeof(char *));
+        for (int i = 0; s->argv && i < argc; i++)
+                s->argv[i] = strdup(argv[i]);
+        h->log(ctx, NULL, LATCH_LOG_INFO, "opened with %d argument(s)", argc);
+        *ret_state = s;
+        return 0;
+}
+
+static void iso_close(void *state) {
+        struct state *s = state;
+        if (!s)
+                return;
+        for (int i = 0; s->argv && i < s->argc; i++)
+                free(s->argv[i]);
+        free(s->argv);
+        free(s);
+}
+
+static __attribute__((unused)) int user_is_ok(struct latch_req *req) {
+        const char *user = host->item(req, LATCH_ITEM_USER);
+        return user && strcmp(user, "ok") == 0;
+}
+
+#if defined(ISO_CRASH)
+/* A real SIGSEGV, not UBSan's report of one (the tests read latchd's log,
+ * where a worker's stderr lands, for sanitizer reports). */
+__attribute__((no_sanitize("undefined"))) static int iso_auth(void *state, struct latch_req *req) {
+        if (!user_is_ok(req)) {
+                volatile int *p = NULL;
+                *p = 1;
+        }
+        claim_pid(req);
+        return LATCH_SUCCESS;
+}
+#define ISO_NAME "crash"
+#elif defined(ISO_HANG)
+static int iso_auth(void *state, struct latch_req *req) {
+        while (!user_is_ok(req))
+                pause();
+        claim_pid(req);
+        return LATCH_SUCCESS;
+}
+#define ISO_NAME "hang"
+#elif defined(ISO_SLOW)
+static int iso_auth(void *state, struct latch_req *req) {
+        struct timespec ts = { .tv_sec = 0, .tv_nsec = 200 * 1000 * 1000 };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+        claim_pid(req);
+        return LATCH_SUCCESS;
+}
+#define ISO_NAME "slow"
+#elif defined(ISO_ECHO)
+static int iso_auth(void *state, struct latch_req *req) {
+        struct state *s = state;
+        const char *pw = host->item(req, LATCH_ITEM_PASSWORD);
+        char buf[32];
+        DIR *d;
+
+        claim_pid(req);
+        d = opendir("/proc/self/fd");
+        if (d) {
+                struct dirent *e;
+                while ((e = readdir(d)))
+                        if (e->d_name[0] != '.' && atoi(e->d_name) != dirfd(d))
+                                host->claim_append_string(req, "fds", e->d_name);
+                closedir(d);
+        }
+        host->claim_set_string(req, "password_ok", pw && strcmp(pw, "secret") == 0 ? "yes" : "no");
+        snprintf(buf, sizeof(buf), "%lld", (long long) host->now(s->ctx));
+        host->claim_set_string(req, "now", buf);
+        for (int i = 0; i < s->argc; i++)
+                host->claim_append_string(req, "args", s->argv[i]);
+        host->claim_append_string(req, "groups", "g1");
+        host->claim_append_string(req, "groups", "g2");
+        host->log(s->ctx, req, LATCH_LOG_NOTICE, "hello from pid %d", (int) getpid());
+        return LATCH_SUCCESS;
+}
+
+static void iso_outcome(void *state, struct latch_req *req, int result) {
+        struct state *s = state;
+        host->log(s->ctx, req, LATCH_LOG_INFO, "outcome %d", result);
+}
+#define ISO_NAME "echo"
+#else
+#error "build with one of ISO_CRASH, ISO_HANG, ISO_SLOW, ISO_ECHO"
+#endif
+
+static int iso_account(void *state, struct latch_req *req) { return LATCH_SUCCESS; }
+
+static const struct latch_plugin plugin = {
+        LATCH_PLUGIN_HEADER,
+        .name = ISO_NAME,
+        .open = iso_open,
+        .close = iso_close,
+        .auth = iso_auth,
+        .account = iso_account,
+#ifdef ISO_ECHO
+        .outcome = iso_outcome,
+#endif
+};
+
+LATCH_PLUGIN_EXPORT const struct latch_plugin *latch_plugin_entry(const struct latch_host *h) {
+        if (h->abi_major != LATCH_PLUGIN_ABI_MAJOR)
+                return NULL;
+        host = h;
+        return &plugin;
+}

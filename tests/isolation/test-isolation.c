@@ -1,0 +1,438 @@
+/* SPDX-License-Identifier: MIT */
+
+/*
+ * Isolated plugin lines through the plugin host: requests reach a worker
+ * process and come back with their claims and log lines; a worker that
+ * crashes or hangs costs one call (answered authinfo_unavail, logged with
+ * the plugin's name) and is replaced; workers retire after max_requests,
+ * inherit no fd beyond 0-2, serve concurrent callers, and are all reaped.
+ *
+ * Arguments: the latch-worker program, then the folder holding the test
+ * plugins (crash.so, hang.so, slow.so, echo.so from iso-plugin.c).
+ */
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "conf.h"
+#include "macro.h"
+#include "plugin-host.h"
+
+static const char *worker_path;
+static const char *plugin_dir;
+
+/* ---- captured log lines ---- */
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *log_text; /* every line, "NAME|req|message\n" */
+
+static void capture_log(void *userdata, int priority, const char *plugin, const struct latch_req *req,
+                        const char *message) {
+        char *s;
+
+        pthread_mutex_lock(&log_lock);
+        if (asprintf(&s, "%s%s|%s|%s\n", log_text ?: "", plugin, req ? "req" : "-", message) > 0) {
+                free(log_text);
+                log_text = s;
+        }
+        pthread_mutex_unlock(&log_lock);
+}
+
+static bool log_has(const char *needle) {
+        bool r;
+        pthread_mutex_lock(&log_lock);
+        r = log_text && strstr(log_text, needle);
+        pthread_mutex_unlock(&log_lock);
+        return r;
+}
+
+static void log_reset(void) {
+        pthread_mutex_lock(&log_lock);
+        free(log_text);
+        log_text = NULL;
+        pthread_mutex_unlock(&log_lock);
+}
+
+/* ---- helpers ---- */
+
+static int64_t pinned_now(void *userdata) { return 1234567; }
+
+static struct plugin_host *host_new(const char *name, int isolate, int64_t timeout_ms, uint32_t max_requests) {
+        struct plugin_host *h = NULL;
+        struct plugin_config pc = {
+                .name = (char *) name,
+                .timeout_ms = timeout_ms,
+                .isolate = isolate,
+                .max_requests = max_requests,
+        };
+
+        assert_int_equal(plugin_host_new(plugin_dir, NULL, &h), 0);
+        plugin_host_set_log(h, capture_log, NULL);
+        plugin_host_set_clock(h, pinned_now, NULL);
+        assert_int_equal(plugin_host_configure(h, &pc, name ? 1 : 0, worker_path), 0);
+        log_reset();
+        return h;
+}
+
+/* Frees the host and checks that no worker process is left behind. */
+static void host_free_checked(struct plugin_host *h) {
+        plugin_host_free(h);
+        errno = 0;
+        assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+        assert_int_equal(errno, ECHILD);
+}
+
+static struct plugin_line *line_open(struct plugin_host *h, const char *plugin, int argc, const char *const *argv) {
+        struct plugin_line *l = NULL;
+        char *error = NULL;
+        int r = plugin_line_open(h, plugin, argc, argv, &l, &error);
+        if (r < 0)
+                fail_msg("open %s: %s (%s)", plugin, strerror(-r), error ?: "no message");
+        free(error);
+        return l;
+}
+
+/* Calls auth as `user` and returns the result; *ret_pid gets the "pid"
+ * claim (0 when absent). */
+static int call_auth(struct plugin_line *l, const char *user, long *ret_pid) {
+        struct latch_req *req = NULL;
+        json_t *pid;
+        int r;
+
+        assert_int_equal(latch_req_new("authenticate", "svc", user, "secret", "10.0.0.1", &req), 0);
+        r = plugin_line_call(l, PLUGIN_CALL_AUTH, req);
+        pid = json_object_get(latch_req_claims(req), "pid");
+        if (ret_pid)
+                *ret_pid = pid ? strtol(json_string_value(pid), NULL, 10) : 0;
+        latch_req_free(req);
+        return r;
+}
+
+static double mono_seconds(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+/* ---- tests ---- */
+
+static void test_echo_round_trip(void **unused) {
+        struct plugin_host *h = host_new("echo", 1, 5000, 0);
+        const char *args[] = {"a", "b c\"\\"};
+        struct latch_req *req = NULL;
+        struct plugin_line *l;
+        json_t *claims, *fds;
+        int leak;
+
+        /* An inheritable fd in this process must not reach the worker. */
+        leak = open("/dev/null", O_RDONLY);
+        assert_true(leak >= 3);
+
+        l = line_open(h, "echo", 2, args);
+        assert_true(plugin_line_is_isolated(l));
+        assert_true(plugin_line_has_outcome(l));
+        assert_string_equal(plugin_line_name(l), "echo");
+        assert_true(log_has("echo|-|opened with 2 argument(s)"));
+
+        assert_int_equal(latch_req_new("authenticate", "svc", "alice", "secret", "10.0.0.1", &req), 0);
+        assert_int_equal(plugin_line_call(l, PLUGIN_CALL_AUTH, req), LATCH_SUCCESS);
+        claims = latch_req_claims(req);
+        assert_true(strtol(json_string_value(json_object_get(claims, "pid")), NULL, 10) != (long) getpid());
+        assert_string_equal(json_string_value(json_object_get(claims, "password_ok")), "yes");
+        assert_string_equal(json_string_value(json_object_get(claims, "now")), "1234567");
+        assert_int_equal(json_array_size(json_object_get(claims, "args")), 2);
+        assert_string_equal(json_string_value(json_array_get(json_object_get(claims, "args"), 1)), "b c\"\\");
+        assert_int_equal(json_array_size(json_object_get(claims, "groups")), 2);
+        fds = json_object_get(claims, "fds");
+        assert_int_equal(json_array_size(fds), 3);
+        assert_string_equal(json_string_value(json_array_get(fds, 0)), "0");
+        assert_string_equal(json_string_value(json_array_get(fds, 1)), "1");
+        assert_string_equal(json_string_value(json_array_get(fds, 2)), "2");
+        assert_true(log_has("echo|req|hello from pid"));
+
+        assert_int_equal(plugin_line_call(l, PLUGIN_CALL_ACCOUNT, req), LATCH_SUCCESS);
+        plugin_line_outcome(l, req, LATCH_PERM_DENIED);
+        assert_true(log_has("echo|req|outcome 6"));
+        latch_req_free(req);
+
+        /* A wrong password travels as such. */
+        assert_int_equal(latch_req_new("login", "svc", "bob", "not-it\n\x01", NULL, &req), 0);
+        assert_int_equal(plugin_line_call(l, PLUGIN_CALL_AUTH, req), LATCH_SUCCESS);
+        assert_string_equal(json_string_value(json_object_get(latch_req_claims(req), "password_ok")), "no");
+        latch_req_free(req);
+
+        close(leak);
+        plugin_line_close(l);
+        host_free_checked(h);
+}
+
+static void test_in_process_unless_isolated(void **unused) {
+        struct plugin_host *h = host_new("echo", 0, 0, 0);
+        struct plugin_line *l = line_open(h, "echo", 0, NULL);
+        long pid;
+
+        assert_false(plugin_line_is_isolated(l));
+        assert_int_equal(call_auth(l, "alice", &pid), LATCH_SUCCESS);
+        assert_int_equal(pid, (long) getpid());
+        plugin_line_close(l);
+        host_free_checked(h);
+
+        /* Not configured: in-process, whatever the name. */
+        assert_int_equal(plugin_host_new(plugin_dir, NULL, &h), 0);
+        l = line_open(h, "slow", 0, NULL);
+        assert_false(plugin_line_is_isolated(l));
+        plugin_line_close(l);
+        host_free_checked(h);
+}
+
+static void test_pam_isolated_by_default(void **unused) {
+        char dir[] = "/tmp/latch-test-isolation-XXXXXX";
+        struct plugin_host *h = NULL;
+        struct plugin_line *l;
+        char *link, *target;
+        long pid;
+
+        assert_non_null(mkdtemp(dir));
+        assert_true(asprintf(&link, "%s/pam.so", dir) > 0);
+        assert_true(asprintf(&target, "%s/echo.so", plugin_dir) > 0);
+        assert_int_equal(symlink(target, link), 0);
+
+        assert_int_equal(plugin_host_new(dir, NULL, &h), 0);
+        plugin_host_set_log(h, capture_log, NULL);
+        assert_int_equal(plugin_host_configure(h, NULL, 0, worker_path), 0);
+        l = line_open(h, "pam", 0, NULL);
+        assert_true(plugin_line_is_isolated(l));
+        assert_string_equal(plugin_line_name(l), "pam");
+        assert_int_equal(call_auth(l, "alice", &pid), LATCH_SUCCESS);
+        assert_true(pid > 0 && pid != (long) getpid());
+        plugin_line_close(l);
+
+        /* Any other plugin stays in-process by default. */
+        l = line_open(h, target, 0, NULL);
+        assert_false(plugin_line_is_isolated(l));
+        plugin_line_close(l);
+        host_free_checked(h);
+
+        unlink(link);
+        rmdir(dir);
+        free(link);
+        free(target);
+}
+
+static void test_open_errors(void **unused) {
+        struct plugin_host *h = host_new("echo", 1, 5000, 0);
+        const char *args[] = {"fail"};
+        struct plugin_line *l = NULL;
+        char *error = NULL;
+
+        assert_int_equal(plugin_line_open(h, "echo", 1, args, &l, &error), -EINVAL);
+        assert_null(l);
+        assert_non_null(error);
+        assert_non_null(strstr(error, "echo"));
+        assert_non_null(strstr(error, "refusing to open, as asked"));
+        free(error);
+        error = NULL;
+        host_free_checked(h);
+
+        /* A missing plugin is -ENOENT, as in-process ("-auth" lines rely on it). */
+        h = host_new("nosuch", 1, 5000, 0);
+        assert_int_equal(plugin_line_open(h, "nosuch", 0, NULL, &l, &error), -ENOENT);
+        free(error);
+        error = NULL;
+        host_free_checked(h);
+
+        /* A missing worker program is an error, but not "no such plugin". */
+        struct plugin_config pc = { .name = (char *) "echo", .isolate = 1 };
+        assert_int_equal(plugin_host_new(plugin_dir, NULL, &h), 0);
+        assert_int_equal(plugin_host_configure(h, &pc, 1, "/nonexistent/latch-worker"), 0);
+        int r = plugin_line_open(h, "echo", 0, NULL, &l, &error);
+        assert_true(r < 0 && r != -ENOENT);
+        assert_non_null(error);
+        assert_non_null(strstr(error, "plugin 'echo'"));
+        free(error);
+        host_free_checked(h);
+}
+
+static void test_crash_is_contained(void **unused) {
+        struct plugin_host *h = host_new("crash", 1, 5000, 0);
+        struct plugin_line *l = line_open(h, "crash", 0, NULL);
+        long pid1 = 0, pid2 = 0;
+
+        assert_int_equal(call_auth(l, "ok", &pid1), LATCH_SUCCESS);
+        assert_true(pid1 > 0);
+        assert_int_equal(call_auth(l, "boom", NULL), LATCH_AUTHINFO_UNAVAIL);
+        assert_true(log_has("plugin 'crash': worker crashed (signal 11); replaced"));
+        assert_int_equal(call_auth(l, "ok", &pid2), LATCH_SUCCESS);
+        assert_true(pid2 > 0 && pid2 != pid1);
+
+        plugin_line_close(l);
+        host_free_checked(h);
+}
+
+static void test_hang_is_cut_at_the_deadline(void **unused) {
+        struct plugin_host *h = host_new("hang", 1, 1000, 0);
+        struct plugin_line *l = line_open(h, "hang", 0, NULL);
+        long pid1 = 0, pid2 = 0;
+        double t;
+
+        assert_int_equal(call_auth(l, "ok", &pid1), LATCH_SUCCESS);
+        t = mono_seconds();
+        assert_int_equal(call_auth(l, "stuck", NULL), LATCH_AUTHINFO_UNAVAIL);
+        t = mono_seconds() - t;
+        /* The task asks for the deadline to hold: about 1 s, with a wide
+         * margin for a loaded machine. */
+        assert_true(t >= 0.9);
+        assert_true(t < 5.0);
+        assert_true(log_has("plugin 'hang': worker did not answer within 1s; replaced"));
+        assert_int_equal(call_auth(l, "ok", &pid2), LATCH_SUCCESS);
+        assert_true(pid2 > 0 && pid2 != pid1);
+
+        plugin_line_close(l);
+        host_free_checked(h);
+}
+
+static void test_max_requests(void **unused) {
+        struct plugin_host *h = host_new("echo", 1, 5000, 3);
+        struct plugin_line *l = line_open(h, "echo", 0, NULL);
+        long pid[7];
+
+        for (size_t i = 0; i < ELEMENTSOF(pid); i++)
+                assert_int_equal(call_auth(l, "alice", &pid[i]), LATCH_SUCCESS);
+        assert_true(pid[0] == pid[1] && pid[1] == pid[2]);
+        assert_true(pid[3] == pid[4] && pid[4] == pid[5]);
+        assert_true(pid[3] != pid[0]);
+        assert_true(pid[6] != pid[3] && pid[6] != pid[0]);
+
+        plugin_line_close(l);
+        host_free_checked(h);
+}
+
+static void test_idle_worker_death_costs_no_request(void **unused) {
+        struct plugin_host *h = host_new("slow", 1, 5000, 0);
+        struct plugin_line *l = line_open(h, "slow", 0, NULL);
+        long pid1 = 0, pid2 = 0;
+
+        assert_int_equal(call_auth(l, "alice", &pid1), LATCH_SUCCESS);
+        assert_true(pid1 > 0);
+        /* Killed while idle (an admin, the OOM killer): latchd notices when
+         * it next needs the worker, and the request goes to a new one. */
+        assert_int_equal(kill((pid_t) pid1, SIGKILL), 0);
+        for (int i = 0; i < 200 && kill((pid_t) pid1, 0) == 0; i++) {
+                /* until it is a zombie: its stream has ended by then */
+                char path[64], state = 0;
+                FILE *f;
+                snprintf(path, sizeof(path), "/proc/%ld/stat", pid1);
+                f = fopen(path, "re");
+                if (f) {
+                        if (fscanf(f, "%*d %*s %c", &state) != 1)
+                                state = 0;
+                        fclose(f);
+                }
+                if (state == 'Z')
+                        break;
+                usleep(10000);
+        }
+        assert_int_equal(call_auth(l, "alice", &pid2), LATCH_SUCCESS);
+        assert_true(pid2 > 0 && pid2 != pid1);
+        assert_true(log_has("plugin 'slow': idle worker crashed (signal 9); replaced"));
+
+        plugin_line_close(l);
+        host_free_checked(h);
+}
+
+#define THREADS 8
+#define CALLS 5
+
+struct thread_arg {
+        struct plugin_line *l;
+        int failures;
+        long pids[CALLS];
+};
+
+static void *caller(void *p) {
+        struct thread_arg *a = p;
+        for (int i = 0; i < CALLS; i++)
+                if (call_auth(a->l, "alice", &a->pids[i]) != LATCH_SUCCESS)
+                        a->failures++;
+        return NULL;
+}
+
+static void test_concurrent_callers(void **unused) {
+        struct plugin_host *h = host_new("slow", 1, 10000, 0);
+        struct plugin_line *l = line_open(h, "slow", 0, NULL);
+        struct thread_arg args[THREADS] = {};
+        pthread_t t[THREADS];
+        long seen[THREADS * CALLS];
+        size_t n_seen = 0;
+
+        for (int i = 0; i < THREADS; i++) {
+                args[i].l = l;
+                assert_int_equal(pthread_create(&t[i], NULL, caller, &args[i]), 0);
+        }
+        for (int i = 0; i < THREADS; i++)
+                assert_int_equal(pthread_join(t[i], NULL), 0);
+
+        for (int i = 0; i < THREADS; i++) {
+                assert_int_equal(args[i].failures, 0);
+                for (int k = 0; k < CALLS; k++) {
+                        bool known = false;
+                        assert_true(args[i].pids[k] > 0 && args[i].pids[k] != (long) getpid());
+                        for (size_t j = 0; j < n_seen; j++)
+                                known = known || seen[j] == args[i].pids[k];
+                        if (!known)
+                                seen[n_seen++] = args[i].pids[k];
+                }
+        }
+        /* A small pool per line, however many callers. */
+        assert_true(n_seen >= 1 && n_seen <= 4);
+
+        plugin_line_close(l);
+        host_free_checked(h);
+}
+
+int main(int argc, char *argv[]) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_echo_round_trip),
+                cmocka_unit_test(test_in_process_unless_isolated),
+                cmocka_unit_test(test_pam_isolated_by_default),
+                cmocka_unit_test(test_open_errors),
+                cmocka_unit_test(test_crash_is_contained),
+                cmocka_unit_test(test_hang_is_cut_at_the_deadline),
+                cmocka_unit_test(test_max_requests),
+                cmocka_unit_test(test_idle_worker_death_costs_no_request),
+                cmocka_unit_test(test_concurrent_callers),
+        };
+        const char *asan = getenv("ASAN_OPTIONS");
+        char *opts;
+        int r;
+
+        if (argc != 3) {
+                fprintf(stderr, "usage: %s LATCH-WORKER PLUGIN-DIR\n", argv[0]);
+                return 2;
+        }
+        worker_path = argv[1];
+        plugin_dir = argv[2];
+
+        /* Under ASan, a crashing worker should die of its signal, as it
+         * would in production, not of ASan's report. */
+        if (asprintf(&opts, "%s%shandle_segv=0", asan ?: "", asan && *asan ? ":" : "") < 0)
+                return 1;
+        setenv("ASAN_OPTIONS", opts, 1);
+        free(opts);
+
+        r = cmocka_run_group_tests(tests, NULL, NULL);
+        log_reset();
+        return r;
+}
