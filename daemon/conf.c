@@ -124,6 +124,34 @@ static int set_string(char **field, const char *value) {
         return 0;
 }
 
+static void free_string_list(char **list, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(list[i]);
+        free(list);
+}
+
+/* A list of words separated by commas and/or spaces. */
+static int set_string_list(char ***list, size_t *n, const char *value) {
+        _cleanup_free_ char *copy = strdup(value);
+        char *save = NULL;
+
+        if (!copy)
+                return -ENOMEM;
+        free_string_list(*list, *n);
+        *list = NULL;
+        *n = 0;
+        for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
+                char **a = realloc(*list, (*n + 1) * sizeof(char *));
+                if (!a)
+                        return -ENOMEM;
+                *list = a;
+                if (!(a[*n] = strdup(t)))
+                        return -ENOMEM;
+                (*n)++;
+        }
+        return 0;
+}
+
 static void set_duration(struct parse *p, int64_t *field, const char *name, const char *value, bool zero_ok) {
         int64_t v;
         int r = parse_duration(value, &v);
@@ -359,6 +387,8 @@ static int handle_key(struct parse *p, const char *section, const char *name, co
                                 diag(p, "audience: must not be empty");
                         else
                                 return set_string(&s->audience, value);
+                } else if (streq(name, "audiences")) {
+                        return set_string_list(&s->audiences, &s->n_audiences, value);
                 } else if (streq(name, "allow_users")) {
                         s->restricted = true;
                         return set_id_list(p, name, value, false, &s->allow_uids, &s->n_allow_uids);
@@ -599,6 +629,7 @@ void config_free(struct config *c) {
                 free(c->services[i].name);
                 free(c->services[i].file);
                 free(c->services[i].audience);
+                free_string_list(c->services[i].audiences, c->services[i].n_audiences);
                 free(c->services[i].allow_uids);
                 free(c->services[i].allow_gids);
         }

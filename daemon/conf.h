@@ -21,6 +21,8 @@ struct service_config {
         int64_t absolute_timeout;  /* -1: from [session] */
         int64_t token_lifetime;    /* -1: from [token] */
         char *audience;            /* NULL: the service name */
+        char **audiences;          /* further audiences its tokens may name */
+        size_t n_audiences;
         uid_t *allow_uids;
         size_t n_allow_uids;
         gid_t *allow_gids;

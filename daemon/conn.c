@@ -18,6 +18,19 @@
 #define CONN_INITIAL_BUFFER 4096
 
 static void conn_update_events(struct conn *c);
+
+/* realloc() that wipes the old block: buffers hold passwords, ids, tokens. */
+static void *grow_wiped(void *old, size_t old_cap, size_t used, size_t cap) {
+        uint8_t *b = malloc(cap);
+        if (!b)
+                return NULL;
+        if (old) {
+                memcpy(b, old, used);
+                sodium_memzero(old, old_cap);
+                free(old);
+        }
+        return b;
+}
 static void conn_process(struct conn *c);
 
 bool conn_peer_gone(const struct conn *c) {
@@ -162,14 +175,16 @@ static int out_append(struct conn *c, const uint8_t *p, size_t n) {
         if (c->out_len + n > c->out_cap) {
                 /* Compact before growing. */
                 if (c->out_off > 0) {
-                        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
-                        c->out_len -= c->out_off;
+                        size_t keep = c->out_len - c->out_off;
+                        memmove(c->out, c->out + c->out_off, keep);
+                        sodium_memzero(c->out + keep, c->out_len - keep);
+                        c->out_len = keep;
                         c->out_off = 0;
                 }
                 if (c->out_len + n > c->out_cap) {
                         size_t cap = MAX(c->out_cap * 2, c->out_len + n);
                         cap = MAX(cap, (size_t) CONN_INITIAL_BUFFER);
-                        uint8_t *b = realloc(c->out, cap);
+                        uint8_t *b = grow_wiped(c->out, c->out_cap, c->out_len, cap);
                         if (!b)
                                 return -ENOMEM;
                         c->out = b;
@@ -184,20 +199,24 @@ static int out_append(struct conn *c, const uint8_t *p, size_t n) {
 void conn_reply_ready(struct conn *c) {
         bool any = false;
 
+        /* Freeing a request may drop the last other reference to c. */
+        conn_ref(c);
         while (c->head && c->head->replied) {
                 struct request *r = c->head;
                 c->head = r->next;
                 if (!c->head)
                         c->tail = NULL;
                 c->inflight--;
-                if (c->fd >= 0 && out_append(c, r->reply, r->reply_len) < 0)
+                /* A dropped request (its client left) has no reply bytes. */
+                if (c->fd >= 0 && r->reply && !c->peer_hup && out_append(c, r->reply, r->reply_len) < 0)
                         c->closing = true;
                 request_unref(r);
                 any = true;
         }
-        if (!any || c->fd < 0)
+        if (!any || c->fd < 0) {
+                conn_unref(c);
                 return;
-        conn_ref(c);
+        }
         (void) conn_flush(c);
         conn_maybe_finish(c);
         if (c->fd >= 0) {
@@ -210,7 +229,9 @@ void conn_reply_ready(struct conn *c) {
 }
 
 static bool conn_may_take_more(const struct conn *c) {
-        return !c->closing && c->inflight < CONN_MAX_INFLIGHT && c->out_len - c->out_off < CONN_MAX_OUTPUT;
+        /* While stopping, requests in flight finish but no new one starts. */
+        return !c->closing && !c->d->stopping && c->inflight < CONN_MAX_INFLIGHT &&
+               c->out_len - c->out_off < CONN_MAX_OUTPUT;
 }
 
 static void conn_update_events(struct conn *c) {
@@ -218,6 +239,13 @@ static void conn_update_events(struct conn *c) {
 
         if (c->fd < 0)
                 return;
+        if (c->peer_hup) {
+                /* epoll reports a hang-up whatever events are asked for:
+                 * stop watching, or the loop spins until the last request
+                 * in flight ends. */
+                (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
+                return;
+        }
         if (!c->read_eof && conn_may_take_more(c))
                 ev |= EPOLLIN;
         if (c->out_off < c->out_len)
@@ -318,7 +346,7 @@ static int conn_read(struct conn *c) {
                 if (st == FRAME_NEED_MORE && n > 0)
                         want = MAX(want, (size_t) FRAME_HEADER + n);
                 if (c->in_cap < want) {
-                        uint8_t *b = realloc(c->in, want);
+                        uint8_t *b = grow_wiped(c->in, c->in_cap, c->in_len, want);
                         if (!b)
                                 return -ENOMEM;
                         c->in = b;
@@ -371,10 +399,19 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 if (conn_read(c) < 0)
                         c->closing = true;
         }
-        if (c->fd >= 0 && (revents & EPOLLOUT))
+        if (c->fd >= 0 && (revents & EPOLLOUT)) {
                 (void) conn_flush(c);
-        if (c->fd >= 0 && (revents & (EPOLLHUP | EPOLLERR)) && !(revents & EPOLLIN))
+                /* Room again: frames that waited in the buffer may go. */
+                if (c->fd >= 0 && c->in_len > 0)
+                        conn_process(c);
+        }
+        if (c->fd >= 0 && (revents & (EPOLLHUP | EPOLLERR))) {
+                /* The peer is gone both ways: nothing can reach it. */
+                c->peer_hup = true;
                 c->read_eof = true;
+                c->closing = true;
+                c->out_off = c->out_len = 0;
+        }
         conn_maybe_finish(c);
         conn_update_events(c);
         conn_unref(c);

@@ -56,6 +56,7 @@ struct conn {
         bool closing;                 /* flush what is queued, then close */
         bool read_eof;
         bool processing;              /* inside conn_process() */
+        bool peer_hup;                /* the peer hung up: no reply can reach it */
 };
 
 /* Takes ownership of fd (an accepted, nonblocking, cloexec socket). */

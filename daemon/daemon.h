@@ -33,6 +33,7 @@ struct plugin_host;
 struct services;
 struct workqueue;
 struct throttle;
+struct touch_batch;
 
 /* A loaded set of service stacks; requests in flight keep the set they
  * started with alive across a reload. Loop thread only. */
@@ -70,6 +71,9 @@ struct daemon {
 
         struct stats stats;
         uint64_t started_usec;         /* CLOCK_MONOTONIC */
+
+        struct touch_batch *touches;   /* idle-expiry slides waiting for the writer */
+        bool touch_running;            /* a batch is being written */
 };
 
 /* Wall clock in seconds. Tests may pin it with LATCH_TEST_TIME_OFFSET. */

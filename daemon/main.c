@@ -249,6 +249,13 @@ int main(int argc, char *argv[]) {
          * of the same uid, and files private by default. */
         (void) prctl(PR_SET_DUMPABLE, 0);
         (void) setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 });
+        /* One fd per client: take the hard limit, not the 1024 soft default
+         * (select() is never used here). */
+        struct rlimit nofile;
+        if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+                nofile.rlim_cur = nofile.rlim_max;
+                (void) setrlimit(RLIMIT_NOFILE, &nofile);
+        }
         umask(0077);
 
         d.config_file = config_file;
@@ -365,6 +372,7 @@ finish:
                 workqueue_free(d.writer);
                 d.writer = NULL;
         }
+        free(d.touches);
         server_close(&d);
         if (!d.slow) {
                 stackset_unref(d.stacks);

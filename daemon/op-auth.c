@@ -100,10 +100,37 @@ static void auth_job_run(struct work *w) {
 }
 
 /* The session of a login answered too late, or whose client went away, is
- * deleted: nobody holds its id. */
+ * deleted (on the writer thread: a synced write never runs on the loop):
+ * nobody holds its id. */
+struct orphan_job {
+        struct work work;
+        struct daemon *d;
+        uint8_t key[STORE_KEY_SIZE];
+};
+
+static void orphan_run(struct work *w) {
+        struct orphan_job *o = (struct orphan_job *) w;
+        (void) store_session_delete(o->d->store, o->key);
+}
+
+static void orphan_done(struct work *w) {
+        struct orphan_job *o = (struct orphan_job *) w;
+        sodium_memzero(o->key, sizeof o->key);
+        free(o);
+}
+
 static void drop_orphan_session(struct auth_job *j) {
-        if (j->login && j->result == LATCH_SUCCESS && j->store_result == 0)
-                (void) store_session_delete(j->d->store, j->key);
+        if (!j->login || j->result != LATCH_SUCCESS || j->store_result != 0)
+                return;
+        struct orphan_job *o = malloc(sizeof(*o));
+        if (o) {
+                *o = (struct orphan_job){ .work = { .run = orphan_run, .done = orphan_done }, .d = j->d };
+                memcpy(o->key, j->key, STORE_KEY_SIZE);
+                if (workqueue_submit(j->d->writer, &o->work) == 0)
+                        return;
+                free(o);
+        }
+        log_msg(LOG_WARNING, "cannot queue the removal of an abandoned session; it expires on its own");
 }
 
 static const char *result_name(int result) {
@@ -127,6 +154,7 @@ static void auth_job_done(struct work *w) {
                 if (j->login && j->result == LATCH_SUCCESS && j->store_result == 0)
                         d->stats.logins_abandoned++;
                 drop_orphan_session(j);
+                request_drop(r);
                 auth_job_free(j);
                 return;
         }
@@ -196,7 +224,7 @@ static void auth_job_done(struct work *w) {
                 }
                 json_object_set_new(o, "token", json_string(token));
                 json_object_set_new(o, "token_expires_at", json_integer(exp));
-                free(token);
+                secret_free(token);
         }
         if (!o) {
                 drop_orphan_session(j);
@@ -236,6 +264,10 @@ static void start_auth(struct request *r, bool login) {
         const struct stack *st = d->stacks->services ? services_find(d->stacks->services, service) : NULL;
         if (!st) {
                 reply_error(r, "unknown_service", "no such service");
+                return;
+        }
+        if (audience && !token_audience_allowed(d, service, audience)) {
+                reply_error(r, "forbidden", "this service may not issue tokens for that audience");
                 return;
         }
         if (!access_service_allowed(d, &r->conn->peer, service)) {

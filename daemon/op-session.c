@@ -30,33 +30,69 @@ static int64_t touch_granularity(int64_t idle_timeout) {
         return MAX(INT64_C(1), MIN(INT64_C(60), idle_timeout / 10));
 }
 
-struct touch_job {
+/* Touches are batched: while one batch is being written (one transaction,
+ * one sync), the next accumulates, so a busy server writes at most one
+ * touch transaction at a time however many sessions slide. */
+#define TOUCH_BATCH_MAX 8192
+
+struct touch_batch {
         struct work work;
         struct daemon *d;
-        uint8_t key[STORE_KEY_SIZE];
-        int64_t now;
+        size_t n;
+        uint8_t keys[TOUCH_BATCH_MAX][STORE_KEY_SIZE];
+        int64_t nows[TOUCH_BATCH_MAX];
 };
 
 static void touch_run(struct work *w) {
-        struct touch_job *j = (struct touch_job *) w;
-        (void) store_session_touch(j->d->store, j->key, j->now);
+        struct touch_batch *b = (struct touch_batch *) w;
+        int r = store_session_touch_many(b->d->store, (const uint8_t (*)[STORE_KEY_SIZE]) b->keys, b->nows, b->n);
+        if (r < 0)
+                log_msg(LOG_WARNING, "cannot persist %zu idle-expiry slide(s): %s", b->n, strerror(-r));
 }
 
+static void touch_submit(struct daemon *d);
+
 static void touch_done(struct work *w) {
-        struct touch_job *j = (struct touch_job *) w;
-        sodium_memzero(j->key, sizeof j->key);
-        free(j);
+        struct touch_batch *b = (struct touch_batch *) w;
+        struct daemon *d = b->d;
+
+        sodium_memzero(b->keys, b->n * STORE_KEY_SIZE);
+        free(b);
+        d->touch_running = false;
+        touch_submit(d);
+}
+
+static void touch_submit(struct daemon *d) {
+        struct touch_batch *b = d->touches;
+
+        if (d->touch_running || !b || b->n == 0)
+                return;
+        d->touches = NULL;
+        if (workqueue_submit(d->writer, &b->work) < 0) {
+                /* The writer is swamped: a later validate slides again. */
+                free(b);
+                return;
+        }
+        d->touch_running = true;
 }
 
 static void touch_later(struct daemon *d, const uint8_t key[STORE_KEY_SIZE], int64_t now) {
-        struct touch_job *j = malloc(sizeof(*j));
-        if (!j)
-                return;
-        *j = (struct touch_job){ .work = { .run = touch_run, .done = touch_done }, .d = d, .now = now };
-        memcpy(j->key, key, STORE_KEY_SIZE);
-        /* A full writer queue only delays the slide to the next validate. */
-        if (workqueue_submit(d->writer, &j->work) < 0)
-                free(j);
+        struct touch_batch *b = d->touches;
+
+        if (!b) {
+                b = malloc(sizeof(*b));
+                if (!b)
+                        return;
+                b->work = (struct work){ .run = touch_run, .done = touch_done };
+                b->d = d;
+                b->n = 0;
+                d->touches = b;
+        }
+        if (b->n < TOUCH_BATCH_MAX) {
+                memcpy(b->keys[b->n], key, STORE_KEY_SIZE);
+                b->nows[b->n++] = now;
+        }
+        touch_submit(d);
 }
 
 struct validate_ctx {
@@ -327,6 +363,10 @@ void op_sessions_revoke(struct request *r) {
         }
         if (!handle == !user) {
                 reply_error(r, "bad_request", "give exactly one of 'handle' or 'user'");
+                return;
+        }
+        if (!ops_printable(handle ? handle : user)) {
+                reply_error(r, "bad_request", "'%s' must be printable", handle ? "handle" : "user");
                 return;
         }
         struct revoke_job *j = calloc(1, sizeof(*j));

@@ -12,10 +12,22 @@
 #include "keys.h"
 #include "log.h"
 #include "ops-common.h"
+#include "secret.h"
 #include "session.h"
 #include "tokens.h"
 
 static const char *const registered_claims[] = { "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid" };
+
+bool token_audience_allowed(const struct daemon *d, const char *service, const char *audience) {
+        const struct service_config *sc = config_service(d->config, service);
+
+        if (!audience || streq(audience, sc && sc->audience ? sc->audience : service))
+                return true;
+        for (size_t i = 0; sc && i < sc->n_audiences; i++)
+                if (streq(audience, sc->audiences[i]))
+                        return true;
+        return false;
+}
 
 int64_t token_max_lifetime(const struct daemon *d) {
         int64_t m = d->config->token_lifetime;
@@ -85,6 +97,10 @@ static int token_for_session(void *userdata, const struct session_info *s) {
                 reply_error(t->r, "forbidden", "this peer may not use this session's service");
                 return 1;
         }
+        if (!token_audience_allowed(t->d, s->service, t->audience)) {
+                reply_error(t->r, "forbidden", "this service may not issue tokens for that audience");
+                return 1;
+        }
         int k = token_issue(t->d, s, t->audience, &token, &exp);
         if (k < 0) {
                 log_msg(LOG_ERR, "token: cannot sign: %s", strerror(-k));
@@ -92,7 +108,7 @@ static int token_for_session(void *userdata, const struct session_info *s) {
                 return 1;
         }
         reply_ok(t->r, json_pack("{s:s, s:I}", "token", token, "expires_at", (json_int_t) exp));
-        free(token);
+        secret_free(token);
         return 1;
 }
 

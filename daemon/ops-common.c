@@ -56,11 +56,12 @@ static void submit_now(struct request *r, struct work *w, struct throttle_ticket
         struct daemon *d = r->conn->d;
         int k;
 
-        if (r->abandoned || r->conn->fd < 0) {
+        if (r->abandoned || r->conn->fd < 0 || conn_peer_gone(r->conn)) {
                 /* Answered by its deadline, or the client left, while
-                 * waiting: never run it. */
+                 * waiting: never run it (nor spend argon2id on it). */
                 throttle_cancel(d->throttle, ticket);
                 r->abandoned = true;
+                request_drop(r);
                 w->done(w);
                 return;
         }

@@ -123,6 +123,14 @@ void reply_error(struct request *r, const char *code, const char *fmt, ...) {
         finish(r, o);
 }
 
+void request_drop(struct request *r) {
+        if (r->replied)
+                return;
+        r->replied = true;
+        r->deadline = sd_event_source_disable_unref(r->deadline);
+        conn_reply_ready(r->conn);
+}
+
 static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
         struct request *r = userdata;
 

@@ -51,6 +51,10 @@ void reply_ok(struct request *r, json_t *results);
  * must hold no secret. */
 void reply_error(struct request *r, const char *code, const char *fmt, ...) _printf_(3, 4);
 
+/* Ends a request without a reply, for a client known to be gone: it leaves
+ * the connection's queue like an answered one. */
+void request_drop(struct request *r);
+
 /* Arms a deadline: when it passes before the reply, the request answers
  * `unavailable` and is marked abandoned (the late result is discarded). */
 int request_set_deadline(struct request *r, uint64_t usec);

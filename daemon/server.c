@@ -140,6 +140,27 @@ static void refuse(int fd) {
         safe_close(fd);
 }
 
+static int on_accept_resume(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct daemon *d = userdata;
+        if (d->listen_source && !d->stopping)
+                (void) sd_event_source_set_enabled(d->listen_source, SD_EVENT_ON);
+        return 0;
+}
+
+/* Out of fds: the listening socket stays readable, so retrying at once
+ * would spin. Pause accepting briefly (connections wait in the backlog). */
+static void accept_pause(struct daemon *d, int err) {
+        static uint64_t last_log;
+        uint64_t now = now_usec();
+
+        if (now - last_log > 10000000) {
+                log_msg(LOG_WARNING, "accept: %s; pausing new connections for 100 ms", strerror(err));
+                last_log = now;
+        }
+        (void) sd_event_source_set_enabled(d->listen_source, SD_EVENT_OFF);
+        (void) sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, 100000, 10000, on_accept_resume, d);
+}
+
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct daemon *d = userdata;
 
@@ -148,7 +169,9 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 if (cfd < 0) {
                         if (errno == EINTR)
                                 continue;
-                        if (errno != EAGAIN && errno != ECONNABORTED)
+                        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                                accept_pause(d, errno);
+                        else if (errno != EAGAIN && errno != ECONNABORTED)
                                 log_msg(LOG_WARNING, "accept: %s", strerror(errno));
                         break;
                 }

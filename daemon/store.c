@@ -869,6 +869,37 @@ int store_session_touch(store *s, const uint8_t key[STORE_KEY_SIZE], int64_t now
         return store_write(s, touch_txn, &a);
 }
 
+struct touch_many_args {
+        const uint8_t (*keys)[STORE_KEY_SIZE];
+        const int64_t *nows;
+        size_t n;
+};
+
+static int touch_many_txn(store *s, MDB_txn *txn, void *userdata) {
+        const struct touch_many_args *a = userdata;
+
+        for (size_t i = 0; i < a->n; i++) {
+                struct touch_args t = { .key = a->keys[i], .now = a->nows[i] };
+                int r = touch_txn(s, txn, &t);
+                /* A session that went meanwhile has nothing to slide. */
+                if (r < 0 && r != -ENOENT)
+                        return r;
+        }
+        return 0;
+}
+
+int store_session_touch_many(store *s, const uint8_t (*keys)[STORE_KEY_SIZE], const int64_t *nows, size_t n) {
+        struct touch_many_args a = { .keys = keys, .nows = nows, .n = n };
+
+        assert_return(s, -EINVAL);
+        assert_return(keys || n == 0, -EINVAL);
+        assert_return(nows || n == 0, -EINVAL);
+
+        if (n == 0)
+                return 0;
+        return store_write(s, touch_many_txn, &a);
+}
+
 static int delete_txn(store *s, MDB_txn *txn, void *userdata) {
         return session_remove(s, txn, userdata);
 }

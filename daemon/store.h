@@ -93,6 +93,10 @@ int store_session_get_by_handle(store *s, const char *handle, int64_t now, sessi
  * never past expires_at). -ENOENT if it is gone or expired. */
 int store_session_touch(store *s, const uint8_t key[STORE_KEY_SIZE], int64_t now);
 
+/* store_session_touch() for n sessions in one transaction (one sync):
+ * sessions gone or expired are skipped. 0 or a negative errno. */
+int store_session_touch_many(store *s, const uint8_t (*keys)[STORE_KEY_SIZE], const int64_t *nows, size_t n);
+
 /* Deletes a session with all its index entries (logout). -ENOENT if absent. */
 int store_session_delete(store *s, const uint8_t key[STORE_KEY_SIZE]);
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
 #include <math.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #define THROTTLE_BASE_USEC 250000ULL      /* the first delay */
 #define THROTTLE_HALF_LIFE_USEC 60000000.0 /* failures halve every minute */
 #define THROTTLE_REMOTE_SHARE 4           /* a remote's own key weighs failures / 4 */
+#define THROTTLE_USER_SHARE 2             /* a user's key across remotes weighs failures / 2 */
 #define THROTTLE_FREE_INFLIGHT 2          /* concurrent attempts of one key that cost nothing */
 
 struct throttle_entry {
@@ -67,6 +69,43 @@ static void decay(struct throttle_entry *e, uint64_t now) {
         e->updated_usec = now;
 }
 
+/* Makes room when the table is full: drops the stalest idle entry of the
+ * bucket (or, if it has none, of the next buckets), so that flooding the
+ * table with fresh keys cannot switch the throttle off. */
+static bool evict_one(struct throttle *t, struct throttle_entry **home) {
+        size_t start = (size_t) (home - t->buckets);
+
+        for (size_t k = 0; k < THROTTLE_BUCKETS; k++) {
+                struct throttle_entry **b = &t->buckets[(start + k) % THROTTLE_BUCKETS];
+                struct throttle_entry **victim = NULL;
+                for (struct throttle_entry **p = b; *p; p = &(*p)->next)
+                        if ((*p)->inflight == 0 && (!victim || (*p)->updated_usec < (*victim)->updated_usec))
+                                victim = p;
+                if (victim) {
+                        struct throttle_entry *e = *victim;
+                        *victim = e->next;
+                        free(e);
+                        t->n--;
+                        return true;
+                }
+        }
+        return false;
+}
+
+/* IPv6 clients usually hold a whole /64: key them by it, or one client
+ * could rotate addresses to start afresh on every attempt. */
+static const char *remote_key(const char *remote, char buf[INET6_ADDRSTRLEN + 4]) {
+        struct in6_addr a;
+
+        if (inet_pton(AF_INET6, remote, &a) != 1 || IN6_IS_ADDR_V4MAPPED(&a))
+                return remote;
+        memset(a.s6_addr + 8, 0, 8);
+        if (!inet_ntop(AF_INET6, &a, buf, INET6_ADDRSTRLEN))
+                return remote;
+        strcat(buf, "/64");
+        return buf;
+}
+
 static struct throttle_entry *lookup(struct throttle *t, const char *key, size_t keylen, unsigned divisor,
                                      uint64_t now) {
         uint64_t h;
@@ -77,8 +116,8 @@ static struct throttle_entry *lookup(struct throttle *t, const char *key, size_t
                         decay(e, now);
                         return e;
                 }
-        if (t->n >= THROTTLE_MAX_ENTRIES)
-                return NULL; /* fail open rather than lock everyone out */
+        if (t->n >= THROTTLE_MAX_ENTRIES && !evict_one(t, b))
+                return NULL; /* every entry busy: fail open rather than lock everyone out */
         struct throttle_entry *e = calloc(1, sizeof(*e) + keylen);
         if (!e)
                 return NULL;
@@ -116,17 +155,21 @@ uint64_t throttle_begin(struct throttle *t, const char *user, const char *remote
         *ret = (struct throttle_ticket){ 0 };
         if (!t->enabled)
                 return 0;
+        /* The user alone, across every remote: rotating addresses does not
+         * start afresh (weighed lightly, so that an attacker elsewhere only
+         * slows a victim down, and never locks them out: faillock does). */
+        n = (size_t) snprintf(key, sizeof key, "u%c%s", 0, user);
+        ret->e[2] = lookup(t, key, MIN(n, sizeof key - 1), remote ? THROTTLE_USER_SHARE : 1, now);
         if (remote) {
-                n = (size_t) snprintf(key, sizeof key, "r%s", remote);
+                char buf[INET6_ADDRSTRLEN + 4];
+                const char *rk = remote_key(remote, buf);
+                n = (size_t) snprintf(key, sizeof key, "r%s", rk);
                 ret->e[0] = lookup(t, key, MIN(n, sizeof key - 1), THROTTLE_REMOTE_SHARE, now);
-                n = (size_t) snprintf(key, sizeof key, "u%s%c%s", remote, 0, user);
-                ret->e[1] = lookup(t, key, MIN(n, sizeof key - 1), 1, now);
-        } else {
-                n = (size_t) snprintf(key, sizeof key, "u%c%s", 0, user);
+                n = (size_t) snprintf(key, sizeof key, "p%s%c%s", rk, 0, user);
                 ret->e[1] = lookup(t, key, MIN(n, sizeof key - 1), 1, now);
         }
         uint64_t d = 0;
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < 3; i++)
                 if (ret->e[i]) {
                         ret->e[i]->inflight++;
                         d = MAX(d, delay_for(t, ret->e[i]));
@@ -135,7 +178,7 @@ uint64_t throttle_begin(struct throttle *t, const char *user, const char *remote
 }
 
 void throttle_done(struct throttle *t, struct throttle_ticket *ticket, bool success, uint64_t now) {
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < 3; i++) {
                 struct throttle_entry *e = ticket->e[i];
                 if (!e)
                         continue;
@@ -143,14 +186,14 @@ void throttle_done(struct throttle *t, struct throttle_ticket *ticket, bool succ
                 decay(e, now);
                 if (!success)
                         e->failures += 1.0;
-                else if (e->divisor == 1)
-                        e->failures = 0;
+                else if (e->divisor != THROTTLE_REMOTE_SHARE)
+                        e->failures = 0; /* a success clears the user's keys, not the remote's */
         }
         *ticket = (struct throttle_ticket){ 0 };
 }
 
 void throttle_cancel(struct throttle *t, struct throttle_ticket *ticket) {
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < 3; i++)
                 if (ticket->e[i])
                         ticket->e[i]->inflight--;
         *ticket = (struct throttle_ticket){ 0 };

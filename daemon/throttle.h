@@ -6,9 +6,11 @@
  * Dovecot's auth penalty: each failed attempt raises a delay that doubles
  * per failure up to max_delay and decays with time.
  *
- * Keys: the end user's `remote` and (remote, user) when the app passes
- * remote, else the user alone, so one attacker behind a web app slows
- * itself down, not every other user of the app.
+ * Keys: the end user's `remote` (IPv6 by /64, weighing a quarter) and
+ * (remote, user) when the app passes remote, and always the user alone
+ * (weighing half when a remote is known), so one attacker behind a web app
+ * slows itself down, not every other user of the app, and rotating
+ * addresses does not reset the count for a user.
  *
  * Parallel attempts are counted: an attempt in flight weighs like a failure
  * until it ends, so firing many attempts at once does not slip past the
@@ -23,7 +25,7 @@
 struct throttle;
 
 struct throttle_ticket {
-        struct throttle_entry *e[2]; /* the keys this attempt counts against */
+        struct throttle_entry *e[3]; /* remote, (remote, user), user */
 };
 
 int throttle_new(bool enabled, int64_t max_delay_sec, struct throttle **ret);

@@ -130,9 +130,15 @@ class TestThrottle(DaemonTest):
         self.assertLess(delays[0], 0.2)
         self.assertGreater(delays[-1], 1.0, f"the delay grows with failures: {delays}")
         # Another end user of the same app is not slowed down.
-        r, dt = attempt("ok", "victim", "10.0.0.2")
+        r, dt = attempt("ok", "alice", "10.0.0.2")
         self.assertTrue(r["ok"])
         self.assertLess(dt, 0.5)
+        # Rotating addresses (IPv6 within one /64, or IPv4) does not start
+        # afresh for the same user.
+        rotated = [attempt("demo", "target", f"2001:db8:1:2::{i:x}")[1] for i in range(1, 7)]
+        self.assertGreater(rotated[-1], 1.0, f"rotating IPv6 addresses slipped past: {rotated}")
+        spread = [attempt("demo", "target2", f"198.51.100.{i}")[1] for i in range(1, 9)]
+        self.assertGreater(spread[-1], 0.4, f"rotating IPv4 addresses slipped past: {spread}")
 
     def test_parallel_attempts_are_counted(self):
         d = self.daemon(config_extra="[throttle]\nmax_delay = 3s\n",

@@ -44,8 +44,17 @@ class TestTokens(DaemonTest):
         self.assertEqual(mode, 0o644)
 
     def test_token_op_audience_and_session_bound_expiry(self):
-        d = self.daemon(config_extra="[session]\nabsolute_timeout = 30s\n[token]\nlifetime = 1h\n")
+        d = self.daemon(config_extra="[session]\nabsolute_timeout = 30s\n[token]\nlifetime = 1h\n"
+                                     "[service.demo]\naudiences = api\n")
         s = self.login(d)
+        # Only the service's own audience and the listed ones: a peer of one
+        # service cannot mint tokens that another service's apps accept.
+        for args in (["token", "issue", s["session"], "--audience", "admin"],
+                     ["login", "demo", "demo", "--token", "--audience", "admin"]):
+            r = d.ctl(*args, input="demo-password\n", json_out=True)
+            self.assertEqual((r.returncode, r.json["error"]), (1, "forbidden"), args)
+        r = d.ctl("token", "issue", s["session"], "--audience", "demo", json_out=True)
+        self.assertEqual(r.returncode, 0, r.stdout)
         r = d.ctl("token", "issue", s["session"], "--audience", "api", json_out=True)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         claims = b64json(r.json["token"].split(".")[1])
