@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: MIT */
+/* latch-http's settings: a small INI file read with inih. */
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conf.h"
+#include "macro.h"
+
+static int set_string(char **field, const char *value) {
+        char *s = strdup(value);
+        if (!s)
+                return -ENOMEM;
+        free(*field);
+        *field = s;
+        return 0;
+}
+
+static int parse_bool(const char *v, bool *ret) {
+        if (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0 || strcasecmp(v, "on") == 0 || streq(v, "1"))
+                *ret = true;
+        else if (strcasecmp(v, "no") == 0 || strcasecmp(v, "false") == 0 || strcasecmp(v, "off") == 0 || streq(v, "0"))
+                *ret = false;
+        else
+                return -EINVAL;
+        return 0;
+}
+
+/* An HTTP header name (RFC 9110 token). */
+static bool header_name_is_valid(const char *s) {
+        if (!*s || strlen(s) > 64)
+                return false;
+        for (; *s; s++)
+                if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '-' ||
+                      *s == '_'))
+                        return false;
+        return true;
+}
+
+/* "scheme://host[:port]", as browsers send Origin: no path, no blanks. */
+static bool origin_is_valid(const char *s) {
+        const char *rest;
+
+        if (strncmp(s, "https://", 8) == 0)
+                rest = s + 8;
+        else if (strncmp(s, "http://", 7) == 0)
+                rest = s + 7;
+        else
+                return false;
+        if (!*rest || strlen(s) > 255)
+                return false;
+        for (; *rest; rest++)
+                if (*rest <= ' ' || *rest >= 0x7f || strchr("/?#@\\", *rest))
+                        return false;
+        return true;
+}
+
+/* Cookie names as liblatch accepts them (RFC 6265 token). */
+static bool cookie_name_is_valid(const char *s) {
+        if (!*s || strlen(s) > 200)
+                return false;
+        for (; *s; s++) {
+                unsigned char c = (unsigned char) *s;
+                if (c <= 0x20 || c >= 0x7f || strchr("()<>@,;:\\\"/[]?={}", c))
+                        return false;
+        }
+        return true;
+}
+
+static int set_origins(struct http_config *c, const char *value) {
+        _cleanup_free_ char *copy = strdup(value);
+        char *save = NULL;
+        size_t n = 0;
+        char *list[HTTP_MAX_ORIGINS] = {};
+
+        if (!copy)
+                return -ENOMEM;
+        for (char *t = strtok_r(copy, " \t,", &save); t; t = strtok_r(NULL, " \t,", &save)) {
+                if (n >= HTTP_MAX_ORIGINS || !origin_is_valid(t))
+                        goto fail;
+                /* Browsers send the origin in lower case, without a default port. */
+                list[n] = strdup(t);
+                if (!list[n])
+                        goto fail;
+                n++;
+        }
+        for (size_t i = 0; i < c->n_origins; i++)
+                free(c->origins[i]);
+        memcpy(c->origins, list, sizeof list);
+        c->n_origins = n;
+        return 0;
+fail:
+        for (size_t i = 0; i < n; i++)
+                free(list[i]);
+        return -EINVAL;
+}
+
+int http_config_set(struct http_config *c, const char *key, const char *value) {
+        if (streq(key, "listen") || streq(key, "latchd_socket")) {
+                if (!*value || strlen(value) >= 108)
+                        return -EINVAL;
+                return set_string(streq(key, "listen") ? &c->listen : &c->latchd_socket, value);
+        }
+        if (streq(key, "service")) {
+                if (!*value || strlen(value) > 128 || strchr(value, '/'))
+                        return -EINVAL;
+                return set_string(&c->service, value);
+        }
+        if (streq(key, "cookie_name")) {
+                if (!cookie_name_is_valid(value))
+                        return -EINVAL;
+                _cleanup_free_ char *csrf = NULL;
+                if (asprintf(&csrf, "%s-csrf", value) < 0)
+                        return -ENOMEM;
+                int r = set_string(&c->cookie_name, value);
+                if (r < 0)
+                        return r;
+                free(c->csrf_cookie_name);
+                c->csrf_cookie_name = TAKE_PTR(csrf);
+                return 0;
+        }
+        if (streq(key, "token_on_auth"))
+                return parse_bool(value, &c->token_on_auth);
+        if (streq(key, "proxy_header")) {
+                if (strcasecmp(value, "none") == 0 || !*value) {
+                        free(c->proxy_header);
+                        c->proxy_header = NULL;
+                        return 0;
+                }
+                if (!header_name_is_valid(value))
+                        return -EINVAL;
+                return set_string(&c->proxy_header, value);
+        }
+        if (streq(key, "allowed_origins"))
+                return set_origins(c, value);
+        if (streq(key, "title")) {
+                if (strlen(value) > 200)
+                        return -EINVAL;
+                return set_string(&c->title, value);
+        }
+        if (streq(key, "max_connections")) {
+                char *end;
+                errno = 0;
+                unsigned long v = strtoul(value, &end, 10);
+                if (errno || end == value || *end || v < 1 || v > 65536)
+                        return -EINVAL;
+                c->max_connections = (unsigned) v;
+                return 0;
+        }
+        return -EINVAL;
+}
+
+int http_config_init(struct http_config *c) {
+        *c = (struct http_config) { .max_connections = 512 };
+        if (http_config_set(c, "listen", "/run/latch/http.sock") < 0 || http_config_set(c, "service", "http") < 0 ||
+            http_config_set(c, "cookie_name", "__Host-latch") < 0 ||
+            http_config_set(c, "proxy_header", "X-Real-IP") < 0 || http_config_set(c, "title", "Sign in") < 0) {
+                http_config_done(c);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+void http_config_done(struct http_config *c) {
+        free(c->listen);
+        free(c->latchd_socket);
+        free(c->service);
+        free(c->cookie_name);
+        free(c->csrf_cookie_name);
+        free(c->proxy_header);
+        free(c->title);
+        for (size_t i = 0; i < c->n_origins; i++)
+                free(c->origins[i]);
+        *c = (struct http_config) {};
+}
+
+struct load_state {
+        struct http_config *c;
+        const char *path;
+        FILE *f;
+        int line;
+        int error;
+};
+
+/* inih reads through this so that we know each key's line (Debian's inih
+ * is built without INI_HANDLER_LINENO). */
+static char *conf_reader(char *str, int num, void *stream) {
+        struct load_state *s = stream;
+        char *r = fgets(str, num, s->f);
+        if (r)
+                s->line++;
+        return r;
+}
+
+static int conf_handler(void *userdata, const char *section, const char *key, const char *value) {
+        struct load_state *s = userdata;
+        int line = s->line;
+
+        if (!streq(section, "http")) {
+                fprintf(stderr, "%s:%d: unknown section [%s]\n", s->path, line, section);
+                s->error = -EINVAL;
+                return 1;
+        }
+        int r = http_config_set(s->c, key, value);
+        if (r == -ENOMEM) {
+                s->error = r;
+                return 0;
+        }
+        if (r < 0) {
+                fprintf(stderr, "%s:%d: unknown key or bad value for '%s'\n", s->path, line, key);
+                s->error = -EINVAL;
+        }
+        return 1;
+}
+
+int http_config_load(struct http_config *c, const char *path, bool missing_ok) {
+        struct load_state s = { .c = c, .path = path };
+
+        FILE *f = fopen(path, "re");
+        if (!f) {
+                if (errno == ENOENT && missing_ok)
+                        return 0;
+                int r = -errno;
+                fprintf(stderr, "%s: cannot open: %s\n", path, strerror(errno));
+                return r;
+        }
+        s.f = f;
+        int k = ini_parse_stream(conf_reader, &s, conf_handler, &s);
+        fclose(f);
+        if (s.error < 0)
+                return s.error;
+        if (k != 0) {
+                fprintf(stderr, "%s:%d: syntax error\n", path, k);
+                return -EINVAL;
+        }
+        return 0;
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The login page: plain HTML, no script (works without JavaScript), labels
+ * tied to their inputs, autocomplete hints for password managers, a
+ * viewport for phones, and the error announced to screen readers.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "http.h"
+#include "macro.h"
+#include "policy.h"
+
+static const char page_format[] =
+        "<!DOCTYPE html>\n"
+        "<html lang=\"en\">\n"
+        "<head>\n"
+        "<meta charset=\"utf-8\">\n"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        "<title>%s</title>\n"
+        "<style>\n"
+        "body{font:1.1rem/1.5 system-ui,sans-serif;margin:0;padding:1rem;background:#f4f4f4;color:#111}\n"
+        "main{max-width:22rem;margin:3rem auto;padding:1.5rem;background:#fff;border:1px solid #ccc;border-radius:.5rem}\n"
+        "h1{font-size:1.5rem;margin-top:0}\n"
+        "label{display:block;margin-top:1rem;font-weight:600}\n"
+        "input{box-sizing:border-box;width:100%%;font:inherit;padding:.6rem;margin-top:.25rem;border:1px solid #555;border-radius:.25rem}\n"
+        "input:focus,button:focus{outline:3px solid #1a5fb4;outline-offset:2px}\n"
+        "button{margin-top:1.5rem;width:100%%;font:inherit;padding:.7rem;border:0;border-radius:.25rem;background:#1a5fb4;color:#fff;cursor:pointer}\n"
+        ".error{color:#a51d2d;background:#fbe9eb;border:1px solid #a51d2d;padding:.5rem;border-radius:.25rem}\n"
+        "</style>\n"
+        "</head>\n"
+        "<body>\n"
+        "<main>\n"
+        "<h1>%s</h1>\n"
+        "%s"
+        "<form method=\"post\" action=\"/login\">\n"
+        "<input type=\"hidden\" name=\"csrf\" value=\"%s\">\n"
+        "<input type=\"hidden\" name=\"rd\" value=\"%s\">\n"
+        "<label for=\"user\">User name</label>\n"
+        "<input id=\"user\" name=\"user\" type=\"text\" value=\"%s\" autocomplete=\"username\" autocapitalize=\"none\" spellcheck=\"false\" required%s>\n"
+        "<label for=\"password\">Password</label>\n"
+        "<input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required%s>\n"
+        "<button type=\"submit\">Sign in</button>\n"
+        "</form>\n"
+        "</main>\n"
+        "</body>\n"
+        "</html>\n";
+
+char *http_login_page(const char *title, const char *rd, const char *csrf, const char *error, const char *user) {
+        _cleanup_free_ char *t = http_html_escape(title ? title : "Sign in");
+        _cleanup_free_ char *r = http_html_escape(rd ? rd : "/");
+        _cleanup_free_ char *c = http_html_escape(csrf ? csrf : "");
+        _cleanup_free_ char *u = http_html_escape(user ? user : "");
+        _cleanup_free_ char *e = error ? http_html_escape(error) : NULL;
+        _cleanup_free_ char *error_html = NULL;
+        char *page = NULL;
+
+        if (!t || !r || !c || !u || (error && !e))
+                return NULL;
+        if (asprintf(&error_html, e ? "<p class=\"error\" role=\"alert\" id=\"error\">%s</p>\n" : "%s", e ? e : "") < 0)
+                return NULL;
+        /* Focus goes where the user types next: the password after a
+         * failed attempt, the name otherwise. */
+        bool retry = user && *user;
+        if (asprintf(&page, page_format, t, t, error_html, c, r, u, retry ? "" : " autofocus",
+                     retry ? " autofocus" : "") < 0)
+                return NULL;
+        return page;
+}

@@ -1,0 +1,373 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The routes of latch-http. Each talks to latchd only through liblatch,
+ * reads the session only through liblatch's cookie helpers, and never puts
+ * a password or session id into a log line or a page.
+ *
+ *   GET  /auth                    nginx auth_request: 204 + X-Latch-* or 401
+ *   GET  /login, POST /login      the form; login sets the cookie, redirects
+ *   POST /logout                  ends the session, clears the cookie
+ *   GET  /token                   a fresh JWT for the current session
+ *   GET  /.well-known/jwks.json   latchd's public keys
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "http.h"
+#include "macro.h"
+#include "policy.h"
+#include "secret.h"
+
+#define CSRF_LIFETIME (60 * 60)
+#define USER_MAX 256
+#define PASSWORD_MAX 4096
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(latch_reply *, latch_reply_free);
+static inline void latch_secret_freep(char **p) { latch_secret_free(*p); }
+
+/* The session id from the request's cookie, or NULL. New: latch_secret_free(). */
+static char *session_from_cookie(const struct http_request *r) {
+        char *session = NULL;
+        if (latch_cookie_parse(http_header(r, "Cookie"), r->config->cookie_name, &session) != LATCH_OK)
+                return NULL;
+        return session;
+}
+
+static bool is_refusal(int err) {
+        return err == LATCH_ERR_INVALID_SESSION || err == LATCH_ERR_FORBIDDEN || err == LATCH_ERR_UNKNOWN_SERVICE ||
+               err == LATCH_ERR_INVALID_ARGUMENT;
+}
+
+static void log_latchd_error(const char *what, latch_client *client, int err) {
+        fprintf(stderr, "latch-http: %s: %s: %s\n", what, latch_error_name(err), latch_last_message(client));
+}
+
+/* 503 when latchd is down or failed (nginx turns it into a 500 for
+ * auth_request), 401 when the session is refused. */
+static enum MHD_Result respond_latchd_error(struct http_request *r, const char *what, latch_client *client, int err) {
+        if (is_refusal(err))
+                return http_respond_text(r, MHD_HTTP_UNAUTHORIZED, "not signed in");
+        log_latchd_error(what, client, err);
+        return http_respond_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the authentication service is unavailable");
+}
+
+/* The "groups" claim as "a,b,c" (new string; "" without groups). Names
+ * that hold a comma or an unsafe byte are left out. */
+static char *groups_from_reply(const latch_reply *reply) {
+        _cleanup_free_ char *claims_text = latch_reply_json(reply, "claims");
+        json_t *claims = claims_text ? json_loads(claims_text, 0, NULL) : NULL;
+        json_t *groups = json_object_get(claims, "groups");
+        size_t n = 1, i;
+        json_t *g;
+
+        json_array_foreach(groups, i, g)
+                if (json_is_string(g))
+                        n += json_string_length(g) + 1;
+        char *out = calloc(1, n);
+        if (out)
+                json_array_foreach(groups, i, g) {
+                        const char *s = json_string_value(g);
+                        if (!s || !*s || strchr(s, ',') || !http_header_value_is_safe(s))
+                                continue;
+                        if (*out)
+                                strcat(out, ",");
+                        strcat(out, s);
+                }
+        json_decref(claims);
+        return out;
+}
+
+enum MHD_Result route_auth(struct http_request *r) {
+        _cleanup_(latch_secret_freep) char *session = session_from_cookie(r);
+        _cleanup_(latch_reply_freep) latch_reply *reply = NULL, *token_reply = NULL;
+
+        if (!session)
+                return http_respond_text(r, MHD_HTTP_UNAUTHORIZED, "not signed in");
+        latch_client *client = http_client(r->config);
+        if (!client)
+                return MHD_NO;
+        /* The fast path: one validate, which runs no plugin in latchd. */
+        int k = latch_validate(client, session, r->config->service, &reply);
+        if (k != LATCH_OK)
+                return respond_latchd_error(r, "validate", client, k);
+
+        const char *user = latch_reply_string(reply, "user");
+        const char *handle = latch_reply_string(reply, "handle");
+        _cleanup_free_ char *groups = groups_from_reply(reply);
+        if (!user || !handle || !groups)
+                return http_respond_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "bad answer from latchd");
+
+        _cleanup_free_ char *bearer = NULL;
+        if (r->config->token_on_auth) {
+                k = latch_token(client, session, NULL, &token_reply);
+                if (k != LATCH_OK)
+                        return respond_latchd_error(r, "token", client, k);
+                const char *token = latch_reply_string(token_reply, "token");
+                if (!token || asprintf(&bearer, "Bearer %s", token) < 0)
+                        return http_respond_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "bad answer from latchd");
+        }
+
+        struct MHD_Response *resp = http_response_new(NULL, NULL);
+        if (!resp)
+                return MHD_NO;
+        if (!http_response_header(resp, "X-Latch-User", user) ||
+            !http_response_header(resp, "X-Latch-Groups", groups) ||
+            !http_response_header(resp, "X-Latch-Session-Handle", handle) ||
+            (bearer && !http_response_header(resp, "Authorization", bearer))) {
+                MHD_destroy_response(resp);
+                if (bearer)
+                        sodium_memzero(bearer, strlen(bearer));
+                return http_respond_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot pass the identity on");
+        }
+        if (bearer)
+                sodium_memzero(bearer, strlen(bearer));
+        return http_respond(r, MHD_HTTP_NO_CONTENT, resp);
+}
+
+/* The page to go to after login: rd when it is a path on this site, else "/". */
+static const char *redirect_target(const char *rd) {
+        return http_redirect_is_safe(rd) ? rd : "/";
+}
+
+/* A new random CSRF token (base64url, 32 bytes of entropy) into buf. */
+static void csrf_token_new(char buf[static 64]) {
+        uint8_t raw[32];
+        randombytes_buf(raw, sizeof raw);
+        sodium_bin2base64(buf, 64, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        sodium_memzero(raw, sizeof raw);
+}
+
+/* Answers with the login form, a fresh CSRF token and its cookie. */
+static enum MHD_Result respond_form(struct http_request *r, unsigned status, const char *rd, const char *error,
+                                    const char *user) {
+        char csrf[64];
+        _cleanup_free_ char *cookie = NULL, *page = NULL;
+
+        /* Keep the browser's token when it has a good one: two open tabs
+         * must both be able to sign in. */
+        _cleanup_(latch_secret_freep) char *old = NULL;
+        if (latch_cookie_parse(http_header(r, "Cookie"), r->config->csrf_cookie_name, &old) == LATCH_OK &&
+            strlen(old) == 43)
+                memcpy(csrf, old, 44);
+        else
+                csrf_token_new(csrf);
+        if (latch_cookie_build(csrf, (int64_t) time(NULL) + CSRF_LIFETIME, 0, r->config->csrf_cookie_name, "Strict",
+                               NULL, &cookie) != LATCH_OK)
+                return MHD_NO;
+        page = http_login_page(r->config->title, redirect_target(rd), csrf, error, user);
+        sodium_memzero(csrf, sizeof csrf);
+        if (!page)
+                return MHD_NO;
+        struct MHD_Response *resp = http_response_new("text/html; charset=utf-8", page);
+        if (!resp)
+                return MHD_NO;
+        if (!http_response_header(resp, "Set-Cookie", cookie) ||
+            !http_response_header(resp, "Content-Security-Policy",
+                                  "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                                  "frame-ancestors 'none'; base-uri 'none'") ||
+            !http_response_header(resp, "X-Frame-Options", "DENY") ||
+            !http_response_header(resp, "Referrer-Policy", "same-origin")) {
+                MHD_destroy_response(resp);
+                return MHD_NO;
+        }
+        return http_respond(r, status, resp);
+}
+
+enum MHD_Result route_login_form(struct http_request *r) {
+        return respond_form(r, MHD_HTTP_OK, http_query(r, "rd"), NULL, NULL);
+}
+
+static bool origin_ok(const struct http_request *r) {
+        return http_origin_is_allowed(r->config->origins, r->config->n_origins, http_header(r, "Origin"),
+                                      http_header(r, "Referer"), http_header(r, "Host"),
+                                      http_header(r, "Sec-Fetch-Site"));
+}
+
+static bool is_form(const struct http_request *r) {
+        const char *t = http_header(r, "Content-Type");
+        const char *f = "application/x-www-form-urlencoded";
+        return t && strncasecmp(t, f, strlen(f)) == 0 && (t[strlen(f)] == '\0' || t[strlen(f)] == ';');
+}
+
+/* Whether the form's csrf field equals the CSRF cookie (constant time). */
+static bool csrf_ok(const struct http_request *r) {
+        _cleanup_secret_ char *field = NULL;
+        _cleanup_(latch_secret_freep) char *cookie = NULL;
+
+        if (http_form_get(r->body ? r->body : "", r->body_len, "csrf", &field) < 0 ||
+            latch_cookie_parse(http_header(r, "Cookie"), r->config->csrf_cookie_name, &cookie) != LATCH_OK)
+                return false;
+        size_t n = strlen(field);
+        return n == strlen(cookie) && n >= 32 && secret_equal(field, cookie, n);
+}
+
+/* A 303 to `location`, with up to two Set-Cookie values. */
+static enum MHD_Result respond_redirect(struct http_request *r, const char *location, const char *cookie1,
+                                        const char *cookie2) {
+        struct MHD_Response *resp = http_response_new("text/plain; charset=utf-8", "see other\n");
+        if (!resp)
+                return MHD_NO;
+        if (!http_response_header(resp, "Location", location) ||
+            (cookie1 && !http_response_header(resp, "Set-Cookie", cookie1)) ||
+            (cookie2 && !http_response_header(resp, "Set-Cookie", cookie2))) {
+                MHD_destroy_response(resp);
+                return MHD_NO;
+        }
+        return http_respond(r, MHD_HTTP_SEE_OTHER, resp);
+}
+
+enum MHD_Result route_login(struct http_request *r) {
+        _cleanup_free_ char *rd = NULL, *user = NULL;
+        _cleanup_secret_ char *password = NULL;
+        _cleanup_(latch_reply_freep) latch_reply *reply = NULL;
+        _cleanup_(latch_secret_freep) char *cookie = NULL;
+        char remote_buf[64];
+
+        if (!origin_ok(r))
+                return http_respond_text(r, MHD_HTTP_FORBIDDEN, "cross-origin request refused");
+        if (!is_form(r))
+                return http_respond_text(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "expected a form");
+        const char *body = r->body ? r->body : "";
+        (void) http_form_get(body, r->body_len, "rd", &rd);
+        if (!csrf_ok(r))
+                return respond_form(r, MHD_HTTP_FORBIDDEN, rd, "This form has expired. Please sign in again.", NULL);
+        if (http_form_get(body, r->body_len, "user", &user) < 0 ||
+            http_form_get(body, r->body_len, "password", &password) < 0 || !*user || strlen(user) > USER_MAX ||
+            strlen(password) > PASSWORD_MAX)
+                return respond_form(r, MHD_HTTP_BAD_REQUEST, rd, "Please enter your user name and password.",
+                                    user && strlen(user) <= USER_MAX ? user : NULL);
+
+        latch_client *client = http_client(r->config);
+        if (!client)
+                return MHD_NO;
+        const char *remote = http_remote(r, remote_buf, sizeof remote_buf);
+        int k = latch_login(client, r->config->service, user, password, remote, false, NULL, &reply);
+        sodium_memzero(password, strlen(password));
+        if (k == LATCH_ERR_DENIED) {
+                fprintf(stderr, "latch-http: login refused for a user from %s\n", remote ? remote : "(unknown)");
+                return respond_form(r, MHD_HTTP_UNAUTHORIZED, rd, "Wrong user name or password.", user);
+        }
+        if (k != LATCH_OK) {
+                log_latchd_error("login", client, k);
+                return respond_form(r, MHD_HTTP_SERVICE_UNAVAILABLE, rd,
+                                    "Signing in is not possible right now. Please try again later.", user);
+        }
+        const char *session = latch_reply_string(reply, "session");
+        int64_t expires_at = 0;
+        if (!session || latch_reply_int(reply, "expires_at", &expires_at) != LATCH_OK ||
+            latch_cookie_build(session, expires_at, 0, r->config->cookie_name, "Lax", NULL, &cookie) != LATCH_OK)
+                return http_respond_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "bad answer from latchd");
+        return respond_redirect(r, redirect_target(rd), cookie, NULL);
+}
+
+enum MHD_Result route_logout(struct http_request *r) {
+        _cleanup_(latch_secret_freep) char *session = NULL;
+        _cleanup_free_ char *clear = NULL, *rd = NULL;
+        _cleanup_free_ char *location = NULL;
+
+        if (!origin_ok(r))
+                return http_respond_text(r, MHD_HTTP_FORBIDDEN, "cross-origin request refused");
+        session = session_from_cookie(r);
+        if (session) {
+                latch_client *client = http_client(r->config);
+                if (!client)
+                        return MHD_NO;
+                int k = latch_logout(client, session, NULL);
+                if (k != LATCH_OK && k != LATCH_ERR_INVALID_SESSION) {
+                        log_latchd_error("logout", client, k);
+                        return http_respond_text(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                                 "the authentication service is unavailable");
+                }
+        }
+        if (latch_cookie_build_clear(r->config->cookie_name, "Lax", NULL, &clear) != LATCH_OK)
+                return MHD_NO;
+        if (r->body && is_form(r))
+                (void) http_form_get(r->body, r->body_len, "rd", &rd);
+        if (http_redirect_is_safe(rd))
+                location = strdup(rd);
+        else
+                location = strdup("/login");
+        if (!location)
+                return MHD_NO;
+        return respond_redirect(r, location, clear, NULL);
+}
+
+enum MHD_Result route_token(struct http_request *r) {
+        _cleanup_(latch_secret_freep) char *session = session_from_cookie(r);
+        _cleanup_(latch_reply_freep) latch_reply *reply = NULL, *token_reply = NULL;
+        int64_t exp = 0;
+
+        if (!session)
+                return http_respond_text(r, MHD_HTTP_UNAUTHORIZED, "not signed in");
+        latch_client *client = http_client(r->config);
+        if (!client)
+                return MHD_NO;
+        /* validate first: it checks the session's service and slides it. */
+        int k = latch_validate(client, session, r->config->service, &reply);
+        if (k == LATCH_OK)
+                k = latch_token(client, session, NULL, &token_reply);
+        if (k != LATCH_OK)
+                return respond_latchd_error(r, "token", client, k);
+        const char *token = latch_reply_string(token_reply, "token");
+        if (!token || latch_reply_int(token_reply, "expires_at", &exp) != LATCH_OK)
+                return http_respond_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "bad answer from latchd");
+        json_t *o = json_pack("{s:s, s:I}", "token", token, "expires_at", (json_int_t) exp);
+        char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        if (!text)
+                return MHD_NO;
+        size_t n = strlen(text);
+        char *body = realloc(text, n + 2);
+        if (!body) {
+                secret_free(text);
+                return MHD_NO;
+        }
+        strcpy(body + n, "\n");
+        enum MHD_Result res = http_respond(r, MHD_HTTP_OK, http_response_new("application/json", body));
+        secret_free(body);
+        return res;
+}
+
+enum MHD_Result route_jwks(struct http_request *r) {
+        _cleanup_(latch_reply_freep) latch_reply *reply = NULL;
+        uint8_t hash[16];
+        char etag[2 * sizeof hash + 3];
+
+        latch_client *client = http_client(r->config);
+        if (!client)
+                return MHD_NO;
+        int k = latch_jwks(client, &reply);
+        if (k != LATCH_OK) {
+                log_latchd_error("jwks", client, k);
+                return http_respond_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the authentication service is unavailable");
+        }
+        _cleanup_free_ char *jwks = latch_reply_json(reply, NULL);
+        if (!jwks)
+                return MHD_NO;
+        crypto_generichash(hash, sizeof hash, (const uint8_t *) jwks, strlen(jwks), NULL, 0);
+        etag[0] = '"';
+        sodium_bin2hex(etag + 1, sizeof etag - 1, hash, sizeof hash);
+        strcat(etag, "\"");
+
+        const char *inm = http_header(r, "If-None-Match");
+        bool fresh = inm && streq(inm, etag);
+        struct MHD_Response *resp = http_response_new(fresh ? NULL : "application/jwk-set+json", fresh ? NULL : jwks);
+        if (!resp)
+                return MHD_NO;
+        /* Short: after a rotation new tokens carry a kid that a cached
+         * copy lacks, so verifiers should refetch on an unknown kid; the
+         * old keys stay in the set while their tokens live. */
+        if (MHD_del_response_header(resp, "Cache-Control", "no-store") != MHD_YES ||
+            !http_response_header(resp, "Cache-Control", "public, max-age=60") ||
+            !http_response_header(resp, "ETag", etag) ||
+            !http_response_header(resp, "Access-Control-Allow-Origin", "*")) {
+                MHD_destroy_response(resp);
+                return MHD_NO;
+        }
+        return http_respond(r, fresh ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK, resp);
+}

@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: MIT
+// The browser walk of the latch-http test, in headless Debian chromium
+// driven by playwright-core. Usage: node browser.js URL USER_DATA_DIR SCREENSHOT_DIR
+// Prints one JSON object with what it saw; exits non-zero on a failed step.
+'use strict';
+
+const { chromium } = require('playwright-core');
+
+const [base, userDataDir, shots] = process.argv.slice(2);
+const seen = { steps: [] };
+
+function step(name, ok, detail) {
+  seen.steps.push({ name, ok, detail });
+  if (!ok)
+    throw new Error(`${name}: ${detail}`);
+}
+
+(async () => {
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    timeout: 120000,
+  });
+  context.setDefaultTimeout(60000);
+  try {
+    const page = context.pages()[0] || await context.newPage();
+
+    // 1. The protected page sends us to the form.
+    await page.goto(base + '/app/page');
+    const u1 = new URL(page.url());
+    step('redirected to the login form', u1.pathname === '/login' && u1.searchParams.get('rd') === '/app/page',
+         page.url());
+    step('the form has labelled fields', await page.getByLabel('User name').count() === 1 &&
+         await page.getByLabel('Password').count() === 1, 'labels');
+
+    // 2. A wrong password shows an error.
+    await page.getByLabel('User name').fill('demo');
+    await page.getByLabel('Password').fill('not-the-password');
+    await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Sign in' }).click()]);
+    const err = await page.locator('#error').textContent().catch(() => null);
+    step('a wrong password shows an error', err === 'Wrong user name or password.', String(err));
+    step('no session cookie after a failure',
+         !(await context.cookies()).some((c) => c.name === '__Host-latch'), 'cookie set');
+    await page.screenshot({ path: shots + '/browser-1-error.png' });
+
+    // 3. The right password leads to the protected page, which names us.
+    await page.getByLabel('Password').fill('demo-password');
+    await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Sign in' }).click()]);
+    step('back on the protected page', new URL(page.url()).pathname === '/app/page', page.url());
+    const user = await page.locator('#user').textContent();
+    step('the page shows the user', user === 'demo', String(user));
+    const cookie = (await context.cookies()).find((c) => c.name === '__Host-latch');
+    step('the __Host- cookie is stored over http://localhost',
+         !!cookie && cookie.secure && cookie.httpOnly && cookie.sameSite === 'Lax' && cookie.path === '/',
+         JSON.stringify(cookie));
+    await page.screenshot({ path: shots + '/browser-2-signed-in.png', fullPage: true });
+
+    // 4. Logout, and the protected page asks for the login again.
+    await Promise.all([page.waitForNavigation(), page.locator('#logout').click()]);
+    step('logout lands on the form', new URL(page.url()).pathname === '/login', page.url());
+    step('the cookie is gone', !(await context.cookies()).some((c) => c.name === '__Host-latch'), 'still there');
+    await page.goto(base + '/app/page');
+    step('the protected page redirects to login again', new URL(page.url()).pathname === '/login', page.url());
+    await page.screenshot({ path: shots + '/browser-3-signed-out.png' });
+
+    // 5. The form on a phone, with JavaScript off: no sideways scrolling,
+    // and signing in still works (the page has no script to need).
+    const nojs = await chromium.launchPersistentContext(userDataDir + '-nojs', {
+      executablePath: '/usr/bin/chromium',
+      headless: true,
+      javaScriptEnabled: false,
+      viewport: { width: 360, height: 640 },
+      isMobile: true,
+      hasTouch: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+             '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      timeout: 120000,
+    });
+    try {
+      nojs.setDefaultTimeout(60000);
+      const p2 = nojs.pages()[0] || await nojs.newPage();
+      await p2.goto(base + '/app/page');
+      const box = await p2.locator('#password').boundingBox();
+      step('the form fits a phone screen', box && box.x >= 0 && box.x + box.width <= 360, JSON.stringify(box));
+      await p2.screenshot({ path: shots + '/browser-4-phone.png' });
+      await p2.locator('#user').fill('demo');
+      await p2.locator('#password').fill('demo-password');
+      await Promise.all([p2.waitForNavigation(), p2.locator('button[type=submit]').click()]);
+      step('signing in works without JavaScript', (await p2.locator('#user').textContent()) === 'demo', p2.url());
+    } finally {
+      await nojs.close();
+    }
+    seen.ok = true;
+  } catch (e) {
+    seen.ok = false;
+    seen.error = String(e && e.stack || e);
+  } finally {
+    await context.close();
+  }
+  process.stdout.write(JSON.stringify(seen) + '\n');
+  process.exit(seen.ok ? 0 : 1);
+})().catch((e) => {
+  process.stdout.write(JSON.stringify({ ok: false, error: String(e && e.stack || e), steps: seen.steps }) + '\n');
+  process.exit(1);
+});

@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+/* latch-http's security decisions: redirects, origins, the client's
+ * address, form decoding, escaping, and its settings file. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "conf.h"
+#include "policy.h"
+#include "secret.h"
+
+static void test_redirect(void **state) {
+        /* Paths on this site. */
+        assert_true(http_redirect_is_safe("/"));
+        assert_true(http_redirect_is_safe("/app/"));
+        assert_true(http_redirect_is_safe("/app/page?x=1&y=%2F%2Fevil#top"));
+        assert_true(http_redirect_is_safe("/a//b"));
+        /* The open-redirect attempts. */
+        assert_false(http_redirect_is_safe("//evil.example"));
+        assert_false(http_redirect_is_safe("https://evil.example"));
+        assert_false(http_redirect_is_safe("/\\evil.example"));
+        /* Their relatives. */
+        assert_false(http_redirect_is_safe(NULL));
+        assert_false(http_redirect_is_safe(""));
+        assert_false(http_redirect_is_safe("evil.example"));
+        assert_false(http_redirect_is_safe("http:evil.example"));
+        assert_false(http_redirect_is_safe("javascript:alert(1)"));
+        assert_false(http_redirect_is_safe("///evil.example"));
+        assert_false(http_redirect_is_safe("/\t/evil.example"));
+        assert_false(http_redirect_is_safe("/\n/evil.example"));
+        assert_false(http_redirect_is_safe("/\r\nSet-Cookie: x=1"));
+        assert_false(http_redirect_is_safe("/ /evil.example"));
+        assert_false(http_redirect_is_safe("/app\\..\\\\evil.example"));
+        assert_false(http_redirect_is_safe("/caf\xc3\xa9"));
+
+        char long_path[4096];
+        memset(long_path, 'a', sizeof long_path - 1);
+        long_path[0] = '/';
+        long_path[sizeof long_path - 1] = '\0';
+        assert_false(http_redirect_is_safe(long_path));
+        long_path[2048] = '\0';
+        assert_true(http_redirect_is_safe(long_path));
+}
+
+static void test_origin_host(void **state) {
+        /* No allowed_origins: the origin's host must be the Host header. */
+        assert_true(http_origin_is_allowed(NULL, 0, "http://localhost:8080", NULL, "localhost:8080", NULL));
+        assert_true(http_origin_is_allowed(NULL, 0, "https://App.Example.com", NULL, "app.example.com", NULL));
+        assert_false(http_origin_is_allowed(NULL, 0, "http://localhost:8081", NULL, "localhost:8080", NULL));
+        assert_false(http_origin_is_allowed(NULL, 0, "https://evil.example", NULL, "app.example.com", NULL));
+        assert_false(http_origin_is_allowed(NULL, 0, "https://app.example.com.evil.example", NULL,
+                                            "app.example.com", NULL));
+        assert_false(http_origin_is_allowed(NULL, 0, "null", NULL, "app.example.com", NULL));
+        assert_false(http_origin_is_allowed(NULL, 0, "https://app.example.com/path", NULL, "app.example.com", NULL));
+        assert_false(http_origin_is_allowed(NULL, 0, "ftp://app.example.com", NULL, "app.example.com", NULL));
+        assert_false(http_origin_is_allowed(NULL, 0, "https://x@app.example.com", NULL, "app.example.com", NULL));
+        assert_false(http_origin_is_allowed(NULL, 0, "https://app.example.com", NULL, NULL, NULL));
+        /* An Origin decides even when a Referer looks fine. */
+        assert_false(http_origin_is_allowed(NULL, 0, "https://evil.example", "https://app.example.com/login",
+                                            "app.example.com", NULL));
+        /* No Origin: the Referer's origin. */
+        assert_true(http_origin_is_allowed(NULL, 0, NULL, "https://app.example.com/login?rd=/", "app.example.com",
+                                           NULL));
+        assert_false(http_origin_is_allowed(NULL, 0, NULL, "https://evil.example/app.example.com", "app.example.com",
+                                            NULL));
+        /* Neither: only a same-origin fetch. */
+        assert_false(http_origin_is_allowed(NULL, 0, NULL, NULL, "app.example.com", NULL));
+        assert_true(http_origin_is_allowed(NULL, 0, NULL, NULL, "app.example.com", "same-origin"));
+        assert_false(http_origin_is_allowed(NULL, 0, NULL, NULL, "app.example.com", "none"));
+        /* The browser's own verdict wins when it says cross-site. */
+        assert_false(http_origin_is_allowed(NULL, 0, "https://app.example.com", NULL, "app.example.com",
+                                            "cross-site"));
+        assert_false(http_origin_is_allowed(NULL, 0, "https://app.example.com", NULL, "app.example.com",
+                                            "same-site"));
+}
+
+static void test_origin_list(void **state) {
+        char *allowed[] = { "https://app.example.com", "http://localhost:8080" };
+
+        assert_true(http_origin_is_allowed(allowed, 2, "https://app.example.com", NULL, "whatever", NULL));
+        assert_true(http_origin_is_allowed(allowed, 2, "http://localhost:8080", NULL, "localhost:8080", NULL));
+        /* With a list the Host header does not matter, the scheme does. */
+        assert_false(http_origin_is_allowed(allowed, 2, "http://app.example.com", NULL, "app.example.com", NULL));
+        assert_false(http_origin_is_allowed(allowed, 2, "https://evil.example", NULL, "evil.example", NULL));
+        assert_true(http_origin_is_allowed(allowed, 2, NULL, "https://app.example.com/login", "x", NULL));
+        assert_false(http_origin_is_allowed(allowed, 2, NULL, "https://app.example.com.evil.example/", "x", NULL));
+}
+
+static void test_remote(void **state) {
+        char buf[64];
+
+        assert_int_equal(http_remote_from_header("203.0.113.7", buf, sizeof buf), 0);
+        assert_string_equal(buf, "203.0.113.7");
+        /* X-Forwarded-For: the last hop, which nginx appended. */
+        assert_int_equal(http_remote_from_header("198.51.100.1, 10.0.0.2 ,  203.0.113.7 ", buf, sizeof buf), 0);
+        assert_string_equal(buf, "203.0.113.7");
+        assert_int_equal(http_remote_from_header("2001:db8::1", buf, sizeof buf), 0);
+        assert_string_equal(buf, "2001:db8::1");
+        assert_int_equal(http_remote_from_header(NULL, buf, sizeof buf), -EINVAL);
+        assert_int_equal(http_remote_from_header("", buf, sizeof buf), -EINVAL);
+        assert_int_equal(http_remote_from_header("1.2.3.4,", buf, sizeof buf), -EINVAL);
+        assert_int_equal(http_remote_from_header("evil\r\nx", buf, sizeof buf), -EINVAL);
+        assert_int_equal(http_remote_from_header("<script>", buf, sizeof buf), -EINVAL);
+        assert_int_equal(http_remote_from_header("1111111111222222222233333333334444444444555555555566666666667777",
+                                                 buf, sizeof buf), -EINVAL);
+        assert_int_equal(http_remote_from_header("203.0.113.7", buf, 5), -ENOBUFS);
+}
+
+static void test_form(void **state) {
+        const char body[] = "csrf=abc&user=al%69ce+b&password=p%26ss%3Dw+rd&rd=%2Fapp%2F%3Fx%3D1&empty=&bare";
+        char *v = NULL;
+
+        assert_int_equal(http_form_get(body, strlen(body), "user", &v), 0);
+        assert_string_equal(v, "alice b");
+        free(v);
+        assert_int_equal(http_form_get(body, strlen(body), "password", &v), 0);
+        assert_string_equal(v, "p&ss=w rd");
+        secret_free(v);
+        assert_int_equal(http_form_get(body, strlen(body), "rd", &v), 0);
+        assert_string_equal(v, "/app/?x=1");
+        free(v);
+        assert_int_equal(http_form_get(body, strlen(body), "empty", &v), 0);
+        assert_string_equal(v, "");
+        free(v);
+        assert_int_equal(http_form_get(body, strlen(body), "bare", &v), 0);
+        assert_string_equal(v, "");
+        free(v);
+        assert_int_equal(http_form_get(body, strlen(body), "missing", &v), -ENOENT);
+        assert_int_equal(http_form_get(body, strlen(body), "use", &v), -ENOENT);
+        /* The length bounds the body: no reading past it. */
+        assert_int_equal(http_form_get(body, 8, "user", &v), -ENOENT);
+        assert_int_equal(http_form_get("a=%4", 4, "a", &v), -EINVAL);
+        assert_int_equal(http_form_get("a=%zz", 5, "a", &v), -EINVAL);
+        assert_int_equal(http_form_get("a=x%00y", 7, "a", &v), -EINVAL);
+        /* The first field of a name wins. */
+        assert_int_equal(http_form_get("a=1&a=2", 7, "a", &v), 0);
+        assert_string_equal(v, "1");
+        free(v);
+}
+
+static void test_escape(void **state) {
+        char *s = http_html_escape("<a href=\"x\">'&'</a>");
+        assert_non_null(s);
+        assert_string_equal(s, "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        free(s);
+        assert_true(http_header_value_is_safe("alice"));
+        assert_true(http_header_value_is_safe("Bearer a.b.c"));
+        assert_false(http_header_value_is_safe("a\r\nSet-Cookie: x"));
+        assert_false(http_header_value_is_safe("a\nb"));
+}
+
+static void test_config(void **state) {
+        char path[] = "/tmp/test-http-conf-XXXXXX";
+        struct http_config c;
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        FILE *f = fdopen(fd, "w");
+        fputs("# comment\n[http]\nservice = wiki\ncookie_name = __Host-wiki\ntoken_on_auth = yes\n"
+              "proxy_header = X-Forwarded-For\nallowed_origins = https://a.example, http://localhost:8080\n", f);
+        fclose(f);
+
+        assert_int_equal(http_config_init(&c), 0);
+        assert_string_equal(c.listen, "/run/latch/http.sock");
+        assert_string_equal(c.cookie_name, "__Host-latch");
+        assert_string_equal(c.proxy_header, "X-Real-IP");
+        assert_false(c.token_on_auth);
+        assert_int_equal(http_config_load(&c, path, false), 0);
+        assert_string_equal(c.service, "wiki");
+        assert_string_equal(c.cookie_name, "__Host-wiki");
+        assert_string_equal(c.csrf_cookie_name, "__Host-wiki-csrf");
+        assert_true(c.token_on_auth);
+        assert_string_equal(c.proxy_header, "X-Forwarded-For");
+        assert_int_equal(c.n_origins, 2);
+        assert_string_equal(c.origins[1], "http://localhost:8080");
+
+        assert_int_equal(http_config_set(&c, "proxy_header", "none"), 0);
+        assert_null(c.proxy_header);
+        assert_int_equal(http_config_set(&c, "cookie_name", "bad;name"), -EINVAL);
+        assert_int_equal(http_config_set(&c, "allowed_origins", "https://a.example/path"), -EINVAL);
+        assert_int_equal(http_config_set(&c, "token_on_auth", "maybe"), -EINVAL);
+        assert_int_equal(http_config_set(&c, "proxy_header", "X-Real-IP\r\n"), -EINVAL);
+        assert_int_equal(http_config_set(&c, "no_such_key", "1"), -EINVAL);
+        assert_string_equal(c.cookie_name, "__Host-wiki");
+
+        /* Errors name the file and line. */
+        f = fopen(path, "w");
+        fputs("[http]\nservice = ok\nbogus = 1\n[other]\n", f);
+        fclose(f);
+        assert_int_equal(http_config_load(&c, path, false), -EINVAL);
+        unlink(path);
+        assert_int_equal(http_config_load(&c, path, true), 0);
+        assert_int_equal(http_config_load(&c, path, false), -ENOENT);
+        http_config_done(&c);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_redirect),   cmocka_unit_test(test_origin_host), cmocka_unit_test(test_origin_list),
+                cmocka_unit_test(test_remote),     cmocka_unit_test(test_form),        cmocka_unit_test(test_escape),
+                cmocka_unit_test(test_config),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,70 @@
+# SPDX-License-Identifier: MIT
+"""latch-http in a real browser: headless Debian chromium, driven by
+playwright-core (installed from npm into the build folder at test time),
+through nginx: protected page -> login form -> wrong password shows an
+error -> right password -> the page shows the user -> logout -> the page
+asks for the login again; then, on a phone-sized screen with JavaScript
+off, the form fits and signing in works. Screenshots go to the build
+folder.
+
+Exits 77 (skipped) when chromium, node, npm or nginx is missing, or when
+playwright-core cannot be installed (no registry)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import unittest
+
+from httptest import NGINX, HttpTest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NODE_DIR = os.environ.get("HTTP_NODE_DIR", os.path.join(HERE, "node"))
+ARTIFACTS = os.environ.get("HTTP_ARTIFACTS", HERE)
+
+
+def playwright_ready():
+    """Installs playwright-core into NODE_DIR when it is not there; the
+    reason it cannot, or None."""
+    for tool in ("/usr/bin/chromium", shutil.which("node"), shutil.which("npm"), NGINX, shutil.which("curl")):
+        if not tool or not os.path.exists(tool):
+            return "chromium, node, npm, nginx or curl is not installed"
+    if os.path.exists(os.path.join(NODE_DIR, "node_modules", "playwright-core", "package.json")):
+        return None
+    os.makedirs(NODE_DIR, exist_ok=True)
+    r = subprocess.run(["npm", "install", "--prefix", NODE_DIR, "--no-audit", "--no-fund", "--no-save",
+                        "playwright-core@1"], capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        return "cannot install playwright-core from npm:\n" + r.stderr[-2000:]
+    return None
+
+
+class Browser(HttpTest):
+    def test_login_walk(self):
+        self.start_stack()
+        profile = os.path.join(self.tmp, "chromium-profile")
+        os.makedirs(profile)
+        env = dict(os.environ, NODE_PATH=os.path.join(NODE_DIR, "node_modules"))
+        r = subprocess.run(["node", os.path.join(HERE, "browser.js"), self.stack.url("").rstrip("/"), profile,
+                            ARTIFACTS], capture_output=True, text=True, env=env, timeout=600)
+        lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
+        seen = json.loads(lines[-1]) if lines else {"ok": False, "error": r.stdout + r.stderr}
+        for s in seen.get("steps", []):
+            print(("ok  " if s["ok"] else "FAIL") + " " + s["name"])
+        self.assertTrue(seen.get("ok"), json.dumps(seen, indent=1) + "\n" + r.stderr[-3000:] +
+                        "\nlatch-http:\n" + self.stack.http_log_text()[-2000:])
+        self.assertEqual(r.returncode, 0)
+        for name in ("browser-1-error.png", "browser-2-signed-in.png", "browser-3-signed-out.png",
+                     "browser-4-phone.png"):
+            path = os.path.join(ARTIFACTS, name)
+            self.assertGreater(os.path.getsize(path), 1000, path)
+        print("screenshots in", ARTIFACTS)
+
+
+if __name__ == "__main__":
+    why = playwright_ready()
+    if why:
+        print("skipped:", why)
+        sys.exit(77)
+    unittest.main(verbosity=2)

@@ -1,0 +1,456 @@
+# SPDX-License-Identifier: MIT
+"""latch-http end to end with curl: the real latchd, latch-http and nginx.
+
+Covers /auth (missing, garbage, logged-out and expired cookies; the
+headers on success; a token when configured), the login form and its
+cookie, open-redirect attempts, CSRF (cross-origin posts, a missing token),
+the client's address reaching latchd, /token, the JWKS and its caching,
+logout, oversized headers and bodies, socket activation and the settings
+file."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+import unittest
+from urllib.parse import urlencode
+
+import harness
+from httptest import LATCH_HTTP, HttpTest
+
+FORM = "Content-Type: application/x-www-form-urlencoded"
+
+
+class AuthEndpoint(HttpTest):
+    def test_no_cookie_is_401(self):
+        self.start_stack()
+        r = self.curl("/auth", direct=True)
+        self.assertEqual(r.status, 401)
+        self.assertIsNone(r.header("X-Latch-User"))
+        # Through nginx: the protected page sends the browser to the form.
+        r = self.curl("/some/page?x=1")
+        self.assertEqual(r.status, 303)
+        self.assertTrue(r.header("Location").endswith("/login?rd=/some/page?x=1"), r)
+        self.assertNotIn(b"Protected page", r.body)
+
+    def test_garbage_cookies_are_401(self):
+        self.start_stack()
+        for cookie in ["__Host-latch=garbage", "__Host-latch=", "__Host-latch=%00%ff", "__Host-latch=" + "A" * 600,
+                       "__Host-latch=\"unterminated", "other=1; __Host-latch=QFeZZUHC_0Wg7QRI_R08n4xqYQ5uD7y_PQ",
+                       "latch=" + "x" * 43, ";;;===;"]:
+            r = self.curl("/auth", direct=True, headers=[f"Cookie: {cookie}"])
+            self.assertEqual(r.status, 401, cookie)
+            r = self.curl("/", headers=[f"Cookie: {cookie}"])
+            self.assertEqual(r.status, 303, cookie)
+
+    def test_login_then_auth_headers(self):
+        self.start_stack()
+        jar = self.jar()
+        r = self.login(jar, rd="/app/page")
+        self.assertEqual(r.status, 303, r)
+        self.assertEqual(r.header("Location"), "/app/page")
+        cookie = [c for c in r.all("Set-Cookie") if c.startswith("__Host-latch=")]
+        self.assertEqual(len(cookie), 1, r)
+        attrs = [a.strip() for a in cookie[0].split(";")]
+        for a in ("Path=/", "Secure", "HttpOnly", "SameSite=Lax"):
+            self.assertIn(a, attrs)
+        self.assertFalse(any(a.lower().startswith("domain") for a in attrs))
+        session = self.session_from_jar(jar)
+        self.assertTrue(session)
+
+        r = self.curl("/auth", direct=True, headers=[f"Cookie: __Host-latch={session}"])
+        self.assertEqual(r.status, 204, r)
+        self.assertEqual(r.header("X-Latch-User"), "demo")
+        self.assertEqual(r.header("X-Latch-Groups"), "users,wiki")
+        listed = self.d.ctl("sessions", "list", json_out=True).json["sessions"]
+        self.assertEqual([s["handle"] for s in listed], [r.header("X-Latch-Session-Handle")])
+        self.assertIsNone(r.header("Authorization"))
+        self.assertEqual(r.header("Cache-Control"), "no-store")
+
+        # The app behind nginx sees who it is, and a forged header is overwritten.
+        r = self.curl("/app/page", jar=jar, headers=["X-Latch-User: mallory"])
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(b'<strong id="user">demo</strong>', r.body)
+        self.assertNotIn(b"mallory", r.body)
+
+    def test_logged_out_session_is_401(self):
+        self.start_stack()
+        jar = self.jar()
+        self.assertEqual(self.login(jar).status, 303)
+        session = self.session_from_jar(jar)
+        self.assertEqual(self.curl("/", jar=jar).status, 200)
+        self.assertEqual(self.d.ctl("logout", session).returncode, 0)
+        r = self.curl("/auth", direct=True, headers=[f"Cookie: __Host-latch={session}"])
+        self.assertEqual(r.status, 401)
+        self.assertEqual(self.curl("/", jar=jar).status, 303)
+
+    def test_other_service_session_is_401(self):
+        # A session of another service is no key to this one.
+        self.d.write_service("other", harness.DEFAULT_STACK.format(users=self.d.users))
+        self.d.ctl("reload")
+        self.start_stack(nginx=False)
+        session = self.login_ctl("other")
+        r = self.curl("/auth", direct=True, headers=[f"Cookie: __Host-latch={session}"])
+        self.assertEqual(r.status, 401)
+        session = self.login_ctl("demo")
+        r = self.curl("/auth", direct=True, headers=[f"Cookie: __Host-latch={session}"])
+        self.assertEqual(r.status, 204)
+
+    def login_ctl(self, service):
+        r = self.d.ctl("login", service, "demo", input="demo-password\n", json_out=True)
+        self.assertEqual(r.returncode, 0, r.stderr + r.stdout)
+        return r.json["session"]
+
+    def test_latchd_down_is_not_a_pass(self):
+        self.start_stack()
+        jar = self.jar()
+        self.assertEqual(self.login(jar).status, 303)
+        self.d.stop()
+        r = self.curl("/auth", jar=jar, direct=True)
+        self.assertEqual(r.status, 503)
+        r = self.curl("/", jar=jar)
+        self.assertEqual(r.status, 500)
+        self.assertNotIn(b"Protected page", r.body)
+
+
+class ExpiredSession(HttpTest):
+    daemon_config = "[session]\nabsolute_timeout = 2s\n"
+
+    def test_expired_cookie_is_401(self):
+        self.start_stack()
+        jar = self.jar()
+        self.assertEqual(self.login(jar).status, 303)
+        session = self.session_from_jar(jar)
+        # Waits well past the 2 s lifetime; no assertion on time itself.
+        deadline = time.time() + 60
+        while True:
+            r = self.curl("/auth", direct=True, headers=[f"Cookie: __Host-latch={session}"])
+            if r.status == 401 or time.time() > deadline:
+                break
+            time.sleep(1)
+        self.assertEqual(r.status, 401)
+        self.assertEqual(self.curl("/", headers=[f"Cookie: __Host-latch={session}"]).status, 303)
+
+
+class TokenOnAuth(HttpTest):
+    http_conf = "token_on_auth = yes\n"
+
+    def test_auth_carries_a_fresh_verifiable_jwt(self):
+        self.start_stack(nginx=False)
+        jar = self.jar()
+        self.assertEqual(self.login(jar, direct=True).status, 303)
+        session = self.session_from_jar(jar)
+        r = self.curl("/auth", direct=True, headers=[f"Cookie: __Host-latch={session}"])
+        self.assertEqual(r.status, 204, r)
+        auth = r.header("Authorization")
+        self.assertTrue(auth and auth.startswith("Bearer "), r)
+        token = auth[len("Bearer "):]
+        v = self.d.ctl("token", "verify", token, "--jwks", self.d.jwks, "--audience", "demo", json_out=True)
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+        self.assertEqual(v.json["claims"]["sub"], "demo")
+        self.assertEqual(v.json["claims"]["sid"], r.header("X-Latch-Session-Handle"))
+
+
+class LoginForm(HttpTest):
+    def test_form_is_accessible_html(self):
+        self.start_stack()
+        r = self.curl("/login?rd=/app/%3Cscript%3E")
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.header("Content-Type").startswith("text/html"))
+        body = r.body.decode()
+        for needle in ('<html lang="en">', 'name="viewport"', '<label for="user">', '<label for="password">',
+                       'autocomplete="username"', 'autocomplete="current-password"', 'method="post"',
+                       'action="/login"'):
+            self.assertIn(needle, body)
+        self.assertNotIn("<script", body)
+        self.assertIn("frame-ancestors 'none'", r.header("Content-Security-Policy"))
+        csrf = [c for c in r.all("Set-Cookie") if c.startswith("__Host-latch-csrf=")]
+        self.assertEqual(len(csrf), 1)
+        self.assertIn("HttpOnly", csrf[0])
+
+    def test_wrong_password_shows_error_and_sets_no_cookie(self):
+        self.start_stack()
+        jar = self.jar()
+        r = self.login(jar, password="wrong")
+        self.assertEqual(r.status, 401, r)
+        self.assertIn(b"Wrong user name or password.", r.body)
+        self.assertIn(b'role="alert"', r.body)
+        self.assertFalse([c for c in r.all("Set-Cookie") if c.startswith("__Host-latch=")])
+        self.assertIsNone(self.session_from_jar(jar))
+        # Unknown users get the same answer.
+        r = self.login(self.jar("j2"), user="nobody", password="wrong")
+        self.assertEqual(r.status, 401)
+        self.assertIn(b"Wrong user name or password.", r.body)
+        self.assertNotIn(b"wrong", r.body.replace(b"Wrong", b""))  # the password is never echoed
+
+    def test_open_redirects_are_refused(self):
+        self.start_stack()
+        for rd in ["//evil.example", "https://evil.example", "/\\evil.example", "/\\/evil.example",
+                   "http:evil.example", "%2F%2Fevil.example", "/\t/evil.example", "/\n/evil.example",
+                   " //evil.example", "javascript:alert(1)"]:
+            jar = self.jar("j-" + str(abs(hash(rd))))
+            r = self.curl("/login?" + urlencode({"rd": rd}), jar=jar)
+            self.assertEqual(r.status, 200)
+            self.assertNotIn(b"evil.example", r.body, rd)
+            self.assertNotIn(b"javascript", r.body, rd)
+            body = urlencode({"csrf": self.csrf(jar), "user": "demo", "password": "demo-password", "rd": rd})
+            r = self.curl("/login", jar=jar, data=body, headers=[f"Origin: {self.origin()}", FORM])
+            self.assertEqual(r.status, 303, rd)
+            self.assertEqual(r.header("Location"), "/", rd)
+        # A path on this site is kept, query and all.
+        r = self.login(self.jar("ok"), rd="/app/x?y=1")
+        self.assertEqual(r.header("Location"), "/app/x?y=1")
+
+    def test_cross_origin_posts_are_refused(self):
+        self.start_stack()
+        jar = self.jar()
+        self.curl("/login", jar=jar)
+        body = urlencode({"csrf": self.csrf(jar), "user": "demo", "password": "demo-password", "rd": "/"})
+        for headers in (["Origin: https://evil.example"], ["Origin: null"],
+                        [f"Origin: http://localhost:{self.stack.port + 1}"],
+                        ["Referer: https://evil.example/page"], [],
+                        [f"Origin: {self.origin()}", "Sec-Fetch-Site: cross-site"]):
+            r = self.curl("/login", jar=jar, data=body, headers=headers + [FORM])
+            self.assertEqual(r.status, 403, headers)
+            self.assertFalse([c for c in r.all("Set-Cookie") if c.startswith("__Host-latch=")], headers)
+        self.assertEqual(self.d.ctl("sessions", "list", json_out=True).json["sessions"], [])
+
+        # A same-origin post without the form's token (login CSRF) fails too.
+        body = urlencode({"csrf": "A" * 43, "user": "demo", "password": "demo-password"})
+        r = self.curl("/login", jar=jar, data=body, headers=[f"Origin: {self.origin()}", FORM])
+        self.assertEqual(r.status, 403)
+        self.assertIn(b"expired", r.body)
+        body = urlencode({"user": "demo", "password": "demo-password"})
+        r = self.curl("/login", data=body, headers=[f"Origin: {self.origin()}", FORM])
+        self.assertEqual(r.status, 403)
+        self.assertEqual(self.d.ctl("sessions", "list", json_out=True).json["sessions"], [])
+
+        # Cross-origin logout leaves the session alone.
+        self.assertEqual(self.login(jar).status, 303)
+        for headers in (["Origin: https://evil.example"], []):
+            r = self.curl("/logout", jar=jar, method="POST", headers=headers)
+            self.assertEqual(r.status, 403)
+        self.assertEqual(self.curl("/", jar=jar).status, 200)
+
+    def test_allowed_origins(self):
+        self.start_stack(http_conf="allowed_origins = https://app.example\n")
+        jar = self.jar()
+        self.curl("/login", jar=jar)
+        body = urlencode({"csrf": self.csrf(jar), "user": "demo", "password": "demo-password"})
+        r = self.curl("/login", jar=jar, data=body, headers=[f"Origin: {self.origin()}", FORM])
+        self.assertEqual(r.status, 403)
+        r = self.curl("/login", jar=jar, data=body, headers=["Origin: https://app.example", FORM])
+        self.assertEqual(r.status, 303)
+
+    def test_remote_address_reaches_latchd(self):
+        self.start_stack()
+        # Through nginx: its $remote_addr, whatever the browser claims.
+        r = self.login(self.jar(), password="wrong-1")
+        self.assertEqual(r.status, 401)
+        r = self.curl("/login", data="user=demo&password=x",
+                      headers=["X-Real-IP: 198.51.100.9", "X-Forwarded-For: 198.51.100.9", FORM])
+        self.assertIn("LATCH_REMOTE=127.0.0.1", self.d.log())
+        self.assertNotIn("198.51.100.9", self.d.log())
+        # Straight from the proxy: the trusted header's value.
+        jar = self.jar("direct")
+        self.curl("/login", jar=jar, direct=True)
+        body = urlencode({"csrf": self.csrf(jar), "user": "demo", "password": "wrong-2"})
+        r = self.curl("/login", jar=jar, data=body, direct=True,
+                      headers=["Origin: http://localhost", "X-Real-IP: 203.0.113.7", FORM])
+        self.assertEqual(r.status, 401)
+        self.assertIn("LATCH_REMOTE=203.0.113.7", self.d.log())
+
+    def test_forwarded_for_header(self):
+        self.start_stack(nginx=False, http_conf="proxy_header = X-Forwarded-For\n")
+        jar = self.jar()
+        self.curl("/login", jar=jar, direct=True)
+        body = urlencode({"csrf": self.csrf(jar), "user": "demo", "password": "wrong"})
+        r = self.curl("/login", jar=jar, data=body, direct=True,
+                      headers=["Origin: http://localhost", "X-Forwarded-For: 198.51.100.1, 203.0.113.8", FORM])
+        self.assertEqual(r.status, 401)
+        self.assertIn("LATCH_REMOTE=203.0.113.8", self.d.log())
+        self.assertNotIn("198.51.100.1", self.d.log())
+
+
+class LogoutTokenJwks(HttpTest):
+    def test_logout_ends_session_and_clears_cookie(self):
+        self.start_stack()
+        jar = self.jar()
+        self.assertEqual(self.login(jar).status, 303)
+        session = self.session_from_jar(jar)
+        r = self.curl("/logout", jar=jar, method="POST", headers=[f"Origin: {self.origin()}"])
+        self.assertEqual(r.status, 303, r)
+        self.assertEqual(r.header("Location"), "/login")
+        cleared = [c for c in r.all("Set-Cookie") if c.startswith("__Host-latch=")]
+        self.assertEqual(len(cleared), 1)
+        self.assertIn("Max-Age=0", cleared[0])
+        self.assertEqual(self.d.ctl("validate", session).returncode, 1)
+        self.assertEqual(self.curl("/", jar=jar).status, 303)
+        self.assertEqual(self.curl("/auth", direct=True, headers=[f"Cookie: __Host-latch={session}"]).status, 401)
+        # GET /logout does nothing.
+        self.assertEqual(self.curl("/logout").status, 405)
+
+    def test_token(self):
+        self.start_stack()
+        self.assertEqual(self.curl("/token").status, 401)
+        jar = self.jar()
+        self.assertEqual(self.login(jar).status, 303)
+        r = self.curl("/token", jar=jar)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.header("Cache-Control"), "no-store")
+        doc = json.loads(r.body)
+        self.assertGreater(doc["expires_at"], time.time() - 60)
+        v = self.d.ctl("token", "verify", doc["token"], "--jwks", self.d.jwks, "--audience", "demo", json_out=True)
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+        self.assertEqual(v.json["claims"]["sub"], "demo")
+        self.assertEqual(v.json["claims"]["groups"], ["users", "wiki"])
+        # Two calls, two tokens.
+        self.assertNotEqual(json.loads(self.curl("/token", jar=jar).body)["token"], doc["token"])
+
+    def test_jwks(self):
+        self.start_stack()
+        r = self.curl("/.well-known/jwks.json")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(json.loads(r.body), self.d.read_jwks())
+        self.assertIn("max-age=", r.header("Cache-Control"))
+        self.assertNotIn("no-store", r.header("Cache-Control"))
+        etag = r.header("ETag")
+        self.assertTrue(etag)
+        r = self.curl("/.well-known/jwks.json", headers=[f"If-None-Match: {etag}"])
+        self.assertEqual(r.status, 304)
+        self.assertEqual(self.d.ctl("keys", "rotate").returncode, 0)
+        r = self.curl("/.well-known/jwks.json", headers=[f"If-None-Match: {etag}"])
+        self.assertEqual(r.status, 200)
+        self.assertEqual(len(json.loads(r.body)["keys"]), 2)
+        self.assertNotEqual(r.header("ETag"), etag)
+
+
+class Limits(HttpTest):
+    def assert_alive(self):
+        self.assertIsNone(self.stack.procs["latch-http"].poll(), "latch-http died")
+        self.assertEqual(self.curl("/auth", direct=True).status, 401)
+
+    def test_oversized_headers(self):
+        self.start_stack()
+        big = "a" * 60000
+        for h in (f"X-Big: {big}", f"Cookie: __Host-latch={big}", f"Origin: http://{big}"):
+            r = self.curl("/auth", direct=True, headers=[h])
+            self.assertGreaterEqual(r.status, 400, h[:20])
+            self.assertLess(r.status, 500, h[:20])
+            r = self.curl("/login", headers=[h], data="user=a&password=b")
+            self.assertGreaterEqual(r.status, 400, h[:20])
+            self.assertLess(r.status, 500, h[:20])
+        many = [f"X-H{i}: {'b' * 100}" for i in range(500)]
+        r = self.curl("/auth", direct=True, headers=many)
+        self.assertGreaterEqual(r.status, 400)
+        self.assertLess(r.status, 500)
+        self.assert_alive()
+
+    def test_oversized_bodies(self):
+        self.start_stack()
+        big = b"user=" + b"a" * 200000
+        # A declared length over the limit is refused before the body is
+        # read (curl waits for that answer with Expect: 100-continue).
+        expect = "Expect: 100-continue"
+        r = self.curl("/login", direct=True, data=big, headers=["Origin: http://localhost", FORM, expect])
+        self.assertEqual(r.status, 413)
+        r = self.curl("/login", direct=True, data=big,
+                      headers=["Origin: http://localhost", FORM, "Transfer-Encoding: chunked"])
+        self.assertEqual(r.status, 413)
+        r = self.curl("/logout", direct=True, data=big, headers=["Origin: http://localhost", FORM, expect])
+        self.assertEqual(r.status, 413)
+        r = self.curl("/login", data=big, headers=[f"Origin: {self.origin()}", FORM])
+        self.assertEqual(r.status, 413)
+        # Bodies just under the limit are read (and refused for what they say).
+        r = self.curl("/login", direct=True, data=b"user=" + b"a" * 8000, headers=["Origin: http://localhost", FORM])
+        self.assertEqual(r.status, 403)
+        self.assert_alive()
+
+    def test_odd_requests(self):
+        self.start_stack()
+        self.assertEqual(self.curl("/nope", direct=True).status, 404)
+        self.assertEqual(self.curl("/auth", direct=True, method="DELETE").status, 405)
+        r = self.curl("/login", direct=True, data="user=a", headers=["Origin: http://localhost",
+                                                                    "Content-Type: application/json"])
+        self.assertEqual(r.status, 415)
+        r = self.curl("/login", direct=True, data="user=%zz&password=%&csrf=%",
+                      headers=["Origin: http://localhost", FORM])
+        self.assertEqual(r.status, 403)
+        self.assert_alive()
+
+
+class Process(HttpTest):
+    def test_socket_activation(self):
+        sock = os.path.join(self.tmp, "activated.sock")
+        conf = os.path.join(self.tmp, "http.conf")
+        with open(conf, "w") as f:
+            f.write(f"[http]\nlatchd_socket = {self.d.sock}\nservice = demo\nlisten = /nonexistent/x.sock\n")
+        notify = os.path.join(self.tmp, "notify")
+        p = subprocess.Popen(["systemd-socket-activate", "-l", sock, LATCH_HTTP, "--config", conf],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + 30
+            while not os.path.exists(sock) and time.time() < deadline:
+                time.sleep(0.05)
+            r = subprocess.run(["curl", "-sS", "-i", "--max-time", "60", "--unix-socket", sock, "http://x/auth"],
+                               capture_output=True)
+            self.assertIn(b"401 Unauthorized", r.stdout, r.stderr)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            out = p.communicate(timeout=30)[0]
+        self.assertEqual(p.returncode, 0, out)
+        self.assertIn(b"the socket from systemd", out)
+
+    def test_check_config(self):
+        conf = os.path.join(self.tmp, "bad.conf")
+        with open(conf, "w") as f:
+            f.write("[http]\nservice = demo\ntoken_on_auth = perhaps\n")
+        r = subprocess.run([LATCH_HTTP, "--config", conf, "--check-config"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"{conf}:3:", r.stderr)
+        with open(conf, "w") as f:
+            f.write("[http]\nservice = demo\ntoken_on_auth = yes\n")
+        r = subprocess.run([LATCH_HTTP, "--config", conf, "--check-config"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = subprocess.run([LATCH_HTTP, "--config", os.path.join(self.tmp, "missing")], capture_output=True)
+        self.assertEqual(r.returncode, 1)
+
+    def test_demo(self):
+        build = os.environ.get("LATCH_BUILD_ROOT")
+        if not build:
+            self.skipTest("LATCH_BUILD_ROOT is not set")
+        demo = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "http-demo")
+        p = subprocess.Popen(["/usr/bin/python3", demo, build], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+        try:
+            url = None
+            head = []
+            for line in p.stdout:
+                head.append(line)
+                if line.strip().startswith("open"):
+                    url = line.split()[1]
+                    break
+            self.assertTrue(url and url.startswith("http://localhost:"), url)
+            r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
+                                "--max-time", "60", url], capture_output=True, text=True)
+            self.assertEqual(r.stdout, f"303 {url}login?rd=/")
+            r = subprocess.run(["curl", "-sS", "--max-time", "60", url + "login"], capture_output=True, text=True)
+            self.assertIn('autocomplete="current-password"', r.stdout)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            out = p.communicate(timeout=60)[0]
+        self.assertEqual(p.returncode, 0, out)
+        folder = [l.split()[-1] for l in head if "running in" in l]
+        self.assertEqual(len(folder), 1, head)
+        self.assertFalse(os.path.exists(folder[0]), "the scratch folder is left behind")
+
+    def test_binds_and_cleans_up(self):
+        self.start_stack(nginx=False)
+        self.assertTrue(os.path.exists(self.stack.http_sock))
+        self.assertEqual(self.stack.stop(), 0)
+        self.assertFalse(os.path.exists(self.stack.http_sock))
+
+
+if __name__ == "__main__":
+    unittest.main()
