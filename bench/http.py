@@ -4,7 +4,7 @@
 auth_request to latch-http and without (the /open/ baseline location).
 The goal: with auth at least 0.5x the requests per second of without.
 
-Usage: tests/http/bench.py [BUILDDIR] [--seconds N] [--connections N] [--threads N]
+Usage: bench/http.py [BUILDDIR] [--seconds N] [--connections N] [--threads N]
 Prints both figures, their ratio, and one JSON line at the end.
 """
 
@@ -18,7 +18,7 @@ import sys
 import tempfile
 from urllib.parse import urlencode
 
-SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(SRC, "examples", "nginx"))
 from latchdemo import Stack  # noqa: E402
 
