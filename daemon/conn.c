@@ -217,6 +217,12 @@ void conn_reply_ready(struct conn *c) {
                 conn_unref(c);
                 return;
         }
+        if (c->processing) {
+                /* Answered inline while reading a batch of frames:
+                 * conn_process() sends the whole batch once at its end. */
+                conn_unref(c);
+                return;
+        }
         (void) conn_flush(c);
         conn_maybe_finish(c);
         if (c->fd >= 0) {
@@ -328,6 +334,8 @@ static void conn_process(struct conn *c) {
                 dispatch_request(req);
         }
         c->processing = false;
+        if (c->fd >= 0 && c->out_off < c->out_len)
+                (void) conn_flush(c);
         conn_maybe_finish(c);
         conn_update_events(c);
 }

@@ -203,6 +203,7 @@ static void sweep_done(struct work *w) {
         } else if (j->more && !d->stopping && workqueue_submit(d->writer, &j->work) == 0) {
                 return; /* next slice */
         }
+        d->sweep_running = false;
         d->stats.sweeps++;
         d->stats.swept_sessions += j->removed;
         d->stats.last_sweep_usec = now_usec() - j->started;
@@ -214,7 +215,10 @@ static void sweep_done(struct work *w) {
 
 static int on_sweep_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct daemon *d = userdata;
-        struct sweep_job *j = calloc(1, sizeof(*j));
+        /* One sweep at a time: a long one (a million sessions expiring at
+         * once) is still going in slices; starting more would only queue
+         * them behind it and garble its figures. */
+        struct sweep_job *j = d->sweep_running ? NULL : calloc(1, sizeof(*j));
 
         if (j) {
                 *j = (struct sweep_job){ .work = { .run = sweep_run, .done = sweep_done },
@@ -223,6 +227,8 @@ static int on_sweep_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                                          .started = now_usec() };
                 if (workqueue_submit(d->writer, &j->work) < 0)
                         free(j);
+                else
+                        d->sweep_running = true;
         }
         throttle_gc(d->throttle, now_usec());
         (void) sd_event_source_set_time_relative(s, (uint64_t) d->config->sweep_interval * 1000000);

@@ -74,6 +74,7 @@ struct daemon {
 
         struct touch_batch *touches;   /* idle-expiry slides waiting for the writer */
         bool touch_running;            /* a batch is being written */
+        bool sweep_running;            /* a sweep's slices are queued or running */
 };
 
 /* Wall clock in seconds. Tests may pin it with LATCH_TEST_TIME_OFFSET. */

@@ -326,10 +326,10 @@ int main(int argc, char *argv[]) {
                 goto finish;
         /* Argon2id takes 64 MiB per hash: one per worker, and a bounded
          * queue past that, answered `unavailable` when full. */
-        r = workqueue_new(d.event, "latchd-work", d.config->workers, d.config->workers * 64, &d.slow);
+        r = workqueue_new(d.event, "latchd-work", d.config->workers, d.config->workers * 64, 10, &d.slow);
         if (r < 0)
                 goto finish;
-        r = workqueue_new(d.event, "latchd-write", 1, WRITER_QUEUE, &d.writer);
+        r = workqueue_new(d.event, "latchd-write", 1, WRITER_QUEUE, 0, &d.writer);
         if (r < 0)
                 goto finish;
 

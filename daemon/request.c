@@ -47,10 +47,25 @@ void request_unref(struct request *r) {
 
 static void finish(struct request *r, json_t *o) {
         struct daemon *d = r->conn->d;
-        size_t n = json_dumpb(o, NULL, 0, JSON_COMPACT);
-        uint8_t *buf = n > 0 ? malloc(FRAME_HEADER + n) : NULL;
+        char stackbuf[4096];
+        uint8_t *buf = NULL;
 
-        if (buf && json_dumpb(o, (char *) buf + FRAME_HEADER, n, JSON_COMPACT) == n) {
+        /* Most replies fit the stack buffer: serialise once. Jansson says
+         * how much it needed when they do not; then once more, to size. */
+        size_t n = json_dumpb(o, stackbuf, sizeof stackbuf, JSON_COMPACT);
+        if (n > 0 && n <= sizeof stackbuf) {
+                buf = malloc(FRAME_HEADER + n);
+                if (buf)
+                        memcpy(buf + FRAME_HEADER, stackbuf, n);
+        } else if (n > 0) {
+                buf = malloc(FRAME_HEADER + n);
+                if (buf && json_dumpb(o, (char *) buf + FRAME_HEADER, n, JSON_COMPACT) != n) {
+                        free(buf);
+                        buf = NULL;
+                }
+        }
+        sodium_memzero(stackbuf, MIN(n, sizeof stackbuf));
+        if (buf) {
                 frame_put_header(buf, (uint32_t) n);
                 r->reply = buf;
                 r->reply_len = FRAME_HEADER + n;

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@ struct workqueue {
         unsigned queued;              /* waiting */
         unsigned running;
         unsigned max_queued;
+        int nice;
         bool stopping;
         int efd;
         sd_event_source *source;
@@ -30,6 +32,11 @@ struct workqueue {
 
 static void *worker_main(void *userdata) {
         struct workqueue *q = userdata;
+
+        /* Slow work yields the CPU to the event loop: a login storm must not
+         * make fast requests wait for scheduler slices. */
+        if (q->nice != 0)
+                (void) setpriority(PRIO_PROCESS, (id_t) gettid(), q->nice);
 
         pthread_mutex_lock(&q->lock);
         for (;;) {
@@ -85,7 +92,7 @@ static int on_eventfd(sd_event_source *s, int fd, uint32_t revents, void *userda
         return 0;
 }
 
-int workqueue_new(sd_event *event, const char *name, unsigned threads, unsigned max_queued,
+int workqueue_new(sd_event *event, const char *name, unsigned threads, unsigned max_queued, int nice,
                   struct workqueue **ret) {
         struct workqueue *q = calloc(1, sizeof(*q));
         int r;
@@ -96,6 +103,7 @@ int workqueue_new(sd_event *event, const char *name, unsigned threads, unsigned 
         pthread_cond_init(&q->cond, NULL);
         snprintf(q->name, sizeof q->name, "%s", name);
         q->max_queued = max_queued;
+        q->nice = nice;
         q->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (q->efd < 0) {
                 r = -errno;

@@ -25,7 +25,9 @@ struct work {
 
 struct workqueue;
 
-int workqueue_new(sd_event *event, const char *name, unsigned threads, unsigned max_queued,
+/* `nice` (0: unchanged) lowers the scheduling priority of the threads, so
+ * that their CPU-bound work gives way to the event loop. */
+int workqueue_new(sd_event *event, const char *name, unsigned threads, unsigned max_queued, int nice,
                   struct workqueue **ret);
 
 /* Queues a job. Returns 0, or -EBUSY when the queue is full, -ESHUTDOWN once
