@@ -16,6 +16,7 @@
 #include "request.h"
 
 #define CONN_INITIAL_BUFFER 4096
+#define CONN_FRAMES_PER_TURN 32
 
 static void conn_update_events(struct conn *c);
 
@@ -112,6 +113,7 @@ void conn_close(struct conn *c) {
 
         c->io = sd_event_source_disable_unref(c->io);
         c->timer = sd_event_source_disable_unref(c->timer);
+        c->resume = sd_event_source_disable_unref(c->resume);
         c->fd = safe_close(c->fd);
         if (c->prev)
                 c->prev->next = c->next;
@@ -280,8 +282,27 @@ static void reject(struct conn *c, struct decoded *in, const char *code, const c
         reply_error(r, code, "%s", msg);
 }
 
+static int on_resume(sd_event_source *s, void *userdata) {
+        struct conn *c = conn_ref(userdata);
+
+        (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        conn_process(c);
+        conn_unref(c);
+        return 0;
+}
+
+/* More frames are buffered than one turn may take: carry on at the next
+ * turn of the loop, after the other connections' pending events. */
+static void conn_yield(struct conn *c) {
+        if (!c->resume &&
+            sd_event_add_defer(c->d->event, &c->resume, on_resume, c) < 0)
+                return;
+        (void) sd_event_source_set_enabled(c->resume, SD_EVENT_ONESHOT);
+}
+
 static void conn_process(struct conn *c) {
         struct daemon *d = c->d;
+        unsigned taken = 0;
 
         /* Ops that answer at once call back into conn_reply_ready(), which
          * calls us: the outer loop carries on instead of recursing. */
@@ -289,6 +310,12 @@ static void conn_process(struct conn *c) {
                 return;
         c->processing = true;
         while (c->fd >= 0 && conn_may_take_more(c)) {
+                /* Fairness: a client that pipelines hundreds of requests
+                 * gets CONN_FRAMES_PER_TURN of them per turn, not the loop. */
+                if (taken++ >= CONN_FRAMES_PER_TURN) {
+                        conn_yield(c);
+                        break;
+                }
                 uint32_t n = 0;
                 enum frame_status st = frame_peek(c->in, c->in_len, d->config->max_frame, &n);
 

@@ -42,6 +42,7 @@ struct conn {
         int fd;                       /* -1 once closed */
         sd_event_source *io;
         sd_event_source *timer;
+        sd_event_source *resume;      /* deferred processing of buffered frames */
         struct peer peer;
         char peer_desc[48];           /* "pid=123 uid=33", for logs */
 
