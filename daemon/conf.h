@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * latchd.conf and its drop-ins (CONTRACT.md "latchd.conf"), parsed with inih.
+ * latchd.conf and its drop-ins (latchd.conf(5)), parsed with inih.
  *
  * A config is immutable once loaded; a reload builds a new one and swaps it
  * only when the whole load succeeded.

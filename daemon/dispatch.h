@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * The op table and who may call what (CONTRACT.md: "who may call").
+ * The op table and who may call what (docs/PROTOCOL.md, "Who may call what").
  *
  *   anyone    any peer that can open the socket
  *   service   further checked per service by the op: a peer must be allowed

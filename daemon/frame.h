@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * Wire framing (CONTRACT.md "Wire protocol v1"): a 4-byte unsigned
+ * Wire framing (docs/PROTOCOL.md, "Transport and framing"): a 4-byte unsigned
  * big-endian length N, 1 <= N <= max_frame, then N bytes of JSON.
  * Pure functions over a buffer: no I/O, no allocation.
  */

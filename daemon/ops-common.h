@@ -17,7 +17,6 @@ struct work;
  * takes any length, but an unbounded one is a cheap way to burn CPU. */
 #define OPS_MAX_PASSWORD 4096
 #define OPS_MAX_SESSION 128
-#define OPS_MAX_TOKEN 8192
 
 /* The one message for every `denied`: unknown user, wrong password, locked
  * or expired account all read the same. */

@@ -114,8 +114,8 @@ void plugin_host_set_clock(struct plugin_host *h, int64_t (*now)(void *userdata)
  *   -ENOEXEC          no entry symbol, or a malformed struct latch_plugin
  *   -EPROTONOSUPPORT  another ABI major, or the entry refused this host
  *   -ENOMEM
- * (An addition to the task's API: --check-config and the tests use it to load
- * a plugin without opening a line.) */
+ * --check-config and the tests use it to load a plugin without opening a
+ * line. */
 int plugin_host_load(struct plugin_host *h, const char *plugin, char **ret_error);
 
 /* Loads `plugin` as plugin_host_load() does, then calls its open() with the

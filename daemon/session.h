@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * Session ids and handles (CONTRACT.md "Sessions").
+ * Session ids and handles (docs/SESSIONS.md).
  *
  * An id is 264 bits from the OS CSPRNG as 44 base64url characters; the store
  * sees only BLAKE2b-256(id). A handle is 128 independent random bits as 22

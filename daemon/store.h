@@ -123,7 +123,7 @@ int store_kv_get(store *s, const char *ns, const void *key, size_t keylen, void 
 int store_kv_update(store *s, const char *ns, const void *key, size_t keylen, latch_kv_update_fn fn,
                     void *userdata);
 
-/* ---- Additions (store task) ---- */
+/* ---- Options, statistics and maintenance ---- */
 
 /* Options of store_open_with_options(); a zero field means the default. */
 struct store_options {

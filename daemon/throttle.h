@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * The daemon's failure backoff ([throttle], CONTRACT.md), in the spirit of
+ * The daemon's failure backoff ([throttle], latchd.conf(5)), in the spirit of
  * Dovecot's auth penalty: each failed attempt raises a delay that doubles
  * per failure up to max_delay and decays with time.
  *

@@ -8,7 +8,7 @@
 
 struct daemon;
 
-/* Signs a JWT for a live session (CONTRACT.md "Tokens"): the session's
+/* Signs a JWT for a live session (docs/TOKENS.md): the session's
  * plugin claims, then iss, sub, aud (audience, else the service's
  * configured audience, else its name), iat, nbf, exp (never past the
  * session's absolute expiry), jti, sid. Loop thread. Returns 0 and a

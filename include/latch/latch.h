@@ -174,8 +174,8 @@ const char *latch_last_error_code(const latch_client *client);
  * immutable; free with latch_reply_free(). Strings from the getters are
  * borrowed from the reply and live until latch_reply_free().
  *
- * The members each op returns are listed in the contract (CONTRACT.md, "Wire
- * protocol v1"); nested values (claims, keys, stats) are available as JSON
+ * The members each op returns are listed op by op in latch's
+ * docs/PROTOCOL.md; nested values (claims, keys, stats) are available as JSON
  * text with latch_reply_json(), arrays (sessions) through the item getters.
  */
 typedef struct latch_reply latch_reply;

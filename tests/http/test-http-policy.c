@@ -22,7 +22,7 @@ static void test_redirect(void **state) {
         assert_true(http_redirect_is_safe("/app/"));
         assert_true(http_redirect_is_safe("/app/page?x=1&y=%2F%2Fevil#top"));
         assert_true(http_redirect_is_safe("/a//b"));
-        /* The open-redirect attempts. */
+        /* Open-redirect attempts. */
         assert_false(http_redirect_is_safe("//evil.example"));
         assert_false(http_redirect_is_safe("https://evil.example"));
         assert_false(http_redirect_is_safe("/\\evil.example"));

@@ -291,8 +291,8 @@ static void test_hang_is_cut_at_the_deadline(void **unused) {
         t = mono_seconds();
         assert_int_equal(call_auth(l, "stuck", NULL), LATCH_AUTHINFO_UNAVAIL);
         t = mono_seconds() - t;
-        /* The task asks for the deadline to hold: about 1 s, with a wide
-         * margin for a loaded machine. */
+        /* The deadline holds: about 1 s, with a wide margin for a loaded
+         * machine. */
         assert_true(t >= 0.9);
         assert_true(t < 5.0);
         assert_true(log_has("plugin 'hang': worker did not answer within 1s; replaced"));

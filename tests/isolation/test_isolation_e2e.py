@@ -107,7 +107,7 @@ class TestIsolation(DaemonTest):
         self.assertGreaterEqual(len(results["hang"]), 2, log[-3000:])
         self.assertGreaterEqual(len(results["crash"]), 3, log[-3000:])
         self.assertGreaterEqual(len(results["good"]), 9)
-        # The task sets these bounds: the other client within 1 s, the
+        # The bounds: the other client within 1 s, the
         # misbehaving ones within their deadline (2 s; 10 s by default) + 1 s.
         for what, rc, t, out in results["good"]:
             self.assertEqual(rc, 0, f"{what}: {out}")
