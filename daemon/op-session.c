@@ -95,12 +95,17 @@ static void touch_later(struct daemon *d, const uint8_t key[STORE_KEY_SIZE], int
         touch_submit(d);
 }
 
+/* The reply is built from the record inside the read transaction (the
+ * JSON object copies what it needs), and sent after the transaction has
+ * ended. */
 struct validate_ctx {
         struct daemon *d;
         struct request *r;
         const char *service;
         int64_t now;
+        json_t *reply;  /* found and allowed: the results */
         bool found;
+        bool forbidden;
         bool touch;
 };
 
@@ -112,7 +117,7 @@ static int validate_found(void *userdata, const struct session_info *s) {
                 return 0; /* answered as unknown */
         v->found = true;
         if (!access_service_allowed(v->d, &v->r->conn->peer, s->service)) {
-                reply_error(v->r, "forbidden", "this peer may not use this session's service");
+                v->forbidden = true;
                 return 1;
         }
         if (v->now - s->last_seen_at >= touch_granularity(s->idle_timeout)) {
@@ -120,13 +125,9 @@ static int validate_found(void *userdata, const struct session_info *s) {
                 idle_expires_at = MIN(v->now + s->idle_timeout, s->expires_at);
         } else
                 idle_expires_at = session_idle_expires_at(s);
-        json_t *o = session_to_json(s, idle_expires_at, true);
-        if (!o) {
-                reply_error(v->r, "internal", "out of memory");
-                return 1;
-        }
-        json_object_del(o, "last_seen_at");
-        reply_ok(v->r, o);
+        v->reply = session_to_json(s, idle_expires_at, true);
+        if (v->reply)
+                json_object_del(v->reply, "last_seen_at");
         return 1;
 }
 
@@ -152,7 +153,15 @@ void op_validate(struct request *r) {
         else if (k < 0) {
                 log_msg(LOG_ERR, "validate: session store: %s", strerror(-k));
                 reply_error(r, "unavailable", "the session store failed; try again later");
+        } else if (v.forbidden)
+                reply_error(r, "forbidden", "this peer may not use this session's service");
+        else if (!v.reply)
+                reply_error(r, "internal", "out of memory");
+        else {
+                reply_ok(r, v.reply);
+                v.reply = NULL;
         }
+        json_decref(v.reply);
         histogram_add(&d->stats.validate_latency, now_usec() - start);
 }
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* token, verify, jwks, keys.rotate, and token issuance for login. */
+/* The ops token, verify, jwks and keys.rotate; tokens.c issues the tokens. */
 #include <sodium.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,99 +16,19 @@
 #include "session.h"
 #include "tokens.h"
 
-static const char *const registered_claims[] = { "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid" };
-
-bool token_audience_allowed(const struct daemon *d, const char *service, const char *audience) {
-        const struct service_config *sc = config_service(d->config, service);
-
-        if (!audience || streq(audience, sc && sc->audience ? sc->audience : service))
-                return true;
-        for (size_t i = 0; sc && i < sc->n_audiences; i++)
-                if (streq(audience, sc->audiences[i]))
-                        return true;
-        return false;
-}
-
-int64_t token_max_lifetime(const struct daemon *d) {
-        int64_t m = d->config->token_lifetime;
-        for (size_t i = 0; i < d->config->n_services; i++)
-                m = MAX(m, config_token_lifetime(d->config, &d->config->services[i]));
-        return m + d->config->token_leeway;
-}
-
-int token_issue(struct daemon *d, const struct session_info *s, const char *audience, char **ret_token,
-                int64_t *ret_exp) {
-        const struct service_config *sc = config_service(d->config, s->service);
-        int64_t now = daemon_now();
-        int64_t exp = MIN(now + config_token_lifetime(d->config, sc), s->expires_at);
-        uint8_t jti_raw[16];
-        char jti[32];
-
-        if (!audience)
-                audience = sc && sc->audience ? sc->audience : s->service;
-
-        json_t *claims = s->claims_json ? json_loads(s->claims_json, 0, NULL) : NULL;
-        if (!json_is_object(claims)) {
-                json_decref(claims);
-                claims = json_object();
-                if (!claims)
-                        return -ENOMEM;
-        }
-        /* Plugins cannot set registered claims (the host refuses), but a
-         * stored record is data: never let it override ours. */
-        for (size_t i = 0; i < ELEMENTSOF(registered_claims); i++)
-                json_object_del(claims, registered_claims[i]);
-
-        randombytes_buf(jti_raw, sizeof jti_raw);
-        sodium_bin2base64(jti, sizeof jti, jti_raw, sizeof jti_raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-        if (json_object_set_new(claims, "iss", json_string(d->config->issuer)) < 0 ||
-            json_object_set_new(claims, "sub", json_string(s->user)) < 0 ||
-            json_object_set_new(claims, "aud", json_string(audience)) < 0 ||
-            json_object_set_new(claims, "iat", json_integer(now)) < 0 ||
-            json_object_set_new(claims, "nbf", json_integer(now)) < 0 ||
-            json_object_set_new(claims, "exp", json_integer(exp)) < 0 ||
-            json_object_set_new(claims, "jti", json_string(jti)) < 0 ||
-            json_object_set_new(claims, "sid", json_string(s->handle)) < 0) {
-                json_decref(claims);
-                return -ENOMEM;
-        }
-        int r = keyring_sign(d->keys, d->config->algorithm, claims, ret_token);
-        json_decref(claims);
-        if (r < 0)
-                return r;
-        *ret_exp = exp;
-        return 0;
-}
-
+/* The session is copied out of the store's read transaction and the
+ * token signed and sent after it has ended: nothing slow, and no reply,
+ * happens inside the transaction. */
 struct token_lookup {
-        struct daemon *d;
-        struct request *r;
-        const char *audience;
-        bool found;
+        struct session_info s;
+        char *buf; /* owns s's strings */
+        int r;
 };
 
-static int token_for_session(void *userdata, const struct session_info *s) {
+static int token_copy_session(void *userdata, const struct session_info *s) {
         struct token_lookup *t = userdata;
-        char *token = NULL;
-        int64_t exp = 0;
 
-        t->found = true;
-        if (!access_service_allowed(t->d, &t->r->conn->peer, s->service)) {
-                reply_error(t->r, "forbidden", "this peer may not use this session's service");
-                return 1;
-        }
-        if (!token_audience_allowed(t->d, s->service, t->audience)) {
-                reply_error(t->r, "forbidden", "this service may not issue tokens for that audience");
-                return 1;
-        }
-        int k = token_issue(t->d, s, t->audience, &token, &exp);
-        if (k < 0) {
-                log_msg(LOG_ERR, "token: cannot sign: %s", strerror(-k));
-                reply_error(t->r, "internal", "cannot sign a token");
-                return 1;
-        }
-        reply_ok(t->r, json_pack("{s:s, s:I}", "token", token, "expires_at", (json_int_t) exp));
-        secret_free(token);
+        t->r = session_info_copy(s, &t->s, &t->buf);
         return 1;
 }
 
@@ -117,20 +37,36 @@ void op_token(struct request *r) {
         const char *session, *audience;
         uint8_t key[STORE_KEY_SIZE];
         char msg[256];
+        struct token_lookup t = { .r = -ENOENT };
+        _cleanup_secret_ char *token = NULL;
+        int64_t exp = 0;
 
         if (arg_string(r->in.root, "session", true, OPS_MAX_SESSION, &session, msg, sizeof msg) < 0 ||
             arg_string(r->in.root, "audience", false, OPS_MAX_NAME, &audience, msg, sizeof msg) < 0) {
                 reply_error(r, "bad_request", "%s", msg);
                 return;
         }
-        struct token_lookup t = { d, r, audience, false };
-        int k = session_id_key(session, key) ? store_session_get(d->store, key, daemon_now(), token_for_session, &t)
+        int k = session_id_key(session, key) ? store_session_get(d->store, key, daemon_now(), token_copy_session, &t)
                                               : -ENOENT;
         sodium_memzero(key, sizeof key);
-        if (k == -ENOENT || (k >= 0 && !t.found))
+        if (k >= 0)
+                k = t.r;
+        if (k == -ENOENT)
                 reply_error(r, "invalid_session", INVALID_SESSION_MESSAGE);
+        else if (k == -ENOMEM)
+                reply_error(r, "internal", "out of memory");
         else if (k < 0)
                 reply_error(r, "unavailable", "the session store failed; try again later");
+        else if (!access_service_allowed(d, &r->conn->peer, t.s.service))
+                reply_error(r, "forbidden", "this peer may not use this session's service");
+        else if (!token_audience_allowed(d, t.s.service, audience))
+                reply_error(r, "forbidden", "this service may not issue tokens for that audience");
+        else if ((k = token_issue(d, &t.s, audience, &token, &exp)) < 0) {
+                log_msg(LOG_ERR, "token: cannot sign: %s", strerror(-k));
+                reply_error(r, "internal", "cannot sign a token");
+        } else
+                reply_ok(r, json_pack("{s:s, s:I}", "token", token, "expires_at", (json_int_t) exp));
+        free(t.buf);
 }
 
 static int session_exists(void *userdata, const struct session_info *s) {

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "jwt.h"
@@ -40,6 +42,21 @@ bool session_id_key(const char *s, uint8_t ret_key[STORE_KEY_SIZE]) {
         }
         crypto_generichash(ret_key, STORE_KEY_SIZE, (const uint8_t *) s, n, NULL, 0);
         return true;
+}
+
+int session_info_copy(const struct session_info *s, struct session_info *ret, char **ret_buf) {
+        size_t nu = strlen(s->user) + 1, ns = strlen(s->service) + 1;
+        size_t nc = s->claims_json ? strlen(s->claims_json) + 1 : 0;
+        char *buf = malloc(nu + ns + nc);
+
+        if (!buf)
+                return -ENOMEM;
+        *ret = *s;
+        ret->user = memcpy(buf, s->user, nu);
+        ret->service = memcpy(buf + nu, s->service, ns);
+        ret->claims_json = nc ? memcpy(buf + nu + ns, s->claims_json, nc) : NULL;
+        *ret_buf = buf;
+        return 0;
 }
 
 json_t *session_to_json(const struct session_info *s, int64_t idle_expires_at, bool with_claims) {

@@ -36,6 +36,13 @@ bool session_id_key(const char *s, uint8_t ret_key[STORE_KEY_SIZE]);
  * claims_json that fails to parse becomes {}. New reference. */
 json_t *session_to_json(const struct session_info *s, int64_t idle_expires_at, bool with_claims);
 
+/* Copies a session out of the store's transaction, so that the caller can
+ * answer after the transaction has ended: *ret gets the times and handle,
+ * and its strings point into *ret_buf, one malloc()ed block that the caller
+ * frees (and that stays valid until then). Returns 0 or -ENOMEM, leaving
+ * *ret and *ret_buf untouched on failure. */
+int session_info_copy(const struct session_info *s, struct session_info *ret, char **ret_buf);
+
 /* The message for every invalid_session answer: unknown, malformed,
  * expired and revoked look the same. */
 #define INVALID_SESSION_MESSAGE "no such session, or it has expired or been revoked"
