@@ -36,7 +36,7 @@ struct latch_reply {
 
 /* A request frame being written: 4 length bytes, then one JSON object.
  * Growing it never leaves a copy behind (the old buffer is wiped). */
-struct request {
+struct client_request {
         char *buf;
         size_t len, cap;
         int error;              /* first error: LATCH_ERR_* */
@@ -44,16 +44,17 @@ struct request {
 };
 
 /* Starts {"op":OP; whether the request may be retried follows from the op. */
-void request_begin(struct request *req, const char *op);
-void request_add_string(struct request *req, const char *key, const char *value); /* NULL value: skipped */
-void request_add_bool(struct request *req, const char *key, bool value);
+void client_request_begin(struct client_request *req, const char *op);
+/* A NULL value is skipped. */
+void client_request_add_string(struct client_request *req, const char *key, const char *value);
+void client_request_add_bool(struct client_request *req, const char *key, bool value);
 /* Closes the object and fills in the length. Returns LATCH_OK or the first
  * error met while writing. */
-int request_end(struct request *req);
+int client_request_end(struct client_request *req);
 /* Frames `json` (a complete object) as is. */
-int request_from_text(struct request *req, const char *json, size_t len, bool idempotent);
+int client_request_from_text(struct client_request *req, const char *json, size_t len, bool idempotent);
 /* Wipes and frees the buffer; the struct may be reused after. */
-void request_done(struct request *req);
+void client_request_done(struct client_request *req);
 bool op_is_idempotent(const char *op);
 bool utf8_is_valid(const char *s, size_t len);
 
@@ -65,7 +66,7 @@ void client_succeed(latch_client *c);
 /* Sends the request and reads the answer, retrying idempotent requests once
  * on a dropped connection. On LATCH_OK *ret_reply (may be NULL) gets the
  * reply. Wipes the request in every case. */
-int client_call(latch_client *c, struct request *req, latch_reply **ret_reply);
+int client_call(latch_client *c, struct client_request *req, latch_reply **ret_reply);
 
 /* Wipes every string in a JSON value (responses may hold session ids). */
 void json_wipe_strings(json_t *v);

@@ -280,7 +280,7 @@ static void client_fail_server(latch_client *c, const char *code, const char *me
 
 /* Outcome of one attempt: LATCH_OK, an error recorded on the handle, or
  * -ECONNRESET (dropped before a complete answer; nothing recorded). */
-static int client_attempt(latch_client *c, const struct request *req, int64_t deadline, latch_reply **ret) {
+static int client_attempt(latch_client *c, const struct client_request *req, int64_t deadline, latch_reply **ret) {
         int r;
 
         r = client_ensure_connected(c, deadline);
@@ -392,7 +392,7 @@ static int client_attempt(latch_client *c, const struct request *req, int64_t de
         return LATCH_OK;
 }
 
-int client_call(latch_client *c, struct request *req, latch_reply **ret_reply) {
+int client_call(latch_client *c, struct client_request *req, latch_reply **ret_reply) {
         int64_t deadline = deadline_from_now(c);
         int r;
 
@@ -404,6 +404,6 @@ int client_call(latch_client *c, struct request *req, latch_reply **ret_reply) {
                 r = client_fail(c, LATCH_ERR_DISCONNECTED, "connection to %s lost before the answer%s", c->socket_path,
                                 req->idempotent ? " (also when retried)" : "");
 
-        request_done(req);
+        client_request_done(req);
         return r;
 }

@@ -8,21 +8,21 @@
 
 /* Finishes the request and sends it; reports a writer error (a string that
  * is not UTF-8, no memory) on the handle. */
-static int request_send(latch_client *c, struct request *req, latch_reply **ret) {
-        int r = request_end(req);
+static int client_request_send(latch_client *c, struct client_request *req, latch_reply **ret) {
+        int r = client_request_end(req);
         if (r != LATCH_OK) {
-                request_done(req);
+                client_request_done(req);
                 return client_fail(c, r, r == LATCH_ERR_INVALID_ARGUMENT ? "argument is not valid UTF-8" : NULL);
         }
         return client_call(c, req, ret);
 }
 
 static int simple_op(latch_client *c, const char *op, latch_reply **ret) {
-        struct request req;
+        struct client_request req;
 
         assert_return(c, LATCH_ERR_INVALID_ARGUMENT);
-        request_begin(&req, op);
-        return request_send(c, &req, ret);
+        client_request_begin(&req, op);
+        return client_request_send(c, &req, ret);
 }
 
 /* A missing required argument is recorded on the handle, so callers can
@@ -39,86 +39,86 @@ _public_ int latch_hello(latch_client *client, latch_reply **ret) {
 
 _public_ int latch_authenticate(latch_client *client, const char *service, const char *user,
                                 const char *password, const char *remote, latch_reply **ret) {
-        struct request req;
+        struct client_request req;
 
         assert_return(client, LATCH_ERR_INVALID_ARGUMENT);
         require_arg(client, service);
         require_arg(client, user);
         require_arg(client, password);
 
-        request_begin(&req, "authenticate");
-        request_add_string(&req, "service", service);
-        request_add_string(&req, "user", user);
-        request_add_string(&req, "password", password);
-        request_add_string(&req, "remote", remote);
-        return request_send(client, &req, ret);
+        client_request_begin(&req, "authenticate");
+        client_request_add_string(&req, "service", service);
+        client_request_add_string(&req, "user", user);
+        client_request_add_string(&req, "password", password);
+        client_request_add_string(&req, "remote", remote);
+        return client_request_send(client, &req, ret);
 }
 
 _public_ int latch_login(latch_client *client, const char *service, const char *user, const char *password,
                          const char *remote, bool want_token, const char *audience, latch_reply **ret) {
-        struct request req;
+        struct client_request req;
 
         assert_return(client, LATCH_ERR_INVALID_ARGUMENT);
         require_arg(client, service);
         require_arg(client, user);
         require_arg(client, password);
 
-        request_begin(&req, "login");
-        request_add_string(&req, "service", service);
-        request_add_string(&req, "user", user);
-        request_add_string(&req, "password", password);
-        request_add_string(&req, "remote", remote);
+        client_request_begin(&req, "login");
+        client_request_add_string(&req, "service", service);
+        client_request_add_string(&req, "user", user);
+        client_request_add_string(&req, "password", password);
+        client_request_add_string(&req, "remote", remote);
         if (want_token)
-                request_add_bool(&req, "token", true);
-        request_add_string(&req, "audience", audience);
-        return request_send(client, &req, ret);
+                client_request_add_bool(&req, "token", true);
+        client_request_add_string(&req, "audience", audience);
+        return client_request_send(client, &req, ret);
 }
 
 _public_ int latch_validate(latch_client *client, const char *session, const char *service, latch_reply **ret) {
-        struct request req;
+        struct client_request req;
 
         assert_return(client, LATCH_ERR_INVALID_ARGUMENT);
         require_arg(client, session);
 
-        request_begin(&req, "validate");
-        request_add_string(&req, "session", session);
-        request_add_string(&req, "service", service);
-        return request_send(client, &req, ret);
+        client_request_begin(&req, "validate");
+        client_request_add_string(&req, "session", session);
+        client_request_add_string(&req, "service", service);
+        return client_request_send(client, &req, ret);
 }
 
 _public_ int latch_logout(latch_client *client, const char *session, latch_reply **ret) {
-        struct request req;
+        struct client_request req;
 
         assert_return(client, LATCH_ERR_INVALID_ARGUMENT);
         require_arg(client, session);
 
-        request_begin(&req, "logout");
-        request_add_string(&req, "session", session);
-        return request_send(client, &req, ret);
+        client_request_begin(&req, "logout");
+        client_request_add_string(&req, "session", session);
+        return client_request_send(client, &req, ret);
 }
 
 _public_ int latch_token(latch_client *client, const char *session, const char *audience, latch_reply **ret) {
-        struct request req;
+        struct client_request req;
 
         assert_return(client, LATCH_ERR_INVALID_ARGUMENT);
         require_arg(client, session);
 
-        request_begin(&req, "token");
-        request_add_string(&req, "session", session);
-        request_add_string(&req, "audience", audience);
-        return request_send(client, &req, ret);
+        client_request_begin(&req, "token");
+        client_request_add_string(&req, "session", session);
+        client_request_add_string(&req, "audience", audience);
+        return client_request_send(client, &req, ret);
 }
 
 _public_ int latch_verify(latch_client *client, const char *token, const char *audience, latch_reply **ret) {
-        struct request req;
+        struct client_request req;
 
         assert_return(client, LATCH_ERR_INVALID_ARGUMENT);
         require_arg(client, token);
 
-        request_begin(&req, "verify");
-        request_add_string(&req, "token", token);
-        request_add_string(&req, "audience", audience);
-        return request_send(client, &req, ret);
+        client_request_begin(&req, "verify");
+        client_request_add_string(&req, "token", token);
+        client_request_add_string(&req, "audience", audience);
+        return client_request_send(client, &req, ret);
 }
 
 _public_ int latch_jwks(latch_client *client, latch_reply **ret) {
@@ -126,27 +126,27 @@ _public_ int latch_jwks(latch_client *client, latch_reply **ret) {
 }
 
 _public_ int latch_sessions_list(latch_client *client, const char *user, const char *service, latch_reply **ret) {
-        struct request req;
+        struct client_request req;
 
         assert_return(client, LATCH_ERR_INVALID_ARGUMENT);
 
-        request_begin(&req, "sessions.list");
-        request_add_string(&req, "user", user);
-        request_add_string(&req, "service", service);
-        return request_send(client, &req, ret);
+        client_request_begin(&req, "sessions.list");
+        client_request_add_string(&req, "user", user);
+        client_request_add_string(&req, "service", service);
+        return client_request_send(client, &req, ret);
 }
 
 _public_ int latch_sessions_revoke(latch_client *client, const char *handle, const char *user, latch_reply **ret) {
-        struct request req;
+        struct client_request req;
 
         assert_return(client, LATCH_ERR_INVALID_ARGUMENT);
         if (!handle == !user)
                 return client_fail(client, LATCH_ERR_INVALID_ARGUMENT, "give exactly one of handle and user");
 
-        request_begin(&req, "sessions.revoke");
-        request_add_string(&req, "handle", handle);
-        request_add_string(&req, "user", user);
-        return request_send(client, &req, ret);
+        client_request_begin(&req, "sessions.revoke");
+        client_request_add_string(&req, "handle", handle);
+        client_request_add_string(&req, "user", user);
+        return client_request_send(client, &req, ret);
 }
 
 _public_ int latch_keys_rotate(latch_client *client, latch_reply **ret) {
@@ -162,7 +162,7 @@ _public_ int latch_reload(latch_client *client, latch_reply **ret) {
 }
 
 _public_ int latch_call_json(latch_client *client, const char *request_json, char **ret_response_json) {
-        struct request req;
+        struct client_request req;
         latch_reply *reply = NULL;
         bool idempotent;
         int r;
@@ -184,9 +184,9 @@ _public_ int latch_call_json(latch_client *client, const char *request_json, cha
         json_wipe_strings(request);
         json_decref(request);
 
-        r = request_from_text(&req, request_json, len, idempotent);
+        r = client_request_from_text(&req, request_json, len, idempotent);
         if (r != LATCH_OK) {
-                request_done(&req);
+                client_request_done(&req);
                 return client_fail(client, r, r == LATCH_ERR_INVALID_ARGUMENT ? "request too large" : NULL);
         }
 

@@ -65,7 +65,7 @@ bool utf8_is_valid(const char *s, size_t len) {
         return true;
 }
 
-static bool request_reserve(struct request *req, size_t more) {
+static bool client_request_reserve(struct client_request *req, size_t more) {
         if (req->error)
                 return false;
         if (req->cap - req->len >= more)
@@ -87,14 +87,14 @@ static bool request_reserve(struct request *req, size_t more) {
         return true;
 }
 
-static void request_put(struct request *req, const char *s, size_t n) {
-        if (!request_reserve(req, n))
+static void client_request_put(struct client_request *req, const char *s, size_t n) {
+        if (!client_request_reserve(req, n))
                 return;
         memcpy(req->buf + req->len, s, n);
         req->len += n;
 }
 
-static void request_put_json_string(struct request *req, const char *s) {
+static void client_request_put_json_string(struct client_request *req, const char *s) {
         size_t n = strlen(s);
 
         if (!utf8_is_valid(s, n)) {
@@ -103,7 +103,7 @@ static void request_put_json_string(struct request *req, const char *s) {
                 return;
         }
         /* Worst case: every byte becomes \u00XX. */
-        if (!request_reserve(req, n * 6 + 2))
+        if (!client_request_reserve(req, n * 6 + 2))
                 return;
 
         char *o = req->buf + req->len;
@@ -130,32 +130,32 @@ static void request_put_json_string(struct request *req, const char *s) {
         req->len = (size_t) (o - req->buf);
 }
 
-static void request_put_key(struct request *req, const char *key) {
-        request_put(req, ",", 1);
-        request_put_json_string(req, key);
-        request_put(req, ":", 1);
+static void client_request_put_key(struct client_request *req, const char *key) {
+        client_request_put(req, ",", 1);
+        client_request_put_json_string(req, key);
+        client_request_put(req, ":", 1);
 }
 
-void request_begin(struct request *req, const char *op) {
-        *req = (struct request) { .idempotent = op_is_idempotent(op) };
-        /* The length prefix is filled in by request_end(). */
-        request_put(req, "\0\0\0\0{\"op\":", 10);
-        request_put_json_string(req, op);
+void client_request_begin(struct client_request *req, const char *op) {
+        *req = (struct client_request) { .idempotent = op_is_idempotent(op) };
+        /* The length prefix is filled in by client_request_end(). */
+        client_request_put(req, "\0\0\0\0{\"op\":", 10);
+        client_request_put_json_string(req, op);
 }
 
-void request_add_string(struct request *req, const char *key, const char *value) {
+void client_request_add_string(struct client_request *req, const char *key, const char *value) {
         if (!value)
                 return;
-        request_put_key(req, key);
-        request_put_json_string(req, value);
+        client_request_put_key(req, key);
+        client_request_put_json_string(req, value);
 }
 
-void request_add_bool(struct request *req, const char *key, bool value) {
-        request_put_key(req, key);
-        request_put(req, value ? "true" : "false", value ? 4 : 5);
+void client_request_add_bool(struct client_request *req, const char *key, bool value) {
+        client_request_put_key(req, key);
+        client_request_put(req, value ? "true" : "false", value ? 4 : 5);
 }
 
-static int request_set_length(struct request *req) {
+static int client_request_set_length(struct client_request *req) {
         size_t n = req->len - 4;
 
         if (n > UINT32_MAX)
@@ -167,26 +167,26 @@ static int request_set_length(struct request *req) {
         return LATCH_OK;
 }
 
-int request_end(struct request *req) {
-        request_put(req, "}", 1);
+int client_request_end(struct client_request *req) {
+        client_request_put(req, "}", 1);
         if (req->error)
                 return req->error;
-        return request_set_length(req);
+        return client_request_set_length(req);
 }
 
-int request_from_text(struct request *req, const char *json, size_t len, bool idempotent) {
-        *req = (struct request) { .idempotent = idempotent };
-        request_put(req, "\0\0\0\0", 4);
-        request_put(req, json, len);
+int client_request_from_text(struct client_request *req, const char *json, size_t len, bool idempotent) {
+        *req = (struct client_request) { .idempotent = idempotent };
+        client_request_put(req, "\0\0\0\0", 4);
+        client_request_put(req, json, len);
         if (req->error)
                 return req->error;
-        return request_set_length(req);
+        return client_request_set_length(req);
 }
 
-void request_done(struct request *req) {
+void client_request_done(struct client_request *req) {
         if (req->buf) {
                 sodium_memzero(req->buf, req->cap);
                 free(req->buf);
         }
-        *req = (struct request) {};
+        *req = (struct client_request) {};
 }
