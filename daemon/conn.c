@@ -10,6 +10,7 @@
 
 #include "conn.h"
 #include "daemon.h"
+#include "access.h"
 #include "dispatch.h"
 #include "frame.h"
 #include "log.h"
@@ -44,50 +45,6 @@ bool conn_peer_gone(const struct conn *c) {
         return poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR));
 }
 
-bool peer_in_groups(const struct peer *p, const gid_t *gids, size_t n) {
-        for (size_t i = 0; i < n; i++) {
-                if (p->gid == gids[i])
-                        return true;
-                for (size_t j = 0; j < p->n_groups; j++)
-                        if (p->groups[j] == gids[i])
-                                return true;
-        }
-        return false;
-}
-
-static int read_peer(int fd, struct peer *ret) {
-        struct ucred uc;
-        socklen_t len = sizeof uc;
-
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0)
-                return -errno;
-        *ret = (struct peer){ .pid = uc.pid, .uid = uc.uid, .gid = uc.gid };
-
-        /* Supplementary groups, for allow_groups/admin_groups. */
-        gid_t stack_groups[64];
-        len = sizeof stack_groups;
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, stack_groups, &len) == 0) {
-                if (len > 0) {
-                        ret->groups = malloc(len);
-                        if (!ret->groups)
-                                return -ENOMEM;
-                        memcpy(ret->groups, stack_groups, len);
-                        ret->n_groups = len / sizeof(gid_t);
-                }
-        } else if (errno == ERANGE) {
-                ret->groups = malloc(len);
-                if (!ret->groups)
-                        return -ENOMEM;
-                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, ret->groups, &len) < 0) {
-                        free(ret->groups);
-                        ret->groups = NULL;
-                        return -errno;
-                }
-                ret->n_groups = len / sizeof(gid_t);
-        }
-        return 0;
-}
-
 struct conn *conn_ref(struct conn *c) {
         c->refs++;
         return c;
@@ -96,7 +53,7 @@ struct conn *conn_ref(struct conn *c) {
 void conn_unref(struct conn *c) {
         if (!c || --c->refs > 0)
                 return;
-        free(c->peer.groups);
+        peer_done(&c->peer);
         if (c->in)
                 sodium_memzero(c->in, c->in_cap);
         free(c->in);
@@ -483,7 +440,7 @@ int conn_new(struct daemon *d, int fd, struct conn **ret) {
         c->d = d;
         c->fd = fd;
         c->refs = 1;
-        r = read_peer(fd, &c->peer);
+        r = peer_from_socket(fd, &c->peer);
         if (r < 0)
                 goto fail;
         snprintf(c->peer_desc, sizeof c->peer_desc, "pid=%d uid=%u", (int) c->peer.pid, (unsigned) c->peer.uid);
@@ -508,7 +465,7 @@ fail:
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->timer);
         safe_close(fd);
-        free(c->peer.groups);
+        peer_done(&c->peer);
         free(c);
         return r;
 }

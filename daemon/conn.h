@@ -21,19 +21,13 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
+#include "access.h"
+
 #define CONN_MAX_INFLIGHT 64
 #define CONN_MAX_OUTPUT (1024 * 1024)
 
 struct daemon;
 struct request;
-
-struct peer {
-        pid_t pid;
-        uid_t uid;
-        gid_t gid;
-        gid_t *groups;   /* supplementary groups (SO_PEERGROUPS) */
-        size_t n_groups;
-};
 
 struct conn {
         struct daemon *d;
@@ -76,6 +70,3 @@ void conn_reply_ready(struct conn *c);
 /* Whether the client has closed its end of the connection (or died): a
  * reply would reach no one. Cheap: one poll() with no timeout. */
 bool conn_peer_gone(const struct conn *c);
-
-/* Whether the peer is root or in one of the gids. */
-bool peer_in_groups(const struct peer *p, const gid_t *gids, size_t n);

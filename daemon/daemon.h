@@ -8,9 +8,11 @@
  * receive copies of what they need).
  *
  * The path of a request, file by file:
- *   server.c    accept, SO_PEERCRED, limits
- *   conn.c      read → frame.c (framing) → decode.c (JSON) → dispatch.c
- *   dispatch.c  op table, authorisation (access.c), ordered replies
+ *   server.c    accept, limits
+ *   conn.c      read → frame.c (framing) → decode.c (JSON) → dispatch.c;
+ *               replies written back in request order
+ *   access.c    who the peer is (SO_PEERCRED) and what it may do
+ *   dispatch.c  op table: finds the op, checks admin ops (access.c)
  *   op-*.c      the ops; slow work goes to workqueue.c, sessions to
  *               store.c, credentials to stack.c + plugin-host.c, tokens
  *               to keys.c + common/jwt.c

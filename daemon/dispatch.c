@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "conn.h"
 #include "daemon.h"
 #include "dispatch.h"
@@ -23,21 +24,6 @@ const struct op ops[] = {
         { "reload", OP_ADMIN, op_reload },
 };
 const unsigned n_ops = ELEMENTSOF(ops);
-
-bool access_is_admin(const struct daemon *d, const struct peer *p) {
-        return p->uid == 0 || peer_in_groups(p, d->config->admin_gids, d->config->n_admin_gids);
-}
-
-bool access_service_allowed(const struct daemon *d, const struct peer *p, const char *service) {
-        const struct service_config *s = config_service(d->config, service);
-
-        if (!s || !s->restricted)
-                return true;
-        for (size_t i = 0; i < s->n_allow_uids; i++)
-                if (p->uid == s->allow_uids[i])
-                        return true;
-        return peer_in_groups(p, s->allow_gids, s->n_allow_gids);
-}
 
 void dispatch_request(struct request *r) {
         struct daemon *d = r->conn->d;

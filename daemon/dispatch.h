@@ -2,17 +2,15 @@
 #pragma once
 
 /*
- * The op table and who may call what (docs/PROTOCOL.md, "Who may call what").
- *
- *   anyone    any peer that can open the socket
- *   service   further checked per service by the op: a peer must be allowed
- *             by that service's allow_users/allow_groups (or the service has
- *             neither key)
- *   admin     uid 0 or a member of [access] admin_groups
+ * The op table: each op's name, handler and access class (access.h says
+ * what each class admits; docs/PROTOCOL.md, "Who may call what"). Admin ops
+ * are checked here; service ops are checked by the op once it knows the
+ * service.
  */
 
 #include <stdbool.h>
 
+#include "access.h" /* the op handlers check service access */
 #include "conn.h"
 #include "request.h"
 
@@ -30,9 +28,6 @@ extern const unsigned n_ops;
 /* Finds the op, checks access, runs the handler; every path replies. */
 void dispatch_request(struct request *r);
 
-bool access_is_admin(const struct daemon *d, const struct peer *p);
-/* Whether the peer may use `service` (which need not have a section). */
-bool access_service_allowed(const struct daemon *d, const struct peer *p, const char *service);
 
 /* Op handlers (op-*.c). */
 void op_hello(struct request *r);
