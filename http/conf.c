@@ -150,7 +150,7 @@ int http_config_set(struct http_config *c, const char *key, const char *value) {
                 c->max_connections = (unsigned) v;
                 return 0;
         }
-        return -EINVAL;
+        return -ENOENT;
 }
 
 int http_config_init(struct http_config *c) {
@@ -182,16 +182,54 @@ struct load_state {
         const char *path;
         FILE *f;
         int line;
+        bool mid_line;          /* the last chunk read did not end the line */
+        bool had_key;           /* a key was read: an indented line continues it */
+        int first_syntax_error; /* the line inih returns for a syntax error */
         int error;
 };
 
+/* What inih refuses without calling the handler: a line that is neither
+ * blank, a comment, a "[section]" nor "key = value" (or "key: value").
+ * Reported here, for every such line, since inih names only the first. */
+static bool line_is_syntax_error(const char *line, bool had_key) {
+        const char *p = line;
+        while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+                p++;
+        if (!*p || *p == '#' || *p == ';')
+                return false;
+        if (p > line && had_key) /* a continuation line */
+                return false;
+        if (*p == '[')
+                return !strchr(p, ']');
+        return !strpbrk(p, "=:");
+}
+
 /* inih reads through this so that we know each key's line (Debian's inih
- * is built without INI_HANDLER_LINENO). */
+ * is built without INI_HANDLER_LINENO). A line longer than inih's buffer
+ * comes in several chunks and counts once. */
 static char *conf_reader(char *str, int num, void *stream) {
         struct load_state *s = stream;
         char *r = fgets(str, num, s->f);
-        if (r)
-                s->line++;
+        if (!r)
+                return NULL;
+        bool continued = s->mid_line;
+        s->mid_line = !strchr(r, '\n') && !feof(s->f);
+        if (continued)
+                return r;
+        s->line++;
+        const char *p = r + strspn(r, " \t");
+        if (*p == '[' && strchr(p, ']') && strncmp(p, "[http]", 6) != 0) {
+                /* Its keys are not reported one by one (conf_handler). */
+                fprintf(stderr, "%s:%d: unknown section %.*s (only [http] is read)\n", s->path, s->line,
+                        (int) (strchr(p, ']') - p + 1), p);
+                s->error = -EINVAL;
+        } else if (line_is_syntax_error(r, s->had_key)) {
+                fprintf(stderr, "%s:%d: syntax error: expected [section], key = value, or a # comment\n", s->path,
+                        s->line);
+                if (s->first_syntax_error == 0)
+                        s->first_syntax_error = s->line;
+                s->error = -EINVAL;
+        }
         return r;
 }
 
@@ -199,18 +237,19 @@ static int conf_handler(void *userdata, const char *section, const char *key, co
         struct load_state *s = userdata;
         int line = s->line;
 
-        if (!streq(section, "http")) {
-                fprintf(stderr, "%s:%d: unknown section [%s]\n", s->path, line, section);
-                s->error = -EINVAL;
+        s->had_key = true;
+        if (!streq(section, "http")) /* the section's line was reported */
                 return 1;
-        }
         int r = http_config_set(s->c, key, value);
         if (r == -ENOMEM) {
                 s->error = r;
                 return 0;
         }
-        if (r < 0) {
-                fprintf(stderr, "%s:%d: unknown key or bad value for '%s'\n", s->path, line, key);
+        if (r == -ENOENT) {
+                fprintf(stderr, "%s:%d: unknown key '%s'\n", s->path, line, key);
+                s->error = -EINVAL;
+        } else if (r < 0) {
+                fprintf(stderr, "%s:%d: bad value for '%s'\n", s->path, line, key);
                 s->error = -EINVAL;
         }
         return 1;
@@ -230,11 +269,17 @@ int http_config_load(struct http_config *c, const char *path, bool missing_ok) {
         s.f = f;
         int k = ini_parse_stream(conf_reader, &s, conf_handler, &s);
         fclose(f);
+        /* Every problem has been printed, each with its line, unless inih
+         * refused a line our check let through. */
+        if (k > 0 && k != s.first_syntax_error) {
+                fprintf(stderr, "%s:%d: syntax error\n", path, k);
+                return -EINVAL;
+        }
         if (s.error < 0)
                 return s.error;
         if (k != 0) {
-                fprintf(stderr, "%s:%d: syntax error\n", path, k);
-                return -EINVAL;
+                fprintf(stderr, "%s: cannot read\n", path);
+                return -EIO;
         }
         return 0;
 }

@@ -30,14 +30,16 @@ int http_config_init(struct http_config *c);
 
 /*
  * Reads the INI file at `path` over the current values (section [http]).
- * Unknown keys and bad values are errors, printed to stderr as FILE:LINE.
+ * Syntax errors, unknown sections and keys, and bad values are errors:
+ * every one is printed to stderr as FILE:LINE, and reading goes on to the
+ * end of the file.
  * With `missing_ok` a file that does not exist is no error. Returns 0,
  * -EINVAL (a problem was printed), -ENOENT or -ENOMEM.
  */
 int http_config_load(struct http_config *c, const char *path, bool missing_ok);
 
-/* Sets one key as in the file ("listen", "service", ...). Returns 0, -EINVAL
- * (unknown key or bad value) or -ENOMEM. */
+/* Sets one key as in the file ("listen", "service", ...). Returns 0, -ENOENT
+ * (unknown key), -EINVAL (bad value) or -ENOMEM. */
 int http_config_set(struct http_config *c, const char *key, const char *value);
 
 /* Frees every string; `c` may then be initialized again. */

@@ -58,6 +58,7 @@ enum MHD_Result http_respond_text(struct http_request *r, unsigned status, const
 /* The routes (routes.c). */
 enum MHD_Result route_auth(struct http_request *r);
 enum MHD_Result route_login_form(struct http_request *r);
+enum MHD_Result route_login_redirect(struct http_request *r);
 enum MHD_Result route_login(struct http_request *r);
 enum MHD_Result route_logout(struct http_request *r);
 enum MHD_Result route_token(struct http_request *r);

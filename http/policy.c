@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* latch-http's security decisions (see policy.h). */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,4 +207,122 @@ bool http_header_value_is_safe(const char *s) {
                 if ((*p < 0x20 && *p != '\t') || *p == 0x7f || n >= 4096)
                         return false;
         return true;
+}
+
+char *http_query_encode(const char *s) {
+        static const char hex[] = "0123456789ABCDEF";
+        size_t n = strlen(s);
+        char *out = malloc(3 * n + 1), *o = out;
+
+        if (!out)
+                return NULL;
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+                unsigned char c = *p;
+                if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("-._~/", c))
+                        *o++ = (char) c;
+                else {
+                        *o++ = '%';
+                        *o++ = hex[c >> 4];
+                        *o++ = hex[c & 15];
+                }
+        }
+        *o = '\0';
+        return out;
+}
+
+/* The length of the valid UTF-8 sequence at p (1..4) and its code point,
+ * or 0 when it is not one (overlong, surrogate, beyond U+10FFFF, cut). */
+static size_t utf8_decode(const unsigned char *p, uint32_t *ret) {
+        size_t n;
+        uint32_t cp, min;
+
+        if (p[0] < 0x80) {
+                *ret = p[0];
+                return 1;
+        }
+        if ((p[0] & 0xe0) == 0xc0)
+                n = 2, cp = p[0] & 0x1f, min = 0x80;
+        else if ((p[0] & 0xf0) == 0xe0)
+                n = 3, cp = p[0] & 0x0f, min = 0x800;
+        else if ((p[0] & 0xf8) == 0xf0)
+                n = 4, cp = p[0] & 0x07, min = 0x10000;
+        else
+                return 0;
+        for (size_t i = 1; i < n; i++) {
+                if ((p[i] & 0xc0) != 0x80) /* also stops at the NUL */
+                        return 0;
+                cp = cp << 6 | (p[i] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                return 0;
+        *ret = cp;
+        return n;
+}
+
+static bool needs_unicode_escape(uint32_t cp) {
+        return (cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 || (cp >= 0x202a && cp <= 0x202e) ||
+               (cp >= 0x2066 && cp <= 0x2069);
+}
+
+char *http_log_quote(const char *s, char *buf, size_t size) {
+        size_t o = 0;
+
+        if (size == 0)
+                return buf;
+        if (!s) {
+                snprintf(buf, size, "(none)");
+                return buf;
+        }
+        if (size < 8) {
+                buf[0] = '\0';
+                return buf;
+        }
+        /* Room kept at the end for "...'" and the NUL. */
+        size_t limit = size - 5;
+        buf[o++] = '\'';
+        const unsigned char *p = (const unsigned char *) s;
+        while (*p) {
+                char piece[16];
+                uint32_t cp = 0;
+                size_t n = utf8_decode(p, &cp), k;
+
+                if (n == 0) {
+                        k = (size_t) snprintf(piece, sizeof piece, "\\x%02x", *p);
+                        n = 1;
+                } else if (cp == '\'' || cp == '\\') {
+                        piece[0] = '\\';
+                        piece[1] = (char) cp;
+                        k = 2;
+                } else if (cp == '\n')
+                        k = (size_t) snprintf(piece, sizeof piece, "\\n");
+                else if (cp == '\t')
+                        k = (size_t) snprintf(piece, sizeof piece, "\\t");
+                else if (cp < 0x20 || cp == 0x7f)
+                        k = (size_t) snprintf(piece, sizeof piece, "\\x%02x", (unsigned) cp);
+                else if (needs_unicode_escape(cp))
+                        k = (size_t) snprintf(piece, sizeof piece, "\\u%04x", (unsigned) cp);
+                else {
+                        memcpy(piece, p, n);
+                        k = n;
+                }
+                if (o + k > limit) {
+                        memcpy(buf + o, "...", 3);
+                        o += 3;
+                        break;
+                }
+                memcpy(buf + o, piece, k);
+                o += k;
+                p += n;
+        }
+        buf[o++] = '\'';
+        buf[o] = '\0';
+        return buf;
+}
+
+char *http_log_time(time_t t, char *buf, size_t size) {
+        struct tm tm;
+
+        if (!gmtime_r(&t, &tm) || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+                snprintf(buf, size, "@%lld", (long long) t);
+        return buf;
 }

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 /*
  * Whether `rd` may be the target of the redirect after a login: a path on
@@ -62,3 +63,29 @@ char *http_html_escape(const char *s);
 /* Whether `s` may be sent as an HTTP header value: printable ASCII and
  * blanks, no CR, LF or other control byte, at most 4096 bytes. */
 bool http_header_value_is_safe(const char *s);
+
+/*
+ * `s` percent-encoded for use as one query value: every byte but the
+ * unreserved ones of RFC 3986 (letters, digits, "-._~") and "/" becomes
+ * %XX, so that "&", "=", "?", "#", "+" and "%" of the original survive a
+ * round trip through a query string. Returns a new string (free(3)) or
+ * NULL when out of memory.
+ */
+char *http_query_encode(const char *s);
+
+/*
+ * `s`, a string a client chose (a user name, a header, a message that may
+ * quote one), quoted for a log line: between single quotes, with "'" and
+ * "\" escaped by a backslash, control bytes (C0, DEL) as \n, \t or \xHH,
+ * invalid UTF-8 bytes as \xHH, and C1 controls, U+2028, U+2029 and the
+ * bidirectional overrides (U+202A..U+202E, U+2066..U+2069) as \uXXXX: the
+ * result is printable ASCII and valid UTF-8 that cannot end the quote or
+ * the line, or make text after it read differently. NULL gives "(none)"
+ * without quotes. Writes at most `size` bytes, NUL included, and marks a
+ * cut with "..." inside the quotes. Returns `buf`.
+ */
+char *http_log_quote(const char *s, char *buf, size_t size);
+
+/* The time `t` as ISO 8601 UTC, "2026-05-01T12:00:00Z", into buf (at
+ * least 21 bytes). Returns `buf`. */
+char *http_log_time(time_t t, char *buf, size_t size);

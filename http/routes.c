@@ -6,6 +6,8 @@
  *
  *   GET  /auth                    nginx auth_request: 204 + X-Latch-* or 401
  *   GET  /login, POST /login      the form; login sets the cookie, redirects
+ *   GET  /login-redirect          for nginx's error_page: 303 to the form, with
+ *                                 X-Original-URI (the page asked for) as rd
  *   POST /logout                  ends the session, clears the cookie
  *   GET  /token                   a fresh JWT for the current session
  *   GET  /.well-known/jwks.json   latchd's public keys
@@ -43,8 +45,13 @@ static bool is_refusal(int err) {
                err == LATCH_ERR_INVALID_ARGUMENT;
 }
 
+/* latchd's message may quote what a client sent (a user name, a
+ * service): it is quoted and escaped like every client string. */
 static void log_latchd_error(const char *what, latch_client *client, int err) {
-        fprintf(stderr, "latch-http: %s: %s: %s\n", what, latch_error_name(err), latch_last_message(client));
+        char message[512], now[32];
+        fprintf(stderr, "latch-http: %s: %s: %s at %s\n", what, latch_error_name(err),
+                http_log_quote(latch_last_message(client), message, sizeof message),
+                http_log_time(time(NULL), now, sizeof now));
 }
 
 /* 503 when latchd is down or failed (nginx turns it into a 500 for
@@ -116,7 +123,9 @@ enum MHD_Result route_auth(struct http_request *r) {
         if (!resp)
                 return MHD_NO;
         if (!http_response_header(resp, "X-Latch-User", user) ||
-            !http_response_header(resp, "X-Latch-Groups", groups) ||
+            /* A user in no group gets no X-Latch-Groups (libmicrohttpd
+             * refuses empty values; nginx passes an empty one on as none). */
+            (*groups && !http_response_header(resp, "X-Latch-Groups", groups)) ||
             !http_response_header(resp, "X-Latch-Session-Handle", handle) ||
             (bearer && !http_response_header(resp, "Authorization", bearer))) {
                 MHD_destroy_response(resp);
@@ -176,6 +185,24 @@ static enum MHD_Result respond_form(struct http_request *r, unsigned status, con
                 return MHD_NO;
         }
         return http_respond(r, status, resp);
+}
+
+static enum MHD_Result respond_redirect(struct http_request *r, const char *location, const char *cookie1,
+                                        const char *cookie2);
+
+enum MHD_Result route_login_redirect(struct http_request *r) {
+        /* nginx's $request_uri, raw: a path with its whole query string,
+         * which no query parameter could carry unencoded ("&" would end it). */
+        const char *uri = http_header(r, "X-Original-URI");
+        _cleanup_free_ char *encoded = NULL, *location = NULL;
+
+        if (http_redirect_is_safe(uri)) {
+                encoded = http_query_encode(uri);
+                if (!encoded || asprintf(&location, "/login?rd=%s", encoded) < 0)
+                        return MHD_NO;
+        } else if (!(location = strdup("/login")))
+                return MHD_NO;
+        return respond_redirect(r, location, NULL, NULL);
 }
 
 enum MHD_Result route_login_form(struct http_request *r) {
@@ -248,8 +275,15 @@ enum MHD_Result route_login(struct http_request *r) {
         const char *remote = http_remote(r, remote_buf, sizeof remote_buf);
         int k = latch_login(client, r->config->service, user, password, remote, false, NULL, &reply);
         sodium_memzero(password, strlen(password));
-        if (k == LATCH_ERR_DENIED) {
-                fprintf(stderr, "latch-http: login refused for a user from %s\n", remote ? remote : "(unknown)");
+        /* A name latchd (bad_request) or liblatch (not UTF-8) cannot take
+         * is a wrong name to the person at the form, not an outage. */
+        if (k == LATCH_ERR_DENIED || k == LATCH_ERR_BAD_REQUEST || k == LATCH_ERR_INVALID_ARGUMENT) {
+                char quoted[USER_MAX * 4 + 8], now[32];
+                /* remote passed http_remote_from_header(): address characters only. */
+                fprintf(stderr, "latch-http: login refused for user %s from %s at %s%s\n",
+                        http_log_quote(user, quoted, sizeof quoted), remote ? remote : "(unknown)",
+                        http_log_time(time(NULL), now, sizeof now),
+                        k == LATCH_ERR_DENIED ? "" : ": not a valid user name");
                 return respond_form(r, MHD_HTTP_UNAUTHORIZED, rd, "Wrong user name or password.", user);
         }
         if (k != LATCH_OK) {

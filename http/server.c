@@ -132,6 +132,7 @@ static enum MHD_Result dispatch(struct http_request *r) {
         } routes[] = {
                 { "/auth", route_auth, NULL },
                 { "/login", route_login_form, route_login },
+                { "/login-redirect", route_login_redirect, NULL },
                 { "/logout", NULL, route_logout },
                 { "/token", route_token, NULL },
                 { "/.well-known/jwks.json", route_jwks, NULL },

@@ -186,7 +186,7 @@ static void test_config(void **state) {
         assert_int_equal(http_config_set(&c, "allowed_origins", "https://a.example/path"), -EINVAL);
         assert_int_equal(http_config_set(&c, "token_on_auth", "maybe"), -EINVAL);
         assert_int_equal(http_config_set(&c, "proxy_header", "X-Real-IP\r\n"), -EINVAL);
-        assert_int_equal(http_config_set(&c, "no_such_key", "1"), -EINVAL);
+        assert_int_equal(http_config_set(&c, "no_such_key", "1"), -ENOENT);
         assert_string_equal(c.cookie_name, "__Host-wiki");
 
         /* Errors name the file and line. */
@@ -200,11 +200,53 @@ static void test_config(void **state) {
         http_config_done(&c);
 }
 
+static void test_query_encode(void **state) {
+        char *s = http_query_encode("/p?x=1&y=2#top");
+        assert_non_null(s);
+        assert_string_equal(s, "/p%3Fx%3D1%26y%3D2%23top");
+        free(s);
+        s = http_query_encode("/a b+c%26~-._\xc3\xa9");
+        assert_non_null(s);
+        assert_string_equal(s, "/a%20b%2Bc%2526~-._%C3%A9");
+        free(s);
+}
+
+static void test_log_quote(void **state) {
+        char buf[256];
+
+        assert_string_equal(http_log_quote("alice", buf, sizeof buf), "'alice'");
+        assert_string_equal(http_log_quote(NULL, buf, sizeof buf), "(none)");
+        /* A quote cannot end the field and forge the next one. */
+        assert_string_equal(http_log_quote("eve' on service 'admin", buf, sizeof buf),
+                            "'eve\\' on service \\'admin'");
+        assert_string_equal(http_log_quote("a\\b", buf, sizeof buf), "'a\\\\b'");
+        /* Nothing that reads as a new line or repaints the terminal. */
+        assert_string_equal(http_log_quote("x\nlogin ok for user 'root'", buf, sizeof buf),
+                            "'x\\nlogin ok for user \\'root\\''");
+        assert_string_equal(http_log_quote("x\r\t\x1b[31m\x7f", buf, sizeof buf), "'x\\x0d\\t\\x1b[31m\\x7f'");
+        assert_string_equal(http_log_quote("a\xe2\x80\xa8" "b\xe2\x80\xa9" "c", buf, sizeof buf), "'a\\u2028b\\u2029c'");
+        assert_string_equal(http_log_quote("\xc2\x85\xe2\x80\xae", buf, sizeof buf), "'\\u0085\\u202e'");
+        /* Invalid UTF-8: stray continuation, overlong, surrogate, cut. */
+        assert_string_equal(http_log_quote("\x80\xc0\xaf\xed\xa0\x80\xe2\x80", buf, sizeof buf),
+                            "'\\x80\\xc0\\xaf\\xed\\xa0\\x80\\xe2\\x80'");
+        /* Valid UTF-8 passes. */
+        assert_string_equal(http_log_quote("jos\xc3\xa9 \xf0\x9f\x94\x91", buf, sizeof buf),
+                            "'jos\xc3\xa9 \xf0\x9f\x94\x91'");
+        /* Cut to the buffer, never inside an escape, always closed. */
+        char small[12];
+        assert_string_equal(http_log_quote("abcdefghijkl", small, sizeof small), "'abcdef...'");
+        assert_string_equal(http_log_quote("\n\n\n\n", small, sizeof small), "'\\n\\n\\n...'");
+
+        char t[32];
+        assert_string_equal(http_log_time(1796213426, t, sizeof t), "2026-12-02T12:10:26Z");
+        assert_string_equal(http_log_time(0, t, sizeof t), "1970-01-01T00:00:00Z");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_redirect),   cmocka_unit_test(test_origin_host), cmocka_unit_test(test_origin_list),
                 cmocka_unit_test(test_remote),     cmocka_unit_test(test_form),        cmocka_unit_test(test_escape),
-                cmocka_unit_test(test_config),
+                cmocka_unit_test(test_config),     cmocka_unit_test(test_query_encode), cmocka_unit_test(test_log_quote),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,8 +8,10 @@ the client's address reaching latchd, /token, the JWKS and its caching,
 logout, oversized headers and bodies, socket activation and the settings
 file."""
 
+import html
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -31,8 +33,56 @@ class AuthEndpoint(HttpTest):
         # Through nginx: the protected page sends the browser to the form.
         r = self.curl("/some/page?x=1")
         self.assertEqual(r.status, 303)
-        self.assertTrue(r.header("Location").endswith("/login?rd=/some/page?x=1"), r)
+        self.assertEqual(r.header("Location"), "/login?rd=/some/page%3Fx%3D1", r)
         self.assertNotIn(b"Protected page", r.body)
+
+    def test_user_without_groups_passes(self):
+        # A `file` user added without --groups: no groups claim to pass on.
+        self.d.add_user("solo", "solo-password")
+        self.start_stack()
+        jar = self.jar()
+        r = self.login(jar, user="solo", password="solo-password", rd="/app/solo")
+        self.assertEqual(r.status, 303, r)
+        session = self.session_from_jar(jar)
+        r = self.curl("/auth", direct=True, headers=[f"Cookie: __Host-latch={session}"])
+        self.assertEqual(r.status, 204, r)
+        self.assertEqual(r.header("X-Latch-User"), "solo")
+        self.assertIn(r.header("X-Latch-Groups"), (None, ""))
+        # Through nginx: the page, not a 500, and no groups however the
+        # browser tries to forge some.
+        r = self.curl("/app/solo", jar=jar, headers=["X-Latch-Groups: admins"])
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(b'<strong id="user">solo</strong>', r.body)
+        self.assertIn(b'<span id="groups"></span>', r.body)
+        self.assertNotIn("503", self.stack.http_log_text())
+
+    def test_query_string_survives_the_login(self):
+        self.start_stack()
+        jar = self.jar()
+        page = "/p?x=1&y=2&z=a%26b+c#frag"
+        r = self.curl(page.split("#")[0], jar=jar)
+        self.assertEqual(r.status, 303, r)
+        location = r.header("Location")
+        self.assertEqual(location, "/login?rd=/p%3Fx%3D1%26y%3D2%26z%3Da%2526b%2Bc")
+        # The form carries the whole URI back in its rd field...
+        r = self.curl(location, jar=jar)
+        self.assertEqual(r.status, 200, r)
+        m = re.search(rb'name="rd" value="([^"]*)"', r.body)
+        self.assertIsNotNone(m, r)
+        rd = html.unescape(m.group(1).decode())
+        self.assertEqual(rd, "/p?x=1&y=2&z=a%26b+c")
+        body = urlencode({"csrf": self.csrf(jar), "user": "demo", "password": "demo-password", "rd": rd})
+        r = self.curl("/login", jar=jar, data=body, headers=[f"Origin: {self.origin()}", FORM])
+        # ...and the login returns to it, every parameter intact.
+        self.assertEqual(r.status, 303, r)
+        self.assertEqual(r.header("Location"), "/p?x=1&y=2&z=a%26b+c")
+        r = self.curl(r.header("Location"), jar=jar)
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(b'<code id="path">/p?x=1&amp;y=2&amp;z=a%26b+c</code>', r.body)
+        # A POST to a protected page is sent to the form the same way.
+        r = self.curl("/q?a=1&b=2", method="POST", data="x=1", headers=[FORM])
+        self.assertEqual(r.status, 303, r)
+        self.assertEqual(r.header("Location"), "/login?rd=/q%3Fa%3D1%26b%3D2")
 
     def test_garbage_cookies_are_401(self):
         self.start_stack()
@@ -183,6 +233,34 @@ class LoginForm(HttpTest):
         self.assertEqual(r.status, 401)
         self.assertIn(b"Wrong user name or password.", r.body)
         self.assertNotIn(b"wrong", r.body.replace(b"Wrong", b""))  # the password is never echoed
+
+    def test_refused_login_log_line(self):
+        self.start_stack()
+        names = {
+            "eve' on service 'admin": r"'eve\\' on service \\'admin'",
+            "x\nlatch-http: login ok for user 'root'": r"'x\\nlatch-http: login ok for user \\'root\\''",
+            "a\u2028b\u2029c": r"'a\\u2028b\\u2029c'",
+            "\x1b[2Jz": r"'\\x1b\[2Jz'",
+        }
+        for i, name in enumerate(names):
+            r = self.login(self.jar(f"log{i}"), user=name, password="wrong")
+            self.assertEqual(r.status, 401, self.stack.http_log_text())
+        # Invalid UTF-8 in the form (the browser would never send it).
+        jar = self.jar("log-bad")
+        self.assertEqual(self.curl("/login", jar=jar).status, 200)
+        body = "csrf=" + self.csrf(jar) + "&user=bad%FF%C0%AFname&password=wrong&rd=/"
+        r = self.curl("/login", jar=jar, data=body, headers=[f"Origin: {self.origin()}", FORM])
+        self.assertEqual(r.status, 401, r)
+        log = self.stack.http_log_text()
+        lines = [l for l in log.split("\n") if "login refused" in l]
+        self.assertEqual(len(lines), len(names) + 1, log)
+        # Names latchd cannot take are refused the same way, with a reason.
+        when = r" from 127\.0\.0\.1 at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ(: not a valid user name)?$"
+        for line, pattern in zip(lines, list(names.values()) + [r"'bad\\xff\\xc0\\xafname'"]):
+            self.assertRegex(line, r"^latch-http: login refused for user " + pattern + when)
+        for forged in ("\nlatch-http: login ok", "\u2028", "\u2029", "\x1b", "\ufffd"):
+            self.assertNotIn(forged, log)
+        self.assertNotIn("wrong", log)
 
     def test_open_redirects_are_refused(self):
         self.start_stack()
@@ -415,6 +493,25 @@ class Process(HttpTest):
         self.assertEqual(r.returncode, 0, r.stderr)
         r = subprocess.run([LATCH_HTTP, "--config", os.path.join(self.tmp, "missing")], capture_output=True)
         self.assertEqual(r.returncode, 1)
+
+    def test_check_config_reports_every_error(self):
+        conf = os.path.join(self.tmp, "bad.conf")
+        with open(conf, "w") as f:
+            f.write("[http]\n"             # 1
+                    "service = demo\n"     # 2
+                    "no equals sign\n"     # 3: syntax
+                    "token_on_auth = perhaps\n"  # 4: bad value
+                    "# fine\n"             # 5
+                    "bogus_key = 1\n"      # 6: unknown key
+                    "another syntax error\n"  # 7: syntax
+                    "max_connections = 0\n"   # 8: bad value
+                    "[other]\n"            # 9: unknown section
+                    "x = 1\n")             # 10: inside it, not reported again
+        r = subprocess.run([LATCH_HTTP, "--config", conf, "--check-config"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        reported = [int(m) for m in re.findall("^" + re.escape(conf) + r":(\d+): ", r.stderr, re.M)]
+        self.assertEqual(reported, [3, 4, 6, 7, 8, 9], r.stderr)
+        self.assertEqual(len(r.stderr.strip().split("\n")), 6, r.stderr)
 
     def test_demo(self):
         build = os.environ.get("LATCH_BUILD_ROOT")
