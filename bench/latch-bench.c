@@ -901,7 +901,7 @@ static void f_raw_sign(void *u) {
 
 static void f_jwt_sign(void *u) {
         char *t = NULL;
-        if (jwt_sign(cc.sk, cc.kid, "EdDSA", cc.claims, &t) < 0)
+        if (jwt_sign(cc.sk, cc.kid, "EdDSA", cc.claims, &t) != JWT_OK)
                 die("jwt_sign failed");
         cc.sink += t[0];
         free(t);
@@ -1010,7 +1010,7 @@ static int cmd_crypto(double seconds) {
         char *ct = json_dumps(cc.claims, JSON_COMPACT);
         size_t claims_len = strlen(ct);
         free(ct);
-        if (jwt_sign(cc.sk, cc.kid, "EdDSA", cc.claims, &cc.token) < 0)
+        if (jwt_sign(cc.sk, cc.kid, "EdDSA", cc.claims, &cc.token) != JWT_OK)
                 die("jwt_sign");
         cc.token_len = strlen(cc.token);
         const char *dot = strrchr(cc.token, '.');
@@ -1021,7 +1021,7 @@ static int cmd_crypto(double seconds) {
         if (!cc.ks || jwt_keyset_add(cc.ks, cc.pk, NULL) != JWT_OK)
                 die("keyset");
         char x[64], jwks[512];
-        if (b64url_encode(cc.pk, 32, x, sizeof x) < 0)
+        if (b64url_encode(cc.pk, 32, x, sizeof x) != JWT_OK)
                 die("b64");
         snprintf(jwks, sizeof jwks,
                  "{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"%s\",\"kid\":\"%s\",\"use\":\"sig\","

@@ -80,6 +80,8 @@ static const char *const error_table[_JWT_ERROR_MAX] = {
         [JWT_ERR_ISSUER] = "token is not from the expected issuer",
         [JWT_ERR_KEYSET] = "key set is malformed",
         [JWT_ERR_NOMEM] = "out of memory",
+        [JWT_ERR_INVALID] = "invalid argument",
+        [JWT_ERR_DUPLICATE_KID] = "key id is already in the key set",
 };
 
 const char *jwt_strerror(int err) {
@@ -89,11 +91,11 @@ const char *jwt_strerror(int err) {
 }
 
 int b64url_encode(const void *in, size_t len, char *out, size_t outlen) {
-        assert_return(in || len == 0, -EINVAL);
-        assert_return(out, -EINVAL);
+        assert_return(in || len == 0, JWT_ERR_INVALID);
+        assert_return(out, JWT_ERR_INVALID);
 
         if (outlen < sodium_base64_ENCODED_LEN(len, B64_VARIANT))
-                return -EINVAL;
+                return JWT_ERR_INVALID;
         sodium_bin2base64(out, outlen, in, len, B64_VARIANT);
         return 0;
 }
@@ -104,12 +106,12 @@ int b64url_encode(const void *in, size_t len, char *out, size_t outlen) {
 int b64url_decode(const char *in, size_t inlen, uint8_t *out, size_t outcap, size_t *ret_len) {
         size_t n;
 
-        assert_return(in || inlen == 0, -EINVAL);
-        assert_return(out || outcap == 0, -EINVAL);
-        assert_return(ret_len, -EINVAL);
+        assert_return(in || inlen == 0, JWT_ERR_INVALID);
+        assert_return(out || outcap == 0, JWT_ERR_INVALID);
+        assert_return(ret_len, JWT_ERR_INVALID);
 
         if (sodium_base642bin(out, outcap, in, inlen, NULL, &n, NULL, B64_VARIANT) != 0)
-                return -EINVAL;
+                return JWT_ERR_INVALID;
         *ret_len = n;
         return 0;
 }
@@ -187,20 +189,18 @@ static const struct jwt_key *keyset_find(const struct jwt_keyset *ks, const char
         return NULL;
 }
 
-/* Returns 0, -EINVAL (not a usable Ed25519 key, or an empty kid), -EEXIST
- * (the kid is already in the set: lookups must be unambiguous) or -ENOMEM. */
 int jwt_keyset_add(struct jwt_keyset *ks, const uint8_t pk[32], const char *kid) {
         char computed[JWT_KID_LEN + 1];
         _cleanup_free_ char *copy = NULL;
         size_t kid_len;
 
-        assert_return(ks, -EINVAL);
-        assert_return(pk, -EINVAL);
+        assert_return(ks, JWT_ERR_INVALID);
+        assert_return(pk, JWT_ERR_INVALID);
 
         /* Refuse points of small order and non-canonical encodings now, so
          * that a key set never holds a key any signature could verify under. */
         if (!crypto_core_ed25519_is_valid_point(pk))
-                return -EINVAL;
+                return JWT_ERR_INVALID;
 
         if (!kid) {
                 jwt_thumbprint(pk, computed);
@@ -208,22 +208,22 @@ int jwt_keyset_add(struct jwt_keyset *ks, const uint8_t pk[32], const char *kid)
         }
         kid_len = strlen(kid);
         if (kid_len == 0)
-                return -EINVAL;
+                return JWT_ERR_INVALID;
         if (keyset_find(ks, kid, kid_len))
-                return -EEXIST;
+                return JWT_ERR_DUPLICATE_KID;
 
         if (ks->n_keys == ks->n_allocated) {
                 size_t n = ks->n_allocated ? ks->n_allocated * 2 : 4;
                 struct jwt_key *keys = reallocarray(ks->keys, n, sizeof(struct jwt_key));
                 if (!keys)
-                        return -ENOMEM;
+                        return JWT_ERR_NOMEM;
                 ks->keys = keys;
                 ks->n_allocated = n;
         }
 
         copy = strndup(kid, kid_len);
         if (!copy)
-                return -ENOMEM;
+                return JWT_ERR_NOMEM;
 
         struct jwt_key key = { .kid = copy, .kid_len = kid_len };
         memcpy(key.pk, pk, ED25519_PK_LEN);
@@ -238,7 +238,7 @@ int jwt_keyset_add(struct jwt_keyset *ks, const uint8_t pk[32], const char *kid)
                         if (!key.header_b64[a]) {
                                 for (size_t b = 0; b < a; b++)
                                         free(key.header_b64[b]);
-                                return -ENOMEM;
+                                return JWT_ERR_NOMEM;
                         }
                         sodium_bin2base64(key.header_b64[a], m, (const uint8_t *) header, n, B64_VARIANT);
                         key.header_b64_len[a] = m - 1;
@@ -273,58 +273,58 @@ static bool alg_allowed(const json_t *alg) {
         return false;
 }
 
-/* One JWK: 1 if it was added, 0 if it is not an Ed25519 signing key and was
- * skipped, or a jwt_error (negated) if it is a malformed Ed25519 key. */
+/* One JWK: JWT_OK when it was added or skipped (it is not an Ed25519
+ * signing key), JWT_ERR_KEYSET (a malformed Ed25519 key) or JWT_ERR_NOMEM. */
 static int keyset_parse_one(struct jwt_keyset *ks, json_t *jwk) {
         uint8_t pk[ED25519_PK_LEN];
         json_t *kty, *crv, *x, *kid, *use, *alg;
         size_t n;
 
         if (!json_is_object(jwk))
-                return -JWT_ERR_KEYSET;
+                return JWT_ERR_KEYSET;
 
         kty = json_object_get(jwk, "kty");
         crv = json_object_get(jwk, "crv");
         if (!json_is_string(kty))
-                return -JWT_ERR_KEYSET;
+                return JWT_ERR_KEYSET;
         if (!streq_json(kty, "OKP") || !streq_json(crv, "Ed25519"))
-                return 0;
+                return JWT_OK;
 
         /* Keys meant for something else are not ours to verify with. */
         use = json_object_get(jwk, "use");
         if (use && !json_is_string(use))
-                return -JWT_ERR_KEYSET;
+                return JWT_ERR_KEYSET;
         if (use && !streq_json(use, "sig"))
-                return 0;
+                return JWT_OK;
         alg = json_object_get(jwk, "alg");
         if (alg && !json_is_string(alg))
-                return -JWT_ERR_KEYSET;
+                return JWT_ERR_KEYSET;
         if (alg && !alg_allowed(alg))
-                return 0;
+                return JWT_OK;
 
         /* A private key has no business in a published set: it is a sign of
          * a misconfiguration that should be seen, not worked around. */
         if (json_object_get(jwk, "d"))
-                return -JWT_ERR_KEYSET;
+                return JWT_ERR_KEYSET;
 
         x = json_object_get(jwk, "x");
         if (!json_is_string(x) ||
-            b64url_decode(json_string_value(x), json_string_length(x), pk, sizeof(pk), &n) < 0 ||
+            b64url_decode(json_string_value(x), json_string_length(x), pk, sizeof(pk), &n) != JWT_OK ||
             n != sizeof(pk))
-                return -JWT_ERR_KEYSET;
+                return JWT_ERR_KEYSET;
 
         kid = json_object_get(jwk, "kid");
         if (kid && (!json_is_string(kid) || json_string_length(kid) == 0 ||
                     strlen(json_string_value(kid)) != json_string_length(kid)))
-                return -JWT_ERR_KEYSET;
+                return JWT_ERR_KEYSET;
 
         switch (jwt_keyset_add(ks, pk, kid ? json_string_value(kid) : NULL)) {
-        case 0:
-                return 1;
-        case -ENOMEM:
-                return -JWT_ERR_NOMEM;
+        case JWT_OK:
+                return JWT_OK;
+        case JWT_ERR_NOMEM:
+                return JWT_ERR_NOMEM;
         default: /* invalid point, duplicate kid */
-                return -JWT_ERR_KEYSET;
+                return JWT_ERR_KEYSET;
         }
 }
 
@@ -353,11 +353,9 @@ int jwt_keyset_parse(const char *json, size_t len, struct jwt_keyset **ret) {
         }
 
         json_array_foreach(keys, i, jwk) {
-                int k = keyset_parse_one(ks, jwk);
-                if (k < 0) {
-                        r = -k;
+                r = keyset_parse_one(ks, jwk);
+                if (r != JWT_OK)
                         break;
-                }
         }
         json_decref(root);
         if (r != JWT_OK)
@@ -384,7 +382,7 @@ static int sign_token(const uint8_t sk[64], const char *header_b64, size_t heade
 
         token = malloc(total);
         if (!token)
-                return -ENOMEM;
+                return JWT_ERR_NOMEM;
 
         p = token;
         if (header_b64)
@@ -407,10 +405,10 @@ static int sign_token(const uint8_t sk[64], const char *header_b64, size_t heade
 
 int jwt_sign_compact(const uint8_t sk[64], const void *header, size_t header_len,
                      const void *payload, size_t payload_len, char **ret_token) {
-        assert_return(sk, -EINVAL);
-        assert_return(header || header_len == 0, -EINVAL);
-        assert_return(payload || payload_len == 0, -EINVAL);
-        assert_return(ret_token, -EINVAL);
+        assert_return(sk, JWT_ERR_INVALID);
+        assert_return(header || header_len == 0, JWT_ERR_INVALID);
+        assert_return(payload || payload_len == 0, JWT_ERR_INVALID);
+        assert_return(ret_token, JWT_ERR_INVALID);
 
         return sign_token(sk, NULL, 0, header, header_len, payload, payload_len, ret_token);
 }
@@ -441,23 +439,21 @@ static void plain_header_b64(size_t alg, const char *kid, size_t kid_len) {
         header_cache.alg = alg;
 }
 
-/* Returns 0, -EINVAL (bad alg, kid or claims), -EMSGSIZE (the token would be
- * over JWT_MAX_TOKEN, so no verifier would accept it) or -ENOMEM. */
 int jwt_sign(const uint8_t sk[64], const char *kid, const char *alg, const json_t *claims, char **ret_token) {
         char stack_claims[SIGN_STACK_CLAIMS];
         _cleanup_free_ char *heap_claims = NULL, *heap_header = NULL;
         const char *header = NULL, *payload, *header_b64 = NULL;
         size_t header_len = 0, header_b64_len = 0, payload_len, kid_len, a;
 
-        assert_return(sk, -EINVAL);
-        assert_return(kid && *kid, -EINVAL);
-        assert_return(alg, -EINVAL);
+        assert_return(sk, JWT_ERR_INVALID);
+        assert_return(kid && *kid, JWT_ERR_INVALID);
+        assert_return(alg, JWT_ERR_INVALID);
         for (a = 0; a < ELEMENTSOF(allowed_algs); a++)
                 if (streq(alg, allowed_algs[a]))
                         break;
-        assert_return(a < ELEMENTSOF(allowed_algs), -EINVAL);
-        assert_return(json_is_object(claims), -EINVAL);
-        assert_return(ret_token, -EINVAL);
+        assert_return(a < ELEMENTSOF(allowed_algs), JWT_ERR_INVALID);
+        assert_return(json_is_object(claims), JWT_ERR_INVALID);
+        assert_return(ret_token, JWT_ERR_INVALID);
 
         /* The header is the same compact form json_dumps() would give, built
          * without a round trip through Jansson for the kids we issue. */
@@ -469,31 +465,31 @@ int jwt_sign(const uint8_t sk[64], const char *kid, const char *alg, const json_
         } else {
                 json_t *h = json_pack("{s:s,s:s,s:s}", "alg", alg, "typ", "JWT", "kid", kid);
                 if (!h)
-                        return -EINVAL; /* kid is not valid UTF-8 */
+                        return JWT_ERR_INVALID; /* kid is not valid UTF-8 */
                 heap_header = json_dumps(h, JSON_COMPACT);
                 json_decref(h);
                 if (!heap_header)
-                        return -ENOMEM;
+                        return JWT_ERR_NOMEM;
                 header = heap_header;
                 header_len = strlen(heap_header);
         }
 
         payload_len = json_dumpb(claims, stack_claims, sizeof(stack_claims), JSON_COMPACT);
         if (payload_len == 0)
-                return -EINVAL;
+                return JWT_ERR_INVALID;
         if (payload_len <= sizeof(stack_claims))
                 payload = stack_claims;
         else {
                 heap_claims = json_dumps(claims, JSON_COMPACT);
                 if (!heap_claims)
-                        return -ENOMEM;
+                        return JWT_ERR_NOMEM;
                 payload = heap_claims;
                 payload_len = strlen(heap_claims);
         }
 
         if ((header_b64 ? header_b64_len + 1 : sodium_base64_ENCODED_LEN(header_len, B64_VARIANT)) +
             sodium_base64_ENCODED_LEN(payload_len, B64_VARIANT) + B64_SIG_LEN > JWT_MAX_TOKEN)
-                return -EMSGSIZE;
+                return JWT_ERR_TOO_LARGE;
 
         return sign_token(sk, header_b64, header_b64_len, header, header_len, payload, payload_len, ret_token);
 }
@@ -661,10 +657,10 @@ int jwt_verify(const struct jwt_keyset *ks, const char *token, size_t len,
         /* Our own tokens carry a header we know byte for byte. */
         key = keyset_find_header(ks, token, hseg);
         hlen = 0;
-        if (!key && b64url_decode(token, hseg, buf, sizeof(buf), &hlen) < 0)
+        if (!key && b64url_decode(token, hseg, buf, sizeof(buf), &hlen) != JWT_OK)
                 return JWT_ERR_FORMAT;
-        if (b64url_decode(dot1 + 1, pseg, buf + hlen, sizeof(buf) - hlen, &plen) < 0 ||
-            b64url_decode(dot2 + 1, sseg, buf + hlen + plen, sizeof(buf) - hlen - plen, &slen) < 0)
+        if (b64url_decode(dot1 + 1, pseg, buf + hlen, sizeof(buf) - hlen, &plen) != JWT_OK ||
+            b64url_decode(dot2 + 1, sseg, buf + hlen + plen, sizeof(buf) - hlen - plen, &slen) != JWT_OK)
                 return JWT_ERR_FORMAT;
 
         if (!key) {

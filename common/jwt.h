@@ -11,6 +11,11 @@
  * `crit`, a `typ` other than JWT, duplicate JSON members, non-canonical
  * base64url and tokens over JWT_MAX_TOKEN bytes.
  *
+ * Errors: every function that can fail returns an enum jwt_error, JWT_OK (0)
+ * on success: the reasons a token is refused are the domain's results, and
+ * the few other failures (a malformed argument, no memory) have values of
+ * their own. Callers outside (keys.c, liblatch) map them at that boundary.
+ *
  * Library code: never logs; thread-safe for concurrent use of a const keyset.
  */
 
@@ -21,8 +26,8 @@
 #define JWT_MAX_TOKEN 8192
 #define JWT_KID_LEN 43 /* base64url of a SHA-256 thumbprint */
 
-/* Why a token was refused. JWT_OK is 0; every other value has a one-line
- * reason from jwt_strerror(). */
+/* Why a call failed: for jwt_verify(), why the token was refused. JWT_OK is
+ * 0; every other value has a one-line reason from jwt_strerror(). */
 enum jwt_error {
         JWT_OK = 0,
         JWT_ERR_TOO_LARGE,     /* over JWT_MAX_TOKEN */
@@ -41,6 +46,8 @@ enum jwt_error {
         JWT_ERR_ISSUER,        /* iss is not the expected issuer */
         JWT_ERR_KEYSET,        /* the key set itself is malformed (parsing) */
         JWT_ERR_NOMEM,
+        JWT_ERR_INVALID,       /* an argument is malformed (a caller's error, or bad base64url) */
+        JWT_ERR_DUPLICATE_KID, /* jwt_keyset_add(): the kid is already in the set */
         _JWT_ERROR_MAX
 };
 
@@ -51,10 +58,13 @@ struct jwt_keyset;
 
 /* Parses a JWKS document ({"keys":[...]}). Keys that are not OKP/Ed25519 are
  * skipped; a malformed Ed25519 entry makes the whole set JWT_ERR_KEYSET.
- * Returns JWT_OK and a new set (free with jwt_keyset_free), or an error. */
+ * Returns JWT_OK and a new set (free with jwt_keyset_free), JWT_ERR_KEYSET
+ * or JWT_ERR_NOMEM. */
 int jwt_keyset_parse(const char *json, size_t len, struct jwt_keyset **ret);
 struct jwt_keyset *jwt_keyset_new(void);
-/* Adds a raw public key with its kid (computed when kid is NULL). */
+/* Adds a raw public key with its kid (computed when kid is NULL). Returns
+ * JWT_OK, JWT_ERR_INVALID (not a usable Ed25519 key, or an empty kid),
+ * JWT_ERR_DUPLICATE_KID (lookups must be unambiguous) or JWT_ERR_NOMEM. */
 int jwt_keyset_add(struct jwt_keyset *ks, const uint8_t pk[32], const char *kid);
 size_t jwt_keyset_size(const struct jwt_keyset *ks);
 void jwt_keyset_free(struct jwt_keyset *ks); /* NULL is fine */
@@ -67,7 +77,8 @@ struct jwt_verify_options {
 };
 
 /* Verifies `token` (len bytes, need not be NUL-terminated). On JWT_OK,
- * *ret_claims (may be NULL) gets a new reference to the payload object. */
+ * *ret_claims (may be NULL) gets a new reference to the payload object;
+ * otherwise the reason it was refused, JWT_ERR_KEYSET or JWT_ERR_NOMEM. */
 int jwt_verify(const struct jwt_keyset *ks, const char *token, size_t len,
                const struct jwt_verify_options *opts, json_t **ret_claims);
 
@@ -76,11 +87,14 @@ void jwt_thumbprint(const uint8_t pk[32], char ret_kid[JWT_KID_LEN + 1]);
 
 /* Signs `claims` (a JSON object, serialised compactly) with the 64-byte
  * libsodium secret key sk, header {"alg":alg,"typ":"JWT","kid":kid}. alg is
- * "EdDSA" or "Ed25519". Returns 0 and a malloc()ed token, or -ENOMEM/-EINVAL. */
+ * "EdDSA" or "Ed25519". Returns JWT_OK and a malloc()ed token,
+ * JWT_ERR_INVALID (bad alg, kid or claims), JWT_ERR_TOO_LARGE (the token
+ * would be over JWT_MAX_TOKEN, so no verifier would accept it) or
+ * JWT_ERR_NOMEM. */
 int jwt_sign(const uint8_t sk[64], const char *kid, const char *alg, const json_t *claims, char **ret_token);
 
-/* base64url without padding, strict on decode (canonical only). Return 0 or
- * -EINVAL; encode needs out capacity sodium_base64_ENCODED_LEN(len,
+/* base64url without padding, strict on decode (canonical only). Return
+ * JWT_OK or JWT_ERR_INVALID; encode needs out capacity sodium_base64_ENCODED_LEN(len,
  * sodium_base64_VARIANT_URLSAFE_NO_PADDING). */
 int b64url_encode(const void *in, size_t len, char *out, size_t outlen);
 int b64url_decode(const char *in, size_t inlen, uint8_t *out, size_t outcap, size_t *ret_len);
@@ -88,6 +102,7 @@ int b64url_decode(const char *in, size_t inlen, uint8_t *out, size_t outcap, siz
 /* Internal, for tests: signs an arbitrary header and payload (raw bytes,
  * base64url-encoded here) with sk, giving "b64(header).b64(payload).b64(sig)".
  * It shares its signing code with jwt_sign(); tests use it to reproduce RFC 8037 A.4 and to
- * forge malformed tokens. Returns 0 and a malloc()ed token, or -ENOMEM. */
+ * forge malformed tokens. Returns JWT_OK and a malloc()ed token,
+ * JWT_ERR_INVALID or JWT_ERR_NOMEM. */
 int jwt_sign_compact(const uint8_t sk[64], const void *header, size_t header_len,
                      const void *payload, size_t payload_len, char **ret_token);

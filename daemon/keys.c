@@ -295,6 +295,21 @@ static int keyring_reserve(struct keyring *k, size_t n) {
         return 0;
 }
 
+/* The keyring speaks negative errno, as the rest of latchd does: jwt.c's
+ * failures other than a refused token map here, where they enter. */
+static int errno_from_jwt(int e) {
+        switch (e) {
+        case JWT_ERR_NOMEM:
+                return -ENOMEM;
+        case JWT_ERR_TOO_LARGE:
+                return -EMSGSIZE;
+        case JWT_ERR_DUPLICATE_KID:
+                return -EEXIST;
+        default:
+                return -EINVAL;
+        }
+}
+
 /* A key set of keys[skip..] plus `extra` (if not NULL); skip drops nothing
  * when it is SIZE_MAX. */
 static int keyset_build(const struct keyring *k, const struct key *extra, size_t skip, struct jwt_keyset **ret) {
@@ -306,15 +321,15 @@ static int keyset_build(const struct keyring *k, const struct key *extra, size_t
                 return -ENOMEM;
         if (extra) {
                 r = jwt_keyset_add(ks, extra->pk, extra->kid);
-                if (r < 0)
-                        return r;
+                if (r != JWT_OK)
+                        return errno_from_jwt(r);
         }
         for (size_t i = 0; i < k->n_keys; i++) {
                 if (i == skip)
                         continue;
                 r = jwt_keyset_add(ks, k->keys[i].pk, k->keys[i].kid);
-                if (r < 0)
-                        return r;
+                if (r != JWT_OK)
+                        return errno_from_jwt(r);
         }
         *ret = TAKE_PTR(ks);
         return 0;
@@ -467,7 +482,8 @@ int64_t keyring_current_created_at(const struct keyring *k) {
 
 int keyring_sign(const struct keyring *k, const char *alg, const json_t *claims, char **ret_token) {
         assert_return(k, -EINVAL);
-        return jwt_sign(k->keys[0].sk, k->keys[0].kid, alg, claims, ret_token);
+        int r = jwt_sign(k->keys[0].sk, k->keys[0].kid, alg, claims, ret_token);
+        return r == JWT_OK ? 0 : errno_from_jwt(r);
 }
 
 int keyring_verify(const struct keyring *k, const char *token, size_t len,
@@ -587,7 +603,7 @@ json_t *keyring_jwks(const struct keyring *k, const char *alg) {
                                                  sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
                 json_t *jwk;
 
-                if (b64url_encode(k->keys[i].pk, sizeof(k->keys[i].pk), x, sizeof(x)) < 0)
+                if (b64url_encode(k->keys[i].pk, sizeof(k->keys[i].pk), x, sizeof(x)) != JWT_OK)
                         goto fail;
                 jwk = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}",
                                 "kty", "OKP", "crv", "Ed25519", "x", x,

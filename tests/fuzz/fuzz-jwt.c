@@ -34,7 +34,7 @@ static const struct jwt_keyset *fuzz_keyset(void) {
 
         if (!ks) {
                 ks = jwt_keyset_new();
-                if (!ks || jwt_keyset_add(ks, keys[0], NULL) < 0 || jwt_keyset_add(ks, keys[1], NULL) < 0)
+                if (!ks || jwt_keyset_add(ks, keys[0], NULL) != JWT_OK || jwt_keyset_add(ks, keys[1], NULL) != JWT_OK)
                         abort();
         }
         return ks;

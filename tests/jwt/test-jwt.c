@@ -62,7 +62,7 @@ static int setup(void **state) {
         if (!keyset)
                 return -1;
         jwt_thumbprint(other_pk, kid);
-        if (jwt_keyset_add(keyset, other_pk, kid) < 0 || jwt_keyset_add(keyset, rfc_pk, NULL) < 0)
+        if (jwt_keyset_add(keyset, other_pk, kid) != JWT_OK || jwt_keyset_add(keyset, rfc_pk, NULL) != JWT_OK)
                 return -1;
         return 0;
 }
@@ -135,27 +135,27 @@ static void test_b64url(void **state) {
         /* Non-zero trailing bits: "QR" and "QUJ" would decode to the same
          * bytes as "QQ" and "QUI" in a lenient decoder. */
         n = 99;
-        assert_int_equal(b64url_decode("QR", 2, out, sizeof(out), &n), -EINVAL);
+        assert_int_equal(b64url_decode("QR", 2, out, sizeof(out), &n), JWT_ERR_INVALID);
         assert_int_equal(n, 99); /* untouched on failure */
-        assert_int_equal(b64url_decode("QUJ", 3, out, sizeof(out), &n), -EINVAL);
+        assert_int_equal(b64url_decode("QUJ", 3, out, sizeof(out), &n), JWT_ERR_INVALID);
         /* Padding, the standard alphabet, whitespace, impossible lengths. */
-        assert_int_equal(b64url_decode("QQ==", 4, out, sizeof(out), &n), -EINVAL);
-        assert_int_equal(b64url_decode("QUI=", 4, out, sizeof(out), &n), -EINVAL);
-        assert_int_equal(b64url_decode("+/+/", 4, out, sizeof(out), &n), -EINVAL);
-        assert_int_equal(b64url_decode("-_+_", 4, out, sizeof(out), &n), -EINVAL);
-        assert_int_equal(b64url_decode("QU I", 4, out, sizeof(out), &n), -EINVAL);
-        assert_int_equal(b64url_decode("QUI\n", 4, out, sizeof(out), &n), -EINVAL);
-        assert_int_equal(b64url_decode("QUFBQ", 5, out, sizeof(out), &n), -EINVAL);
-        assert_int_equal(b64url_decode("Q", 1, out, sizeof(out), &n), -EINVAL);
-        assert_int_equal(b64url_decode("QQ\0", 3, out, sizeof(out), &n), -EINVAL);
+        assert_int_equal(b64url_decode("QQ==", 4, out, sizeof(out), &n), JWT_ERR_INVALID);
+        assert_int_equal(b64url_decode("QUI=", 4, out, sizeof(out), &n), JWT_ERR_INVALID);
+        assert_int_equal(b64url_decode("+/+/", 4, out, sizeof(out), &n), JWT_ERR_INVALID);
+        assert_int_equal(b64url_decode("-_+_", 4, out, sizeof(out), &n), JWT_ERR_INVALID);
+        assert_int_equal(b64url_decode("QU I", 4, out, sizeof(out), &n), JWT_ERR_INVALID);
+        assert_int_equal(b64url_decode("QUI\n", 4, out, sizeof(out), &n), JWT_ERR_INVALID);
+        assert_int_equal(b64url_decode("QUFBQ", 5, out, sizeof(out), &n), JWT_ERR_INVALID);
+        assert_int_equal(b64url_decode("Q", 1, out, sizeof(out), &n), JWT_ERR_INVALID);
+        assert_int_equal(b64url_decode("QQ\0", 3, out, sizeof(out), &n), JWT_ERR_INVALID);
         /* Output too small. */
-        assert_int_equal(b64url_decode("QUFB", 4, out, 2, &n), -EINVAL);
+        assert_int_equal(b64url_decode("QUFB", 4, out, 2, &n), JWT_ERR_INVALID);
 
         assert_int_equal(b64url_encode("\xfb\xff\xbf", 3, enc, sizeof(enc)), 0);
         assert_string_equal(enc, "-_-_");
         assert_int_equal(b64url_encode("A", 1, enc, 3), 0);
         assert_string_equal(enc, "QQ");
-        assert_int_equal(b64url_encode("A", 1, enc, 2), -EINVAL);
+        assert_int_equal(b64url_encode("A", 1, enc, 2), JWT_ERR_INVALID);
 }
 
 static char *decode_segment(const char *token, int index) {
@@ -214,7 +214,7 @@ static void test_sign_verify(void **state) {
         struct jwt_keyset *ks = jwt_keyset_new();
         assert_non_null(ks);
         assert_int_equal(jwt_keyset_add(ks, other_pk, "k\"\\\xc3\xa9"), 0);
-        assert_int_equal(jwt_keyset_add(ks, other_pk, "k\"\\\xc3\xa9"), -EEXIST);
+        assert_int_equal(jwt_keyset_add(ks, other_pk, "k\"\\\xc3\xa9"), JWT_ERR_DUPLICATE_KID);
         assert_int_equal(jwt_verify(ks, token2, strlen(token2), &opts, NULL), JWT_OK);
         /* ...but not under the RFC key's kid. */
         assert_int_equal(jwt_verify(keyset, token2, strlen(token2), &opts, NULL), JWT_ERR_KID);
@@ -222,18 +222,18 @@ static void test_sign_verify(void **state) {
 
         /* Refusals of jwt_sign(). */
         char *t = (char *) 0x1;
-        assert_int_equal(jwt_sign(rfc_sk, RFC_KID, "none", claims, &t), -EINVAL);
-        assert_int_equal(jwt_sign(rfc_sk, RFC_KID, "HS256", claims, &t), -EINVAL);
-        assert_int_equal(jwt_sign(rfc_sk, "", "EdDSA", claims, &t), -EINVAL);
-        assert_int_equal(jwt_sign(rfc_sk, "k\xff", "EdDSA", claims, &t), -EINVAL);
+        assert_int_equal(jwt_sign(rfc_sk, RFC_KID, "none", claims, &t), JWT_ERR_INVALID);
+        assert_int_equal(jwt_sign(rfc_sk, RFC_KID, "HS256", claims, &t), JWT_ERR_INVALID);
+        assert_int_equal(jwt_sign(rfc_sk, "", "EdDSA", claims, &t), JWT_ERR_INVALID);
+        assert_int_equal(jwt_sign(rfc_sk, "k\xff", "EdDSA", claims, &t), JWT_ERR_INVALID);
         json_t *array = json_array();
-        assert_int_equal(jwt_sign(rfc_sk, RFC_KID, "EdDSA", array, &t), -EINVAL);
+        assert_int_equal(jwt_sign(rfc_sk, RFC_KID, "EdDSA", array, &t), JWT_ERR_INVALID);
         json_decref(array);
         char big[7000];
         memset(big, 'a', sizeof(big) - 1);
         big[sizeof(big) - 1] = 0;
         json_object_set_new(claims, "big", json_string(big));
-        assert_int_equal(jwt_sign(rfc_sk, RFC_KID, "EdDSA", claims, &t), -EMSGSIZE);
+        assert_int_equal(jwt_sign(rfc_sk, RFC_KID, "EdDSA", claims, &t), JWT_ERR_TOO_LARGE);
         assert_ptr_equal(t, (char *) 0x1); /* untouched on failure */
 
         /* Claims larger than the stack buffer still sign (heap path). */
@@ -270,7 +270,7 @@ static void *signer_thread(void *userdata) {
                 char expected[256], *token = NULL, *header;
 
                 snprintf(expected, sizeof(expected), "{\"alg\":\"%s\",\"typ\":\"JWT\",\"kid\":\"%s\"}", alg, kid);
-                if (jwt_sign(pick & 1 ? other_sk : rfc_sk, kid, alg, claims, &token) < 0) {
+                if (jwt_sign(pick & 1 ? other_sk : rfc_sk, kid, alg, claims, &token) != JWT_OK) {
                         args->failures++;
                         continue;
                 }
