@@ -20,6 +20,8 @@
  * In-process lines have no such guard: a thread cannot be killed, so a
  * plugin that hangs keeps its pool thread, and only the request-level
  * deadline answers the client. Isolate any plugin whose backend can hang.
+ * (plugin-host.c is the host and its in-process lines; isolated lines are
+ * plugin-isolation.c's, and plugin_host_configure() is defined there.)
  *
  * Threads: plugin_line_open()/plugin_host_load() may run on any thread,
  * concurrently with calls on lines already open. plugin_line_call() and
@@ -53,10 +55,26 @@ enum plugin_call_type {
         PLUGIN_CALL_ACCOUNT = 1,
 };
 
+/* Where the host services kv_get and kv_update keep a plugin's entries:
+ * `ns` is the plugin's short name, the other arguments are the plugin's,
+ * checked already. Either may be called from any thread. */
+struct plugin_kv {
+        int (*get)(void *userdata, const char *ns, const void *key, size_t keylen, void *buf, size_t *len);
+        int (*update)(void *userdata, const char *ns, const void *key, size_t keylen, latch_kv_update_fn fn,
+                      void *fn_userdata);
+        void *userdata;
+};
+
 /* Makes a host. `plugin_dir` (copied) is where bare names are looked up as
- * plugin_dir/NAME.so. `st` (borrowed; may be NULL, in which case kv_get and
- * kv_update answer -ENOTSUP) must outlive the host. Returns 0, -EINVAL or
- * -ENOMEM. */
+ * plugin_dir/NAME.so. The key-value services go to `kv` (copied; NULL, or
+ * NULL entries, make kv_get and kv_update answer -ENOTSUP); its userdata
+ * must outlive the host. Returns 0, -EINVAL or -ENOMEM. latch-worker makes
+ * its host this way, without a store: it links no LMDB. */
+int plugin_host_new_kv(const char *plugin_dir, const struct plugin_kv *kv, struct plugin_host **ret);
+
+/* plugin_host_new_kv() with latchd's store as the key-value store (in
+ * plugin-kv.c). `st` (borrowed; may be NULL, in which case kv_get and
+ * kv_update answer -ENOTSUP) must outlive the host. */
 int plugin_host_new(const char *plugin_dir, store *st, struct plugin_host **ret);
 
 /* Frees the host and dlclose()s every plugin. Every line must have been

@@ -4,7 +4,7 @@
 /*
  * The protocol between latchd and latch-worker, the program that runs one
  * plugin line in a process of its own (see worker.c for the worker's side,
- * plugin-host.c "isolated lines" for latchd's).
+ * plugin-isolation.c for latchd's).
  *
  * A stream socket; each message is a frame as on latchd's own socket: a
  * 4-byte big-endian length N (1 <= N <= the reader's limit), then N bytes of

@@ -14,8 +14,10 @@
  * line. ARGs, when given, fix the line's arguments: latchd's line must then
  * name the same ones; without them the worker takes the line's. The protocol
  * is in proto.h. The worker loads the plugin with the same host code as
- * latchd (plugin-host.c, in-process), minus the key-value store: kv_get and
- * kv_update answer -ENOTSUP. It exits when latchd closes the stream.
+ * latchd (plugin-host.c, in-process), minus the key-value store (a host made
+ * by plugin_host_new_kv() without one: kv_get and kv_update answer
+ * -ENOTSUP, and no LMDB is linked) and minus isolation (plugin-isolation.c
+ * is latchd's alone). It exits when latchd closes the stream.
  *
  * Every Jansson allocation is wiped when freed: requests carry the password.
  */
@@ -417,7 +419,7 @@ int main(int argc, char *argv[]) {
                 return EXIT_FAILURE;
         }
 
-        r = plugin_host_new(LATCH_PLUGIN_DIR, NULL, &h);
+        r = plugin_host_new_kv(LATCH_PLUGIN_DIR, NULL, &h);
         if (r < 0) {
                 fprintf(stderr, "latch-worker: %s\n", strerror(-r));
                 return EXIT_FAILURE;
