@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 /* CODE_FILE/CODE_LINE of log.c would tell a reader nothing. */
 #define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
@@ -32,15 +35,155 @@ void log_open(bool force_stderr) {
 
 void log_set_max_priority(int priority) { max_priority = priority; }
 
+/* The length of the valid UTF-8 sequence at p (1 to 4), with its code point
+ * in *ret_cp; 0 when p starts no valid sequence (a stray continuation byte,
+ * an overlong form, a surrogate, beyond U+10FFFF, or cut short). */
+static size_t utf8_decode(const unsigned char *p, uint32_t *ret_cp) {
+        unsigned char b = p[0], lo = 0x80, hi = 0xbf;
+        size_t len;
+        uint32_t cp;
+
+        if (b < 0x80) {
+                *ret_cp = b;
+                return 1;
+        }
+        if (b >= 0xc2 && b <= 0xdf) {
+                len = 2;
+                cp = b & 0x1f;
+        } else if (b >= 0xe0 && b <= 0xef) {
+                len = 3;
+                cp = b & 0x0f;
+                if (b == 0xe0)
+                        lo = 0xa0;
+                else if (b == 0xed)
+                        hi = 0x9f;
+        } else if (b >= 0xf0 && b <= 0xf4) {
+                len = 4;
+                cp = b & 0x07;
+                if (b == 0xf0)
+                        lo = 0x90;
+                else if (b == 0xf4)
+                        hi = 0x8f;
+        } else
+                return 0;
+        /* A NUL ends the string and fails the range check: never read past it. */
+        for (size_t i = 1; i < len; i++) {
+                if (p[i] < lo || p[i] > hi)
+                        return 0;
+                cp = (cp << 6) | (p[i] & 0x3f);
+                lo = 0x80;
+                hi = 0xbf;
+        }
+        *ret_cp = cp;
+        return len;
+}
+
+/* Code points that end a line for some reader, or that reorder or hide
+ * the text around them. */
+static bool cp_needs_escape(uint32_t cp) {
+        return (cp >= 0x80 && cp <= 0x9f) || (cp >= 0x200b && cp <= 0x200f) || cp == 0x2028 || cp == 0x2029 ||
+               (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x206f) || cp == 0xfeff;
+}
+
+char *log_escape(const char *s, bool quotes, char *buf, size_t size) {
+        const unsigned char *p = (const unsigned char *) (s ? s : "(null)");
+        size_t n = 0, cut = 0;
+
+        assert(buf && size >= 4);
+        while (*p) {
+                char piece[8];
+                size_t k, used;
+                uint32_t cp;
+
+                used = utf8_decode(p, &cp);
+                if (used == 0) {
+                        k = (size_t) snprintf(piece, sizeof piece, "\\x%02x", *p);
+                        used = 1;
+                } else if (used == 1) {
+                        switch (cp) {
+                        case '\\':
+                                k = (size_t) snprintf(piece, sizeof piece, "\\\\");
+                                break;
+                        case '\'':
+                        case '"':
+                                k = (size_t) snprintf(piece, sizeof piece, quotes ? "\\%c" : "%c", (char) cp);
+                                break;
+                        case '\n':
+                                k = (size_t) snprintf(piece, sizeof piece, "\\n");
+                                break;
+                        case '\r':
+                                k = (size_t) snprintf(piece, sizeof piece, "\\r");
+                                break;
+                        case '\t':
+                                k = (size_t) snprintf(piece, sizeof piece, "\\t");
+                                break;
+                        default:
+                                if (cp < 0x20 || cp == 0x7f)
+                                        k = (size_t) snprintf(piece, sizeof piece, "\\x%02x", (unsigned) cp);
+                                else {
+                                        piece[0] = (char) cp;
+                                        k = 1;
+                                }
+                        }
+                } else if (cp_needs_escape(cp))
+                        k = (size_t) snprintf(piece, sizeof piece, "\\u%04x", (unsigned) cp);
+                else {
+                        memcpy(piece, p, used);
+                        k = used;
+                }
+                p += used;
+
+                /* Too long: back to the last whole escape that leaves room
+                 * for "...". */
+                if (n + k + 1 > size) {
+                        memcpy(buf + cut, "...", 3);
+                        n = cut + 3;
+                        break;
+                }
+                memcpy(buf + n, piece, k);
+                n += k;
+                if (n + 3 + 1 <= size)
+                        cut = n;
+        }
+        buf[n] = '\0';
+        return buf;
+}
+
+static const char *log_esc_slot(const char *s, bool quotes) {
+        static _Thread_local char slots[LOG_ESC_SLOTS][LOG_ESC_SIZE];
+        static _Thread_local unsigned next;
+
+        char *b = slots[next++ % LOG_ESC_SLOTS];
+        return log_escape(s, quotes, b, LOG_ESC_SIZE);
+}
+
+const char *log_esc(const char *s) { return log_esc_slot(s, true); }
+const char *log_esc_text(const char *s) { return log_esc_slot(s, false); }
+
+/* On stderr a field value is quoted unless it is one plain word, so that
+ * neither a space nor an "=" inside it can start a field of its own. */
+static bool is_plain_word(const char *s) {
+        if (!*s)
+                return false;
+        for (; *s; s++)
+                if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+                      strchr("._:@/+,-", *s)))
+                        return false;
+        return true;
+}
+
 static void log_stderr(int priority, const char *const *fields, const char *msg) {
-        char extra[1024];
+        char extra[4096], value[LOG_ESC_SIZE];
         size_t n = 0;
 
         extra[0] = '\0';
         for (const char *const *f = fields; f && f[0]; f += 2) {
                 if (!f[1])
                         continue;
-                int r = snprintf(extra + n, sizeof(extra) - n, " %s=%s", f[0], f[1]);
+                log_escape(f[1], true, value, sizeof value);
+                bool plain = is_plain_word(value);
+                int r = snprintf(extra + n, sizeof(extra) - n, " %s=%s%s%s", f[0], plain ? "" : "'", value,
+                                 plain ? "" : "'");
                 if (r < 0 || (size_t) r >= sizeof(extra) - n)
                         break;
                 n += (size_t) r;
@@ -65,10 +208,10 @@ static void log_journal(int priority, const char *const *fields, const char *msg
         iov[n++] = (struct iovec){ m, strlen(m) };
         iov[n++] = (struct iovec){ (char *) "SYSLOG_IDENTIFIER=latchd", strlen("SYSLOG_IDENTIFIER=latchd") };
         for (const char *const *f = fields; f && f[0] && n < ELEMENTSOF(iov); f += 2) {
-                char *b;
+                char *b, value[LOG_ESC_SIZE];
                 if (!f[1])
                         continue;
-                if (asprintf(&b, "%s=%s", f[0], f[1]) < 0)
+                if (asprintf(&b, "%s=%s", f[0], log_escape(f[1], true, value, sizeof value)) < 0)
                         break;
                 bufs[nb++] = b;
                 iov[n++] = (struct iovec){ b, strlen(b) };

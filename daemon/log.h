@@ -26,3 +26,33 @@ void log_msgv(int priority, const char *fmt, va_list ap) _printf_(2, 0);
  * e.g. log_fields(LOG_INFO, (const char *[]){"LATCH_OP", "login", NULL}, "...").
  * On stderr the fields are appended as NAME=value. */
 void log_fields(int priority, const char *const *fields, const char *fmt, ...) _printf_(3, 4);
+
+/*
+ * Client-supplied strings (user, service, remote, audience, a plugin's
+ * message) must not be able to forge a field or a line of the log. Every
+ * field value passed to log_fields() is escaped here, and on stderr quoted
+ * when it is not a plain word; in the human text, wrap each such string in
+ * log_esc() inside single quotes: "user '%s'", log_esc(user).
+ *
+ * The escapes: backslash and both quotes get a backslash; \n \r \t; other
+ * C0 controls, DEL (so every ANSI escape sequence) and each byte of invalid
+ * UTF-8 (overlong, surrogate, beyond U+10FFFF, cut short) become \xNN; C1
+ * controls, the line and paragraph separators U+2028/U+2029 and the
+ * invisible format characters that reorder or hide text (U+200B..U+200F,
+ * U+202A..U+202E, U+2060..U+206F, U+FEFF) become \uXXXX. Everything else,
+ * valid UTF-8 included, is kept.
+ */
+
+/* Writes the escape of `s` (NULL: "(null)") into `buf` of `size` >= 4 bytes,
+ * always NUL-terminated; one that does not fit is cut at a whole escape and
+ * ends in "...". `quotes` false keeps quotes as they are (text that is not
+ * inside quotes, such as a plugin's message). Returns buf. */
+char *log_escape(const char *s, bool quotes, char *buf, size_t size);
+
+/* log_escape() into one of LOG_ESC_SLOTS per-thread buffers used in turn,
+ * LOG_ESC_SIZE bytes each: the result stays valid for the next
+ * LOG_ESC_SLOTS - 1 calls of the same thread, enough for one log line. */
+#define LOG_ESC_SLOTS 8
+#define LOG_ESC_SIZE 1024
+const char *log_esc(const char *s);
+const char *log_esc_text(const char *s);

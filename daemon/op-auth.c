@@ -167,8 +167,9 @@ static void auth_job_done(struct work *w) {
                            (const char *[]){ "LATCH_OP", opname, "LATCH_SERVICE", j->service, "LATCH_USER", j->user,
                                              "LATCH_RESULT", result_name(j->result), "LATCH_PEER_UID", uid,
                                              "LATCH_REMOTE", j->remote, NULL },
-                           "%s %s for user '%s' on service '%s' (stack result %d)", opname,
-                           unavailable ? "unavailable" : "denied", j->user, j->service, j->result);
+                           "%s %s for user '%s' on service '%s' (stack result %s)", opname,
+                           unavailable ? "unavailable" : "denied", log_esc(j->user), log_esc(j->service),
+                           stack_result_to_string(j->result) ?: "unknown");
                 if (unavailable)
                         reply_error(r, "unavailable", "the credential backend is unavailable; try again later");
                 else
@@ -183,14 +184,15 @@ static void auth_job_done(struct work *w) {
                            (const char *[]){ "LATCH_OP", opname, "LATCH_SERVICE", j->service, "LATCH_USER", j->user,
                                              "LATCH_RESULT", "ok", "LATCH_PEER_UID", uid, "LATCH_REMOTE", j->remote,
                                              NULL },
-                           "authenticate ok for user '%s' on service '%s'", j->user, j->service);
+                           "authenticate ok for user '%s' on service '%s'", log_esc(j->user), log_esc(j->service));
                 reply_ok(r, json_pack("{s:s, s:o}", "user", j->user, "claims", claims ? claims : json_object()));
                 auth_job_free(j);
                 return;
         }
 
         if (j->store_result < 0) {
-                log_msg(LOG_ERR, "login for '%s' on '%s': cannot store the session: %s", j->user, j->service,
+                log_msg(LOG_ERR, "login for '%s' on '%s': cannot store the session: %s", log_esc(j->user),
+                        log_esc(j->service),
                         strerror(-j->store_result));
                 reply_error(r, "unavailable", "cannot store the session; try again later");
                 auth_job_free(j);
@@ -203,7 +205,8 @@ static void auth_job_done(struct work *w) {
                    (const char *[]){ "LATCH_OP", opname, "LATCH_SERVICE", j->service, "LATCH_USER", j->user,
                                      "LATCH_RESULT", "ok", "LATCH_PEER_UID", uid, "LATCH_SESSION_HANDLE",
                                      j->info.handle, "LATCH_REMOTE", j->remote, NULL },
-                   "login ok for user '%s' on service '%s', session %s", j->user, j->service, j->info.handle);
+                   "login ok for user '%s' on service '%s', session %s", log_esc(j->user), log_esc(j->service),
+                   j->info.handle);
 
         json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "session", j->id, "handle", j->info.handle, "user",
                               j->user, "service", j->service, "expires_at", (json_int_t) j->info.expires_at,
@@ -274,7 +277,7 @@ static void start_auth(struct request *r, bool login) {
                 log_fields(LOG_NOTICE,
                            (const char *[]){ "LATCH_OP", login ? "login" : "authenticate", "LATCH_SERVICE", service,
                                              "LATCH_RESULT", "forbidden", NULL },
-                           "client %s may not use service '%s'", r->conn->peer_desc, service);
+                           "client %s may not use service '%s'", r->conn->peer_desc, log_esc(service));
                 reply_error(r, "forbidden", "this peer may not use this service");
                 return;
         }

@@ -195,8 +195,8 @@ static void logout_done(struct work *w) {
                                    (const char *[]){ "LATCH_OP", "logout", "LATCH_SERVICE", j->service, "LATCH_USER",
                                                      j->user, "LATCH_RESULT", "ok", "LATCH_PEER_UID", uid,
                                                      "LATCH_SESSION_HANDLE", j->handle, NULL },
-                                   "logout of session %s (user '%s', service '%s')", j->handle, j->user,
-                                   j->service);
+                                   "logout of session %s (user '%s', service '%s')", j->handle, log_esc(j->user),
+                                   log_esc(j->service));
                         reply_ok(r, NULL);
                 } else if (j->result == -ENOENT)
                         reply_error(r, "invalid_session", INVALID_SESSION_MESSAGE);
@@ -350,7 +350,7 @@ static void revoke_done(struct work *w) {
                                                      "LATCH_SESSION_HANDLE", j->handle, "LATCH_RESULT", "ok",
                                                      "LATCH_PEER_UID", uid, "LATCH_REVOKED", count, NULL },
                                    "revoked %zu session(s) of %s '%s'", n, j->handle ? "handle" : "user",
-                                   j->handle ? j->handle : j->user);
+                                   log_esc(j->handle ? j->handle : j->user));
                         reply_ok(r, json_pack("{s:I}", "revoked", (json_int_t) n));
                 }
         }

@@ -48,17 +48,6 @@ _printf_(2, 3) void plugin_set_error(char **ret_error, const char *fmt, ...) {
         *ret_error = s; /* NULL on ENOMEM: the errno still tells */
 }
 
-/* A copy of an untrusted string (a user name) safe to put on one log line. */
-static char *printable_dup(const char *s) {
-        char *r = strdup(s);
-        if (!r)
-                return NULL;
-        for (char *p = r; *p; p++)
-                if ((unsigned char) *p < 0x20 || *p == 0x7f)
-                        *p = '?';
-        return r;
-}
-
 static bool plugin_name_is_valid(const char *s) {
         if (!s || !*s)
                 return false;
@@ -233,25 +222,23 @@ static int plugin_host_get_module(struct plugin_host *h, const char *plugin, str
  * the plugin ("plugin 'pam': worker crashed ..."). */
 void plugin_host_emit(const struct plugin_host *h, int priority, const char *name, const struct latch_req *req,
                       bool raw, const char *msg) {
-        _cleanup_free_ char *user = NULL;
-
         if (h && h->log_fn) {
                 h->log_fn(h->log_userdata, priority, name, req, msg);
                 return;
         }
-        if (req)
-                user = printable_dup(req->user);
+        /* log_fields() escapes the field values; the text is escaped here. */
         const char *const fields[] = {"LATCH_PLUGIN", name,
                                       "LATCH_SERVICE", req ? req->service : NULL,
-                                      "LATCH_USER", user,
+                                      "LATCH_USER", req ? req->user : NULL,
                                       "LATCH_REMOTE", req ? req->remote : NULL,
                                       NULL};
         if (raw)
-                log_fields(priority, fields, "%s", msg);
+                log_fields(priority, fields, "%s", log_esc_text(msg));
         else if (!req)
-                log_fields(priority, fields, "%s: %s", name, msg);
+                log_fields(priority, fields, "%s: %s", name, log_esc_text(msg));
         else
-                log_fields(priority, fields, "%s (service %s, user %s): %s", name, req->service, user ?: "?", msg);
+                log_fields(priority, fields, "%s (service '%s', user '%s'): %s", name, log_esc(req->service),
+                           log_esc(req->user), log_esc_text(msg));
 }
 
 static void host_emit(const struct plugin_host *h, int priority, const char *name, const struct latch_req *req,

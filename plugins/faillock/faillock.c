@@ -41,8 +41,10 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <latch/plugin.h>
 
@@ -423,9 +425,16 @@ static void faillock_outcome(void *state, struct latch_req *req, int result) {
                 if (f.until == 0)
                         s->host->log(s->ctx, req, LATCH_LOG_NOTICE,
                                      "locked out after %u failed attempts, until the tally is cleared", s->deny);
-                else
-                        s->host->log(s->ctx, req, LATCH_LOG_NOTICE,
-                                     "locked out after %u failed attempts, until %" PRId64, s->deny, f.until);
+                else {
+                        /* A time a reader can read: ISO 8601, UTC. */
+                        char when[32];
+                        struct tm tm;
+                        time_t t = (time_t) f.until;
+                        if (!gmtime_r(&t, &tm) || strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+                                snprintf(when, sizeof when, "%" PRId64, f.until);
+                        s->host->log(s->ctx, req, LATCH_LOG_NOTICE, "locked out after %u failed attempts, until %s",
+                                     s->deny, when);
+                }
         }
 }
 

@@ -182,7 +182,7 @@ rc=$?
 set -e
 [ "$rc" -eq 1 ] || fail "mallory: latchctl exited $rc, not 1: $out"
 echo "$out" | grep -q '"error": *"denied"' || fail "mallory: not denied: $out"
-grep -q "allowlist (service sdk, user mallory): not on the allowlist" "$tmp/latchd.log" ||
+grep -q "allowlist (service 'sdk', user 'mallory'): not on the allowlist" "$tmp/latchd.log" ||
         fail "the plugin's log line is missing"
 
 kill "$daemon_pid"

@@ -104,6 +104,23 @@ class JournalTest(harness.DaemonTest):
         # Nothing went to stderr: the journal was the sink.
         self.assertNotIn("login ok", d.log())
 
+    def test_client_strings_are_escaped_in_fields_and_message(self):
+        d = JournalDaemon(self.tmp, services={"open": "auth required permit\naccount required permit\n"})
+        self.daemons.append(d)
+        d.start()
+        user = "eve' on service 'admin'\u2028login ok for user 'root'\u202e\u0085"
+        r = d.call({"op": "login", "service": "open", "user": user, "password": "x", "remote": "a b\u2029"})
+        self.assertTrue(r.get("ok"), r)
+        self.assertEqual(d.stop(), 0)
+        self.journal.drain()
+        escaped = "eve\\' on service \\'admin\\'\\u2028login ok for user \\'root\\'\\u202e\\u0085"
+        rec = self.record(LATCH_OP="login", LATCH_USER=escaped)
+        self.assertEqual(rec["LATCH_REMOTE"], "a b\\u2029")
+        self.assertIn(f"login ok for user '{escaped}' on service 'open'", rec["MESSAGE"])
+        for raw, _ in self.journal.records:
+            for ch in ("\u2028", "\u2029", "\u202e", "\u0085"):
+                self.assertNotIn(ch.encode(), raw)
+
 
 if __name__ == "__main__":
     unittest.main()

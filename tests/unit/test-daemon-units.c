@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for latchd's own modules: conf.c, decode.c, frame.c, throttle.c. */
+/* Unit tests for latchd's own modules: conf.c, decode.c, frame.c, log.c (the escaper), throttle.c. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +16,7 @@
 #include "conf.h"
 #include "decode.h"
 #include "frame.h"
+#include "log.h"
 #include "throttle.h"
 
 static void test_durations(void **state) {
@@ -264,6 +265,69 @@ static int setup(void **state) {
         return mkdtemp(tmpdir) ? 0 : -1;
 }
 
+/* The escaper keeps a client string on one line and inside its quotes. */
+static void test_log_escape(void **state) {
+        char b[256];
+        static const struct {
+                const char *in, *quoted, *text;
+        } cases[] = {
+                { "alice", "alice", "alice" },
+                { "josé 日本 😀", "josé 日本 😀", "josé 日本 😀" },
+                /* A quote cannot end the quoted string and forge fields. */
+                { "eve' on service 'admin", "eve\\' on service \\'admin", "eve' on service 'admin" },
+                { "a\"b\\c", "a\\\"b\\\\c", "a\"b\\\\c" },
+                /* Line breaks of every kind. */
+                { "x\nlogin ok for user 'root'", "x\\nlogin ok for user \\'root\\'", "x\\nlogin ok for user 'root'" },
+                { "a\rb\tc", "a\\rb\\tc", "a\\rb\\tc" },
+                { "a\xe2\x80\xa8" "b\xe2\x80\xa9" "c", "a\\u2028b\\u2029c", "a\\u2028b\\u2029c" },
+                { "nel\xc2\x85" "c1\xc2\x9b", "nel\\u0085c1\\u009b", "nel\\u0085c1\\u009b" },
+                /* ANSI escapes, DEL and the other C0 controls. */
+                { "\x1b[31mred\x1b[0m\x7f\x01", "\\x1b[31mred\\x1b[0m\\x7f\\x01", "\\x1b[31mred\\x1b[0m\\x7f\\x01" },
+                /* Text reordered or hidden. */
+                { "a\xe2\x80\xae" "b\xef\xbb\xbf" "c\xe2\x80\x8b", "a\\u202eb\\ufeffc\\u200b", "a\\u202eb\\ufeffc\\u200b" },
+                /* Invalid UTF-8: stray continuation, overlong, surrogate,
+                 * beyond U+10FFFF, cut short, 0xff; each byte as \xNN. */
+                { "\x80", "\\x80", "\\x80" },
+                { "\xc0\xaf", "\\xc0\\xaf", "\\xc0\\xaf" },
+                { "\xe0\x80\xaf", "\\xe0\\x80\\xaf", "\\xe0\\x80\\xaf" },
+                { "\xed\xa0\x80", "\\xed\\xa0\\x80", "\\xed\\xa0\\x80" },
+                { "\xf4\x90\x80\x80", "\\xf4\\x90\\x80\\x80", "\\xf4\\x90\\x80\\x80" },
+                { "ab\xe2\x80", "ab\\xe2\\x80", "ab\\xe2\\x80" },
+                { "\xff" "a", "\\xffa", "\\xffa" },
+                { "", "", "" },
+        };
+
+        (void) state;
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                assert_string_equal(log_escape(cases[i].in, true, b, sizeof b), cases[i].quoted);
+                assert_string_equal(log_escape(cases[i].in, false, b, sizeof b), cases[i].text);
+        }
+        assert_string_equal(log_escape(NULL, true, b, sizeof b), "(null)");
+
+        /* Too long: cut at a whole escape, marked, never overrun. */
+        char small[12];
+        memset(small, 'Z', sizeof small);
+        assert_string_equal(log_escape("abcdefghijklmnop", true, small, 12), "abcdefgh...");
+        assert_string_equal(log_escape("abcdefgh\x1b", true, small, 12), "abcdefgh...");
+        assert_string_equal(log_escape("abcdefg\x1b", true, small, 12), "abcdefg\\x1b");
+        assert_string_equal(log_escape("abcdefghijk", true, small, 12), "abcdefghijk");
+        assert_string_equal(log_escape("\xe2\x80\xa8\xe2\x80\xa8", true, small, 12), "\\u2028...");
+
+        /* The per-thread buffers: eight in one line stay distinct. */
+        const char *p[LOG_ESC_SLOTS];
+        char name[LOG_ESC_SLOTS][8];
+        for (int i = 0; i < LOG_ESC_SLOTS; i++) {
+                snprintf(name[i], sizeof name[i], "u'%d", i);
+                p[i] = log_esc(name[i]);
+        }
+        for (int i = 0; i < LOG_ESC_SLOTS; i++) {
+                char want[16];
+                snprintf(want, sizeof want, "u\\'%d", i);
+                assert_string_equal(p[i], want);
+        }
+        assert_string_equal(log_esc_text("it's\n"), "it's\\n");
+}
+
 static int teardown(void **state) {
         char cmd[128];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
@@ -280,6 +344,7 @@ int main(void) {
                 cmocka_unit_test(test_decode),
                 cmocka_unit_test(test_frame),
                 cmocka_unit_test(test_throttle),
+                cmocka_unit_test(test_log_escape),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
