@@ -1168,6 +1168,8 @@ static int cmd_populate(const char *dir, uint64_t count, const char *service, un
         uint64_t first_sampled = sample > 0 && sample < count ? count - sample : 0;
         uint64_t written = 0;
         char user[32];
+        static const char claims[] = "{\"groups\":[\"users\"]}";
+        bool canonical = session_claims_canonical(claims); /* as latchd's login marks it */
         uint64_t t0 = mono_ns();
 
         for (uint64_t i = 0; i < count; i++) {
@@ -1177,12 +1179,13 @@ static int cmd_populate(const char *dir, uint64_t count, const char *service, un
                 struct session_info info = {
                         .user = user,
                         .service = service,
-                        .claims_json = "{\"groups\":[\"users\"]}",
+                        .claims_json = claims,
                         .created_at = now,
                         .last_seen_at = now + last_seen_ahead,
                         .expires_at = (int64_t) expire_at,
                         .idle_timeout = idle_timeout,
                         .peer_uid = getuid(),
+                        .claims_canonical = canonical,
                 };
                 snprintf(user, sizeof user, "bulk%u", (unsigned) (i % users));
                 session_id_new(id, key);

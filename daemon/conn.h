@@ -67,6 +67,10 @@ void conn_close(struct conn *c);
  * reply at the head of the queue to the output buffer and writes. */
 void conn_reply_ready(struct conn *c);
 
+/* Room for n more reply bytes at c->out + c->out_len (the caller writes
+ * them and adds what it wrote to c->out_len), or NULL when out of memory. */
+uint8_t *conn_out_reserve(struct conn *c, size_t n);
+
 /* Whether the client has closed its end of the connection (or died): a
  * reply would reach no one. Cheap: one poll() with no timeout. */
 bool conn_peer_gone(const struct conn *c);

@@ -91,6 +91,7 @@ static void auth_job_run(struct work *w) {
         j->info.user = j->user;
         j->info.service = j->service;
         j->info.claims_json = j->claims_json;
+        j->info.claims_canonical = session_claims_canonical(j->claims_json);
         j->info.created_at = now;
         j->info.last_seen_at = now;
         j->info.expires_at = now + j->absolute_timeout;

@@ -95,6 +95,15 @@ static void touch_later(struct daemon *d, const uint8_t key[STORE_KEY_SIZE], int
         touch_submit(d);
 }
 
+int64_t validate_idle_expiry(const struct session_info *s, int64_t now, bool *ret_touch) {
+        *ret_touch = now - s->last_seen_at >= touch_granularity(s->idle_timeout);
+        return *ret_touch ? MIN(now + s->idle_timeout, s->expires_at) : session_idle_expires_at(s);
+}
+
+void validate_touch_later(struct daemon *d, const uint8_t key[STORE_KEY_SIZE], int64_t now) {
+        touch_later(d, key, now);
+}
+
 /* The reply is built from the record inside the read transaction (the
  * JSON object copies what it needs), and sent after the transaction has
  * ended. */
@@ -120,11 +129,7 @@ static int validate_found(void *userdata, const struct session_info *s) {
                 v->forbidden = true;
                 return 1;
         }
-        if (v->now - s->last_seen_at >= touch_granularity(s->idle_timeout)) {
-                v->touch = true;
-                idle_expires_at = MIN(v->now + s->idle_timeout, s->expires_at);
-        } else
-                idle_expires_at = session_idle_expires_at(s);
+        idle_expires_at = validate_idle_expiry(s, v->now, &v->touch);
         v->reply = session_to_json(s, idle_expires_at, true);
         if (v->reply)
                 json_object_del(v->reply, "last_seen_at");

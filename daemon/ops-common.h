@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "request.h"
+#include "store.h"
 #include "throttle.h"
 
 struct work;
@@ -42,3 +43,10 @@ void ops_submit_write(struct request *r, struct work *w);
 /* The deadline for a credential stack: the largest [plugin.X] timeout, or
  * the default. */
 uint64_t ops_stack_deadline_usec(const struct daemon *d);
+
+/* validate's rules for the idle expiry (op-session.c), for the fast path
+ * too: the idle expiry to report for session s seen at `now`, and whether
+ * the slide must be persisted (*ret_touch), which validate_touch_later()
+ * then queues for the writer thread. */
+int64_t validate_idle_expiry(const struct session_info *s, int64_t now, bool *ret_touch);
+void validate_touch_later(struct daemon *d, const uint8_t key[STORE_KEY_SIZE], int64_t now);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "jwt.h"
+#include "macro.h"
 #include "session.h"
 
 void session_id_new(char ret_id[SESSION_ID_LEN + 1], uint8_t ret_key[STORE_KEY_SIZE]) {
@@ -73,4 +74,16 @@ json_t *session_to_json(const struct session_info *s, int64_t idle_expires_at, b
                 json_object_set_new(o, "claims", c);
         }
         return o;
+}
+
+bool session_claims_canonical(const char *claims_json) {
+        if (!claims_json)
+                return true; /* stored as {} */
+        json_t *c = json_loads(claims_json, 0, NULL);
+        char *again = json_is_object(c) ? json_dumps(c, JSON_COMPACT) : NULL;
+        bool same = again && streq(again, claims_json);
+
+        json_decref(c);
+        free(again);
+        return same;
 }

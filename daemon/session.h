@@ -43,6 +43,13 @@ json_t *session_to_json(const struct session_info *s, int64_t idle_expires_at, b
  * *ret and *ret_buf untouched on failure. */
 int session_info_copy(const struct session_info *s, struct session_info *ret, char **ret_buf);
 
+/* Whether claims_json is exactly what session_to_json() would write for
+ * it: then a reply may copy the stored text instead of parsing it (struct
+ * session_info's claims_canonical). Text written by json_dumps() with
+ * JSON_COMPACT | JSON_SORT_KEYS is, unless it holds what Jansson reads back
+ * differently (a string with NUL, say): hence the check, once, at login. */
+bool session_claims_canonical(const char *claims_json);
+
 /* The message for every invalid_session answer: unknown, malformed,
  * expired and revoked look the same. */
 #define INVALID_SESSION_MESSAGE "no such session, or it has expired or been revoked"

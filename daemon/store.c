@@ -20,7 +20,9 @@
  * 2-byte aligned: every integer is read and written with memcpy().
  *
  *   0   u8   record version (1)
- *   1   u8   reserved (0)
+ *   1   u8   flags: bit 0 = the claims are canonical (see struct
+ *             session_info); records written before the flag existed hold 0
+ *             and are read as they always were
  *   2   u16  user length (without NUL)
  *   4   u16  service length
  *   6   u32  claims length
@@ -72,6 +74,7 @@
 
 #define RECORD_VERSION 1
 #define RECORD_HEADER_SIZE 68
+#define RECORD_FLAG_CLAIMS_CANONICAL 0x01
 #define USER_MAX 256
 #define SERVICE_MAX 256
 #define CLAIMS_MAX ((size_t) 1 << 20)
@@ -178,7 +181,7 @@ static size_t record_size(size_t user_len, size_t service_len, size_t claims_len
 static void record_encode(uint8_t *p, const struct session_info *info, const char *claims, size_t user_len,
                           size_t service_len, size_t claims_len) {
         p[0] = RECORD_VERSION;
-        p[1] = 0;
+        p[1] = info->claims_canonical || !info->claims_json ? RECORD_FLAG_CLAIMS_CANONICAL : 0;
         put_u16(p + 2, (uint16_t) user_len);
         put_u16(p + 4, (uint16_t) service_len);
         put_u32(p + 6, (uint32_t) claims_len);
@@ -221,6 +224,7 @@ static int record_decode(const MDB_val *v, struct session_info *ret) {
         ret->user = user;
         ret->service = service;
         ret->claims_json = claims;
+        ret->claims_canonical = p[1] & RECORD_FLAG_CLAIMS_CANONICAL;
         ret->peer_uid = get_u32(p + 10);
         ret->created_at = get_i64(p + 14);
         ret->last_seen_at = get_i64(p + 22);

@@ -51,6 +51,12 @@ struct session_info {
         int64_t expires_at;     /* absolute expiry */
         int64_t idle_timeout;   /* seconds; idle expiry = min(last_seen_at + idle_timeout, expires_at) */
         uint32_t peer_uid;      /* the peer that created it */
+        /* claims_json is exactly the text Jansson writes (JSON_COMPACT) for
+         * the object it parses from it, so a reply may copy it as it is.
+         * Set by the writer that checked it; records written before the
+         * flag existed read false and are re-parsed. A NULL claims_json is
+         * stored as "{}", which is canonical. */
+        bool claims_canonical;
 };
 
 /* Idle expiry of a session as stored. */
