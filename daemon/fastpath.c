@@ -24,6 +24,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "access.h"
 #include "conn.h"
 #include "daemon.h"
 #include "dispatch.h"
