@@ -164,13 +164,8 @@ static const struct latch_plugin allowlist_plugin = {
         .account = allowlist_account,
 };
 
-/* The one exported symbol. Refuse a host of another ABI major, and one too
- * old to have every service this plugin calls (a minor only appends, so the
- * host's size tells which fields exist). */
-LATCH_PLUGIN_EXPORT const struct latch_plugin *latch_plugin_entry(const struct latch_host *host) {
-        if (!host || host->abi_major != LATCH_PLUGIN_ABI_MAJOR)
-                return NULL;
-        if (host->size < offsetof(struct latch_host, claim_append_string) + sizeof(host->claim_append_string))
-                return NULL;
-        return &allowlist_plugin;
-}
+/* The one exported symbol. It refuses a host of another ABI major, and one
+ * too old to have every service this plugin calls (a minor only appends, so
+ * the host's size tells which exist): claim_append_string is the last of
+ * them in struct latch_host. */
+LATCH_PLUGIN_DEFINE(allowlist_plugin, claim_append_string)

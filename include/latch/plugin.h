@@ -222,9 +222,39 @@ struct latch_plugin {
         .abi_minor = LATCH_PLUGIN_ABI_MINOR
 
 /* The one symbol a plugin exports. Return NULL to refuse this host, e.g.
- * when host->abi_major differs from LATCH_PLUGIN_ABI_MAJOR. */
+ * when host->abi_major differs from LATCH_PLUGIN_ABI_MAJOR. Most plugins
+ * define it with LATCH_PLUGIN_DEFINE() below. */
 typedef const struct latch_plugin *(*latch_plugin_entry_fn)(const struct latch_host *host);
 LATCH_PLUGIN_EXPORT const struct latch_plugin *latch_plugin_entry(const struct latch_host *host);
+
+/* The size a struct latch_host must have for its member `service` to
+ * exist: a minor version only appends members, so a host of an older minor
+ * is smaller and lacks the newer ones. */
+#define LATCH_HOST_SIZE_FOR(service) \
+        (offsetof(struct latch_host, service) + sizeof(((const struct latch_host *) 0)->service))
+
+/* Whether a plugin built against this header may run in `host`: the same
+ * ABI major, and a struct latch_host of at least `needed_size` bytes
+ * (LATCH_HOST_SIZE_FOR() the last service the plugin calls, in the order
+ * of struct latch_host). */
+static inline int latch_host_compatible(const struct latch_host *host, size_t needed_size) {
+        return host && host->abi_major == LATCH_PLUGIN_ABI_MAJOR && host->size >= needed_size;
+}
+
+/*
+ * Defines latch_plugin_entry() for the plugin `plugin` (a static struct
+ * latch_plugin): it returns &plugin when latch_host_compatible() accepts the
+ * host for `last_service`, the last member of struct latch_host the plugin
+ * calls, and NULL (refusing the host) otherwise. A plugin that calls no
+ * service names `abi_minor`. For example:
+ *
+ *     static const struct latch_plugin allowlist_plugin = { LATCH_PLUGIN_HEADER, ... };
+ *     LATCH_PLUGIN_DEFINE(allowlist_plugin, claim_append_string)
+ */
+#define LATCH_PLUGIN_DEFINE(plugin, last_service)                                               \
+        LATCH_PLUGIN_EXPORT const struct latch_plugin *latch_plugin_entry(const struct latch_host *host) { \
+                return latch_host_compatible(host, LATCH_HOST_SIZE_FOR(last_service)) ? &(plugin) : NULL; \
+        }
 
 #ifdef __cplusplus
 }

@@ -135,8 +135,5 @@ static const struct latch_plugin debug_plugin = {
         .account = debug_account,
 };
 
-LATCH_PLUGIN_EXPORT const struct latch_plugin *latch_plugin_entry(const struct latch_host *host) {
-        if (!host || host->abi_major != LATCH_PLUGIN_ABI_MAJOR)
-                return NULL;
-        return &debug_plugin;
-}
+/* log is the only host service it calls. */
+LATCH_PLUGIN_DEFINE(debug_plugin, log)

@@ -448,8 +448,6 @@ static const struct latch_plugin faillock_plugin = {
         .outcome = faillock_outcome,
 };
 
-LATCH_PLUGIN_EXPORT const struct latch_plugin *latch_plugin_entry(const struct latch_host *host) {
-        if (!host || host->abi_major != LATCH_PLUGIN_ABI_MAJOR)
-                return NULL;
-        return &faillock_plugin;
-}
+/* kv_update is the last host service it calls (item, log, now, kv_get
+ * come before it in struct latch_host). */
+LATCH_PLUGIN_DEFINE(faillock_plugin, kv_update)

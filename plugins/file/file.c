@@ -337,9 +337,6 @@ static const struct latch_plugin file_plugin = {
         .account = file_account,
 };
 
-const struct latch_plugin *latch_plugin_entry(const struct latch_host *host) {
-        if (!host || host->abi_major != LATCH_PLUGIN_ABI_MAJOR ||
-            host->size < offsetof(struct latch_host, kv_update) + sizeof(host->kv_update))
-                return NULL;
-        return &file_plugin;
-}
+/* claim_append_string is the last host service it calls (log and item
+ * come before it in struct latch_host). */
+LATCH_PLUGIN_DEFINE(file_plugin, claim_append_string)

@@ -233,9 +233,5 @@ static const struct latch_plugin pam_plugin = {
         .account = pam_plugin_account,
 };
 
-const struct latch_plugin *latch_plugin_entry(const struct latch_host *host) {
-        if (!host || host->abi_major != LATCH_PLUGIN_ABI_MAJOR ||
-            host->size < offsetof(struct latch_host, kv_update) + sizeof(host->kv_update))
-                return NULL;
-        return &pam_plugin;
-}
+/* log and item are the host services it calls. */
+LATCH_PLUGIN_DEFINE(pam_plugin, item)

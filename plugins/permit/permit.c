@@ -22,8 +22,5 @@ static const struct latch_plugin permit_plugin = {
         .account = permit_account,
 };
 
-LATCH_PLUGIN_EXPORT const struct latch_plugin *latch_plugin_entry(const struct latch_host *host) {
-        if (!host || host->abi_major != LATCH_PLUGIN_ABI_MAJOR)
-                return NULL;
-        return &permit_plugin;
-}
+/* Calls no host service: any host of this ABI major will do. */
+LATCH_PLUGIN_DEFINE(permit_plugin, abi_minor)

@@ -157,7 +157,7 @@ static const struct latch_plugin plugin = {
 };
 
 LATCH_PLUGIN_EXPORT const struct latch_plugin *latch_plugin_entry(const struct latch_host *h) {
-        if (h->abi_major != LATCH_PLUGIN_ABI_MAJOR)
+        if (!latch_host_compatible(h, LATCH_HOST_SIZE_FOR(claim_append_string)))
                 return NULL;
         host = h;
         return &plugin;

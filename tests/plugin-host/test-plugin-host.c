@@ -165,6 +165,47 @@ static void test_shipped_plugins_load(void **unused) {
         remove_dir(TAKE_PTR(dir));
 }
 
+/* Every shipped plugin checks its host the same way (LATCH_PLUGIN_DEFINE):
+ * another ABI major is refused, and so is a host too small to have the
+ * services the plugin calls; permit and deny call none. */
+static void test_shipped_plugins_check_host(void **unused) {
+        struct latch_host full = {
+                .size = sizeof(struct latch_host),
+                .abi_major = LATCH_PLUGIN_ABI_MAJOR,
+                .abi_minor = LATCH_PLUGIN_ABI_MINOR,
+        };
+        struct latch_host other_major = full, header_only = full;
+
+        other_major.abi_major = LATCH_PLUGIN_ABI_MAJOR + 1;
+        header_only.size = LATCH_HOST_SIZE_FOR(abi_minor);
+
+        assert_true(n_shipped >= 6);
+        for (int i = 0; i < n_shipped; i++) {
+                _cleanup_free_ char *name = strndup(shipped[i], strcspn(shipped[i], "="));
+                const char *path = shipped[i] + strlen(name) + 1;
+                bool calls_services = !streq(name, "permit") && !streq(name, "deny");
+                latch_plugin_entry_fn entry;
+                void *dl, *sym;
+
+                dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+                if (!dl)
+                        fail_msg("shipped plugin %s: %s", name, dlerror());
+                sym = dlsym(dl, LATCH_PLUGIN_ENTRY_SYMBOL);
+                assert_non_null(sym);
+                memcpy(&entry, &sym, sizeof(entry));
+
+                if (!entry(&full))
+                        fail_msg("shipped plugin %s refuses a whole host", name);
+                if (entry(&other_major))
+                        fail_msg("shipped plugin %s takes a host of ABI %d", name, LATCH_PLUGIN_ABI_MAJOR + 1);
+                if (!entry(&header_only) != calls_services)
+                        fail_msg("shipped plugin %s %s a host without services", name,
+                                 calls_services ? "takes" : "refuses");
+                assert_null(entry(NULL));
+                dlclose(dl);
+        }
+}
+
 static void test_bare_name_and_loaded_once(void **unused) {
         struct plugin_host *h = host_new(NULL);
         struct plugin_line *a = NULL, *b = NULL;
@@ -789,6 +830,7 @@ static void test_parallel_open(void **unused) {
 int main(int argc, char *argv[]) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_shipped_plugins_load),
+                cmocka_unit_test(test_shipped_plugins_check_host),
                 cmocka_unit_test(test_bare_name_and_loaded_once),
                 cmocka_unit_test(test_missing_file),
                 cmocka_unit_test(test_bad_names),
