@@ -65,6 +65,7 @@ static void auth_job_free(struct auth_job *j) {
         sodium_memzero(j->key, sizeof j->key);
         free(j);
 }
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct auth_job *, auth_job_free);
 
 /* Pool thread. */
 static void auth_job_run(struct work *w) {
@@ -140,7 +141,7 @@ static const char *result_name(int result) {
 
 /* Loop thread. */
 static void auth_job_done(struct work *w) {
-        struct auth_job *j = (struct auth_job *) w;
+        _cleanup_(auth_job_freep) struct auth_job *j = (struct auth_job *) w;
         struct request *r = j->r;
         struct daemon *d = j->d;
         const char *opname = j->login ? "login" : "authenticate";
@@ -156,7 +157,6 @@ static void auth_job_done(struct work *w) {
                         d->stats.logins_abandoned++;
                 drop_orphan_session(j);
                 request_drop(r);
-                auth_job_free(j);
                 return;
         }
 
@@ -175,7 +175,6 @@ static void auth_job_done(struct work *w) {
                         reply_error(r, "unavailable", "the credential backend is unavailable; try again later");
                 else
                         reply_error(r, "denied", DENIED_MESSAGE);
-                auth_job_free(j);
                 return;
         }
 
@@ -187,7 +186,6 @@ static void auth_job_done(struct work *w) {
                                              NULL },
                            "authenticate ok for user '%s' on service '%s'", log_esc(j->user), log_esc(j->service));
                 reply_ok(r, json_pack("{s:s, s:o}", "user", j->user, "claims", claims ? claims : json_object()));
-                auth_job_free(j);
                 return;
         }
 
@@ -196,7 +194,6 @@ static void auth_job_done(struct work *w) {
                         log_esc(j->service),
                         strerror(-j->store_result));
                 reply_error(r, "unavailable", "cannot store the session; try again later");
-                auth_job_free(j);
                 return;
         }
 
@@ -213,7 +210,7 @@ static void auth_job_done(struct work *w) {
                               j->user, "service", j->service, "expires_at", (json_int_t) j->info.expires_at,
                               "idle_expires_at", (json_int_t) session_idle_expires_at(&j->info));
         if (o && j->want_token) {
-                char *token = NULL;
+                _cleanup_secret_ char *token = NULL;
                 int64_t exp = 0;
                 int k = token_issue(d, &j->info, j->audience, &token, &exp);
                 if (k < 0) {
@@ -223,19 +220,16 @@ static void auth_job_done(struct work *w) {
                         json_decref(o);
                         drop_orphan_session(j);
                         reply_error(r, "internal", "cannot sign a token");
-                        auth_job_free(j);
                         return;
                 }
                 json_object_set_new(o, "token", json_string(token));
                 json_object_set_new(o, "token_expires_at", json_integer(exp));
-                secret_free(token);
         }
         if (!o) {
                 drop_orphan_session(j);
                 reply_error(r, "internal", "out of memory");
         } else
                 reply_ok(r, o);
-        auth_job_free(j);
 }
 
 static void start_auth(struct request *r, bool login) {
@@ -283,7 +277,7 @@ static void start_auth(struct request *r, bool login) {
                 return;
         }
 
-        struct auth_job *j = calloc(1, sizeof(*j));
+        _cleanup_(auth_job_freep) struct auth_job *j = calloc(1, sizeof(*j));
         if (!j) {
                 reply_error(r, "internal", "out of memory");
                 return;
@@ -305,7 +299,6 @@ static void start_auth(struct request *r, bool login) {
         j->audience = audience ? strdup(audience) : NULL;
         if (!j->user || !j->service || (remote && !j->remote) || (audience && !j->audience) ||
             latch_req_new(login ? "login" : "authenticate", service, user, password, remote, &j->lreq) < 0) {
-                auth_job_free(j);
                 reply_error(r, "internal", "out of memory");
                 return;
         }
@@ -314,7 +307,8 @@ static void start_auth(struct request *r, bool login) {
 
         j->r = request_ref(r);
         j->set = stackset_ref(d->stacks);
-        ops_begin_throttled(r, &j->work, &j->ticket, user, remote);
+        struct auth_job *job = TAKE_PTR(j);
+        ops_begin_throttled(r, &job->work, &job->ticket, user, remote);
 }
 
 void op_authenticate(struct request *r) { start_auth(r, false); }

@@ -23,6 +23,8 @@
 /* ------------------------------------------------------------------------ */
 /* Handle */
 
+DEFINE_TRIVIAL_CLEANUP_FUNC(latch_client *, latch_client_free);
+
 _public_ int latch_client_new(const char *socket_path, latch_client **ret) {
         assert_return(ret, LATCH_ERR_INVALID_ARGUMENT);
 
@@ -33,20 +35,18 @@ _public_ int latch_client_new(const char *socket_path, latch_client **ret) {
         assert_return(*socket_path, LATCH_ERR_INVALID_ARGUMENT);
         assert_return(strlen(socket_path) < sizeof(((struct sockaddr_un *) NULL)->sun_path), LATCH_ERR_INVALID_ARGUMENT);
 
-        latch_client *c = calloc(1, sizeof(*c));
+        _cleanup_(latch_client_freep) latch_client *c = calloc(1, sizeof(*c));
         if (!c)
                 return LATCH_ERR_NO_MEMORY;
-        c->socket_path = strdup(socket_path);
-        if (!c->socket_path) {
-                free(c);
-                return LATCH_ERR_NO_MEMORY;
-        }
         c->fd = -1;
+        c->socket_path = strdup(socket_path);
+        if (!c->socket_path)
+                return LATCH_ERR_NO_MEMORY;
         c->timeout_ms = LATCH_DEFAULT_TIMEOUT_MS;
         c->max_response = LATCH_DEFAULT_MAX_RESPONSE;
         client_succeed(c);
 
-        *ret = c;
+        *ret = TAKE_PTR(c);
         return LATCH_OK;
 }
 
@@ -278,9 +278,45 @@ static void client_fail_server(latch_client *c, const char *code, const char *me
         c->last_code = strdup(code); /* NULL on ENOMEM: only a convenience is lost */
 }
 
+/* A received frame's payload, wiped when it goes out of scope (replies may
+ * hold session ids and tokens). */
+struct frame_buf {
+        char *data; /* len bytes and a NUL */
+        size_t len;
+};
+
+static void frame_buf_wipe(struct frame_buf *b) {
+        if (b->data) {
+                sodium_memzero(b->data, b->len);
+                free(b->data);
+        }
+}
+
+static void json_wipe_decref(json_t *v) {
+        json_wipe_strings(v);
+        json_decref(v);
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_t *, json_wipe_decref);
+
+/* An I/O failure of an attempt: the connection goes; a dropped one is
+ * -ECONNRESET (nothing recorded, the caller may retry), anything else is
+ * recorded on the handle. */
+static int client_fail_io(latch_client *c, int r, bool sending) {
+        client_disconnect(c);
+        if (r == -ETIMEDOUT)
+                return client_fail(c, LATCH_ERR_TIMEOUT, "timed out %s %s", sending ? "sending to" : "waiting for",
+                                   c->socket_path);
+        if (errno_is_disconnect(r))
+                return -ECONNRESET;
+        return client_fail(c, LATCH_ERR_DISCONNECTED, "cannot %s %s: %s", sending ? "send to" : "read from",
+                           c->socket_path, strerror(-r));
+}
+
 /* Outcome of one attempt: LATCH_OK, an error recorded on the handle, or
  * -ECONNRESET (dropped before a complete answer; nothing recorded). */
 static int client_attempt(latch_client *c, const struct client_request *req, int64_t deadline, latch_reply **ret) {
+        _cleanup_(frame_buf_wipe) struct frame_buf raw = {};
+        _cleanup_(json_wipe_decrefp) json_t *resp = NULL;
         int r;
 
         r = client_ensure_connected(c, deadline);
@@ -288,25 +324,13 @@ static int client_attempt(latch_client *c, const struct client_request *req, int
                 return r;
 
         r = send_all(c->fd, req->buf, req->len, deadline);
-        if (r < 0) {
-                client_disconnect(c);
-                if (r == -ETIMEDOUT)
-                        return client_fail(c, LATCH_ERR_TIMEOUT, "timed out sending to %s", c->socket_path);
-                if (errno_is_disconnect(r))
-                        return -ECONNRESET;
-                return client_fail(c, LATCH_ERR_DISCONNECTED, "cannot send to %s: %s", c->socket_path, strerror(-r));
-        }
+        if (r < 0)
+                return client_fail_io(c, r, true);
 
         uint8_t hdr[4];
         r = recv_all(c->fd, hdr, sizeof(hdr), deadline);
-        if (r < 0) {
-                client_disconnect(c);
-                if (r == -ETIMEDOUT)
-                        return client_fail(c, LATCH_ERR_TIMEOUT, "timed out waiting for %s", c->socket_path);
-                if (errno_is_disconnect(r))
-                        return -ECONNRESET;
-                return client_fail(c, LATCH_ERR_DISCONNECTED, "cannot read from %s: %s", c->socket_path, strerror(-r));
-        }
+        if (r < 0)
+                return client_fail_io(c, r, false);
 
         size_t n = (size_t) hdr[0] << 24 | (size_t) hdr[1] << 16 | (size_t) hdr[2] << 8 | hdr[3];
         if (n == 0) {
@@ -321,32 +345,21 @@ static int client_attempt(latch_client *c, const struct client_request *req, int
                                    n, c->max_response);
         }
 
-        char *raw = malloc(n + 1);
-        if (!raw) {
+        raw.data = malloc(n + 1);
+        if (!raw.data) {
                 client_disconnect(c);
                 return client_fail(c, LATCH_ERR_NO_MEMORY, NULL);
         }
-        r = recv_all(c->fd, raw, n, deadline);
-        if (r < 0) {
-                sodium_memzero(raw, n);
-                free(raw);
-                client_disconnect(c);
-                if (r == -ETIMEDOUT)
-                        return client_fail(c, LATCH_ERR_TIMEOUT, "timed out waiting for %s", c->socket_path);
-                if (errno_is_disconnect(r))
-                        return -ECONNRESET;
-                return client_fail(c, LATCH_ERR_DISCONNECTED, "cannot read from %s: %s", c->socket_path, strerror(-r));
-        }
-        raw[n] = '\0';
+        raw.len = n;
+        r = recv_all(c->fd, raw.data, n, deadline);
+        if (r < 0)
+                return client_fail_io(c, r, false);
+        raw.data[n] = '\0';
 
         json_error_t jerr;
-        json_t *resp = json_loadb(raw, n, JSON_REJECT_DUPLICATES, &jerr);
+        resp = json_loadb(raw.data, n, JSON_REJECT_DUPLICATES, &jerr);
         json_t *ok = json_object_get(resp, "ok");
         if (!json_is_object(resp) || !json_is_boolean(ok)) {
-                json_wipe_strings(resp);
-                json_decref(resp);
-                sodium_memzero(raw, n);
-                free(raw);
                 /* After a frame we cannot read, we cannot trust the next. */
                 client_disconnect(c);
                 return client_fail(c, LATCH_ERR_PROTOCOL, "malformed response (not a JSON object with \"ok\")");
@@ -360,35 +373,18 @@ static int client_attempt(latch_client *c, const struct client_request *req, int
                         client_fail_server(c, code, message);
                 else
                         client_fail(c, LATCH_ERR_PROTOCOL, "malformed error response (no \"error\" code)");
-                json_wipe_strings(resp);
-                json_decref(resp);
-                sodium_memzero(raw, n);
-                free(raw);
                 return c->last_error;
         }
 
-        latch_reply *reply = NULL;
         if (ret) {
-                reply = calloc(1, sizeof(*reply));
-                if (!reply) {
-                        json_wipe_strings(resp);
-                        json_decref(resp);
-                        sodium_memzero(raw, n);
-                        free(raw);
+                latch_reply *reply = calloc(1, sizeof(*reply));
+                if (!reply)
                         return client_fail(c, LATCH_ERR_NO_MEMORY, NULL);
-                }
-                reply->response = resp;
-                reply->raw = raw;
-        } else {
-                json_wipe_strings(resp);
-                json_decref(resp);
-                sodium_memzero(raw, n);
-                free(raw);
-        }
-
-        client_succeed(c);
-        if (ret)
+                reply->response = TAKE_PTR(resp);
+                reply->raw = TAKE_PTR(raw.data);
                 *ret = reply;
+        }
+        client_succeed(c);
         return LATCH_OK;
 }
 
