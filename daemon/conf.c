@@ -544,7 +544,17 @@ static int dropin_filter(const struct dirent *d) {
         return d->d_name[0] != '.' && n > 5 && streq(d->d_name + n - 5, ".conf");
 }
 
+static int load(const char *file, config_diag_fn diagfn, void *userdata, bool partial, struct config **ret);
+
 int config_load(const char *file, config_diag_fn diagfn, void *userdata, struct config **ret) {
+        return load(file, diagfn, userdata, false, ret);
+}
+
+int config_load_partial(const char *file, config_diag_fn diagfn, void *userdata, struct config **ret) {
+        return load(file, diagfn, userdata, true, ret);
+}
+
+static int load(const char *file, config_diag_fn diagfn, void *userdata, bool partial, struct config **ret) {
         struct config *c = NULL;
         struct parse p = { .diag = diagfn, .userdata = userdata };
         int r;
@@ -605,7 +615,10 @@ int config_load(const char *file, config_diag_fn diagfn, void *userdata, struct 
                 c->workers = ncpu > 0 ? (unsigned) ncpu : 1;
         }
         if (p.errors > 0) {
-                config_free(c);
+                if (partial)
+                        *ret = c;
+                else
+                        config_free(c);
                 return -EINVAL;
         }
         *ret = c;

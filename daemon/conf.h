@@ -82,6 +82,12 @@ struct config {
  * file cannot be read (also reported), -ENOMEM. */
 int config_load(const char *file, config_diag_fn diag, void *userdata, struct config **ret);
 
+/* As config_load(), but when problems were reported (-EINVAL) *ret still
+ * gets the config as far as it loaded, each bad value left at its default:
+ * --check-config goes on with it to check the stacks and plugins too, so
+ * that one run shows every problem. Never run a daemon on it. */
+int config_load_partial(const char *file, config_diag_fn diag, void *userdata, struct config **ret);
+
 /* Only the built-in defaults (for running without a config file). */
 int config_default(struct config **ret);
 

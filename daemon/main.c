@@ -59,6 +59,67 @@ static void print_diag(void *userdata, const char *file, unsigned line, const ch
                 fprintf(stderr, "%s: %s\n", file, message);
 }
 
+/* The stack loader reports a file's syntax first and its plugins after, one
+ * type at a time: --check-config gathers the reports and prints them in
+ * file and line order. */
+struct diag_entry {
+        char *file, *message;
+        unsigned line;
+        size_t seq;
+};
+
+struct diag_list {
+        struct diag_entry *v;
+        size_t n;
+        unsigned problems;
+};
+
+static void collect_diag(void *userdata, const char *file, unsigned line, const char *message) {
+        struct diag_list *l = userdata;
+        struct diag_entry *v;
+
+        l->problems++;
+        v = realloc(l->v, (l->n + 1) * sizeof(*v));
+        if (v) {
+                l->v = v;
+                v[l->n] = (struct diag_entry){ .file = strdup(file), .message = strdup(message), .line = line,
+                                               .seq = l->n };
+                if (v[l->n].file && v[l->n].message) {
+                        l->n++;
+                        return;
+                }
+                free(v[l->n].file);
+                free(v[l->n].message);
+        }
+        /* No memory to sort: say it now rather than lose it. */
+        unsigned ignored = 0;
+        print_diag(&ignored, file, line, message);
+}
+
+static int diag_cmp(const void *a, const void *b) {
+        const struct diag_entry *x = a, *y = b;
+        int c = strcmp(x->file, y->file);
+        if (c != 0)
+                return c;
+        if (x->line != y->line)
+                return x->line < y->line ? -1 : 1;
+        return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void diag_list_flush(struct diag_list *l) {
+        unsigned ignored = 0;
+
+        qsort(l->v, l->n, sizeof(*l->v), diag_cmp);
+        for (size_t i = 0; i < l->n; i++) {
+                print_diag(&ignored, l->v[i].file, l->v[i].line, l->v[i].message);
+                free(l->v[i].file);
+                free(l->v[i].message);
+        }
+        free(l->v);
+        l->v = NULL;
+        l->n = 0;
+}
+
 extern const struct stack_module_ops daemon_stack_ops;
 
 /* Removes the scratch store folder of --check-config (flat: files only). */
@@ -80,14 +141,20 @@ static int check_config(const char *file) {
         struct config *c = NULL;
         struct plugin_host *h = NULL;
         struct services *s = NULL;
+        struct diag_list stack_diags = {};
         unsigned problems = 0;
+        bool config_bad = false;
         int r;
 
+        /* A config with problems still names the stacks and plugins to
+         * check: every problem of every file shows in one run. */
         if (file)
-                r = config_load(file, print_diag, &problems, &c);
+                r = config_load_partial(file, print_diag, &problems, &c);
         else
                 r = config_default(&c);
-        if (r < 0) {
+        if (r == -EINVAL && c)
+                config_bad = true;
+        else if (r < 0) {
                 if (problems == 0)
                         fprintf(stderr, "%s: %s\n", file ? file : "defaults", strerror(-r));
                 return 1;
@@ -102,6 +169,7 @@ static int check_config(const char *file) {
         if (r < 0) {
                 fprintf(stderr, "%s: cannot set up the plugin host: %s\n", c->plugin_dir, strerror(-r));
                 store_close(st);
+                remove_tree(scratch);
                 config_free(c);
                 return 1;
         }
@@ -114,24 +182,26 @@ static int check_config(const char *file) {
                 config_free(c);
                 return 1;
         }
-        r = services_load(c->services_dir, &daemon_stack_ops, h, print_diag, &problems, &s);
+        r = services_load(c->services_dir, &daemon_stack_ops, h, collect_diag, &stack_diags, &s);
+        diag_list_flush(&stack_diags);
+        problems += stack_diags.problems;
         if (r == -ENOENT)
                 fprintf(stderr, "%s: no such folder (every service would be unknown)\n", c->services_dir);
-        else if (r < 0 && problems == 0)
+        else if (r < 0 && stack_diags.problems == 0)
                 fprintf(stderr, "%s: %s\n", c->services_dir, strerror(-r));
         /* A [service.X] section without a stack file is likely a typo. */
         for (size_t i = 0; i < c->n_services; i++)
                 if (s && !services_find(s, c->services[i].name))
                         fprintf(stderr, "%s:%u: [service.%s] has no stack file in %s (warning)\n",
                                 c->services[i].file, c->services[i].line, c->services[i].name, c->services_dir);
-        if (r == 0)
+        if (r == 0 && !config_bad)
                 printf("configuration OK: %zu service(s)\n", services_count(s));
         services_free(s);
         plugin_host_free(h);
         store_close(st);
         remove_tree(scratch);
         config_free(c);
-        return r == 0 || r == -ENOENT ? 0 : 1;
+        return !config_bad && (r == 0 || r == -ENOENT) ? 0 : 1;
 }
 
 static int ensure_state_dir(const char *dir) {

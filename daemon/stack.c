@@ -560,7 +560,7 @@ static int parse_file_text(struct loader *l, struct pfile *f, const char *text, 
         _cleanup_free_ char *logical = NULL;
         size_t len = 0, pos = 0;
         unsigned lineno = 0, start = 0;
-        bool ok = true;
+        bool ok = true, skip = false;
 
         logical = malloc(LINE_SIZE_MAX + 1);
         if (!logical)
@@ -604,11 +604,20 @@ static int parse_file_text(struct loader *l, struct pfile *f, const char *text, 
                         }
                 }
 
+                /* The rest of a logical line already reported too long. */
+                if (skip) {
+                        skip = cont;
+                        continue;
+                }
                 if (len == 0)
                         start = lineno;
                 if (len + (size_t) (e - s) + 1 > LINE_SIZE_MAX) {
+                        /* Reported, and the lines after it still checked. */
                         loader_report(l, f->path, start, "line too long");
-                        return -EINVAL;
+                        ok = false;
+                        len = 0;
+                        skip = cont;
+                        continue;
                 }
                 memcpy(logical + len, s, (size_t) (e - s));
                 len += (size_t) (e - s);
@@ -824,11 +833,11 @@ static void flatten(struct loader *l, struct stack *st, enum stack_type type, co
                                               kw, p->word);
                                 continue;
                         }
-                        if (t->state == -EINVAL) {
-                                l->failed = true; /* its own problems are reported */
-                                continue;
-                        }
-                        if (t->state < 0) {
+                        /* Its own problems are reported; its good lines are
+                         * still expanded, so that every problem shows at once. */
+                        if (t->state == -EINVAL)
+                                l->failed = true;
+                        else if (t->state < 0) {
                                 loader_report(l, f->path, p->lineno, "cannot %s '%s': %s", kw,
                                               p->word, strerror(-t->state));
                                 continue;
@@ -915,11 +924,11 @@ static int build_stack(struct loader *l, const char *name) {
                 return l->error;
         if (f->state == -ENOENT)
                 return -ENOENT;
-        if (f->state == -EINVAL) {
+        /* Its problems are reported; its good lines are still expanded (and
+         * their plugins opened), so that every problem shows at once. */
+        if (f->state == -EINVAL)
                 l->failed = true;
-                return 0;
-        }
-        if (f->state < 0) {
+        else if (f->state < 0) {
                 loader_report(l, f->path, 0, "cannot read: %s", strerror(-f->state));
                 return 0;
         }

@@ -40,9 +40,10 @@
  * Unlike libpam, which turns a malformed line into one that always fails at
  * run time, every problem is a load error: the whole load fails and each
  * problem is reported through the diag callback as (PATH, LINE, MESSAGE),
- * PATH being "DIR/NAME". A file with syntax errors is not expanded further,
- * so the plugins of its lines are not opened (nor their failures reported)
- * until the syntax is fixed. Like libpam, a control keyword may be bracketed
+ * PATH being "DIR/NAME". Every problem of every file shows in one load: a
+ * bad line is reported and skipped, and the good lines of a file with bad
+ * ones are still expanded and their plugins opened (then closed again), so
+ * that their problems are reported too. Like libpam, a control keyword may be bracketed
  * ("[required]") and a value=action list may be written without brackets
  * when it holds no space; unlike libpam, an unterminated '[' is an error.
  */

@@ -160,6 +160,49 @@ class TestCheckConfig(DaemonTest):
         self.assertIn("services/b:1:", r.stderr)
         self.assertIn("services/c:1:", r.stderr)
 
+    def test_every_problem_of_every_file(self):
+        # Bad keys in latchd.conf and a drop-in, and stacks with several bad
+        # lines each (syntax, plugins, an included file): one run names them
+        # all, each as FILE:LINE, in file and line order, and exits 1.
+        d = self.daemon(start=False, services={
+            "web": "auth required nosuchplugin\n"
+                   "auth bogus permit\n"
+                   "account required faillock deny=lots\n"
+                   "authx required permit\n"
+                   "auth include common\n"
+                   "account [success=ok wrong=die] permit\n",
+            "common": "auth required permit\nauth requird permit\nauth required alsomissing\n",
+            "api": "auth required permit\naccount required permit\n",
+        })
+        d.write_config("workers = many\nbogus = 1\n[nowhere]\nx = 1\n[session]\nidle_timeout = 5 parsecs\n")
+        os.makedirs(d.conf + ".d")
+        with open(os.path.join(d.conf + ".d", "10-x.conf"), "w") as f:
+            f.write("[token]\nlifetime = never\nnot ini\n")
+        r = self.check(d)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertNotIn("configuration OK", r.stdout)
+        svc = os.path.join(self.tmp, "services")
+        want = [
+            f"{d.conf}:8: workers",
+            f"{d.conf}:9: unknown key 'bogus'",
+            f"{d.conf}:11: unknown section [nowhere]",
+            f"{d.conf}:13: idle_timeout",
+            f"{d.conf}.d/10-x.conf:2: lifetime",
+            f"{d.conf}.d/10-x.conf:3: syntax error",
+            f"{svc}/common:2: unknown control 'requird'",
+            f"{svc}/common:3: cannot load plugin 'alsomissing'",
+            f"{svc}/web:1: cannot load plugin 'nosuchplugin'",
+            f"{svc}/web:2: unknown control 'bogus'",
+            f"{svc}/web:3: plugin 'faillock': invalid 'deny=lots'",
+            f"{svc}/web:4: unknown type 'authx'",
+            f"{svc}/web:6: unknown return value 'wrong'",
+        ]
+        lines = r.stderr.splitlines()
+        got = [next((i for i, line in enumerate(lines) if line.startswith(w)), None) for w in want]
+        self.assertNotIn(None, got, "\n".join(w for w, g in zip(want, got) if g is None) + "\n---\n" + r.stderr)
+        self.assertEqual(got, sorted(got), r.stderr)
+        self.assertEqual(len(lines), len(want), r.stderr)
+
 
 class TestReload(DaemonTest):
     def test_reload_good_then_bad(self):

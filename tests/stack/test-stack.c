@@ -422,7 +422,23 @@ static void test_errors(void **state) {
                       "auth required \\\n  debug\n# x\nauth bogus debug\n"
                       "account [default=bad x=ok] debug\naccount required broken\n",
                       "svc:4: unknown control 'bogus'",
-                      "svc:5: unknown return value 'x' in control", NULL);
+                      "svc:5: unknown return value 'x' in control",
+                      /* The good lines of a file with bad ones still open
+                       * their plugins: their problems show in the same run. */
+                      "svc:6: plugin 'broken': bad argument", NULL);
+        /* A line too long is reported, and the lines after it checked. */
+        {
+                size_t n = 70 * 1024;
+                char *text = malloc(n + 200);
+                assert_non_null(text);
+                strcpy(text, "auth required broken\nauth required debug ");
+                size_t len = strlen(text);
+                memset(text + len, 'x', n);
+                strcpy(text + len + n, " \\\n  still the long line\nauht required debug\naccount required missing\n");
+                expect_errors(f, text, "svc:2: line too long", "svc:4: unknown type 'auht'",
+                              "svc:1: plugin 'broken': bad argument", "svc:5: plugin 'missing' not found", NULL);
+                free(text);
+        }
 }
 
 static void test_include_errors(void **state) {
@@ -438,6 +454,10 @@ static void test_include_errors(void **state) {
         /* Problems in an included file name that file. */
         write_service(f, "c", "auth required debug\nauth requisite broken\n");
         expect_errors(f, "auth include c\n", "c:2: plugin 'broken': bad argument", NULL);
+        /* An included file with a bad line: its good lines still checked. */
+        write_service(f, "e", "auth requird debug\nauth required missing\n");
+        expect_errors(f, "auth include e\naccount required broken\n", "e:1: unknown control 'requird'",
+                      "e:2: plugin 'missing' not found", "svc:2: plugin 'broken': bad argument", NULL);
         write_service(f, "d", "auth [done] debug\n");
         expect_errors(f, "auth include d\n", "d:1: unknown return value 'done' in control", NULL);
 
