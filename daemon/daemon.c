@@ -54,7 +54,7 @@ static int glue_open(void *userdata, const char *plugin, int argc, const char *c
 static void glue_close(void *userdata, void *module) { plugin_line_close(module); }
 
 static int glue_call(void *userdata, void *module, enum stack_type type, struct latch_req *req) {
-        return plugin_line_call(module, type == STACK_AUTH ? 0 : 1, req);
+        return plugin_line_call(module, type, req);
 }
 
 static void glue_outcome(void *userdata, void *module, struct latch_req *req, int result) {

@@ -578,35 +578,26 @@ bool plugin_line_has_outcome(const struct plugin_line *l) {
         return l->has_outcome;
 }
 
-int plugin_line_call(struct plugin_line *l, int type, struct latch_req *req) {
+int plugin_line_call(struct plugin_line *l, enum stack_type type, struct latch_req *req) {
         int (*fn)(void *state, struct latch_req *req);
-        const char *what;
         int r;
 
         assert_return(l, LATCH_SYSTEM_ERR);
         assert_return(req, LATCH_SYSTEM_ERR);
+        assert_return((unsigned) type < _STACK_TYPE_MAX, LATCH_SYSTEM_ERR);
 
-        switch (type) {
-        case PLUGIN_CALL_AUTH:
-                what = "auth";
-                break;
-        case PLUGIN_CALL_ACCOUNT:
-                what = "account";
-                break;
-        default:
-                return LATCH_SYSTEM_ERR;
-        }
         if (l->iso)
-                return l->ctx.host->isolation_ops->call(l, what, req, 0);
+                return l->ctx.host->isolation_ops->call(l, type, req);
 
-        fn = type == PLUGIN_CALL_AUTH ? l->ctx.module->plugin->auth : l->ctx.module->plugin->account;
+        fn = type == STACK_AUTH ? l->ctx.module->plugin->auth : l->ctx.module->plugin->account;
         if (!fn)
                 return LATCH_MODULE_UNKNOWN;
 
         r = fn(l->state, req);
         if (r < 0 || r >= _LATCH_RESULT_MAX) {
                 plugin_host_emitf(l->ctx.host, LOG_ERR, l->name, NULL, false,
-                           "%s() returned %d, which is no result; taking it as system_err", what, r);
+                                  "%s() returned %d, which is no result; taking it as system_err",
+                                  stack_type_to_string(type), r);
                 return LATCH_SYSTEM_ERR;
         }
         return r;
@@ -617,7 +608,7 @@ void plugin_line_outcome(struct plugin_line *l, struct latch_req *req, int resul
                 return;
         if (l->iso) {
                 if (l->has_outcome)
-                        (void) l->ctx.host->isolation_ops->call(l, "outcome", req, result);
+                        l->ctx.host->isolation_ops->outcome(l, req, result);
                 return;
         }
         if (l->ctx.module->plugin->outcome)

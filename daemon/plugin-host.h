@@ -41,6 +41,7 @@
 
 #include <latch/plugin.h>
 
+#include "stack-type.h"
 #include "store.h"
 
 struct plugin_config;
@@ -49,11 +50,6 @@ struct plugin_config;
 struct plugin_host;
 /* One opened stack line: a plugin and the state its open() returned. */
 struct plugin_line;
-
-enum plugin_call_type {
-        PLUGIN_CALL_AUTH = 0,
-        PLUGIN_CALL_ACCOUNT = 1,
-};
 
 /* Where the host services kv_get and kv_update keep a plugin's entries:
  * `ns` is the plugin's short name, the other arguments are the plugin's,
@@ -162,7 +158,7 @@ bool plugin_line_is_isolated(const struct plugin_line *l);
  * so that lines without one cost no round trip). */
 bool plugin_line_has_outcome(const struct plugin_line *l);
 
-/* Calls auth (type PLUGIN_CALL_AUTH, 0) or account (PLUGIN_CALL_ACCOUNT, 1).
+/* Calls the plugin's auth (STACK_AUTH) or account (STACK_ACCOUNT).
  * Returns an enum latch_result: LATCH_MODULE_UNKNOWN when the plugin lacks
  * that entry point, LATCH_SYSTEM_ERR (logged) when it returns a value outside
  * 0.._LATCH_RESULT_MAX-1, or a bad type or NULL argument is given.
@@ -175,7 +171,7 @@ bool plugin_line_has_outcome(const struct plugin_line *l);
  * replaced). Log lines and claims the plugin made in the worker come back to
  * this request. A worker that has served max_requests calls is retired
  * after its answer. */
-int plugin_line_call(struct plugin_line *l, int type, struct latch_req *req);
+int plugin_line_call(struct plugin_line *l, enum stack_type type, struct latch_req *req);
 
 /* Tells the plugin the stack's final result for a request this line took
  * part in (a no-op when it has no outcome()). On an isolated line, a worker

@@ -1012,9 +1012,18 @@ static void isolation_line_close(struct plugin_line *l) {
         l->iso = NULL;
 }
 
+static int isolation_call(struct plugin_line *l, enum stack_type type, struct latch_req *req) {
+        return iso_call(l, stack_type_to_string(type), req, 0);
+}
+
+static void isolation_outcome(struct plugin_line *l, struct latch_req *req, int result) {
+        (void) iso_call(l, "outcome", req, result);
+}
+
 static const struct plugin_isolation_ops isolation_ops = {
         .line_open = isolation_line_open,
         .line_close = isolation_line_close,
-        .call = iso_call,
+        .call = isolation_call,
+        .outcome = isolation_outcome,
         .host_free = isolation_host_free,
 };

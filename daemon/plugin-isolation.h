@@ -99,10 +99,10 @@ struct plugin_isolation_ops {
                          struct plugin_line **ret, char **ret_error);
         /* Lets the line's workers go and frees l->iso (not the line). */
         void (*line_close)(struct plugin_line *l);
-        /* One call on an isolated line ("auth", "account" or "outcome"),
-         * answering as plugin_line_call() does. `result` is the stack's
-         * result for "outcome", otherwise 0. */
-        int (*call)(struct plugin_line *l, const char *call, struct latch_req *req, int result);
+        /* plugin_line_call() and plugin_line_outcome() on an isolated
+         * line (the latter only when the plugin has an outcome()). */
+        int (*call)(struct plugin_line *l, enum stack_type type, struct latch_req *req);
+        void (*outcome)(struct plugin_line *l, struct latch_req *req, int result);
         /* Reaps (or, after a grace, kills) the workers let go, and frees
          * h->isolation. */
         void (*host_free)(struct plugin_host *h);

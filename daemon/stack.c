@@ -68,13 +68,14 @@ static const struct {
         { "bad", ACTION_BAD },       { "die", ACTION_DIE }, { "reset", ACTION_RESET },
 };
 
-enum line_type { LINE_AUTH = STACK_AUTH, LINE_ACCOUNT = STACK_ACCOUNT, LINE_IGNORED };
+/* A line's type: an enum stack_type, or this for "password" and "session". */
+#define LINE_IGNORED _STACK_TYPE_MAX
 enum line_kind { KIND_MODULE, KIND_INCLUDE, KIND_SUBSTACK };
 
 /* One parsed line of a file, before includes are expanded. */
 struct pline {
         unsigned lineno;
-        uint8_t type; /* enum line_type */
+        uint8_t type; /* enum stack_type, or LINE_IGNORED */
         uint8_t kind; /* enum line_kind */
         bool silent;  /* "-TYPE" */
         int16_t actions[N_RESULTS];
@@ -105,8 +106,8 @@ struct stack_entry {
 struct stack {
         const struct services *owner;
         char *name;
-        struct stack_entry *entries[2];
-        size_t n_entries[2];
+        struct stack_entry *entries[_STACK_TYPE_MAX];
+        size_t n_entries[_STACK_TYPE_MAX];
 };
 
 struct services {
@@ -443,10 +444,9 @@ static int parse_line(struct loader *l, struct pfile *f, unsigned lineno, char *
                 p->silent = true;
                 type++;
         }
-        if (strcasecmp(type, "auth") == 0)
-                p->type = LINE_AUTH;
-        else if (strcasecmp(type, "account") == 0)
-                p->type = LINE_ACCOUNT;
+        r = stack_type_from_string(type, true);
+        if (r >= 0)
+                p->type = (uint8_t) r;
         else if (strcasecmp(type, "password") == 0 || strcasecmp(type, "session") == 0)
                 p->type = LINE_IGNORED;
         else {
@@ -768,7 +768,7 @@ static struct stack_entry *stack_add_entry(struct loader *l, struct stack *st, e
 
         if (st->n_entries[type] >= STACK_ENTRIES_MAX) {
                 loader_report(l, service_path, 0, "more than %d %s entries", STACK_ENTRIES_MAX,
-                              type == STACK_AUTH ? "auth" : "account");
+                              stack_type_to_string(type));
                 return NULL;
         }
         e = realloc(st->entries[type], (st->n_entries[type] + 1) * sizeof(struct stack_entry));
@@ -891,7 +891,7 @@ static void flatten(struct loader *l, struct stack *st, enum stack_type type, co
 }
 
 static void stack_done(const struct services *s, struct stack *st) {
-        for (int t = 0; t < 2; t++) {
+        for (int t = 0; t < _STACK_TYPE_MAX; t++) {
                 for (size_t i = 0; i < st->n_entries[t]; i++)
                         if (st->entries[t][i].kind == ENTRY_MODULE && s->ops->close)
                                 s->ops->close(s->ops_userdata, st->entries[t][i].module);
@@ -945,7 +945,7 @@ static int build_stack(struct loader *l, const char *name) {
         s->n_stacks++;
 
         chain[0] = f->name;
-        for (int t = 0; t < 2 && l->error >= 0; t++)
+        for (int t = 0; t < _STACK_TYPE_MAX && l->error >= 0; t++)
                 flatten(l, st, (enum stack_type) t, f, 0, 0, chain, f->path);
         return l->error;
 }
@@ -1112,7 +1112,7 @@ size_t services_count(const struct services *s) {
 }
 
 size_t stack_size(const struct stack *st, enum stack_type type) {
-        if (!st || (type != STACK_AUTH && type != STACK_ACCOUNT))
+        if (!st || (unsigned) type >= _STACK_TYPE_MAX)
                 return 0;
         return st->n_entries[type];
 }
@@ -1239,13 +1239,13 @@ static int run(const struct stack *st, enum stack_type type, struct latch_req *r
 
 int stack_run(const struct stack *st, enum stack_type type, struct latch_req *req) {
         assert_return(st, LATCH_SYSTEM_ERR);
-        assert_return(type == STACK_AUTH || type == STACK_ACCOUNT, LATCH_SYSTEM_ERR);
+        assert_return((unsigned) type < _STACK_TYPE_MAX, LATCH_SYSTEM_ERR);
 
         return run(st, type, req, NULL);
 }
 
 int stack_authenticate(const struct stack *st, struct latch_req *req) {
-        uint64_t called[2][CALLED_WORDS] = {};
+        uint64_t called[_STACK_TYPE_MAX][CALLED_WORDS] = {};
         const struct services *s;
         int r;
 
@@ -1259,7 +1259,7 @@ int stack_authenticate(const struct stack *st, struct latch_req *req) {
         if (!s->ops->outcome)
                 return r;
 
-        for (int t = 0; t < 2; t++)
+        for (int t = 0; t < _STACK_TYPE_MAX; t++)
                 for (size_t i = 0; i < st->n_entries[t]; i++) {
                         void *module = st->entries[t][i].module;
                         bool seen = false;

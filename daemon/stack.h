@@ -52,7 +52,7 @@
 
 #include <latch/plugin.h>
 
-enum stack_type { STACK_AUTH = 0, STACK_ACCOUNT = 1 };
+#include "stack-type.h"
 
 /* Longest chain of include/substack (a service including a file is depth 1). */
 #define STACK_DEPTH_MAX 8

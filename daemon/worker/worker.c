@@ -298,7 +298,7 @@ static bool serve(struct plugin_line *l, json_t *o) {
         const char *call, *op, *service, *user, *password, *remote;
         struct latch_req *req = NULL;
         json_t *now, *result;
-        int r;
+        int type, r;
 
         call = json_string_value(json_object_get(o, "call"));
         op = json_string_value(json_object_get(o, "op"));
@@ -314,8 +314,9 @@ static bool serve(struct plugin_line *l, json_t *o) {
                 return false;
         request_now = (int64_t) json_integer_value(now);
 
-        if (streq(call, "auth") || streq(call, "account")) {
-                r = plugin_line_call(l, streq(call, "auth") ? PLUGIN_CALL_AUTH : PLUGIN_CALL_ACCOUNT, req);
+        type = stack_type_from_string(call, false);
+        if (type >= 0) {
+                r = plugin_line_call(l, (enum stack_type) type, req);
                 send_or_die(json_pack("{s:i, s:O}", "result", r, "claims", latch_req_claims(req)));
         } else if (streq(call, "outcome") && json_is_integer(result)) {
                 plugin_line_outcome(l, req, (int) json_integer_value(result));

@@ -56,8 +56,8 @@ static void call_both(struct fixture *f, int argc, const char *const *argv, int 
 
         if (plugin_line_open(f->h, plugin_path, argc, argv, &l, &err) < 0)
                 fail_msg("open: %s", err);
-        *ret_auth = plugin_line_call(l, PLUGIN_CALL_AUTH, f->req);
-        *ret_account = plugin_line_call(l, PLUGIN_CALL_ACCOUNT, f->req);
+        *ret_auth = plugin_line_call(l, STACK_AUTH, f->req);
+        *ret_account = plugin_line_call(l, STACK_ACCOUNT, f->req);
         plugin_line_close(l);
 }
 

@@ -112,7 +112,7 @@ static int call_auth(struct plugin_line *l, const char *user, long *ret_pid) {
         int r;
 
         assert_int_equal(latch_req_new("authenticate", "svc", user, "secret", "10.0.0.1", &req), 0);
-        r = plugin_line_call(l, PLUGIN_CALL_AUTH, req);
+        r = plugin_line_call(l, STACK_AUTH, req);
         pid = json_object_get(latch_req_claims(req), "pid");
         if (ret_pid)
                 *ret_pid = pid ? strtol(json_string_value(pid), NULL, 10) : 0;
@@ -147,7 +147,7 @@ static void test_echo_round_trip(void **unused) {
         assert_true(log_has("echo|-|opened with 2 argument(s)"));
 
         assert_int_equal(latch_req_new("authenticate", "svc", "alice", "secret", "10.0.0.1", &req), 0);
-        assert_int_equal(plugin_line_call(l, PLUGIN_CALL_AUTH, req), LATCH_SUCCESS);
+        assert_int_equal(plugin_line_call(l, STACK_AUTH, req), LATCH_SUCCESS);
         claims = latch_req_claims(req);
         assert_true(strtol(json_string_value(json_object_get(claims, "pid")), NULL, 10) != (long) getpid());
         assert_string_equal(json_string_value(json_object_get(claims, "password_ok")), "yes");
@@ -162,14 +162,14 @@ static void test_echo_round_trip(void **unused) {
         assert_string_equal(json_string_value(json_array_get(fds, 2)), "2");
         assert_true(log_has("echo|req|hello from pid"));
 
-        assert_int_equal(plugin_line_call(l, PLUGIN_CALL_ACCOUNT, req), LATCH_SUCCESS);
+        assert_int_equal(plugin_line_call(l, STACK_ACCOUNT, req), LATCH_SUCCESS);
         plugin_line_outcome(l, req, LATCH_PERM_DENIED);
         assert_true(log_has("echo|req|outcome 6"));
         latch_req_free(req);
 
         /* A wrong password travels as such. */
         assert_int_equal(latch_req_new("login", "svc", "bob", "not-it\n\x01", NULL, &req), 0);
-        assert_int_equal(plugin_line_call(l, PLUGIN_CALL_AUTH, req), LATCH_SUCCESS);
+        assert_int_equal(plugin_line_call(l, STACK_AUTH, req), LATCH_SUCCESS);
         assert_string_equal(json_string_value(json_object_get(latch_req_claims(req), "password_ok")), "no");
         latch_req_free(req);
 

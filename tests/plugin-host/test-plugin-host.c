@@ -282,7 +282,7 @@ static void test_newer_minor_accepted(void **unused) {
 
         assert_int_equal(plugin_line_open(h, "tp_minor", 0, NULL, &l, NULL), 0);
         assert_int_equal(latch_req_new("login", "svc", "alice", "pw", NULL, &req), 0);
-        assert_int_equal(plugin_line_call(l, PLUGIN_CALL_AUTH, req), LATCH_SUCCESS);
+        assert_int_equal(plugin_line_call(l, STACK_AUTH, req), LATCH_SUCCESS);
         latch_req_free(req);
         plugin_line_close(l);
         plugin_host_free(h);
@@ -342,11 +342,11 @@ static void test_results(void **unused) {
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 l = NULL;
                 assert_int_equal(plugin_line_open(h, "tp_good", 1, (const char *const[]){cases[i].arg}, &l, NULL), 0);
-                assert_int_equal(plugin_line_call(l, PLUGIN_CALL_AUTH, req), cases[i].expect);
+                assert_int_equal(plugin_line_call(l, STACK_AUTH, req), cases[i].expect);
                 /* No account() → module_unknown, as libpam does for a missing
                  * pam_sm_acct_mgmt. */
-                assert_int_equal(plugin_line_call(l, PLUGIN_CALL_ACCOUNT, req), LATCH_MODULE_UNKNOWN);
-                assert_int_equal(plugin_line_call(l, 7, req), LATCH_SYSTEM_ERR);
+                assert_int_equal(plugin_line_call(l, STACK_ACCOUNT, req), LATCH_MODULE_UNKNOWN);
+                assert_int_equal(plugin_line_call(l, (enum stack_type) 7, req), LATCH_SYSTEM_ERR);
                 plugin_line_close(l);
         }
 
