@@ -98,10 +98,20 @@ void conn_close(struct conn *c) {
         conn_unref(c); /* the reference of d->conns */
 }
 
+/* Whether a whole frame (or a header that is refused on its own: empty,
+ * too large) waits in the input buffer. */
+static bool conn_has_frame(const struct conn *c) {
+        uint32_t n = 0;
+        return frame_peek(c->in, c->in_len, c->d->config->max_frame, &n) != FRAME_NEED_MORE;
+}
+
 static void conn_maybe_finish(struct conn *c) {
         if (c->fd < 0)
                 return;
-        if ((c->closing || c->read_eof) && c->inflight == 0 && c->out_off == c->out_len)
+        /* After end-of-file, every frame that came before it is answered
+         * first: the input buffer must be empty too (conn_process() drops a
+         * partial frame left at end-of-file). */
+        if ((c->closing || (c->read_eof && c->in_len == 0)) && c->inflight == 0 && c->out_off == c->out_len)
                 conn_close(c);
 }
 
@@ -219,7 +229,11 @@ static void conn_update_events(struct conn *c) {
                 (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
                 return;
         }
-        if (!c->read_eof && conn_may_take_more(c))
+        /* Read only when there is room for more work and no whole frame is
+         * already waiting for its turn (conn_yield()): input stays in the
+         * socket, which is what pushes back on a client that sends faster
+         * than it is served. */
+        if (!c->read_eof && conn_may_take_more(c) && !conn_has_frame(c))
                 ev |= EPOLLIN;
         if (c->out_off < c->out_len)
                 ev |= EPOLLOUT;
@@ -265,27 +279,38 @@ static void conn_yield(struct conn *c) {
         (void) sd_event_source_set_enabled(c->resume, SD_EVENT_ONESHOT);
 }
 
+/* Takes the frames buffered in c->in, in order, as far as the limits allow.
+ *
+ * Fairness: a connection takes at most CONN_FRAMES_PER_TURN frames per turn
+ * of the event loop, whoever calls us (a read, a reply that made room, the
+ * deferred resume); the rest waits in the buffer for the next turn. A frame
+ * never waits because of end-of-file: read_eof only means no frame comes
+ * after the buffered ones. */
 static void conn_process(struct conn *c) {
         struct daemon *d = c->d;
-        unsigned taken = 0;
+        uint64_t turn = 0;
 
         /* Ops that answer at once call back into conn_reply_ready(), which
          * calls us: the outer loop carries on instead of recursing. */
         if (c->processing)
                 return;
         c->processing = true;
+        (void) sd_event_get_iteration(d->event, &turn);
+        if (turn != c->turn) {
+                c->turn = turn;
+                c->taken_this_turn = 0;
+        }
         while (c->fd >= 0 && conn_may_take_more(c)) {
-                /* Fairness: a client that pipelines hundreds of requests
-                 * gets CONN_FRAMES_PER_TURN of them per turn, not the loop. */
-                if (taken++ >= CONN_FRAMES_PER_TURN) {
-                        conn_yield(c);
-                        break;
-                }
                 uint32_t n = 0;
                 enum frame_status st = frame_peek(c->in, c->in_len, d->config->max_frame, &n);
 
                 if (st == FRAME_NEED_MORE)
                         break;
+                if (c->taken_this_turn >= CONN_FRAMES_PER_TURN) {
+                        conn_yield(c);
+                        break;
+                }
+                c->taken_this_turn++;
                 if (st == FRAME_EMPTY) {
                         consume_input(c, FRAME_HEADER);
                         log_msg(LOG_INFO, "client %s: empty frame", c->peer_desc);
@@ -298,6 +323,7 @@ static void conn_process(struct conn *c) {
                         log_msg(LOG_INFO, "client %s: frame of %u bytes over max_frame", c->peer_desc,
                                 (unsigned) ((uint32_t) c->in[0] << 24 | (uint32_t) c->in[1] << 16 |
                                             (uint32_t) c->in[2] << 8 | c->in[3]));
+                        sodium_memzero(c->in, c->in_len);
                         c->in_len = 0;
                         char msg[96];
                         snprintf(msg, sizeof msg, "frame exceeds max_frame (%u bytes)", d->config->max_frame);
@@ -334,68 +360,66 @@ static void conn_process(struct conn *c) {
                 dispatch_request(req);
         }
         c->processing = false;
+        /* End-of-file with only part of a frame left: that frame never
+         * comes whole. Every whole frame before it has been taken. */
+        if (c->fd >= 0 && c->read_eof && c->in_len > 0 && !conn_has_frame(c)) {
+                log_msg(LOG_INFO, "client %s: connection closed inside a frame", c->peer_desc);
+                sodium_memzero(c->in, c->in_len);
+                c->in_len = 0;
+        }
         if (c->fd >= 0 && c->out_off < c->out_len)
                 (void) conn_flush(c);
         conn_maybe_finish(c);
         conn_update_events(c);
 }
 
+/* One recv() per call, then the frames it completed. epoll is
+ * level-triggered: input left in the socket brings us back at the next turn,
+ * so no connection reads (or is served) without end in one turn. */
 static int conn_read(struct conn *c) {
         struct daemon *d = c->d;
 
-        for (;;) {
-                if (!conn_may_take_more(c))
-                        break;
-                /* Size the buffer for the frame being read, once its header
-                 * is in; never beyond one whole frame. */
-                size_t want = CONN_INITIAL_BUFFER;
-                uint32_t n = 0;
-                enum frame_status st = frame_peek(c->in, c->in_len, d->config->max_frame, &n);
-                if (st == FRAME_NEED_MORE && n > 0)
-                        want = MAX(want, (size_t) FRAME_HEADER + n);
-                if (c->in_cap < want) {
-                        uint8_t *b = grow_wiped(c->in, c->in_cap, c->in_len, want);
-                        if (!b)
-                                return -ENOMEM;
-                        c->in = b;
-                        c->in_cap = want;
-                }
-                if (c->in_len == c->in_cap) {
-                        /* A whole frame is buffered: process it first. */
-                        conn_process(c);
-                        if (c->fd < 0 || c->in_len == c->in_cap)
-                                break;
-                        continue;
-                }
-                ssize_t k = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno == EAGAIN)
-                                break;
+        if (c->fd < 0 || c->read_eof || !conn_may_take_more(c))
+                return 0;
+        /* Size the buffer for the frame being read, once its header is in;
+         * never beyond one whole frame. */
+        size_t want = CONN_INITIAL_BUFFER;
+        uint32_t n = 0;
+        enum frame_status st = frame_peek(c->in, c->in_len, d->config->max_frame, &n);
+        if (st == FRAME_NEED_MORE && n > 0)
+                want = MAX(want, (size_t) FRAME_HEADER + n);
+        if (c->in_cap < want) {
+                uint8_t *b = grow_wiped(c->in, c->in_cap, c->in_len, want);
+                if (!b)
+                        return -ENOMEM;
+                c->in = b;
+                c->in_cap = want;
+        }
+        if (c->in_len < c->in_cap) {
+                ssize_t k;
+                do
+                        k = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
+                while (k < 0 && errno == EINTR);
+                if (k < 0 && errno != EAGAIN) {
+                        /* Reset by the peer: nothing more comes, nothing
+                         * can be answered. */
                         c->read_eof = true;
                         c->closing = true;
-                        break;
-                }
-                if (k == 0) {
+                } else if (k == 0)
                         c->read_eof = true;
-                        break;
-                }
-                c->in_len += (size_t) k;
-                conn_process(c);
-                if (c->fd < 0)
-                        return 0;
-                /* Shrink a buffer that grew for one large frame (consumed
-                 * input is wiped already). */
-                if (c->in_len == 0 && c->in_cap > 4 * CONN_INITIAL_BUFFER) {
-                        free(c->in);
-                        c->in = NULL;
-                        c->in_cap = 0;
-                }
+                else if (k > 0)
+                        c->in_len += (size_t) k;
         }
-        if (c->fd >= 0 && c->read_eof && c->in_len > 0) {
-                log_msg(LOG_INFO, "client %s: connection closed inside a frame", c->peer_desc);
-                c->in_len = 0;
+        /* A full buffer holds a whole frame: conn_process() takes it. */
+        conn_process(c);
+        if (c->fd < 0)
+                return 0;
+        /* Shrink a buffer that grew for one large frame (consumed input is
+         * wiped already). */
+        if (c->in_len == 0 && c->in_cap > 4 * CONN_INITIAL_BUFFER) {
+                free(c->in);
+                c->in = NULL;
+                c->in_cap = 0;
         }
         return 0;
 }

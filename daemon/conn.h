@@ -51,6 +51,8 @@ struct conn {
         bool closing;                 /* flush what is queued, then close */
         bool read_eof;
         bool processing;              /* inside conn_process() */
+        uint64_t turn;                /* event loop iteration of taken_this_turn */
+        unsigned taken_this_turn;     /* frames taken in that iteration */
         bool peer_hup;                /* the peer hung up: no reply can reach it */
 };
 
