@@ -37,7 +37,7 @@ struct plugin_config {
         int64_t timeout_ms;        /* deadline of one call */
         int isolate;               /* -1: default for that plugin, 0 no, 1 yes */
         uint32_t max_requests;     /* an isolated worker is replaced after this many */
-        char *worker_socket;       /* NULL: spawn workers; else connect to this socket */
+        char *worker_socket;       /* NULL: spawn latch-worker processes; else connect here */
 };
 
 struct config {
@@ -49,7 +49,7 @@ struct config {
         char *services_dir;
         char *plugin_dir;
         char *jwks_file;
-        unsigned workers;          /* resolved: never 0 */
+        unsigned workers;          /* pool threads; resolved: never 0 */
         unsigned max_connections;
         uint32_t max_frame;
         int64_t client_timeout;    /* seconds */

@@ -55,7 +55,7 @@ struct daemon {
         struct keyring *keys;
         struct plugin_host *plugins;
         struct stackset *stacks;
-        struct workqueue *slow;        /* plugin stacks, hashing */
+        struct workqueue *pool;        /* pool threads ([daemon] workers): plugin stacks, hashing */
         struct workqueue *writer;      /* synced LMDB writes */
         struct throttle *throttle;
 

@@ -396,7 +396,7 @@ int main(int argc, char *argv[]) {
                 goto finish;
         /* Argon2id takes 64 MiB per hash: one per worker, and a bounded
          * queue past that, answered `unavailable` when full. */
-        r = workqueue_new(d.event, "latchd-work", d.config->workers, d.config->workers * 64, 10, &d.slow);
+        r = workqueue_new(d.event, "latchd-work", d.config->workers, d.config->workers * 64, 10, &d.pool);
         if (r < 0)
                 goto finish;
         r = workqueue_new(d.event, "latchd-write", 1, WRITER_QUEUE, 0, &d.writer);
@@ -434,9 +434,9 @@ finish:
                 conn_close(d.conns);
         /* A worker stuck in a plugin that never returns cannot be joined:
          * leave it to the exit. Otherwise join cleanly (ASan checks this). */
-        if (d.slow && workqueue_pending(d.slow) == 0) {
-                workqueue_free(d.slow);
-                d.slow = NULL;
+        if (d.pool && workqueue_pending(d.pool) == 0) {
+                workqueue_free(d.pool);
+                d.pool = NULL;
         }
         if (d.writer) {
                 workqueue_free(d.writer);
@@ -444,7 +444,7 @@ finish:
         }
         free(d.touches);
         server_close(&d);
-        if (!d.slow) {
+        if (!d.pool) {
                 stackset_unref(d.stacks);
                 plugin_host_free(d.plugins);
                 store_close(d.store);

@@ -65,7 +65,7 @@ static void submit_now(struct request *r, struct work *w, struct throttle_ticket
                 w->done(w);
                 return;
         }
-        k = workqueue_submit(d->slow, w);
+        k = workqueue_submit(d->pool, w);
         if (k < 0) {
                 log_msg(LOG_WARNING, "client %s: worker queue full, refusing %s", r->conn->peer_desc, r->in.op);
                 throttle_cancel(d->throttle, ticket);

@@ -30,7 +30,7 @@ struct workqueue {
         char name[16];
 };
 
-static void *worker_main(void *userdata) {
+static void *pool_thread_main(void *userdata) {
         struct workqueue *q = userdata;
 
         /* Slow work yields the CPU to the event loop: a login storm must not
@@ -119,13 +119,13 @@ int workqueue_new(sd_event *event, const char *name, unsigned threads, unsigned 
                 goto fail;
         }
 
-        /* Workers must not take the signals sd-event handles through
+        /* Pool threads must not take the signals sd-event handles through
          * signalfd: block everything in them. */
         sigset_t all, old;
         sigfillset(&all);
         pthread_sigmask(SIG_BLOCK, &all, &old);
         for (unsigned i = 0; i < threads; i++) {
-                r = -pthread_create(&q->threads[i], NULL, worker_main, q);
+                r = -pthread_create(&q->threads[i], NULL, pool_thread_main, q);
                 if (r < 0)
                         break;
                 char tname[16];

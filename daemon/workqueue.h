@@ -3,7 +3,10 @@
 
 /*
  * A fixed pool of threads for slow work (plugin calls, password hashing,
- * synced LMDB writes), so that the event loop never blocks on them.
+ * synced LMDB writes), so that the event loop never blocks on them. latchd
+ * has one, d->pool, of `[daemon] workers` threads: "pool threads" in code and
+ * docs, never "workers", which are the latch-worker processes of isolated
+ * plugin lines (plugin-isolation.c).
  *
  * work->run() runs on a pool thread; work->done() then runs on the event
  * loop thread, woken through an eventfd source. The caller owns `work`

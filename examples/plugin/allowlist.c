@@ -31,7 +31,7 @@
 #include <latch/plugin.h>
 
 /* What open() makes for one stack line. Read-only once open() returns, so
- * any number of worker threads may use it at once without a lock. */
+ * any number of pool threads may use it at once without a lock. */
 struct allowlist {
         const struct latch_host *host;
         struct latch_ctx *ctx;

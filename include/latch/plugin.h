@@ -26,14 +26,14 @@
  * Results mirror Linux-PAM's return codes, with the same numeric values, and
  * a stack decides exactly as Linux-PAM would given the same module results.
  *
- * Threads: auth, account and outcome may run concurrently on worker threads
+ * Threads: auth, account and outcome may run concurrently on pool threads
  * for different requests against the same state. Treat the state returned by
  * open() as read-only afterwards, or protect it yourself. Never block for
  * long: a request has a deadline (the largest [plugin.NAME] timeout=, at
  * least 10 s) after which it answers `unavailable`. An in-process call is
- * not interrupted at its deadline (it keeps its worker thread until it
- * returns); a plugin whose backend may hang belongs in an isolated worker
- * process ([plugin.NAME] isolate = yes), which is killed at the deadline.
+ * not interrupted at its deadline (it keeps its pool thread until it
+ * returns); a plugin whose backend may hang belongs in an isolated
+ * latch-worker process ([plugin.NAME] isolate = yes), which is killed at the deadline.
  *
  * Plugins reach logging, time and storage only through `struct latch_host`.
  * A plugin never sees a session id or a signing key.
