@@ -48,6 +48,7 @@
 
 #include "jwt.h"
 #include "macro.h"
+#include "wire.h"
 #include "session.h"
 #include "store.h"
 
@@ -277,10 +278,7 @@ static void out_reserve(struct bconn *c, size_t n) {
 static void out_frame(struct bconn *c, const char *json, size_t n) {
         out_reserve(c, 4 + n);
         uint8_t *p = c->out + c->out_len;
-        p[0] = (uint8_t) (n >> 24);
-        p[1] = (uint8_t) (n >> 16);
-        p[2] = (uint8_t) (n >> 8);
-        p[3] = (uint8_t) n;
+        wire_put_header(p, (uint32_t) n);
         memcpy(p + 4, json, n);
         c->out_len += 4 + n;
 }
@@ -455,7 +453,7 @@ static size_t parse_latch(struct engine *e, struct bconn *c) {
         size_t off = 0;
         while (c->in_len - off >= 4) {
                 const uint8_t *h = c->in + off;
-                size_t n = (size_t) h[0] << 24 | (size_t) h[1] << 16 | (size_t) h[2] << 8 | h[3];
+                size_t n = wire_get_header(h);
                 if (c->in_len - off - 4 < n)
                         break;
                 const uint8_t *p = h + 4;
@@ -795,20 +793,6 @@ static int cmd_sweep(const struct opts *o) {
 
 /* ---- one blocking request (wait, coldstart) ---- */
 
-static int read_full(int fd, void *buf, size_t n) {
-        uint8_t *p = buf;
-        while (n > 0) {
-                ssize_t k = recv(fd, p, n, 0);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0)
-                        return -1;
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
 static int hello_on(int fd) {
         static const char req[] = "{\"op\":\"hello\"}";
         uint8_t frame[4 + sizeof req - 1] = { 0, 0, 0, sizeof req - 1 };
@@ -817,10 +801,10 @@ static int hello_on(int fd) {
         memcpy(frame + 4, req, sizeof req - 1);
         if (send(fd, frame, sizeof frame, MSG_NOSIGNAL) != (ssize_t) sizeof frame)
                 return -1;
-        if (read_full(fd, hdr, 4) < 0)
+        if (wire_recv_all(fd, hdr, 4, WIRE_NO_DEADLINE) < 0)
                 return -1;
-        size_t n = (size_t) hdr[0] << 24 | (size_t) hdr[1] << 16 | (size_t) hdr[2] << 8 | hdr[3];
-        if (n == 0 || n > sizeof body || read_full(fd, body, n) < 0)
+        size_t n = wire_get_header(hdr);
+        if (n == 0 || n > sizeof body || wire_recv_all(fd, body, n, WIRE_NO_DEADLINE) < 0)
                 return -1;
         return memmem(body, n, "\"ok\":true", 9) ? 0 : -1;
 }

@@ -312,7 +312,7 @@ static void conn_process(struct conn *c) {
                 }
                 c->taken_this_turn++;
                 if (st == FRAME_EMPTY) {
-                        consume_input(c, FRAME_HEADER);
+                        consume_input(c, WIRE_HEADER);
                         log_msg(LOG_INFO, "client %s: empty frame", c->peer_desc);
                         reject(c, NULL, "bad_request", "empty frame: a frame holds 1 or more bytes");
                         continue;
@@ -321,8 +321,7 @@ static void conn_process(struct conn *c) {
                         /* The rest of the stream cannot be trusted to resync
                          * cheaply: answer, then close. */
                         log_msg(LOG_INFO, "client %s: frame of %u bytes over max_frame", c->peer_desc,
-                                (unsigned) ((uint32_t) c->in[0] << 24 | (uint32_t) c->in[1] << 16 |
-                                            (uint32_t) c->in[2] << 8 | c->in[3]));
+                                (unsigned) wire_get_header(c->in));
                         sodium_memzero(c->in, c->in_len);
                         c->in_len = 0;
                         char msg[96];
@@ -337,14 +336,14 @@ static void conn_process(struct conn *c) {
                  * straight into the output buffer; only when nothing
                  * earlier is still waiting for its reply, so that replies
                  * keep their order. */
-                if (!c->head && fastpath_request(c, (const char *) c->in + FRAME_HEADER, n) > 0) {
-                        consume_input(c, FRAME_HEADER + n);
+                if (!c->head && fastpath_request(c, (const char *) c->in + WIRE_HEADER, n) > 0) {
+                        consume_input(c, WIRE_HEADER + n);
                         continue;
                 }
                 struct decoded in;
                 char msg[256];
-                int r = decode_request((const char *) c->in + FRAME_HEADER, n, &in, msg, sizeof msg);
-                consume_input(c, FRAME_HEADER + n);
+                int r = decode_request((const char *) c->in + WIRE_HEADER, n, &in, msg, sizeof msg);
+                consume_input(c, WIRE_HEADER + n);
                 if (r < 0) {
                         log_msg(LOG_INFO, "client %s: bad request: %s", c->peer_desc, msg);
                         reject(c, &in, "bad_request", msg);
@@ -387,7 +386,7 @@ static int conn_read(struct conn *c) {
         uint32_t n = 0;
         enum frame_status st = frame_peek(c->in, c->in_len, d->config->max_frame, &n);
         if (st == FRAME_NEED_MORE && n > 0)
-                want = MAX(want, (size_t) FRAME_HEADER + n);
+                want = MAX(want, (size_t) WIRE_HEADER + n);
         if (c->in_cap < want) {
                 uint8_t *b = grow_wiped(c->in, c->in_cap, c->in_len, want);
                 if (!b)

@@ -246,47 +246,11 @@ static bool utf8_valid(const unsigned char *s, size_t n) {
         return true;
 }
 
-/* A JSON string of n bytes of valid UTF-8 takes at most 6 n + 2. */
-#define JSTR_MAX(n) (6 * (n) + 2)
+#define JSTR_MAX(n) WIRE_JSON_STRING_MAX(n)
 
+/* The reply's room was reserved with JSTR_MAX(). */
 static void put_jstr(struct out *w, const char *s, size_t n) {
-        static const char hex[] = "0123456789ABCDEF";
-
-        w->p[w->n++] = '"';
-        for (size_t i = 0; i < n; i++) {
-                unsigned char c = (unsigned char) s[i];
-                if (c >= 0x20 && c != '"' && c != '\\') {
-                        w->p[w->n++] = (uint8_t) c;
-                        continue;
-                }
-                w->p[w->n++] = '\\';
-                switch (c) {
-                case '"':
-                case '\\':
-                        w->p[w->n++] = c;
-                        break;
-                case '\b':
-                        w->p[w->n++] = 'b';
-                        break;
-                case '\f':
-                        w->p[w->n++] = 'f';
-                        break;
-                case '\n':
-                        w->p[w->n++] = 'n';
-                        break;
-                case '\r':
-                        w->p[w->n++] = 'r';
-                        break;
-                case '\t':
-                        w->p[w->n++] = 't';
-                        break;
-                default:
-                        put_lit(w, "u00");
-                        w->p[w->n++] = (uint8_t) hex[c >> 4];
-                        w->p[w->n++] = (uint8_t) hex[c & 15];
-                }
-        }
-        w->p[w->n++] = '"';
+        w->n = (size_t) ((uint8_t *) wire_json_string((char *) w->p + w->n, s, n) - w->p);
 }
 
 /* The id as the general path echoes it. */
@@ -307,12 +271,12 @@ static void put_id(struct out *w, const struct fp_value *id) {
         }
 }
 
-#define REPLY_HEAD_MAX(id) (FRAME_HEADER + sizeof "{\"id\":" + (id)->n + 2 + sizeof ",\"ok\":false")
+#define REPLY_HEAD_MAX(id) (WIRE_HEADER + sizeof "{\"id\":" + (id)->n + 2 + sizeof ",\"ok\":false")
 
 /* Starts a reply frame: reserves `room` bytes beyond the head. */
 static bool reply_begin(struct conn *c, struct out *w, const struct fp_value *id, bool ok, size_t room) {
         w->p = conn_out_reserve(c, REPLY_HEAD_MAX(id) + room);
-        w->n = FRAME_HEADER;
+        w->n = WIRE_HEADER;
         if (!w->p) {
                 /* As the general path: no memory for a reply, drop the
                  * client. */
@@ -329,7 +293,7 @@ static bool reply_begin(struct conn *c, struct out *w, const struct fp_value *id
 }
 
 static void reply_end(struct conn *c, struct out *w) {
-        frame_put_header(w->p, (uint32_t) (w->n - FRAME_HEADER));
+        wire_put_header(w->p, (uint32_t) (w->n - WIRE_HEADER));
         c->out_len += w->n;
 }
 

@@ -96,92 +96,25 @@ static const struct plugin_isolation_ops isolation_ops;
 
 /* ---- isolated lines: talking to workers ---- */
 
-static uint64_t mono_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
-
-/* Waits until fd is ready for `events` (or has an error or hang-up, which
- * the next read or write reports), or the deadline passes: -ETIMEDOUT. */
-static int fd_wait(int fd, short events, uint64_t deadline) {
-        for (;;) {
-                uint64_t now = mono_usec();
-                struct pollfd p = { .fd = fd, .events = events };
-                int k;
-
-                if (now >= deadline)
-                        return -ETIMEDOUT;
-                k = poll(&p, 1, (int) MIN((deadline - now + 999) / 1000, (uint64_t) INT_MAX));
-                if (k < 0 && errno != EINTR)
-                        return -errno;
-                if (k > 0)
-                        return 0;
-        }
-}
-
-static int send_all(int fd, const uint8_t *p, size_t n, uint64_t deadline) {
-        while (n > 0) {
-                ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-                if (k < 0) {
-                        int r;
-                        if (errno == EINTR)
-                                continue;
-                        if (errno != EAGAIN)
-                                return errno == EPIPE ? -ECONNRESET : -errno;
-                        r = fd_wait(fd, POLLOUT, deadline);
-                        if (r < 0)
-                                return r;
-                        continue;
-                }
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
-/* Reads exactly n bytes; the end of the stream is -ECONNRESET. */
-static int recv_all(int fd, uint8_t *p, size_t n, uint64_t deadline) {
-        while (n > 0) {
-                ssize_t k = recv(fd, p, n, 0);
-                if (k == 0)
-                        return -ECONNRESET;
-                if (k < 0) {
-                        int r;
-                        if (errno == EINTR)
-                                continue;
-                        if (errno != EAGAIN)
-                                return -errno;
-                        r = fd_wait(fd, POLLIN, deadline);
-                        if (r < 0)
-                                return r;
-                        continue;
-                }
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
 /* One message from a worker: -EBADMSG when it is not a frame of a JSON
  * object within WORKER_ANSWER_MAX. */
 static int worker_recv(int fd, uint64_t deadline, json_t **ret) {
         _cleanup_free_ uint8_t *buf = NULL;
-        uint8_t hdr[WORKER_FRAME_HEADER];
+        uint8_t hdr[WIRE_HEADER];
         json_t *o;
         uint32_t n;
         int r;
 
-        r = recv_all(fd, hdr, sizeof(hdr), deadline);
+        r = wire_recv_all(fd, hdr, sizeof(hdr), deadline);
         if (r < 0)
                 return r;
-        n = worker_get_header(hdr);
+        n = wire_get_header(hdr);
         if (n == 0 || n > WORKER_ANSWER_MAX)
                 return -EBADMSG;
         buf = malloc(n);
         if (!buf)
                 return -ENOMEM;
-        r = recv_all(fd, buf, n, deadline);
+        r = wire_recv_all(fd, buf, n, deadline);
         if (r < 0)
                 return r;
         o = json_loadb((const char *) buf, n, JSON_REJECT_DUPLICATES, NULL);
@@ -200,7 +133,7 @@ static int worker_exchange(const struct plugin_line *l, struct worker *w, const 
                            int max_priority, const uint8_t *frame, size_t n, uint64_t deadline, json_t **ret) {
         int r;
 
-        r = send_all(w->fd, frame, n, deadline);
+        r = wire_send_all(w->fd, frame, n, deadline);
         if (r < 0)
                 return r;
         for (;;) {
@@ -240,31 +173,6 @@ static void json_dump_free(char *s) {
 }
 static void json_dump_freep(char **s) { json_dump_free(*s); }
 
-/* Bytes `s` takes as the inside of a JSON string. */
-static size_t json_escaped_len(const char *s) {
-        size_t n = 0;
-        for (const unsigned char *p = (const unsigned char *) s; *p; p++)
-                n += *p == '"' || *p == '\\' ? 2 : *p < 0x20 ? 6 : 1;
-        return n;
-}
-
-static char *json_escape_to(char *out, const char *s) {
-        static const char hex[] = "0123456789abcdef";
-        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-                if (*p == '"' || *p == '\\') {
-                        *out++ = '\\';
-                        *out++ = (char) *p;
-                } else if (*p < 0x20) {
-                        memcpy(out, "\\u00", 4);
-                        out[4] = hex[*p >> 4];
-                        out[5] = hex[*p & 15];
-                        out += 6;
-                } else
-                        *out++ = (char) *p;
-        }
-        return out;
-}
-
 /* The request frame for `call`. The password is escaped straight into the
  * frame rather than through a json_t, whose copy could not be wiped: the
  * caller wipes the frame (its whole *ret_len) before freeing it. */
@@ -274,7 +182,7 @@ static int request_frame(const struct plugin_line *l, const char *call, const st
         json_t *o;
         uint8_t *f;
         char *p;
-        size_t hn, n;
+        size_t hn, pn, n;
 
         o = json_pack("{s:s, s:s, s:s, s:s, s:I}", "call", call, "op", req->op, "service", req->service, "user",
                       req->user, "now", (json_int_t) plugin_host_now(l->ctx.host));
@@ -292,22 +200,23 @@ static int request_frame(const struct plugin_line *l, const char *call, const st
 
         /* head is "{...}": take off the '}' and append the password. */
         hn = strlen(head) - 1;
-        n = hn + strlen(",\"password\":\"") + json_escaped_len(req->password) + strlen("\"}");
+        pn = strlen(req->password);
+        n = hn + strlen(",\"password\":") + wire_json_string_len(req->password, pn) + strlen("}");
         if (n > WORKER_REQUEST_MAX)
                 return -E2BIG;
-        f = malloc(WORKER_FRAME_HEADER + n);
+        f = malloc(WIRE_HEADER + n);
         if (!f)
                 return -ENOMEM;
-        worker_put_header(f, (uint32_t) n);
-        p = (char *) f + WORKER_FRAME_HEADER;
+        wire_put_header(f, (uint32_t) n);
+        p = (char *) f + WIRE_HEADER;
         memcpy(p, head, hn);
         p += hn;
-        p = stpcpy(p, ",\"password\":\"");
-        p = json_escape_to(p, req->password);
-        memcpy(p, "\"}", 2);
+        p = stpcpy(p, ",\"password\":");
+        p = wire_json_string(p, req->password, pn);
+        *p = '}';
 
         *ret = f;
-        *ret_len = WORKER_FRAME_HEADER + n;
+        *ret_len = WIRE_HEADER + n;
         return 0;
 }
 
@@ -505,7 +414,7 @@ static int worker_connect(const struct isolated_line *iso, uint64_t deadline, st
                 if (r == -EINPROGRESS) {
                         int err = 0;
                         socklen_t len = sizeof(err);
-                        r = fd_wait(fd, POLLOUT, deadline);
+                        r = wire_wait(fd, POLLOUT, deadline);
                         if (r == 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
                                 r = -errno;
                         else if (r == 0)
@@ -551,17 +460,17 @@ static int worker_start(struct plugin_line *l, uint64_t deadline, bool first, st
         }
 
         n = strlen(iso->open_frame);
-        frame = malloc(WORKER_FRAME_HEADER + n);
+        frame = malloc(WIRE_HEADER + n);
         if (!frame) {
                 worker_kill(w, NULL, 0);
                 return -ENOMEM;
         }
-        worker_put_header(frame, (uint32_t) n);
-        memcpy(frame + WORKER_FRAME_HEADER, iso->open_frame, n);
+        wire_put_header(frame, (uint32_t) n);
+        memcpy(frame + WIRE_HEADER, iso->open_frame, n);
 
         /* What open() logs was worth seeing when the line was opened; for
          * each replacement worker it is noise. */
-        r = worker_exchange(l, w, NULL, first ? LOG_ERR : LOG_DEBUG, frame, WORKER_FRAME_HEADER + n, deadline, &a);
+        r = worker_exchange(l, w, NULL, first ? LOG_ERR : LOG_DEBUG, frame, WIRE_HEADER + n, deadline, &a);
         if (r < 0) {
                 worker_kill(w, why, sizeof(why));
                 if (r == -ETIMEDOUT)
@@ -651,7 +560,7 @@ static int iso_acquire(struct plugin_line *l, uint64_t deadline, struct worker *
                 }
                 struct timespec ts = { .tv_sec = (time_t) (deadline / 1000000),
                                        .tv_nsec = (long) (deadline % 1000000) * 1000 };
-                if (pthread_cond_timedwait(&iso->idle_cond, &iso->lock, &ts) == ETIMEDOUT && mono_usec() >= deadline) {
+                if (pthread_cond_timedwait(&iso->idle_cond, &iso->lock, &ts) == ETIMEDOUT && wire_now_usec() >= deadline) {
                         pthread_mutex_unlock(&iso->lock);
                         plugin_set_error(ret_error, "plugin '%s': all %d workers stayed busy for %llds", l->name,
                                   ISOLATED_WORKERS_MAX, (long long) (iso->timeout_ms + 999) / 1000);
@@ -733,7 +642,7 @@ static void apply_claims(const struct plugin_line *l, struct latch_req *req, jso
 /* One call on an isolated line; `call` is "auth", "account" or "outcome". */
 static int iso_call(struct plugin_line *l, const char *call, struct latch_req *req, int result) {
         struct isolated_line *iso = l->iso;
-        uint64_t deadline = mono_usec() + (uint64_t) iso->timeout_ms * 1000;
+        uint64_t deadline = wire_now_usec() + (uint64_t) iso->timeout_ms * 1000;
         _cleanup_free_ char *err = NULL;
         uint8_t *frame = NULL;
         struct worker *w = NULL;
@@ -878,10 +787,10 @@ static void isolation_host_free(struct plugin_host *h) {
 
         /* Retired workers run their plugin's close() and exit: give them a
          * moment together, then kill what is left. */
-        until = mono_usec() + REAP_GRACE_USEC;
+        until = wire_now_usec() + REAP_GRACE_USEC;
         for (;;) {
                 reap_sweep(pi);
-                if (pi->n_reap == 0 || mono_usec() >= until)
+                if (pi->n_reap == 0 || wire_now_usec() >= until)
                         break;
                 (void) poll(NULL, 0, 10);
         }
@@ -970,7 +879,7 @@ static int line_open_isolated(struct plugin_host *h, struct plugin_line *l, char
         /* The first worker checks the line now, as an in-process open()
          * would, and then serves the first requests. */
         iso->n_workers = 1;
-        r = worker_start(l, mono_usec() + (uint64_t) iso->timeout_ms * 1000, true, &w, ret_error);
+        r = worker_start(l, wire_now_usec() + (uint64_t) iso->timeout_ms * 1000, true, &w, ret_error);
         if (r < 0) {
                 iso->n_workers = 0;
                 return r;

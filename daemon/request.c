@@ -54,21 +54,21 @@ static void finish(struct request *r, json_t *o) {
          * how much it needed when they do not; then once more, to size. */
         size_t n = json_dumpb(o, stackbuf, sizeof stackbuf, JSON_COMPACT);
         if (n > 0 && n <= sizeof stackbuf) {
-                buf = malloc(FRAME_HEADER + n);
+                buf = malloc(WIRE_HEADER + n);
                 if (buf)
-                        memcpy(buf + FRAME_HEADER, stackbuf, n);
+                        memcpy(buf + WIRE_HEADER, stackbuf, n);
         } else if (n > 0) {
-                buf = malloc(FRAME_HEADER + n);
-                if (buf && json_dumpb(o, (char *) buf + FRAME_HEADER, n, JSON_COMPACT) != n) {
+                buf = malloc(WIRE_HEADER + n);
+                if (buf && json_dumpb(o, (char *) buf + WIRE_HEADER, n, JSON_COMPACT) != n) {
                         free(buf);
                         buf = NULL;
                 }
         }
         sodium_memzero(stackbuf, MIN(n, sizeof stackbuf));
         if (buf) {
-                frame_put_header(buf, (uint32_t) n);
+                wire_put_header(buf, (uint32_t) n);
                 r->reply = buf;
-                r->reply_len = FRAME_HEADER + n;
+                r->reply_len = WIRE_HEADER + n;
         } else {
                 /* Out of memory: a fixed answer that needs no allocation
                  * would still need a buffer; drop the connection instead. */

@@ -132,10 +132,10 @@ int server_listen(struct daemon *d) {
 static void refuse(int fd) {
         static const char body[] =
                 "{\"id\":null,\"ok\":false,\"error\":\"unavailable\",\"message\":\"too many connections\"}";
-        uint8_t buf[FRAME_HEADER + sizeof body - 1];
+        uint8_t buf[WIRE_HEADER + sizeof body - 1];
 
-        frame_put_header(buf, sizeof body - 1);
-        memcpy(buf + FRAME_HEADER, body, sizeof body - 1);
+        wire_put_header(buf, sizeof body - 1);
+        memcpy(buf + WIRE_HEADER, body, sizeof body - 1);
         (void) !send(fd, buf, sizeof buf, MSG_NOSIGNAL | MSG_DONTWAIT);
         safe_close(fd);
 }

@@ -19,6 +19,7 @@
 #include "client-internal.h"
 #include "config.h"
 #include "macro.h"
+#include "wire.h"
 
 /* ------------------------------------------------------------------------ */
 /* Handle */
@@ -85,49 +86,23 @@ _public_ int latch_client_set_max_response(latch_client *client, size_t max) {
 /* ------------------------------------------------------------------------ */
 /* Deadlines */
 
-static int64_t now_ms(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+/* A deadline (wire.h: CLOCK_MONOTONIC microseconds) for one call. */
+static uint64_t deadline_from_now(const latch_client *c) {
+        return c->timeout_ms == 0 ? WIRE_NO_DEADLINE : wire_now_usec() + (uint64_t) c->timeout_ms * 1000;
 }
 
-/* INT64_MAX: no deadline. */
-static int64_t deadline_from_now(const latch_client *c) {
-        return c->timeout_ms == 0 ? INT64_MAX : now_ms() + c->timeout_ms;
-}
-
-/* Milliseconds left for poll(): -1 forever, 0 when expired. */
-static int deadline_left(int64_t deadline) {
-        if (deadline == INT64_MAX)
+/* Milliseconds left: -1 forever, 0 when expired. */
+static int deadline_left(uint64_t deadline) {
+        if (deadline == WIRE_NO_DEADLINE)
                 return -1;
-        int64_t left = deadline - now_ms();
-        return left <= 0 ? 0 : (int) MIN(left, (int64_t) INT32_MAX);
-}
-
-/* Waits until fd is ready for `events`. Returns 0, -ETIMEDOUT or -errno. */
-static int wait_fd(int fd, short events, int64_t deadline) {
-        for (;;) {
-                struct pollfd p = { .fd = fd, .events = events };
-                int left = deadline_left(deadline);
-
-                if (left == 0)
-                        return -ETIMEDOUT;
-                int r = poll(&p, 1, left);
-                if (r < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                if (r > 0)
-                        return 0; /* also on POLLHUP/POLLERR: the next I/O reports it */
-        }
+        uint64_t now = wire_now_usec();
+        return now >= deadline ? 0 : (int) MIN((deadline - now) / 1000, (uint64_t) INT32_MAX);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Connecting */
 
-static int client_open(latch_client *c, int64_t deadline) {
+static int client_open(latch_client *c, uint64_t deadline) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         size_t n = strlen(c->socket_path);
         socklen_t salen;
@@ -182,7 +157,7 @@ static bool client_connection_stale(latch_client *c) {
         return poll(&p, 1, 0) != 0;
 }
 
-static int client_ensure_connected(latch_client *c, int64_t deadline) {
+static int client_ensure_connected(latch_client *c, uint64_t deadline) {
         if (c->fd >= 0 && client_connection_stale(c))
                 client_disconnect(c);
         if (c->fd >= 0)
@@ -201,52 +176,6 @@ _public_ int latch_client_connect(latch_client *client) {
 
 /* ------------------------------------------------------------------------ */
 /* Framing */
-
-/* Writes all of buf. Returns 0, -ETIMEDOUT, -EPIPE/-ECONNRESET (dropped) or
- * another -errno. */
-static int send_all(int fd, const char *buf, size_t len, int64_t deadline) {
-        while (len > 0) {
-                ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno != EAGAIN)
-                                return negative_errno();
-                        int r = wait_fd(fd, POLLOUT, deadline);
-                        if (r < 0)
-                                return r;
-                        continue;
-                }
-                buf += n;
-                len -= (size_t) n;
-        }
-        return 0;
-}
-
-/* Reads exactly len bytes. Returns 0, -ECONNRESET for EOF, -ETIMEDOUT or
- * -errno. */
-static int recv_all(int fd, void *buf, size_t len, int64_t deadline) {
-        char *p = buf;
-
-        while (len > 0) {
-                ssize_t n = recv(fd, p, len, MSG_DONTWAIT);
-                if (n == 0)
-                        return -ECONNRESET;
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno != EAGAIN)
-                                return negative_errno();
-                        int r = wait_fd(fd, POLLIN, deadline);
-                        if (r < 0)
-                                return r;
-                        continue;
-                }
-                p += n;
-                len -= (size_t) n;
-        }
-        return 0;
-}
 
 static bool errno_is_disconnect(int r) {
         return r == -ECONNRESET || r == -EPIPE || r == -ECONNABORTED || r == -ENOTCONN;
@@ -314,7 +243,7 @@ static int client_fail_io(latch_client *c, int r, bool sending) {
 
 /* Outcome of one attempt: LATCH_OK, an error recorded on the handle, or
  * -ECONNRESET (dropped before a complete answer; nothing recorded). */
-static int client_attempt(latch_client *c, const struct client_request *req, int64_t deadline, latch_reply **ret) {
+static int client_attempt(latch_client *c, const struct client_request *req, uint64_t deadline, latch_reply **ret) {
         _cleanup_(frame_buf_wipe) struct frame_buf raw = {};
         _cleanup_(json_wipe_decrefp) json_t *resp = NULL;
         int r;
@@ -323,16 +252,16 @@ static int client_attempt(latch_client *c, const struct client_request *req, int
         if (r != LATCH_OK)
                 return r;
 
-        r = send_all(c->fd, req->buf, req->len, deadline);
+        r = wire_send_all(c->fd, req->buf, req->len, deadline);
         if (r < 0)
                 return client_fail_io(c, r, true);
 
-        uint8_t hdr[4];
-        r = recv_all(c->fd, hdr, sizeof(hdr), deadline);
+        uint8_t hdr[WIRE_HEADER];
+        r = wire_recv_all(c->fd, hdr, sizeof(hdr), deadline);
         if (r < 0)
                 return client_fail_io(c, r, false);
 
-        size_t n = (size_t) hdr[0] << 24 | (size_t) hdr[1] << 16 | (size_t) hdr[2] << 8 | hdr[3];
+        size_t n = wire_get_header(hdr);
         if (n == 0) {
                 client_disconnect(c);
                 return client_fail(c, LATCH_ERR_PROTOCOL, "empty response frame");
@@ -351,7 +280,7 @@ static int client_attempt(latch_client *c, const struct client_request *req, int
                 return client_fail(c, LATCH_ERR_NO_MEMORY, NULL);
         }
         raw.len = n;
-        r = recv_all(c->fd, raw.data, n, deadline);
+        r = wire_recv_all(c->fd, raw.data, n, deadline);
         if (r < 0)
                 return client_fail_io(c, r, false);
         raw.data[n] = '\0';
@@ -389,7 +318,7 @@ static int client_attempt(latch_client *c, const struct client_request *req, int
 }
 
 int client_call(latch_client *c, struct client_request *req, latch_reply **ret_reply) {
-        int64_t deadline = deadline_from_now(c);
+        uint64_t deadline = deadline_from_now(c);
         int r;
 
         r = client_attempt(c, req, deadline, ret_reply);

@@ -11,6 +11,7 @@
 
 #include "client-internal.h"
 #include "macro.h"
+#include "wire.h"
 
 /* The ops whose repetition changes nothing that matters (validate slides
  * the idle expiry, which a repeat only slides again), so a request lost with
@@ -102,32 +103,9 @@ static void client_request_put_json_string(struct client_request *req, const cha
                         req->error = LATCH_ERR_INVALID_ARGUMENT;
                 return;
         }
-        /* Worst case: every byte becomes \u00XX. */
-        if (!client_request_reserve(req, n * 6 + 2))
+        if (!client_request_reserve(req, WIRE_JSON_STRING_MAX(n)))
                 return;
-
-        char *o = req->buf + req->len;
-        *o++ = '"';
-        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-                switch (*p) {
-                case '"':  *o++ = '\\'; *o++ = '"'; break;
-                case '\\': *o++ = '\\'; *o++ = '\\'; break;
-                case '\n': *o++ = '\\'; *o++ = 'n'; break;
-                case '\r': *o++ = '\\'; *o++ = 'r'; break;
-                case '\t': *o++ = '\\'; *o++ = 't'; break;
-                default:
-                        if (*p < 0x20) {
-                                static const char hex[] = "0123456789abcdef";
-                                memcpy(o, "\\u00", 4);
-                                o[4] = hex[*p >> 4];
-                                o[5] = hex[*p & 0xF];
-                                o += 6;
-                        } else
-                                *o++ = (char) *p;
-                }
-        }
-        *o++ = '"';
-        req->len = (size_t) (o - req->buf);
+        req->len = (size_t) (wire_json_string(req->buf + req->len, s, n) - req->buf);
 }
 
 static void client_request_put_key(struct client_request *req, const char *key) {
@@ -156,14 +134,11 @@ void client_request_add_bool(struct client_request *req, const char *key, bool v
 }
 
 static int client_request_set_length(struct client_request *req) {
-        size_t n = req->len - 4;
+        size_t n = req->len - WIRE_HEADER;
 
         if (n > UINT32_MAX)
                 return LATCH_ERR_INVALID_ARGUMENT;
-        req->buf[0] = (char) (n >> 24);
-        req->buf[1] = (char) (n >> 16);
-        req->buf[2] = (char) (n >> 8);
-        req->buf[3] = (char) n;
+        wire_put_header((uint8_t *) req->buf, (uint32_t) n);
         return LATCH_OK;
 }
 
@@ -176,7 +151,7 @@ int client_request_end(struct client_request *req) {
 
 int client_request_from_text(struct client_request *req, const char *json, size_t len, bool idempotent) {
         *req = (struct client_request) { .idempotent = idempotent };
-        client_request_put(req, "\0\0\0\0", 4);
+        client_request_put(req, "\0\0\0\0", WIRE_HEADER);
         client_request_put(req, json, len);
         if (req->error)
                 return req->error;

@@ -36,19 +36,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WORKER_FRAME_HEADER 4
+#include "wire.h"
+
 /* Worker → latchd: a result, a few claims, or one log line. */
 #define WORKER_ANSWER_MAX (64U * 1024U)
 /* latchd → worker: a request (latchd's own frames are at most 16 MiB). */
 #define WORKER_REQUEST_MAX (16U * 1024U * 1024U + 4096U)
-
-static inline void worker_put_header(uint8_t out[WORKER_FRAME_HEADER], uint32_t len) {
-        out[0] = (uint8_t) (len >> 24);
-        out[1] = (uint8_t) (len >> 16);
-        out[2] = (uint8_t) (len >> 8);
-        out[3] = (uint8_t) len;
-}
-
-static inline uint32_t worker_get_header(const uint8_t in[WORKER_FRAME_HEADER]) {
-        return (uint32_t) in[0] << 24 | (uint32_t) in[1] << 16 | (uint32_t) in[2] << 8 | (uint32_t) in[3];
-}

@@ -82,7 +82,7 @@ static void wipe_freep(char **s) { wipe_free(*s); }
 
 static int send_frame(json_t *o) {
         _cleanup_(wipe_freep) char *s = NULL; /* json_dumps() allocates with wipe_malloc() */
-        uint8_t hdr[WORKER_FRAME_HEADER];
+        uint8_t hdr[WIRE_HEADER];
         size_t n;
 
         s = json_dumps(o, JSON_COMPACT);
@@ -91,27 +91,15 @@ static int send_frame(json_t *o) {
         n = strlen(s);
         if (n == 0 || n > WORKER_ANSWER_MAX)
                 return -E2BIG;
-        worker_put_header(hdr, (uint32_t) n);
+        wire_put_header(hdr, (uint32_t) n);
 
-        struct iovec iov[2] = { { hdr, sizeof(hdr) }, { s, n } };
-        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
-        while (mh.msg_iovlen > 0) {
-                ssize_t k = sendmsg(SOCKET_FD, &mh, MSG_NOSIGNAL);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                while (mh.msg_iovlen > 0 && (size_t) k >= mh.msg_iov->iov_len) {
-                        k -= (ssize_t) mh.msg_iov->iov_len;
-                        mh.msg_iov++;
-                        mh.msg_iovlen--;
-                }
-                if (mh.msg_iovlen > 0) {
-                        mh.msg_iov->iov_base = (uint8_t *) mh.msg_iov->iov_base + k;
-                        mh.msg_iov->iov_len -= (size_t) k;
-                }
-        }
+        /* Two writes: latchd reads the header and the payload apart anyway. */
+        int r = wire_send_all(SOCKET_FD, hdr, sizeof(hdr), WIRE_NO_DEADLINE);
+        if (r < 0)
+                return r;
+        r = wire_send_all(SOCKET_FD, s, n, WIRE_NO_DEADLINE);
+        if (r < 0)
+                return r;
         return 0;
 }
 
@@ -126,26 +114,10 @@ static void send_or_die(json_t *o) {
         }
 }
 
-static int read_full(uint8_t *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = read(SOCKET_FD, p, n);
-                if (k == 0)
-                        return -ECONNRESET;
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
 /* The next message from latchd: 1 and an object, 0 at the end of the stream,
  * or a negative errno. The frame (it may hold a password) is wiped. */
 static int recv_frame(json_t **ret) {
-        uint8_t hdr[WORKER_FRAME_HEADER];
+        uint8_t hdr[WIRE_HEADER];
         uint8_t *buf;
         json_t *o;
         uint32_t n;
@@ -159,16 +131,16 @@ static int recv_frame(json_t **ret) {
                 return 0;
         if (k < 0)
                 return -errno;
-        r = read_full(hdr + 1, sizeof(hdr) - 1);
+        r = wire_recv_all(SOCKET_FD, hdr + 1, sizeof(hdr) - 1, WIRE_NO_DEADLINE);
         if (r < 0)
                 return r;
-        n = worker_get_header(hdr);
+        n = wire_get_header(hdr);
         if (n == 0 || n > WORKER_REQUEST_MAX)
                 return -EBADMSG;
         buf = malloc(n);
         if (!buf)
                 return -ENOMEM;
-        r = read_full(buf, n);
+        r = wire_recv_all(SOCKET_FD, buf, n, WIRE_NO_DEADLINE);
         o = r < 0 ? NULL : json_loadb((const char *) buf, n, JSON_REJECT_DUPLICATES, NULL);
         sodium_memzero(buf, n);
         free(buf);

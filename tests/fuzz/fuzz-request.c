@@ -17,22 +17,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 if (st == FRAME_NEED_MORE || st == FRAME_TOO_LARGE)
                         break;
                 if (st == FRAME_EMPTY) {
-                        data += FRAME_HEADER;
-                        size -= FRAME_HEADER;
+                        data += WIRE_HEADER;
+                        size -= WIRE_HEADER;
                         continue;
                 }
                 struct decoded d;
                 char msg[256];
                 const char *s;
                 bool b;
-                if (decode_request((const char *) data + FRAME_HEADER, n, &d, msg, sizeof msg) == 0) {
+                if (decode_request((const char *) data + WIRE_HEADER, n, &d, msg, sizeof msg) == 0) {
                         (void) arg_string(d.root, "session", false, 128, &s, msg, sizeof msg);
                         (void) arg_string(d.root, "user", true, 256, &s, msg, sizeof msg);
                         (void) arg_bool(d.root, "token", &b, msg, sizeof msg);
                 }
                 decoded_done(&d);
-                data += FRAME_HEADER + n;
-                size -= FRAME_HEADER + n;
+                data += WIRE_HEADER + n;
+                size -= WIRE_HEADER + n;
         }
         return 0;
 }

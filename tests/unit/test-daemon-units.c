@@ -201,11 +201,11 @@ static void test_frame(void **state) {
 
         assert_int_equal(frame_peek(buf, 3, 100, &n), FRAME_NEED_MORE);
         assert_int_equal(frame_peek(buf, 4, 100, &n), FRAME_EMPTY);
-        frame_put_header(buf, 101);
+        wire_put_header(buf, 101);
         assert_int_equal(frame_peek(buf, 4, 100, &n), FRAME_TOO_LARGE);
-        frame_put_header(buf, 0xFFFFFFFFu);
+        wire_put_header(buf, 0xFFFFFFFFu);
         assert_int_equal(frame_peek(buf, 4, 100, &n), FRAME_TOO_LARGE);
-        frame_put_header(buf, 10);
+        wire_put_header(buf, 10);
         assert_int_equal(frame_peek(buf, 8, 100, &n), FRAME_NEED_MORE);
         assert_int_equal(n, 10); /* known before the payload is in */
         assert_int_equal(frame_peek(buf, 14, 100, &n), FRAME_OK);

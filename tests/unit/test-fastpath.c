@@ -271,11 +271,11 @@ static void test_corpus(void **state) {
                         if (st == FRAME_NEED_MORE || st == FRAME_TOO_LARGE)
                                 break;
                         if (st == FRAME_OK) {
-                                check((const char *) p + FRAME_HEADER, n);
+                                check((const char *) p + WIRE_HEADER, n);
                                 frames++;
                         }
-                        p += FRAME_HEADER + (st == FRAME_OK ? n : 0);
-                        size -= FRAME_HEADER + (st == FRAME_OK ? n : 0);
+                        p += WIRE_HEADER + (st == FRAME_OK ? n : 0);
+                        size -= WIRE_HEADER + (st == FRAME_OK ? n : 0);
                 }
         }
         closedir(dir);
