@@ -81,8 +81,7 @@ static void log_diag(void *userdata, const char *file, unsigned line, const char
 int daemon_load_stacks(struct daemon *d, const struct config *c, struct stackset **ret) {
         int k = plugin_host_configure(d->plugins, c->plugins, c->n_plugins, NULL);
         if (k < 0) {
-                log_msg(LOG_ERR, "cannot configure the plugin host: %s", strerror(-k));
-                return k;
+                return log_errno(LOG_ERR, k, "cannot configure the plugin host");
         }
         struct stackset *s = calloc(1, sizeof(*s));
         if (!s)
@@ -158,7 +157,7 @@ int daemon_reload(struct daemon *d) {
 int daemon_publish_jwks(struct daemon *d) {
         int r = keyring_write_jwks(d->keys, d->config->jwks_file, d->config->algorithm);
         if (r < 0)
-                log_msg(LOG_WARNING, "cannot write %s: %s", d->config->jwks_file, strerror(-r));
+                log_errno(LOG_WARNING, r, "cannot write %s", d->config->jwks_file);
         return r;
 }
 
@@ -199,7 +198,7 @@ static void sweep_done(struct work *w) {
         struct daemon *d = j->d;
 
         if (j->result < 0) {
-                log_msg(LOG_ERR, "sweep: session store: %s", strerror(-j->result));
+                log_errno(LOG_ERR, j->result, "sweep: session store");
         } else if (j->more && !d->stopping && workqueue_submit(d->writer, &j->work) == 0) {
                 return; /* next slice */
         }

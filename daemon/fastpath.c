@@ -431,7 +431,7 @@ static void fast_validate(struct conn *c, const struct fp_request *q) {
         if (k == -ENOENT || (k >= 0 && !v.found))
                 fast_error(c, &q->id, STAT_ERR_INVALID_SESSION, "invalid_session", INVALID_SESSION_MESSAGE);
         else if (k < 0) {
-                log_msg(LOG_ERR, "validate: session store: %s", strerror(-k));
+                log_errno(LOG_ERR, k, "validate: session store");
                 fast_error(c, &q->id, STAT_ERR_UNAVAILABLE, "unavailable", "the session store failed; try again later");
         }
         histogram_add(&d->stats.validate_latency, now_usec() - start);

@@ -239,6 +239,20 @@ static void log_emit(int priority, const char *const *fields, const char *fmt, v
 
 void log_msgv(int priority, const char *fmt, va_list ap) { log_emit(priority, NULL, fmt, ap); }
 
+int log_errno(int priority, int r, const char *fmt, ...) {
+        char msg[2048], err[128];
+        va_list ap;
+
+        if ((priority & 7) > max_priority)
+                return r;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        /* The GNU strerror_r: thread-safe, returns the text (maybe not err). */
+        log_msg(priority, "%s: %s", msg, strerror_r(r < 0 ? -r : r, err, sizeof err));
+        return r;
+}
+
 void log_msg(int priority, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);

@@ -21,6 +21,11 @@ void log_set_max_priority(int priority);
 void log_msg(int priority, const char *fmt, ...) _printf_(2, 3);
 void log_msgv(int priority, const char *fmt, va_list ap) _printf_(2, 0);
 
+/* Logs the message followed by ": " and the text of errno r (negative or
+ * not), and returns r, so that a failure is logged and passed on in one
+ * statement: return log_errno(LOG_ERR, r, "cannot bind %s", path); */
+int log_errno(int priority, int r, const char *fmt, ...) _printf_(3, 4);
+
 /* A structured record: `fields` is a NULL-terminated list of
  * "NAME", "value" pairs (value may be NULL: the field is left out),
  * e.g. log_fields(LOG_INFO, (const char *[]){"LATCH_OP", "login", NULL}, "...").

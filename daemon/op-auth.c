@@ -190,9 +190,8 @@ static void auth_job_done(struct work *w) {
         }
 
         if (j->store_result < 0) {
-                log_msg(LOG_ERR, "login for '%s' on '%s': cannot store the session: %s", log_esc(j->user),
-                        log_esc(j->service),
-                        strerror(-j->store_result));
+                log_errno(LOG_ERR, j->store_result, "login for '%s' on '%s': cannot store the session",
+                          log_esc(j->user), log_esc(j->service));
                 reply_error(r, "unavailable", "cannot store the session; try again later");
                 return;
         }
@@ -216,7 +215,7 @@ static void auth_job_done(struct work *w) {
                 if (k < 0) {
                         /* A login asked for a token gets one or fails whole:
                          * the session nobody will hear of goes again. */
-                        log_msg(LOG_ERR, "login: cannot sign a token: %s", strerror(-k));
+                        log_errno(LOG_ERR, k, "login: cannot sign a token");
                         json_decref(o);
                         drop_orphan_session(j);
                         reply_error(r, "internal", "cannot sign a token");

@@ -47,7 +47,7 @@ static void touch_run(struct work *w) {
         struct touch_batch *b = (struct touch_batch *) w;
         int r = store_session_touch_many(b->d->store, (const uint8_t (*)[STORE_KEY_SIZE]) b->keys, b->nows, b->n);
         if (r < 0)
-                log_msg(LOG_WARNING, "cannot persist %zu idle-expiry slide(s): %s", b->n, strerror(-r));
+                log_errno(LOG_WARNING, r, "cannot persist %zu idle-expiry slide(s)", b->n);
 }
 
 static void touch_submit(struct daemon *d);
@@ -156,7 +156,7 @@ void op_validate(struct request *r) {
         if (k == -ENOENT || (k >= 0 && !v.found))
                 reply_error(r, "invalid_session", INVALID_SESSION_MESSAGE);
         else if (k < 0) {
-                log_msg(LOG_ERR, "validate: session store: %s", strerror(-k));
+                log_errno(LOG_ERR, k, "validate: session store");
                 reply_error(r, "unavailable", "the session store failed; try again later");
         } else if (v.forbidden)
                 reply_error(r, "forbidden", "this peer may not use this session's service");
@@ -206,7 +206,7 @@ static void logout_done(struct work *w) {
                 } else if (j->result == -ENOENT)
                         reply_error(r, "invalid_session", INVALID_SESSION_MESSAGE);
                 else {
-                        log_msg(LOG_ERR, "logout: session store: %s", strerror(-j->result));
+                        log_errno(LOG_ERR, j->result, "logout: session store");
                         reply_error(r, "unavailable", "the session store failed; try again later");
                 }
         }
@@ -312,7 +312,7 @@ void op_sessions_list(struct request *r) {
         int k = store_session_list(d->store, user, service, daemon_now(), list_one, &l);
         if (k < 0) {
                 json_decref(l.array);
-                log_msg(LOG_ERR, "sessions.list: session store: %s", strerror(-k));
+                log_errno(LOG_ERR, k, "sessions.list: session store");
                 reply_error(r, "unavailable", "the session store failed; try again later");
                 return;
         }
@@ -344,7 +344,7 @@ static void revoke_done(struct work *w) {
 
         if (!r->abandoned) {
                 if (j->result < 0 && j->result != -ENOENT) {
-                        log_msg(LOG_ERR, "sessions.revoke: session store: %s", strerror(-j->result));
+                        log_errno(LOG_ERR, j->result, "sessions.revoke: session store");
                         reply_error(r, "unavailable", "the session store failed; try again later");
                 } else {
                         size_t n = j->result == -ENOENT ? 0 : j->count;

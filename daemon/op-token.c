@@ -62,7 +62,7 @@ void op_token(struct request *r) {
         else if (!token_audience_allowed(d, t.s.service, audience))
                 reply_error(r, "forbidden", "this service may not issue tokens for that audience");
         else if ((k = token_issue(d, &t.s, audience, &token, &exp)) < 0) {
-                log_msg(LOG_ERR, "token: cannot sign: %s", strerror(-k));
+                log_errno(LOG_ERR, k, "token: cannot sign");
                 reply_error(r, "internal", "cannot sign a token");
         } else
                 reply_ok(r, json_pack("{s:s, s:I}", "token", token, "expires_at", (json_int_t) exp));
@@ -140,7 +140,7 @@ void op_keys_rotate(struct request *r) {
 
         int k = keyring_rotate(d->keys, daemon_now(), token_max_lifetime(d), kid);
         if (k < 0) {
-                log_msg(LOG_ERR, "keys.rotate: %s", strerror(-k));
+                log_errno(LOG_ERR, k, "keys.rotate");
                 reply_error(r, "internal", "cannot rotate the signing key");
                 return;
         }

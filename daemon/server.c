@@ -60,8 +60,7 @@ static int bind_socket(struct daemon *d, const char *path) {
                 /* A stale socket left by a daemon that died. */
                 if (unlink(path) < 0 && errno != ENOENT) {
                         r = -errno;
-                        log_msg(LOG_ERR, "cannot remove stale socket %s: %s", path, strerror(-r));
-                        return r;
+                        return log_errno(LOG_ERR, r, "cannot remove stale socket %s", path);
                 }
         }
 
@@ -75,12 +74,11 @@ static int bind_socket(struct daemon *d, const char *path) {
         umask(old);
         if (r < 0) {
                 r = -errno;
-                log_msg(LOG_ERR, "cannot bind %s: %s", path, strerror(-r));
-                return r;
+                return log_errno(LOG_ERR, r, "cannot bind %s", path);
         }
         if (listen(fd, SOMAXCONN) < 0) {
                 r = -errno;
-                log_msg(LOG_ERR, "cannot listen on %s: %s", path, strerror(-r));
+                log_errno(LOG_ERR, r, "cannot listen on %s", path);
                 unlink(path);
                 return r;
         }
@@ -99,8 +97,7 @@ int server_listen(struct daemon *d) {
         int n = sd_listen_fds(1);
 
         if (n < 0) {
-                log_msg(LOG_ERR, "LISTEN_FDS is malformed: %s", strerror(-n));
-                return n;
+                return log_errno(LOG_ERR, n, "LISTEN_FDS is malformed");
         }
         if (n > 1) {
                 log_msg(LOG_ERR, "socket activation passed %d sockets; latchd takes exactly one", n);
@@ -110,8 +107,7 @@ int server_listen(struct daemon *d) {
                 int fd = SD_LISTEN_FDS_START;
                 int r = sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0);
                 if (r < 0) {
-                        log_msg(LOG_ERR, "the socket passed by systemd (fd %d) is unusable: %s", fd, strerror(-r));
-                        return r;
+                        return log_errno(LOG_ERR, r, "the socket passed by systemd (fd %d) is unusable", fd);
                 }
                 if (r == 0) {
                         log_msg(LOG_ERR,
@@ -186,7 +182,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 }
                 int r = conn_new(d, cfd, NULL);
                 if (r < 0)
-                        log_msg(LOG_WARNING, "cannot set up a connection: %s", strerror(-r));
+                        log_errno(LOG_WARNING, r, "cannot set up a connection");
                 else
                         d->stats.connections_total++;
         }
