@@ -266,6 +266,27 @@ static int setup(void **state) {
 }
 
 /* The escaper keeps a client string on one line and inside its quotes. */
+/* log_errno() logs the message with the errno text and returns r. */
+static void test_log_errno(void **state) {
+        char path[] = "/tmp/test-log-errno-XXXXXX", buf[512] = "";
+        int fd = mkstemp(path), saved = dup(STDERR_FILENO);
+
+        assert_true(fd >= 0 && saved >= 0);
+        unlink(path);
+        log_open(true);
+        fflush(stderr);
+        assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+        assert_int_equal(log_errno(LOG_ERR, -ENOENT, "cannot open %s", "x.conf"), -ENOENT);
+        assert_int_equal(log_errno(LOG_DEBUG, -EIO, "below the level"), -EIO);
+        fflush(stderr);
+        assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+        close(saved);
+        assert_true(pread(fd, buf, sizeof buf - 1, 0) > 0);
+        close(fd);
+        assert_non_null(strstr(buf, "cannot open x.conf: No such file or directory"));
+        assert_null(strstr(buf, "below the level"));
+}
+
 static void test_log_escape(void **state) {
         char b[256];
         static const struct {
@@ -345,6 +366,7 @@ int main(void) {
                 cmocka_unit_test(test_frame),
                 cmocka_unit_test(test_throttle),
                 cmocka_unit_test(test_log_escape),
+                cmocka_unit_test(test_log_errno),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
