@@ -1,0 +1,340 @@
+// SPDX-License-Identifier: MIT
+// @latch/client against the real latchd (and fakelatchd.py for what latchd
+// cannot be made to do on demand: a challenge, a dropped connection).
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import net from 'node:net';
+import http from 'node:http';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const L = await import(path.join(here, '..', '..', 'bindings', 'node', 'index.js'));
+const { latch: latchExpress } = await import(path.join(here, '..', '..', 'bindings', 'node', 'lib', 'express.js'));
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'latch-node-'));
+const procs = [];
+after(() => {
+  for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitConnectable(sock, ms = 20000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const ok = await new Promise((r) => {
+      const s = net.createConnection({ path: sock }, () => { s.destroy(); r(true); });
+      s.on('error', () => r(false));
+    });
+    if (ok) return;
+    await sleep(50);
+  }
+  throw new Error(`${sock} never accepted`);
+}
+
+// A latchd in a scratch folder, like tests/e2e/harness.py.
+class Daemon {
+  constructor(name) {
+    this.dir = path.join(tmp, name);
+    fs.mkdirSync(path.join(this.dir, 'services'), { recursive: true });
+    fs.mkdirSync(path.join(this.dir, 'plugins'));
+    for (const [k, v] of Object.entries(process.env)) {
+      if (k.startsWith('LATCH_PLUGIN_')) fs.symlinkSync(v, path.join(this.dir, 'plugins', k.slice(13).toLowerCase() + '.so'));
+    }
+    this.sock = path.join(this.dir, 'latchd.sock');
+    this.jwks = path.join(this.dir, 'jwks.json');
+    const users = path.join(this.dir, 'users');
+    fs.writeFileSync(path.join(this.dir, 'latchd.conf'), `[daemon]\nsocket = ${this.sock}\nstate_dir = state\n` +
+      'services_dir = services\nplugin_dir = plugins\njwks_file = jwks.json\nworkers = 2\n' +
+      '[service.private]\nallow_users = nobody\n');
+    const stack = `auth required file path=${users}\naccount required file path=${users}\n`;
+    fs.writeFileSync(path.join(this.dir, 'services', 'demo'), stack);
+    fs.writeFileSync(path.join(this.dir, 'services', 'private'), stack);
+    fs.writeFileSync(path.join(this.dir, 'services', 'broken'), 'auth required debug auth=authinfo_unavail\n');
+    const r = spawnSync(process.env.LATCHCTL, ['user', 'add', users, 'demo', '--groups', 'users'], { input: 'demo-password\n' });
+    assert.equal(r.status, 0, String(r.stderr));
+  }
+  async start() {
+    const log = fs.openSync(path.join(this.dir, 'latchd.log'), 'a');
+    const env = { ...process.env };
+    delete env.NOTIFY_SOCKET;
+    delete env.LISTEN_FDS;
+    this.proc = spawn(process.env.LATCHD, ['--config', path.join(this.dir, 'latchd.conf'), '--socket', this.sock],
+      { cwd: this.dir, env, stdio: ['ignore', log, log] });
+    procs.push(this.proc);
+    await waitConnectable(this.sock);
+  }
+  async stop() {
+    const p = this.proc;
+    if (p.exitCode !== null) return;
+    const done = new Promise((r) => p.once('exit', r));
+    p.kill('SIGTERM');
+    await done;
+  }
+}
+
+async function fake(mode) {
+  const sock = path.join(tmp, `fake-${mode}-${Math.random().toString(36).slice(2)}.sock`);
+  const p = spawn('python3', [path.join(here, 'fakelatchd.py'), sock, mode], { stdio: ['ignore', 'pipe', 'inherit'] });
+  procs.push(p);
+  await new Promise((r) => p.stdout.once('data', r));
+  return { sock, stop: () => p.kill('SIGKILL') };
+}
+
+const d = new Daemon('main');
+await d.start();
+after(() => d.stop());
+
+test('login, validate, token, offline verify, logout', async () => {
+  const c = new L.Client({ socketPath: d.sock });
+  assert.equal((await c.hello()).version, 1);
+  const s = await c.login('demo', 'demo', 'demo-password', { remote: '192.0.2.1', token: true });
+  assert.equal(s.user, 'demo');
+  assert.equal(s.session.length, 44);
+  const v = await c.validate(s.session, 'demo');
+  assert.deepEqual([v.user, v.handle, v.claims.groups], ['demo', s.handle, ['users']]);
+  const { token } = await c.token(s.session, 'demo');
+  for (const source of [d.jwks, c]) {
+    const claims = await new L.Verifier(source, { issuer: 'latch' }).verify(token, { audience: 'demo' });
+    assert.deepEqual([claims.sub, claims.sid], ['demo', s.handle]);
+  }
+  assert.equal((await new L.Verifier(d.jwks).verify(s.token)).sub, 'demo');
+  await assert.rejects(new L.Verifier(d.jwks).verify(token, { audience: 'wiki' }), /audience/);
+  assert.equal((await c.verify(token)).claims.sub, 'demo');
+  await c.logout(s.session);
+  await assert.rejects(c.validate(s.session), L.InvalidSession);
+  await assert.rejects(c.verify(token), /session has ended/);
+  c.close();
+});
+
+test('every error code maps to its class', async () => {
+  const c = new L.Client(d.sock);
+  const cases = [
+    [L.Denied, () => c.login('demo', 'demo', 'wrong', { remote: '198.51.100.9' })],
+    [L.UnknownService, () => c.login('nope', 'demo', 'x')],
+    [L.Forbidden, () => c.login('private', 'demo', 'demo-password')],
+    [L.Unavailable, () => c.authenticate('broken', 'demo', 'x')],
+    [L.BadRequest, () => c.login('demo', 'u'.repeat(300), 'x')],
+    [L.InvalidSession, () => c.validate('A'.repeat(44))],
+    [L.InvalidToken, () => c.verify('a.b.c')],
+    [L.UnknownOp, () => c.call('fly')],
+    [L.TooLarge, () => c.call('hello', { pad: 'x'.repeat(70000) })],
+    [L.Unreachable, () => new L.Client(path.join(tmp, 'nothing.sock')).hello()],
+  ];
+  for (const [cls, fn] of cases) {
+    await assert.rejects(fn(), (e) => e.constructor === cls && e.code === cls.code && e instanceof L.LatchError, cls.name);
+  }
+  assert.equal((await c.hello()).version, 1, 'usable after a too_large');
+  c.close();
+});
+
+test('internal: a reload that finds errors', async () => {
+  const d2 = new Daemon('reload');
+  await d2.start();
+  const c = new L.Client(d2.sock);
+  fs.appendFileSync(path.join(d2.dir, 'latchd.conf'), '[session]\nidle_timeout = forever\n');
+  await assert.rejects(c.reload(), L.Internal);
+  c.close();
+  await d2.stop();
+});
+
+test('100 parallel validates', async () => {
+  const c = new L.Client({ socketPath: d.sock, connections: 4 });
+  const { session } = await c.login('demo', 'demo', 'demo-password');
+  const r = await Promise.all(Array.from({ length: 100 }, () => c.validate(session)));
+  assert.deepEqual(r.map((x) => x.user), Array(100).fill('demo'));
+  c.close();
+});
+
+test('reconnects after latchd restarts', async () => {
+  const d3 = new Daemon('restart');
+  await d3.start();
+  const c = new L.Client(d3.sock);
+  const { session } = await c.login('demo', 'demo', 'demo-password');
+  assert.equal((await c.validate(session)).user, 'demo');
+  await d3.stop();
+  await assert.rejects(c.validate(session), L.Unreachable);
+  await d3.start();
+  assert.equal((await c.validate(session)).user, 'demo');
+  c.close();
+  await d3.stop();
+});
+
+test('JWKS cache refetches on an unknown kid', async () => {
+  const c = new L.Client(d.sock);
+  const { session } = await c.login('demo', 'demo', 'demo-password');
+  const byFile = new L.Verifier(d.jwks);
+  const byOp = new L.Verifier(c, { minRefresh: 0 });
+  const t1 = (await c.token(session)).token;
+  await byFile.verify(t1);
+  await byOp.verify(t1);
+  await c.keysRotate();
+  const t2 = (await c.token(session)).token;
+  assert.notEqual(t1.split('.')[0], t2.split('.')[0]);
+  assert.equal((await byFile.verify(t2)).sub, 'demo');
+  assert.equal((await byOp.verify(t2)).sub, 'demo');
+  c.close();
+});
+
+test('a challenge, answered with respond (fake server: latchd asks none on demand)', async () => {
+  const f = await fake('challenge');
+  const c = new L.Client(f.sock);
+  const e = await c.login('demo', 'alice', 'pw').catch((x) => x);
+  assert.ok(e instanceof L.Challenge);
+  assert.equal(e.code, 'challenge');
+  assert.deepEqual(e.prompts, [{ style: 'info', message: 'second factor' }, { style: 'secret', message: 'Verification code:' }]);
+  assert.equal(e.answersNeeded, 1);
+  await assert.rejects(c.respond(e.conversation, ['000000']), L.InvalidConversation);
+  assert.equal((await c.respond(e.conversation, ['123456'])).user, 'alice');
+  c.close();
+  f.stop();
+});
+
+test('idempotent ops are resent once, others never; timeouts; junk', async () => {
+  let f = await fake('drop-first');
+  let c = new L.Client({ socketPath: f.sock, connections: 1 });
+  const r = await c.validate('S'.repeat(44));
+  assert.deepEqual([r.op, r.attempt], ['validate', 1]);
+  c.close(); f.stop();
+  f = await fake('drop-first');
+  c = new L.Client({ socketPath: f.sock, connections: 1 });
+  await assert.rejects(c.login('demo', 'alice', 'pw'), L.Disconnected);
+  c.close(); f.stop();
+  f = await fake('silent');
+  c = new L.Client({ socketPath: f.sock, timeout: 500 });
+  await assert.rejects(c.hello(), L.Timeout);
+  c.close(); f.stop();
+  f = await fake('junk');
+  c = new L.Client({ socketPath: f.sock });
+  await assert.rejects(c.hello(), L.ProtocolError);
+  c.close(); f.stop();
+});
+
+test('cookies by liblatch rules', () => {
+  assert.equal(L.buildCookie('abc', 2000, { now: 1000 }),
+    '__Host-latch=abc; Max-Age=1000; Path=/; Secure; HttpOnly; SameSite=Lax');
+  assert.equal(L.buildCookie('abc', 500, { now: 1000, name: 'sid', sameSite: 'strict', domain: 'example.org' }),
+    'sid=abc; Max-Age=0; Path=/; Secure; HttpOnly; SameSite=Strict; Domain=example.org');
+  assert.throws(() => L.buildCookie('a b', 1), TypeError);
+  assert.throws(() => L.buildCookie('abc', 1, { domain: 'example.org' }), TypeError, '__Host- and Domain');
+  assert.equal(L.clearCookie(), '__Host-latch=; Max-Age=0; Path=/; Secure; HttpOnly; SameSite=Lax');
+  assert.equal(L.parseCookie('a=1; __Host-latch="q_q" ;x=y'), 'q_q');
+  assert.equal(L.parseCookie('__Host-latch=bad!; __Host-latch=ok'), 'ok');
+  assert.equal(L.parseCookie(' \t__Host-latch \t= \tv1\t '), 'v1');
+  assert.equal(L.parseCookie('sid=1', 'other'), null);
+  assert.equal(L.parseCookie(undefined), null);
+});
+
+test('offline verification refuses what liblatch refuses', () => {
+  const crypto = createRequire(import.meta.url)('node:crypto');
+  const { privateKey, publicKey } = crypto.generateKeyPairSync('ed25519');
+  const x = publicKey.export({ format: 'jwk' }).x;
+  const kid = 'k1';
+  const ks = new L.KeySet({ keys: [{ kty: 'OKP', crv: 'Ed25519', x, kid }] });
+  const now = 1800000000;
+  const b = (s) => Buffer.from(s).toString('base64url');
+  const tok = (h, p) => {
+    const signed = b(h) + '.' + b(p);
+    return signed + '.' + crypto.sign(null, Buffer.from(signed), privateKey).toString('base64url');
+  };
+  const H = JSON.stringify({ alg: 'EdDSA', typ: 'JWT', kid });
+  const P = (o) => JSON.stringify({ sub: 'u', exp: now + 60, ...o });
+  const ok = tok(H, P({}));
+  assert.equal(L.verifyToken(ks, ok, { now }).sub, 'u');
+  const R = L.REASONS;
+  const cases = [
+    [tok('{"alg":"none","kid":"k1"}', P({})), R.alg],
+    [tok('{"alg":"EdDSA","kid":"k1","crit":["b64"]}', P({})), R.crit],
+    [tok('{"alg":"EdDSA","kid":"k1","jwk":{}}', P({})), R.embedded],
+    [tok('{"alg":"EdDSA","kid":"k2"}', P({})), R.kid],
+    [tok('{"alg":"EdDSA","kid":"k1","kid":"k1"}', P({})), R.header],
+    [tok(H, `{"sub":"u","exp":${now + 60},"exp":${now + 60}}`), R.payload],
+    [tok(H, `{"sub":"u","exp":${now + 60}.0}`), R.payload],
+    [tok(H, '{"sub":"u"}'), R.expired],
+    [tok(H, P({ exp: now - 31 })), R.expired],
+    [tok(H, P({ nbf: now + 31 })), R.notYet],
+    [tok(H, P({ aud: 'other' })), R.audience, { audience: 'svc' }],
+    [tok(H, P({ iss: 'evil' })), R.issuer, { issuer: 'latch' }],
+    [tok(H, P({ pad: 'p'.repeat(9000) })), R.tooLarge],
+    [ok + '=', R.format],
+    [ok.slice(0, -10) + (ok.at(-10) === 'A' ? 'B' : 'A') + ok.slice(-9), R.signature],
+    [ok.replace('-', '+').replace('_', '/'), R.format],
+  ];
+  for (const [t, reason, opts] of cases) {
+    assert.throws(() => L.verifyToken(ks, t, { now, ...opts }), (e) => e instanceof L.InvalidToken && e.message === reason, reason);
+  }
+  assert.equal(L.verifyToken(ks, tok(H, P({ exp: now - 29 })), { now }).sub, 'u', 'within the leeway');
+  assert.equal(L.verifyToken(ks, tok(H, P({ aud: ['a', 'svc'] })), { now, audience: 'svc' }).sub, 'u');
+});
+
+test('an Express app protected end to end', async () => {
+  const req = createRequire(path.join(process.env.LATCH_NODE_MODULES, 'x.js'));
+  const express = req('express');
+  const app = express();
+  const auth = latchExpress({ socketPath: d.sock, service: 'demo', cookieName: 'sid' });
+  app.use(auth);
+  app.get('/', auth.required, (r, res) => res.send(`hello ${r.latch.user}; csrf=${auth.csrfToken(r)}`));
+  const server = http.createServer(app);
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${server.address().port}`;
+  const jar = new Map();
+  const go = async (p, opts = {}) => {
+    const res = await fetch(base + p, { redirect: 'manual', ...opts,
+      headers: { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; '), ...(opts.headers || {}) } });
+    for (const sc of res.headers.getSetCookie()) {
+      const [kv] = sc.split(';');
+      const [k, v] = kv.split('=');
+      if (v) jar.set(k, v); else jar.delete(k);
+    }
+    return res;
+  };
+  const form = (o) => ({ method: 'POST', body: new URLSearchParams(o), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  try {
+    let r = await go('/?x=1');
+    assert.deepEqual([r.status, r.headers.get('location')], [303, '/login?next=%2F%3Fx%3D1']);
+    r = await go('/login?next=%2F%3Fx%3D1');
+    const page = await r.text();
+    const csrf = page.split('name="csrf_token" value="')[1].split('"')[0];
+    assert.ok(page.includes('value="/?x=1"'));
+    r = await go('/login', form({ user: 'demo', password: 'demo-password', csrf_token: 'forged', next: '/' }));
+    assert.equal(r.status, 403, 'a wrong CSRF token');
+    r = await go('/login', { ...form({ user: 'demo', password: 'demo-password', csrf_token: csrf }), headers: { ...form({}).headers, origin: 'http://evil.example' } });
+    assert.equal(r.status, 403, 'a foreign Origin');
+    r = await go('/login', form({ user: 'demo', password: 'wrong', csrf_token: csrf, next: '/' }));
+    assert.equal(r.status, 401);
+    r = await go('/login', form({ user: 'demo', password: 'demo-password', csrf_token: csrf, next: '//evil.example/' }));
+    assert.deepEqual([r.status, r.headers.get('location')], [303, '/'], 'no open redirect');
+    assert.ok(jar.get('sid'));
+    r = await go('/');
+    const text = await r.text();
+    assert.equal(r.status, 200);
+    assert.match(text, /^hello demo/);
+    const token = text.split('csrf=')[1];
+    assert.equal((await go('/logout', form({ csrf_token: 'x' }))).status, 403);
+    const sid = jar.get('sid');
+    r = await go('/logout', form({ csrf_token: token }));
+    assert.equal(r.status, 303);
+    await assert.rejects(new L.Client(d.sock).validate(sid), L.InvalidSession);
+    assert.equal((await go('/')).status, 303);
+  } finally {
+    auth.client.close();
+    server.close();
+  }
+});
+
+test('npm pack ships the code and the declarations', () => {
+  const r = spawnSync('npm', ['pack', '--dry-run', '--json'], { cwd: path.join(here, '..', '..', 'bindings', 'node'), encoding: 'utf8' });
+  if (r.error && r.error.code === 'ENOENT') return; // npm is not needed to use the package
+  assert.equal(r.status, 0, r.stderr);
+  const files = JSON.parse(r.stdout)[0].files.map((f) => f.path);
+  for (const f of ['index.js', 'index.d.ts', 'express.d.ts', 'lib/client.js', 'lib/token.js', 'lib/express.js', 'package.json']) {
+    assert.ok(files.includes(f), f);
+  }
+});
