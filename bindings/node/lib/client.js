@@ -49,6 +49,7 @@ class Conn {
     this.buf = null;
     this.dead = false;
     this.connected = false;
+    this.outbox = null;
     const path = client.socketPath;
     this.sock = net.createConnection({ path: path.startsWith('@') ? '\0' + path.slice(1) : path });
     this.sock.on('connect', () => { this.connected = true; });
@@ -60,7 +61,18 @@ class Conn {
   send(p) {
     this.pending.push(p);
     if (this.pending.length === 1) this.sock.ref();
-    this.sock.write(p.frame);
+    // Requests made in the same tick leave in one write: fewer system calls
+    // here and in latchd, which answers a batch with one send().
+    if (this.outbox) {
+      this.outbox.push(p.frame);
+      return;
+    }
+    this.outbox = [p.frame];
+    process.nextTick(() => {
+      const out = this.outbox;
+      this.outbox = null;
+      if (!this.sock.destroyed) this.sock.write(out.length === 1 ? out[0] : Buffer.concat(out));
+    });
   }
 
   data(chunk) {

@@ -21,6 +21,7 @@ DEFAULT_MAX_RESPONSE = 1 << 20
 IDEMPOTENT_OPS = frozenset(("hello", "validate", "verify", "jwks", "stats"))
 
 _HDR = struct.Struct(">I")
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False, allow_nan=False)
 
 
 def socket_path(path: Optional[str]) -> str:
@@ -42,7 +43,7 @@ def encode(op: str, args: Dict[str, Any]) -> bytes:
     for k, v in args.items():
         if v is not None:
             req[k] = v
-    data = json.dumps(req, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "strict")
+    data = _ENCODER.encode(req).encode("utf-8", "strict")
     return _HDR.pack(len(data)) + data
 
 

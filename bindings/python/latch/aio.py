@@ -36,6 +36,7 @@ class _AConn:
         self.pending: Deque[_Pending] = collections.deque()
         self.buf = bytearray()
         self.dead = False
+        self.outbox: Optional[List[bytes]] = None
         self.connecting: Optional["asyncio.Future[None]"] = None
 
     async def connect(self) -> None:
@@ -62,8 +63,18 @@ class _AConn:
 
     def send(self, p: _Pending) -> None:
         self.pending.append(p)
-        assert self.transport is not None
-        self.transport.write(p.frame)
+        # Requests made in the same turn of the loop leave in one write:
+        # fewer system calls here and in latchd.
+        if self.outbox is not None:
+            self.outbox.append(p.frame)
+            return
+        self.outbox = [p.frame]
+        asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        out, self.outbox = self.outbox, None
+        if self.transport is not None and not self.transport.is_closing() and out:
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def _data(self, data: bytes) -> None:
         self.buf += data

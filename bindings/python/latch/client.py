@@ -22,7 +22,7 @@ _DROPPED = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, EOFEr
 class _Conn:
     """One socket; used by one thread at a time (the pool sees to that)."""
 
-    __slots__ = ("sock", "buf", "poller")
+    __slots__ = ("sock", "buf", "poller", "waits")
 
     def __init__(self, path: str, deadline: Optional[float]) -> None:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
@@ -36,6 +36,7 @@ class _Conn:
             s.close()
             raise Unreachable(f"cannot connect to {path}: {e.strerror or e}") from None
         self.sock = s
+        self.waits = s.gettimeout()
         self.buf = bytearray()
         self.poller = select.poll()
         self.poller.register(s.fileno(), select.POLLIN)
@@ -45,6 +46,17 @@ class _Conn:
         # (latchd closed an idle connection), a reset or junk: start afresh.
         # Not a retry: the request has not been sent anywhere yet.
         return bool(self.buf) or bool(self.poller.poll(0))
+
+    def bound(self, deadline: Optional[float]) -> None:
+        """Makes the socket's own timeout end by the deadline (50 ms of
+        slack): settimeout() costs a system call, so it is changed only
+        when a call has used up part of its time."""
+        left = _left(deadline)
+        if left is None:
+            return
+        if self.waits is None or abs(self.waits - left) > 0.05:
+            self.sock.settimeout(left)
+            self.waits = left
 
     def close(self) -> None:
         try:
@@ -59,12 +71,12 @@ class _Conn:
         (``got`` holds the replies that did arrive), socket.timeout,
         ProtocolError."""
         s = self.sock
-        s.settimeout(_left(deadline))
+        self.bound(deadline)
         s.sendall(frames[0] if len(frames) == 1 else b"".join(frames))
         want = len(got) + len(frames)
         buf = self.buf
         while len(got) < want:
-            s.settimeout(_left(deadline))
+            self.bound(deadline)
             chunk = s.recv(262144)
             if not chunk:
                 raise EOFError
@@ -113,34 +125,57 @@ class Client(Ops):
         self.socket_path = _wire.socket_path(socket_path)
         self.timeout = timeout
         self.max_response = max_response
+        # _open counts connections, idle or in use, and slots reserved for
+        # connecting: at most _size.
         self._idle: List[_Conn] = []
+        self._open = 0
+        self._size = pool_size
         self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(pool_size)
+        self._freed = threading.Condition(self._lock)
+        self._waiters = 0
         self._closed = False
 
     # -- pool --------------------------------------------------------------
 
     def _acquire(self, deadline: Optional[float]) -> Optional[_Conn]:
-        wait = None if deadline is None else max(deadline - time.monotonic(), 0)
-        if not self._slots.acquire(timeout=wait):
-            raise Timeout(f"timed out waiting for a free connection to {self.socket_path}")
+        """An idle connection, or None with a slot reserved to open one."""
         with self._lock:
-            return self._idle.pop() if self._idle else None
+            while True:
+                if self._idle:
+                    return self._idle.pop()
+                if self._open < self._size:
+                    self._open += 1
+                    return None
+                # Every slot is in use: wait for a release (a Condition only
+                # here, since it costs far more than the plain lock).
+                wait = None if deadline is None else deadline - time.monotonic()
+                if wait is not None and wait <= 0:
+                    raise Timeout(f"timed out waiting for a free connection to {self.socket_path}")
+                self._waiters += 1
+                try:
+                    self._freed.wait(wait)
+                finally:
+                    self._waiters -= 1
 
     def _release(self, conn: Optional[_Conn]) -> None:
-        if conn is not None:
-            with self._lock:
-                if self._closed:
-                    conn.close()
-                else:
-                    self._idle.append(conn)
-        self._slots.release()
+        """Returns the connection, or with None (dropped) its slot."""
+        with self._lock:
+            keep = conn is not None and not self._closed
+            if keep:
+                self._idle.append(conn)  # type: ignore[arg-type]
+            else:
+                self._open -= 1
+            if self._waiters:
+                self._freed.notify()
+        if conn is not None and not keep:
+            conn.close()
 
     def close(self) -> None:
         """Closes the idle connections; busy ones close when released."""
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
+            self._open -= len(idle)
         for c in idle:
             c.close()
 
