@@ -10,8 +10,10 @@ export interface ClientOptions {
   socketPath?: string;
   /** Milliseconds a call may take (0: no limit). Default 5000. */
   timeout?: number;
-  /** Connections requests are pipelined over, round robin. Default 2. */
+  /** Connections requests are pipelined over, round robin. Default 1. */
   connections?: number;
+  /** Connections of their own for login, authenticate, respond, passwd. Default 2. */
+  slowConnections?: number;
   /** Largest reply accepted, in bytes. Default 1 MiB. */
   maxResponse?: number;
 }

@@ -241,6 +241,31 @@ class LiveTest(harness.DaemonTest):
         bare = app.test_client(use_cookies=False)
         self.assertEqual(bare.get("/", base_url=base, headers={"Cookie": f"__Host-latch={sid}"}).status_code, 503)
 
+    def test_flask_example(self):
+        try:
+            import flask  # noqa: F401
+        except ImportError:
+            self.skipTest("python3-flask is not installed")
+        import importlib.util
+        d = self.start()
+        os.environ["LATCH_SOCKET"] = d.sock
+        try:
+            spec = importlib.util.spec_from_file_location(
+                "flask_example", os.path.join(HERE, "..", "..", "examples", "flask", "app.py"))
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+        finally:
+            del os.environ["LATCH_SOCKET"]
+        web = mod.app.test_client()
+        base = "https://localhost"
+        self.assertEqual(web.get("/", base_url=base).status_code, 303)
+        page = web.get("/login", base_url=base).get_data(as_text=True)
+        csrf = page.split('name="csrf_token" value="')[1].split('"')[0]
+        r = web.post("/login", base_url=base, data={"user": "demo", "password": "demo-password", "csrf_token": csrf})
+        self.assertEqual(r.status_code, 303)
+        r = web.get("/", base_url=base)
+        self.assertIn("Hello demo (groups: users)", r.get_data(as_text=True))
+
     def test_wsgi_and_asgi_middleware(self):
         from latch.asgi import LatchASGIMiddleware
         from latch.wsgi import LatchMiddleware

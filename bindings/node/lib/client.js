@@ -11,6 +11,11 @@ export const DEFAULT_SOCKET = '/run/latch/latchd.sock';
 // connection drops before their answer. Every other op is never resent.
 export const IDEMPOTENT_OPS = new Set(['hello', 'validate', 'verify', 'jwks', 'stats']);
 
+// Ops that run a service's stack (argon2, PAM, a second factor) may take a
+// second: they go on connections of their own, so that the in-order replies
+// of a pipelined connection never hold a validate behind a login.
+const SLOW_OPS = new Set(['authenticate', 'login', 'respond', 'passwd']);
+
 export function socketPath(p) {
   if (p) return p;
   return process.env.LATCH_SOCKET || DEFAULT_SOCKET;
@@ -127,8 +132,7 @@ class Conn {
       }
     }
     if (resend.length) {
-      const c = this.client._conn();
-      for (const p of resend) c.send(p);
+      for (const p of resend) this.client._conn(p.op).send(p);
     }
   }
 
@@ -139,8 +143,12 @@ class Conn {
 }
 
 /**
- * A client of latchd. `new Client({ socketPath, timeout: 5000, connections: 2 })`:
- * the socket is socketPath, else $LATCH_SOCKET, else /run/latch/latchd.sock.
+ * A client of latchd. `new Client({ socketPath, timeout: 5000, connections: 1,
+ * slowConnections: 2 })`: the socket is socketPath, else $LATCH_SOCKET, else
+ * /run/latch/latchd.sock. Concurrent requests are pipelined on `connections`
+ * connections (latchd answers each in order); ops that run a stack (login,
+ * authenticate, respond, passwd) use `slowConnections` others, so that a
+ * slow login never holds back a validate.
  * Every op is a method returning a promise of its results (an object), or
  * rejecting with the LatchError subclass of the error code.
  */
@@ -150,17 +158,21 @@ export class Client {
     this.socketPath = socketPath(opts.socketPath);
     this.timeout = opts.timeout ?? 5000;
     this.maxResponse = opts.maxResponse ?? (1 << 20);
-    this.conns = new Array(Math.max(1, opts.connections ?? 2)).fill(null);
+    this.conns = new Array(Math.max(1, opts.connections ?? 1)).fill(null);
+    this.slow = new Array(Math.max(1, opts.slowConnections ?? 2)).fill(null);
     this.next = 0;
+    this.nextSlow = 0;
   }
 
-  _conn() {
-    const i = this.next;
-    this.next = (i + 1) % this.conns.length;
-    let c = this.conns[i];
+  _conn(op) {
+    const slow = SLOW_OPS.has(op);
+    const list = slow ? this.slow : this.conns;
+    const i = slow ? this.nextSlow : this.next;
+    if (slow) this.nextSlow = (i + 1) % list.length; else this.next = (i + 1) % list.length;
+    let c = list[i];
     if (!c || c.dead) {
       c = new Conn(this);
-      this.conns[i] = c;
+      list[i] = c;
     }
     return c;
   }
@@ -186,7 +198,7 @@ export class Client {
         p.timer = setTimeout(() => p.settle(new Timeout(`timed out waiting for ${this.socketPath}`)), this.timeout);
         p.timer.unref();
       }
-      this._conn().send(p);
+      this._conn(op).send(p);
     });
   }
 
@@ -217,9 +229,11 @@ export class Client {
 
   /** Closes the connections (requests in flight fail with Disconnected). */
   close() {
-    for (let i = 0; i < this.conns.length; i++) {
-      if (this.conns[i]) this.conns[i].close();
-      this.conns[i] = null;
+    for (const list of [this.conns, this.slow]) {
+      for (let i = 0; i < list.length; i++) {
+        if (list[i]) list[i].close();
+        list[i] = null;
+      }
     }
   }
 }

@@ -135,53 +135,61 @@ class AsyncClient(Ops):
     """The asyncio counterpart of Client: every method is a coroutine with
     the same name and arguments (``await client.validate(session)``).
 
-    Concurrent calls are pipelined over up to ``connections`` connections
-    (round robin); latchd answers each connection in request order. Errors,
+    Concurrent calls are pipelined over ``connections`` connections (round
+    robin); latchd answers each connection in request order. Ops that run a
+    service's stack (login, authenticate, respond, passwd) go over
+    ``slow_connections`` others, so that a slow login never holds back the
+    validates pipelined behind it. Errors,
     timeout and retry rules are Client's. Create it anywhere; it connects
     on first use, in the running loop. ``await client.close()`` at the end.
     """
 
     def __init__(self, socket_path: Optional[str] = None, *, timeout: Optional[float] = _wire.DEFAULT_TIMEOUT,
-                 connections: int = 2, max_response: int = _wire.DEFAULT_MAX_RESPONSE) -> None:
-        if connections < 1:
-            raise ValueError("connections must be at least 1")
+                 connections: int = 1, slow_connections: int = 2,
+                 max_response: int = _wire.DEFAULT_MAX_RESPONSE) -> None:
+        if connections < 1 or slow_connections < 1:
+            raise ValueError("connections and slow_connections must be at least 1")
         self.socket_path = _wire.socket_path(socket_path)
         self.timeout = timeout
         self.max_response = max_response
-        self._conns: List[Optional[_AConn]] = [None] * connections
-        self._next = 0
-        self._opening: Dict[int, "asyncio.Task[_AConn]"] = {}
+        # Lane 0: pipelined requests; lane 1: ops that run a stack (see
+        # _wire.SLOW_OPS), so that a slow login never holds back a validate.
+        self._lanes: List[List[Optional[_AConn]]] = [[None] * connections, [None] * slow_connections]
+        self._next = [0, 0]
+        self._opening: Dict[tuple, "asyncio.Task[_AConn]"] = {}
 
-    async def _conn(self) -> _AConn:
-        i = self._next
-        self._next = (i + 1) % len(self._conns)
-        c = self._conns[i]
+    async def _conn(self, op: str) -> _AConn:
+        lane = 1 if op in _wire.SLOW_OPS else 0
+        conns = self._lanes[lane]
+        i = self._next[lane]
+        self._next[lane] = (i + 1) % len(conns)
+        c = conns[i]
         if c is not None and not c.dead:
             return c
         # Callers arriving while it connects share the attempt.
-        task = self._opening.get(i)
+        key = (lane, i)
+        task = self._opening.get(key)
         if task is None:
             async def open_one() -> _AConn:
                 n = _AConn(self)
                 try:
                     await n.connect()
                 finally:
-                    self._opening.pop(i, None)
-                self._conns[i] = n
+                    self._opening.pop(key, None)
+                conns[i] = n
                 return n
             task = asyncio.get_running_loop().create_task(open_one())
-            self._opening[i] = task
+            self._opening[key] = task
         return await asyncio.shield(task)
 
     async def _resend(self, items: List[_Pending]) -> None:
-        try:
-            c = await self._conn()
-        except LatchError as e:
-            for p in items:
+        for p in items:
+            try:
+                c = await self._conn(p.op)
+            except LatchError as e:
                 if not p.future.done():
                     p.future.set_exception(e)
-            return
-        for p in items:
+                continue
             if not p.future.done():
                 c.send(p)
 
@@ -191,7 +199,7 @@ class AsyncClient(Ops):
         p = _Pending(op, frame, fut)
 
         async def go() -> Any:
-            c = await self._conn()
+            c = await self._conn(op)
             c.send(p)
             return await fut
 
@@ -221,10 +229,11 @@ class AsyncClient(Ops):
 
     async def close(self) -> None:
         """Closes the connections (requests in flight fail)."""
-        for i, c in enumerate(self._conns):
-            if c is not None:
-                c.close()
-            self._conns[i] = None
+        for conns in self._lanes:
+            for i, c in enumerate(conns):
+                if c is not None:
+                    c.close()
+                conns[i] = None
 
     async def __aenter__(self) -> "AsyncClient":
         return self
