@@ -63,6 +63,10 @@ bool access_is_admin(const struct daemon *d, const struct peer *p) {
         return p->uid == 0 || peer_in_groups(p, d->config->admin_gids, d->config->n_admin_gids);
 }
 
+bool access_may_monitor(const struct daemon *d, const struct peer *p) {
+        return access_is_admin(d, p) || peer_in_groups(p, d->config->stats_gids, d->config->n_stats_gids);
+}
+
 bool access_service_allowed(const struct daemon *d, const struct peer *p, const char *service) {
         const struct service_config *s = config_service(d->config, service);
 

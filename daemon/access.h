@@ -6,6 +6,7 @@
  *
  *   anyone    any peer that can open the socket (hello, verify, jwks)
  *   admin     uid 0 or a member of [access] admin_groups
+ *   monitor   admins, and members of [access] stats_groups: `stats` only
  *   service   a service with allow_users/allow_groups admits the listed
  *             uids and the members of the listed groups (root is not
  *             special here: list it if it should pass); a service with
@@ -38,6 +39,9 @@ void peer_done(struct peer *p);
 bool peer_in_groups(const struct peer *p, const gid_t *gids, size_t n);
 
 bool access_is_admin(const struct daemon *d, const struct peer *p);
+/* Whether the peer may read `stats`: an admin, or a member of
+ * [access] stats_groups (latch-http's /metrics, a monitoring agent). */
+bool access_may_monitor(const struct daemon *d, const struct peer *p);
 
 /* Whether the peer may use `service` (which need not have a section). Every
  * op that names a service, or acts on a session of one, asks this before

@@ -350,6 +350,8 @@ static int handle_key(struct parse *p, const char *section, const char *name, co
         if (streq(section, "access")) {
                 if (streq(name, "admin_groups"))
                         return set_id_list(p, name, value, true, &c->admin_gids, &c->n_admin_gids);
+                if (streq(name, "stats_groups"))
+                        return set_id_list(p, name, value, true, &c->stats_gids, &c->n_stats_gids);
                 diag(p, "unknown key '%s' in [access]", name);
                 return 0;
         }
@@ -638,6 +640,7 @@ void config_free(struct config *c) {
         free(c->issuer);
         free(c->algorithm);
         free(c->admin_gids);
+        free(c->stats_gids);
         for (size_t i = 0; i < c->n_services; i++) {
                 free(c->services[i].name);
                 free(c->services[i].file);

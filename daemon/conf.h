@@ -66,6 +66,8 @@ struct config {
 
         gid_t *admin_gids;
         size_t n_admin_gids;
+        gid_t *stats_gids;         /* [access] stats_groups: may call `stats` */
+        size_t n_stats_gids;
 
         bool throttle;
         int64_t throttle_max_delay;

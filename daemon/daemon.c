@@ -54,7 +54,12 @@ static int glue_open(void *userdata, const char *plugin, int argc, const char *c
 static void glue_close(void *userdata, void *module) { plugin_line_close(module); }
 
 static int glue_call(void *userdata, void *module, enum stack_type type, struct latch_req *req) {
-        return plugin_line_call(module, type, req);
+        int r = plugin_line_call(module, type, req);
+        /* faillock answers auth_err only for a locked user (see its
+         * manual): the lockouts it enforced, for `stats`. Worker thread. */
+        if (r == LATCH_AUTH_ERR && streq(plugin_line_name(module), "faillock"))
+                stats_count_faillock_refusal();
+        return r;
 }
 
 static void glue_outcome(void *userdata, void *module, struct latch_req *req, int result) {

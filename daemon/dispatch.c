@@ -20,7 +20,7 @@ const struct op ops[] = {
         { "sessions.list", OP_ADMIN, op_sessions_list },
         { "sessions.revoke", OP_ADMIN, op_sessions_revoke },
         { "keys.rotate", OP_ADMIN, op_keys_rotate },
-        { "stats", OP_ADMIN, op_stats },
+        { "stats", OP_MONITOR, op_stats },
         { "reload", OP_ADMIN, op_reload },
 };
 const unsigned n_ops = ELEMENTSOF(ops);
@@ -33,7 +33,8 @@ void dispatch_request(struct request *r) {
                         continue;
                 r->op = &ops[i];
                 r->op_index = (int) i;
-                if (ops[i].access == OP_ADMIN && !access_is_admin(d, &r->conn->peer)) {
+                if ((ops[i].access == OP_ADMIN && !access_is_admin(d, &r->conn->peer)) ||
+                    (ops[i].access == OP_MONITOR && !access_may_monitor(d, &r->conn->peer))) {
                         log_fields(LOG_NOTICE,
                                    (const char *[]){ "LATCH_OP", ops[i].name, "LATCH_RESULT", "forbidden", NULL },
                                    "client %s: %s refused: not an admin", r->conn->peer_desc, ops[i].name);

@@ -14,7 +14,8 @@
 #include "conn.h"
 #include "request.h"
 
-enum op_access { OP_ANYONE, OP_SERVICE, OP_ADMIN };
+/* OP_MONITOR: admins, and peers in [access] stats_groups (read-only counters). */
+enum op_access { OP_ANYONE, OP_SERVICE, OP_ADMIN, OP_MONITOR };
 
 struct op {
         const char *name;

@@ -95,6 +95,8 @@ void ops_begin_throttled(struct request *r, struct work *w, struct throttle_tick
                 submit_now(r, w, ticket);
                 return;
         }
+        d->stats.throttle_delayed++;
+        d->stats.throttle_delay_usec += delay;
         struct delayed *dl = calloc(1, sizeof(*dl));
         if (!dl ||
             sd_event_add_time_relative(d->event, &dl->source, CLOCK_MONOTONIC, delay, 10000, on_delay, dl) < 0) {

@@ -78,8 +78,10 @@ static void finish(struct request *r, json_t *o) {
         json_decref(o);
         r->replied = true;
         r->deadline = sd_event_source_disable_unref(r->deadline);
-        if (r->op_index >= 0 && r->op_index < STATS_MAX_OPS)
+        if (r->op_index >= 0 && r->op_index < STATS_MAX_OPS) {
                 d->stats.requests[r->op_index]++;
+                histogram_add(&d->stats.op_latency[r->op_index], now_usec() - r->start_usec);
+        }
         conn_reply_ready(r->conn);
 }
 
@@ -120,9 +122,7 @@ void reply_error(struct request *r, const char *code, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
-        int i = stats_error_index(code);
-        if (i >= 0)
-                r->conn->d->stats.errors[i]++;
+        stats_count_error(&r->conn->d->stats, r->op_index, stats_error_index(code), now_usec());
         json_t *o = reply_base(r, false);
         if (!o) {
                 r->conn->closing = true;

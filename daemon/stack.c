@@ -1117,6 +1117,21 @@ size_t stack_size(const struct stack *st, enum stack_type type) {
         return st->n_entries[type];
 }
 
+const struct stack *services_at(const struct services *s, size_t i) {
+        return s && i < s->n_stacks ? &s->stacks[i] : NULL;
+}
+
+const char *stack_name(const struct stack *st) {
+        return st ? st->name : NULL;
+}
+
+void *stack_module(const struct stack *st, enum stack_type type, size_t i) {
+        if (!st || (type != STACK_AUTH && type != STACK_ACCOUNT) || i >= st->n_entries[type] ||
+            st->entries[type][i].kind != ENTRY_MODULE)
+                return NULL;
+        return st->entries[type][i].module;
+}
+
 /* ---- evaluation ------------------------------------------------------- */
 
 #define CALLED_WORDS (STACK_ENTRIES_MAX / 64)

@@ -145,6 +145,13 @@ int stack_authenticate(const struct stack *st, struct latch_req *req);
  * 0 means libpam would find no module for that type. 0 for NULL. */
 size_t stack_size(const struct stack *st, enum stack_type type);
 
+/* For listing (latchd's `stats`): the i-th stack in name order (NULL past
+ * the end), its name, and the module of entry i of a type (NULL past the
+ * end, or for a substack or missing entry). */
+const struct stack *services_at(const struct services *s, size_t i);
+const char *stack_name(const struct stack *st);
+void *stack_module(const struct stack *st, enum stack_type type, size_t i);
+
 /* The lowercase Linux-PAM name of a result ("success", "auth_err", ...), or
  * NULL when out of range. */
 const char *stack_result_to_string(int result);

@@ -98,6 +98,29 @@ fail:
         return -EINVAL;
 }
 
+bool http_metrics_listen_is_valid(const char *value) {
+        if (value[0] == '/')
+                return strlen(value) < 108;
+        const char *colon = strrchr(value, ':');
+        if (!colon || !colon[1] || strlen(colon + 1) > 5 || strspn(colon + 1, "0123456789") != strlen(colon + 1))
+                return false;
+        unsigned long port = strtoul(colon + 1, NULL, 10);
+        if (port < 1 || port > 65535)
+                return false;
+        size_t hn = (size_t) (colon - value);
+        if (hn == 5 && strncmp(value, "[::1]", 5) == 0)
+                return true;
+        /* 127.0.0.0/8, dotted quad. */
+        char host[16];
+        if (hn >= sizeof host)
+                return false;
+        memcpy(host, value, hn);
+        host[hn] = '\0';
+        unsigned a, b, d, e;
+        char tail;
+        return sscanf(host, "%u.%u.%u.%u%c", &a, &b, &d, &e, &tail) == 4 && a == 127 && b < 256 && d < 256 && e < 256;
+}
+
 int http_config_set(struct http_config *c, const char *key, const char *value) {
         if (streq(key, "listen") || streq(key, "latchd_socket")) {
                 if (!*value || strlen(value) >= 108)
@@ -141,6 +164,16 @@ int http_config_set(struct http_config *c, const char *key, const char *value) {
                         return -EINVAL;
                 return set_string(&c->title, value);
         }
+        if (streq(key, "metrics_listen")) {
+                if (!*value || strcasecmp(value, "none") == 0) {
+                        free(c->metrics_listen);
+                        c->metrics_listen = NULL;
+                        return 0;
+                }
+                if (!http_metrics_listen_is_valid(value))
+                        return -EINVAL;
+                return set_string(&c->metrics_listen, value);
+        }
         if (streq(key, "max_connections")) {
                 char *end;
                 errno = 0;
@@ -172,6 +205,7 @@ void http_config_done(struct http_config *c) {
         free(c->csrf_cookie_name);
         free(c->proxy_header);
         free(c->title);
+        free(c->metrics_listen);
         for (size_t i = 0; i < c->n_origins; i++)
                 free(c->origins[i]);
         *c = (struct http_config) {};

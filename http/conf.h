@@ -23,6 +23,7 @@ struct http_config {
         size_t n_origins;
         char *title;            /* heading of the login form */
         unsigned max_connections;
+        char *metrics_listen;   /* NULL: no /metrics; "/path" or a loopback "HOST:PORT" */
 };
 
 /* Fills `c` with the defaults. Returns 0 or -ENOMEM. */
@@ -41,6 +42,11 @@ int http_config_load(struct http_config *c, const char *path, bool missing_ok);
 /* Sets one key as in the file ("listen", "service", ...). Returns 0, -ENOENT
  * (unknown key), -EINVAL (bad value) or -ENOMEM. */
 int http_config_set(struct http_config *c, const char *key, const char *value);
+
+/* Whether `value` names a place /metrics may listen: an absolute Unix
+ * socket path, or "127.x.y.z:PORT" / "[::1]:PORT" (loopback only: the
+ * counters are for the admin's scraper, never the public site). */
+bool http_metrics_listen_is_valid(const char *value);
 
 /* Frees every string; `c` may then be initialized again. */
 void http_config_done(struct http_config *c);

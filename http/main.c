@@ -151,6 +151,23 @@ int main(int argc, char **argv) {
         }
         fprintf(stderr, "latch-http: listening on %s (service '%s')\n", bound ? c.listen : "the socket from systemd",
                 c.service);
+
+        struct MHD_Daemon *metrics = NULL;
+        int metrics_fd = -1;
+        if (c.metrics_listen) {
+                r = http_metrics_start(&c, &metrics, &metrics_fd);
+                if (r < 0) {
+                        fprintf(stderr, "latch-http: cannot serve /metrics on %s: %s\n", c.metrics_listen,
+                                strerror(-r));
+                        MHD_stop_daemon(mhd);
+                        close(fd);
+                        if (bound)
+                                (void) unlink(c.listen);
+                        http_config_done(&c);
+                        return 1;
+                }
+                fprintf(stderr, "latch-http: /metrics on %s\n", c.metrics_listen);
+        }
         (void) sd_notify(false, "READY=1\nSTATUS=serving");
 
         for (;;) {
@@ -163,6 +180,12 @@ int main(int argc, char **argv) {
                         break;
         }
         (void) sd_notify(false, "STOPPING=1");
+        if (metrics) {
+                MHD_stop_daemon(metrics);
+                close(metrics_fd);
+                if (c.metrics_listen[0] == '/')
+                        (void) unlink(c.metrics_listen);
+        }
         MHD_stop_daemon(mhd);
         close(fd);
         if (bound)

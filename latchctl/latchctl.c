@@ -27,6 +27,8 @@ enum {
         OPT_USER = 1 << 4,
         OPT_SERVICE = 1 << 5,
         OPT_GROUPS = 1 << 6,
+        OPT_OPENMETRICS = 1 << 7,
+        OPT_PROMETHEUS = 1 << 8,
 };
 
 static const char *arg_socket = NULL;
@@ -37,6 +39,7 @@ static const char *arg_jwks = NULL;
 static const char *arg_user = NULL;
 static const char *arg_service = NULL;
 static const char *arg_groups = NULL;
+static bool arg_openmetrics = false, arg_prometheus = false;
 static unsigned arg_given = 0;
 
 static void help(void) {
@@ -58,7 +61,8 @@ static void help(void) {
                "  sessions list [--user USER] [--service SERVICE]\n"
                "  sessions revoke (HANDLE | --user USER)\n"
                "  keys rotate                           make a new signing key\n"
-               "  stats                                 print counters and gauges\n"
+               "  stats [--openmetrics | --prometheus]  print counters and gauges (or as metrics text)\n"
+               "  status                                one screen: version, services, keys, store\n"
                "  reload                                reload configuration and stacks\n"
                "  user add|passwd|del FILE USER [--groups G,G]\n"
                "                                        edit a file-plugin user database\n"
@@ -159,7 +163,19 @@ static int cmd_simple(char **argv, call_fn call) {
 
 static int cmd_hello(char **argv) { return cmd_simple(argv, call_hello); }
 static int cmd_keys_rotate(char **argv) { return cmd_simple(argv, call_keys_rotate); }
-static int cmd_stats(char **argv) { return cmd_simple(argv, call_stats); }
+static int print_metrics(const latch_reply *reply) {
+        return print_stats_metrics(reply, arg_openmetrics ? METRICS_OPENMETRICS : METRICS_PROMETHEUS);
+}
+
+static int cmd_stats(char **argv) {
+        if (arg_openmetrics && arg_prometheus)
+                return print_usage_error("--openmetrics and --prometheus exclude each other");
+        if ((arg_openmetrics || arg_prometheus) && arg_json)
+                return print_usage_error("--json does not apply to metrics text");
+        return run_call(call_stats, argv, arg_openmetrics || arg_prometheus ? print_metrics : print_reply);
+}
+
+static int cmd_status(char **argv) { return run_call(call_stats, argv, print_status); }
 static int cmd_reload(char **argv) { return cmd_simple(argv, call_reload); }
 static int cmd_jwks(char **argv) { return run_call(call_jwks, argv, print_jwks); }
 static int cmd_sessions_list(char **argv) { return run_call(call_sessions_list, argv, print_sessions); }
@@ -373,7 +389,8 @@ static const struct command {
         { "sessions",     "list",    0, 0, OPT_USER | OPT_SERVICE,              cmd_sessions_list },
         { "sessions",     "revoke",  0, 1, OPT_USER,                            cmd_sessions_revoke },
         { "keys",         "rotate",  0, 0, 0,                                   cmd_keys_rotate },
-        { "stats",        NULL,      0, 0, 0,                                   cmd_stats },
+        { "stats",        NULL,      0, 0, OPT_OPENMETRICS | OPT_PROMETHEUS,    cmd_stats },
+        { "status",       NULL,      0, 0, 0,                                   cmd_status },
         { "reload",       NULL,      0, 0, 0,                                   cmd_reload },
         { "user",         "add",     2, 2, OPT_GROUPS,                          cmd_user_add },
         { "user",         "passwd",  2, 2, OPT_GROUPS,                          cmd_user_passwd },
@@ -382,7 +399,7 @@ static const struct command {
 
 static int parse_argv(int argc, char *argv[]) {
         enum { ARG_SOCKET = 0x100, ARG_JSON, ARG_HELP, ARG_VERSION, ARG_TOKEN, ARG_AUDIENCE, ARG_ISSUER,
-               ARG_JWKS, ARG_USER, ARG_SERVICE, ARG_GROUPS };
+               ARG_JWKS, ARG_USER, ARG_SERVICE, ARG_GROUPS, ARG_OPENMETRICS, ARG_PROMETHEUS };
         static const struct option options[] = {
                 { "socket",   required_argument, NULL, ARG_SOCKET },
                 { "json",     no_argument,       NULL, ARG_JSON },
@@ -395,6 +412,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "user",     required_argument, NULL, ARG_USER },
                 { "service",  required_argument, NULL, ARG_SERVICE },
                 { "groups",   required_argument, NULL, ARG_GROUPS },
+                { "openmetrics", no_argument,    NULL, ARG_OPENMETRICS },
+                { "prometheus", no_argument,     NULL, ARG_PROMETHEUS },
                 {}
         };
         bool help_wanted = false, version_wanted = false;
@@ -419,6 +438,8 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_USER:     arg_user = optarg; arg_given |= OPT_USER; break;
                 case ARG_SERVICE:  arg_service = optarg; arg_given |= OPT_SERVICE; break;
                 case ARG_GROUPS:   arg_groups = optarg; arg_given |= OPT_GROUPS; break;
+                case ARG_OPENMETRICS: arg_openmetrics = true; arg_given |= OPT_OPENMETRICS; break;
+                case ARG_PROMETHEUS:  arg_prometheus = true; arg_given |= OPT_PROMETHEUS; break;
                 case ':':
                         return print_usage_error("option '%s' needs an argument", argv[optind - 1]);
                 default:

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "latch/latch.h"
+#include "metrics.h"
 
 /* Exit codes fixed by the contract. */
 enum {
@@ -43,6 +44,13 @@ int print_json_text(const char *json);
 
 /* Prints `sessions` of a sessions.list reply as a table (or JSON). */
 int print_sessions(const latch_reply *reply);
+
+/* Prints a stats reply as metrics text (status.c). */
+int print_stats_metrics(const latch_reply *reply, enum metrics_format format);
+
+/* Prints a stats reply as the one-screen status (or, with --json, the
+ * status object) (status.c). */
+int print_status(const latch_reply *reply);
 
 /* Prints a JWKS reply: the document, indented for humans. */
 int print_jwks(const latch_reply *reply);
