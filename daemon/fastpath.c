@@ -297,6 +297,17 @@ static void reply_end(struct conn *c, struct out *w) {
         c->out_len += w->n;
 }
 
+static int op_index(const char *name);
+
+/* The index of validate, the one op of the fast path, in ops[] (and the
+ * stats arrays): looked up once. */
+static int validate_index(void) {
+        static int index = -2;
+        if (index == -2)
+                index = op_index("validate");
+        return index;
+}
+
 /* {"id":..,"ok":false,"error":code,"message":msg}; code and msg are ours,
  * printable ASCII without quotes or backslashes. */
 static void fast_error(struct conn *c, const struct fp_value *id, int err_index, const char *code,
@@ -304,7 +315,8 @@ static void fast_error(struct conn *c, const struct fp_value *id, int err_index,
         struct out w;
         size_t code_n = strlen(code), msg_n = strlen(msg);
 
-        c->d->stats.errors[err_index]++;
+        /* The frame's time stands for now: no clock read on this path. */
+        stats_count_error(&c->d->stats, validate_index(), err_index, c->last_activity_usec);
         if (!reply_begin(c, &w, id, false, sizeof ",\"error\":\"\",\"message\":\"\"}" + code_n + msg_n))
                 return;
         put_lit(&w, ",\"error\":\"");
@@ -406,14 +418,12 @@ static int op_index(const char *name) {
 
 static void fast_validate(struct conn *c, const struct fp_request *q) {
         struct daemon *d = c->d;
-        static int index = -2;
+        int index = validate_index();
         uint64_t start = c->last_activity_usec; /* when the frame was taken */
         uint8_t key[STORE_KEY_SIZE];
         char session[SESSION_ID_LEN + 1];
         bool shaped = false;
 
-        if (index == -2)
-                index = op_index("validate");
         if (index >= 0 && index < STATS_MAX_OPS)
                 d->stats.requests[index]++;
 
@@ -434,7 +444,10 @@ static void fast_validate(struct conn *c, const struct fp_request *q) {
                 log_errno(LOG_ERR, k, "validate: session store");
                 fast_error(c, &q->id, STAT_ERR_UNAVAILABLE, "unavailable", "the session store failed; try again later");
         }
-        histogram_add(&d->stats.validate_latency, now_usec() - start);
+        uint64_t elapsed = now_usec() - start;
+        histogram_add(&d->stats.validate_latency, elapsed);
+        if (index >= 0 && index < STATS_MAX_OPS)
+                histogram_add(&d->stats.op_latency[index], elapsed);
 }
 
 int fastpath_request(struct conn *c, const char *buf, size_t len) {

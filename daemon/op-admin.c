@@ -29,20 +29,18 @@ static json_t *latency_json(const struct histogram *h) {
 static json_t *services_json(const struct daemon *d) {
         json_t *list = json_array();
         const struct services *sv = d->stacks ? d->stacks->services : NULL;
-        static const struct { enum stack_type type; const char *name; } types[] = {
-                { STACK_AUTH, "auth" }, { STACK_ACCOUNT, "account" },
-        };
 
         for (size_t i = 0; list && services_at(sv, i); i++) {
                 const struct stack *st = services_at(sv, i);
                 json_t *o = json_pack("{s:s}", "name", stack_name(st));
-                for (size_t t = 0; o && t < ELEMENTSOF(types); t++) {
+                for (int t = 0; o && t < _STACK_TYPE_MAX; t++) {
                         json_t *plugins = json_array();
-                        for (size_t k = 0; plugins && k < stack_size(st, types[t].type); k++) {
-                                const struct plugin_line *l = stack_module(st, types[t].type, k);
+                        for (size_t k = 0; plugins && k < stack_size(st, (enum stack_type) t); k++) {
+                                const struct plugin_line *l = stack_module(st, (enum stack_type) t, k);
                                 json_array_append_new(plugins, json_string(l ? plugin_line_name(l) : "(substack)"));
                         }
-                        json_object_set_new(o, types[t].name, plugins ? plugins : json_null());
+                        json_object_set_new(o, stack_type_to_string((enum stack_type) t),
+                                            plugins ? plugins : json_null());
                 }
                 json_array_append_new(list, o ? o : json_null());
         }

@@ -1126,7 +1126,7 @@ const char *stack_name(const struct stack *st) {
 }
 
 void *stack_module(const struct stack *st, enum stack_type type, size_t i) {
-        if (!st || (type != STACK_AUTH && type != STACK_ACCOUNT) || i >= st->n_entries[type] ||
+        if (!st || (unsigned) type >= _STACK_TYPE_MAX || i >= st->n_entries[type] ||
             st->entries[type][i].kind != ENTRY_MODULE)
                 return NULL;
         return st->entries[type][i].module;
