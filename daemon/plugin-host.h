@@ -12,7 +12,7 @@
  * lines name it.
  *
  * Isolation: after plugin_host_configure(), a line may instead be "isolated":
- * its plugin then runs in latch-worker processes (a small pool per line,
+ * its plugin then runs in latch-worker processes (up to four per line,
  * spawned by latchd, or reached through a worker_socket), never in latchd.
  * Each call on such a line has a deadline; a worker that misses it, crashes
  * or breaks the protocol is killed (or its connection dropped), the call
@@ -164,7 +164,7 @@ bool plugin_line_has_outcome(const struct plugin_line *l);
  * 0.._LATCH_RESULT_MAX-1, or a bad type or NULL argument is given.
  *
  * On an isolated line: waits (up to the line's deadline) for an idle worker
- * of the line's pool or starts one, sends the request and waits for the
+ * of the line or starts one, sends the request and waits for the
  * answer until the deadline. Returns LATCH_AUTHINFO_UNAVAIL, after logging
  * why with the plugin's name, when no worker could be had, or the worker did
  * not answer in time (it is killed), crashed or broke the protocol (it is

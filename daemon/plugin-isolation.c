@@ -3,7 +3,7 @@
 /*
  * The plugin host's isolated lines (see plugin-isolation.h for how this half
  * meets plugin-host.c, and plugin-host.h for what isolation promises): a
- * line whose plugin runs in latch-worker processes, a small pool of them per
+ * line whose plugin runs in latch-worker processes, up to four of them per
  * line, started here (or reached through a worker_socket), spoken to with
  * the protocol of worker/proto.h, killed when they miss a deadline, and
  * reaped.
@@ -77,7 +77,7 @@ struct worker {
         uint32_t served;
 };
 
-/* An isolated line: where its workers come from, and its pool of them. */
+/* An isolated line: where its workers come from, and the workers. */
 struct isolated_line {
         char *worker_socket; /* NULL: spawn worker_path */
         char *worker_path;
@@ -517,7 +517,7 @@ static bool worker_is_sound(const struct worker *w) {
         return poll(&p, 1, 0) == 0;
 }
 
-/* Takes an idle worker of the line, or starts one while the pool has room,
+/* Takes an idle worker of the line, or starts one while the line has room,
  * or waits for one until the deadline (-ETIMEDOUT). */
 static int iso_acquire(struct plugin_line *l, uint64_t deadline, struct worker **ret, char **ret_error) {
         struct isolated_line *iso = l->iso;

@@ -8,14 +8,15 @@
  *   plugin-host.c       the host proper: loads plugins, offers them the host
  *                       services, runs in-process lines, owns the request.
  *   plugin-isolation.c  isolated lines: starts latch-worker processes (or
- *                       connects to a worker_socket), keeps a small pool of
+ *                       connects to a worker_socket), keeps up to four of
  *                       them per line, talks to them (worker/proto.h) and
  *                       reaps them.
  *
  * plugin-host.c reaches the isolated half only through the table of struct
  * plugin_isolation_ops, which plugin_host_configure() (plugin-isolation.c)
  * installs. latch-worker's host is never configured and runs its one line
- * in-process, so latch-worker links none of the spawning and pooling code.
+ * in-process, so latch-worker links none of the code that starts, keeps and
+ * reaps workers.
  */
 
 #include <pthread.h>
