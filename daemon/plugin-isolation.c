@@ -732,16 +732,6 @@ int plugin_host_configure(struct plugin_host *h, const struct plugin_config *plu
         if (worker_path[0] != '/')
                 return -EINVAL;
 
-        pi = h->isolation;
-        if (!pi) {
-                pi = calloc(1, sizeof(*pi));
-                if (!pi)
-                        return -ENOMEM;
-                pthread_mutex_init(&pi->lock, NULL);
-                h->isolation = pi;
-                h->isolation_ops = &isolation_ops;
-        }
-
         wp = strdup(worker_path);
         if (!wp)
                 return -ENOMEM;
@@ -766,6 +756,21 @@ int plugin_host_configure(struct plugin_host *h, const struct plugin_config *plu
                         free(wp);
                         return plugins[i].name ? -ENOMEM : -EINVAL;
                 }
+        }
+
+        /* The first call makes the host's side of isolation, here, past
+         * every failure: a host never has isolation without settings. */
+        pi = h->isolation;
+        if (!pi) {
+                pi = calloc(1, sizeof(*pi));
+                if (!pi) {
+                        policies_free(p, n);
+                        free(wp);
+                        return -ENOMEM;
+                }
+                pthread_mutex_init(&pi->lock, NULL);
+                h->isolation = pi;
+                h->isolation_ops = &isolation_ops;
         }
 
         /* A reload retires the old lines' workers: reap those gone since. */
