@@ -98,6 +98,24 @@ class Metrics(HttpTest):
                      "latch_store_map_bytes", "latch_conversations_open", "latch_request_duration_seconds_bucket"):
             self.assertRegex(text, r"(?m)^" + name + r"[ {]")
 
+    def test_dashboard_queries_known_metrics(self):
+        # examples/grafana-latch.json: valid JSON whose every query names
+        # metrics latchd exposes (a renamed metric would blank a panel).
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "grafana-latch.json")
+        with open(src) as f:
+            dash = json.load(f)
+        exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+        self.assertGreater(len(exprs), 10)
+        harness.DaemonTest.login(self, self.d)
+        self.d.ctl("validate", "A" * 43)  # an error answer, so that error series exist
+        text = self.ctl_metrics("prometheus")
+        names = {k[0] for k in samples(text)}
+        used = set()
+        for e in exprs:
+            used |= set(re.findall(r"\b(latch_[a-z_]+)", e))
+        self.assertEqual(sorted(n for n in used if n not in names), [])
+        self.assertIn("latch_request_duration_seconds_bucket", used)
+
     def test_counters_move(self):
         before = samples(self.ctl_metrics("prometheus"))
         self.activity()

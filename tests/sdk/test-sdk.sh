@@ -80,6 +80,26 @@ pc=$(find "$root" -path '*/pkgconfig/latch-plugin.pc' | head -n 1)
 [ -n "$pc" ] || fail "latch-plugin.pc was not installed"
 [ -n "$(find "$root" -path '*/include/latch/plugin.h')" ] || fail "<latch/plugin.h> was not installed"
 
+# 1b. What an admin finds installed beside the programs: the examples
+# under $datadir/doc/latch/examples, the bash completion in
+# bash-completion's folder under the prefix, a man page per program.
+examples=$(find "$root" -type d -path '*/share/doc/latch/examples' | head -n 1)
+[ -n "$examples" ] || fail "the examples were not installed under \$datadir/doc/latch/examples"
+for f in latchd.conf http.conf grafana-latch.json services/file-users services/system-users \
+        services/password-totp services/optional-totp nginx/latch-upstream.conf nginx/latch-server.conf \
+        nginx/site.conf; do
+        [ -s "$examples/$f" ] || fail "examples/$f was not installed in $examples"
+        cmp -s "$srcdir/examples/$f" "$examples/$f" || fail "the installed examples/$f differs from the source"
+done
+[ -n "$(find "$root" -path '*/share/bash-completion/completions/latchctl')" ] ||
+        fail "the bash completion of latchctl was not installed"
+if command -v scdoc >/dev/null 2>&1; then
+        for page in man1/latchctl.1 man8/latchd.8 man8/latch-http.8 man3/liblatch.3 man3/latch-plugin.3 \
+                man5/latchd.conf.5 man5/latch.services.5; do
+                [ -n "$(find "$root" -path "*/share/man/$page")" ] || fail "man page $page was not installed"
+        done
+fi
+
 # 2. pkg-config sees only the scratch root: PKG_CONFIG_LIBDIR replaces the
 # system's search path, and the sysroot prefixes every path it prints.
 PKG_CONFIG_LIBDIR=$(dirname "$pc")
@@ -146,6 +166,26 @@ if "$latchd" --config "$tmp/bad/latchd.conf" --check-config >"$tmp/bad/out" 2>&1
 fi
 grep -q "sdk:1: .*unknown argument 'user=alice'" "$tmp/bad/out" ||
         fail "--check-config did not report the plugin's message: $(cat "$tmp/bad/out")"
+
+# The installed example latchd.conf and the example stacks whose plugins
+# ship (the totp ones need the totp plugin) pass --check-config, with the
+# installed plugins and a users file of our own.
+mkdir -p "$tmp/ex/services" "$tmp/ex/state"
+chmod 700 "$tmp/ex/state"
+cp "$examples/latchd.conf" "$tmp/ex/latchd.conf"
+mkdir -p "$tmp/ex/latchd.conf.d"
+# pam runs in-process here: the installed latch-worker lies in the DESTDIR,
+# not where latchd would start it.
+printf '[daemon]\nsocket = %s/ex/latchd.sock\nstate_dir = state\nservices_dir = services\nplugin_dir = %s\njwks_file = jwks.json\n[plugin.pam]\nisolate = no\n' \
+        "$tmp" "$plugindir" >"$tmp/ex/latchd.conf.d/paths.conf"
+: >"$tmp/ex/users"
+for s in file-users system-users; do
+        sed "s|/etc/latch/users|$tmp/ex/users|" "$examples/services/$s" >"$tmp/ex/services/$s"
+done
+"$latchd" --config "$tmp/ex/latchd.conf" --check-config >"$tmp/ex/check.log" 2>&1 || {
+        cat "$tmp/ex/check.log" >&2
+        fail "--check-config refused the installed examples"
+}
 
 "$latchd" --config "$tmp/latchd.conf" --check-config >"$tmp/check.log" 2>&1 || {
         cat "$tmp/check.log" >&2
