@@ -12,7 +12,7 @@ import threading
 import time
 import unittest
 
-from harness import LATCHCTL, DaemonTest, frame, read_frame
+from harness import LATCHCTL, DaemonTest, frame, read_frame, scaled
 
 PERMIT = "auth required permit\naccount required permit\n"
 
@@ -40,7 +40,7 @@ class TestFaults(DaemonTest):
             p.kill()
             p.wait()
             p.stdin.close()
-        time.sleep(4)  # every started login has finished by now
+        time.sleep(scaled(4))  # every started login has finished by now
         stats = d.ctl("stats", json_out=True).json
         listed = d.ctl("sessions", "list", json_out=True).json["sessions"]
         self.assertEqual(listed, [], "a login whose client died left a session behind")
@@ -57,7 +57,7 @@ class TestFaults(DaemonTest):
             s.sendall(frame({"op": "login", "service": "demo", "user": "ghost", "password": "x"}))
             s.shutdown(socket.SHUT_RDWR)
             s.close()
-        time.sleep(1.5)
+        time.sleep(scaled(1.5))
         listed = d.ctl("sessions", "list", "--user", "ghost", json_out=True).json["sessions"]
         self.assertEqual(listed, [])
 

@@ -6,7 +6,7 @@ import subprocess
 import time
 import unittest
 
-from harness import DaemonTest
+from harness import DaemonTest, scaled
 
 
 class TestStacks(DaemonTest):
@@ -28,16 +28,18 @@ class TestStacks(DaemonTest):
 
     def test_faillock_locks_and_unlocks(self):
         users = os.path.join(self.tmp, "users")
-        d = self.daemon(services={"demo": f"auth requisite faillock deny=3 unlock_time=3s\n"
+        # The daemon's backoff stays short: this tests faillock's lock.
+        d = self.daemon(services={"demo": f"auth requisite faillock deny=3 unlock_time={scaled(3):.0f}s\n"
                                           f"auth required file path={users}\n"
-                                          f"account required file path={users}\n"})
+                                          f"account required file path={users}\n"},
+                        config_extra="[throttle]\nmax_delay = 1s\n")
         for _ in range(3):
             self.assertEqual(d.ctl("authenticate", "demo", "demo", input="wrong\n").returncode, 1)
         locked = d.ctl("authenticate", "demo", "demo", input="demo-password\n", json_out=True)
         wrong = d.ctl("authenticate", "demo", "demo", input="wrong\n", json_out=True)
         self.assertEqual(locked.returncode, 1, "locked: the right password is refused")
         self.assertEqual(locked.json, wrong.json, "locked looks like a wrong password")
-        time.sleep(3.5)
+        time.sleep(scaled(3.5))
         # The daemon's own backoff may delay this attempt, but not refuse it.
         r = d.ctl("authenticate", "demo", "demo", input="demo-password\n")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)

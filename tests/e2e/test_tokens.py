@@ -8,7 +8,7 @@ import os
 import time
 import unittest
 
-from harness import DaemonTest
+from harness import DaemonTest, scaled
 
 try:
     import jwt as pyjwt
@@ -89,7 +89,7 @@ class TestTokens(DaemonTest):
         self.assertEqual(r.returncode, 0)
 
     def test_rotation_keeps_live_tokens_until_they_expire(self):
-        d = self.daemon(config_extra="[token]\nlifetime = 3s\nleeway = 0s\n")
+        d = self.daemon(config_extra=f"[token]\nlifetime = {scaled(3):.0f}s\nleeway = 0s\n")
         old = self.login(d, "demo", "demo-password", "demo", "--token")
         old_kid = b64json(old["token"].split(".")[0])["kid"]
         r = d.ctl("keys", "rotate", json_out=True)
@@ -107,7 +107,7 @@ class TestTokens(DaemonTest):
         d.start()
         self.assertEqual(d.ctl("token", "verify", new).returncode, 0)
         # After the old tokens' lifetime, the old key leaves the set.
-        deadline = time.time() + 15
+        deadline = time.time() + scaled(15)
         while time.time() < deadline:
             kids = [k["kid"] for k in d.read_jwks()["keys"]]
             if old_kid not in kids:
