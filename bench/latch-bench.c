@@ -97,6 +97,14 @@ static void json_add_latency(json_t *o, struct samples *s) {
         json_object_set_new(o, "p99_us", json_real(samples_quantile_us(s, 0.99)));
         json_object_set_new(o, "p999_us", json_real(samples_quantile_us(s, 0.999)));
         json_object_set_new(o, "max_us", json_real(s->n ? s->v[s->n - 1] / 10.0 : 0));
+        /* The distribution, for the CDF plot: [fraction, µs] pairs. */
+        static const double qs[] = { 0,    0.01, 0.05,  0.1,    0.2,  0.3,   0.4,    0.5,   0.6,  0.7,
+                                     0.8,  0.85, 0.9,   0.93,   0.95, 0.97,  0.98,   0.99,  0.995, 0.998,
+                                     0.999, 0.9995, 0.9999, 1 };
+        json_t *cdf = json_array();
+        for (size_t i = 0; i < ELEMENTSOF(qs); i++)
+                json_array_append_new(cdf, json_pack("[f, f]", qs[i], samples_quantile_us(s, qs[i])));
+        json_object_set_new(o, "cdf", cdf);
 }
 
 /* ---- ids file ---- */
@@ -135,11 +143,11 @@ static void idlist_load(const char *path, struct idlist *ret) {
 /* ---- the load engine ---- */
 
 enum proto { PROTO_LATCH, PROTO_REDIS };
-enum op { OP_VALIDATE, OP_TOKEN, OP_LOGIN, OP_HELLO, OP_GET, OP_SET, OP_STATS };
+enum op { OP_VALIDATE, OP_TOKEN, OP_LOGIN, OP_HELLO, OP_GET, OP_SET, OP_STATS, OP_VERIFY };
 
 static const char *const op_names[] = {
         [OP_VALIDATE] = "validate", [OP_TOKEN] = "token", [OP_LOGIN] = "login", [OP_HELLO] = "hello",
-        [OP_GET] = "get",           [OP_SET] = "set",     [OP_STATS] = "stats",
+        [OP_GET] = "get",           [OP_SET] = "set",     [OP_STATS] = "stats",  [OP_VERIFY] = "verify",
 };
 
 struct opts {
@@ -155,6 +163,7 @@ struct opts {
         const char *service;
         const char *password;
         const char *label;
+        const char *token;      /* verify */
         /* sweep */
         double expire_at;
         uint64_t remaining;
@@ -259,10 +268,13 @@ static void out_resp(struct bconn *c, const char *const *argv, unsigned argc, co
 
 static void enqueue_request(struct engine *e, struct bconn *c) {
         const struct opts *o = e->o;
-        char buf[512];
+        char buf[9000];
         int n = 0;
 
         switch (c->op) {
+        case OP_VERIFY:
+                n = snprintf(buf, sizeof buf, "{\"op\":\"verify\",\"token\":\"%s\"}", o->token);
+                break;
         case OP_VALIDATE:
         case OP_TOKEN: {
                 const char *id = e->ids.v[rng_next(&e->rng) % e->ids.n];
@@ -365,6 +377,7 @@ static bool check_latch_answer(struct engine *e, struct bconn *c, const uint8_t 
                          : c->op == OP_TOKEN    ? "token"
                          : c->op == OP_LOGIN    ? "session"
                          : c->op == OP_HELLO    ? "version"
+                         : c->op == OP_VERIFY   ? "claims"
                                                 : "sessions";
         if (!json_object_get(o, need))
                 die("%s: answer without '%s': %.*s", op_names[c->op], need, (int) MIN(n, (size_t) 300),
@@ -809,12 +822,14 @@ static int cmd_coldstart(const struct opts *o) {
 
 static void usage(void) {
         fputs("usage:\n"
-              "  latch-bench load --socket PATH [--proto latch|redis] --op validate|token|login|hello|get|set\n"
+              "  latch-bench load --socket PATH [--proto latch|redis]\n"
+              "                   --op validate|token|verify|login|hello|get|set [--token JWT]\n"
               "                   [--clients N] [--depth D] [--duration S] [--warmup S] [--ids FILE]\n"
               "                   [--keys N] [--service S] [--password P] [--label L]\n"
               "  latch-bench sweep --socket PATH --ids FILE --expire-at UNIXTIME --remaining N [--clients N]\n"
               "                    [--timeout S]\n"
               "  latch-bench crypto [--duration S]\n"
+              "  latch-bench ed25519 [--count N]\n"
               "  latch-bench argon2 [--runs N]\n"
               "  latch-bench users FILE COUNT PASSWORD\n"
               "  latch-bench populate DIR COUNT --ids FILE [--sample N] [--service S] [--users N]\n"
@@ -850,10 +865,10 @@ int main(int argc, char **argv) {
         unsigned users = 100;
         uint64_t sample = 0;
         int64_t idle = 8 * 3600, ahead = 0;
-        unsigned runs = 7;
+        unsigned runs = 7, count = 1000;
         enum { ARG_PROTO = 0x100, ARG_OP, ARG_SOCKET, ARG_CLIENTS, ARG_DEPTH, ARG_DURATION, ARG_WARMUP, ARG_IDS,
                ARG_KEYS, ARG_SERVICE, ARG_PASSWORD, ARG_LABEL, ARG_EXPIRE_AT, ARG_REMAINING, ARG_TIMEOUT, ARG_USERS,
-               ARG_SAMPLE, ARG_IDLE, ARG_AHEAD, ARG_RUNS };
+               ARG_SAMPLE, ARG_IDLE, ARG_AHEAD, ARG_RUNS, ARG_TOKEN, ARG_COUNT };
         static const struct option longopts[] = {
                 { "proto", required_argument, NULL, ARG_PROTO },
                 { "op", required_argument, NULL, ARG_OP },
@@ -875,6 +890,8 @@ int main(int argc, char **argv) {
                 { "idle-timeout", required_argument, NULL, ARG_IDLE },
                 { "last-seen-ahead", required_argument, NULL, ARG_AHEAD },
                 { "runs", required_argument, NULL, ARG_RUNS },
+                { "token", required_argument, NULL, ARG_TOKEN },
+                { "count", required_argument, NULL, ARG_COUNT },
                 {}
         };
 
@@ -953,6 +970,14 @@ int main(int argc, char **argv) {
                 case ARG_RUNS:
                         runs = parse_uint(optarg);
                         break;
+                case ARG_TOKEN:
+                        o.token = optarg;
+                        if (strlen(o.token) > 8192 || strpbrk(o.token, "\"\\"))
+                                die("--token: not a token");
+                        break;
+                case ARG_COUNT:
+                        count = parse_uint(optarg);
+                        break;
                 default:
                         usage();
                 }
@@ -977,8 +1002,12 @@ int main(int argc, char **argv) {
                 o.label = o.label ? o.label : "sweep";
                 return cmd_sweep(&o);
         }
+        if (o.op == OP_VERIFY && !o.token)
+                die("--op verify needs --token");
         if (streq(cmd, "crypto"))
                 return cmd_crypto(o.duration);
+        if (streq(cmd, "ed25519"))
+                return cmd_ed25519(count);
         if (streq(cmd, "argon2"))
                 return cmd_argon2(MAX(runs, 1u));
         if (streq(cmd, "users")) {
