@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,6 +20,9 @@
 
 #define CONN_INITIAL_BUFFER 4096
 #define CONN_FRAMES_PER_TURN 32
+/* Ready connections taken per epoll_wait(); more wait for the next wake-up
+ * (the set is level-triggered: none is lost). */
+#define CONN_READY_BATCH 64
 
 static void conn_update_events(struct conn *c);
 
@@ -69,7 +73,9 @@ void conn_close(struct conn *c) {
                 return;
         struct daemon *d = c->d;
 
-        c->io = sd_event_source_disable_unref(c->io);
+        if (c->events_set)
+                (void) epoll_ctl(d->conn_epoll, EPOLL_CTL_DEL, c->fd, NULL);
+        c->events_set = false;
         c->timer = sd_event_source_disable_unref(c->timer);
         c->resume = sd_event_source_disable_unref(c->resume);
         c->fd = safe_close(c->fd);
@@ -226,7 +232,9 @@ static void conn_update_events(struct conn *c) {
                 /* epoll reports a hang-up whatever events are asked for:
                  * stop watching, or the loop spins until the last request
                  * in flight ends. */
-                (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
+                if (c->events_set)
+                        (void) epoll_ctl(c->d->conn_epoll, EPOLL_CTL_DEL, c->fd, NULL);
+                c->events_set = false;
                 return;
         }
         /* Read only when there is room for more work and no whole frame is
@@ -237,7 +245,12 @@ static void conn_update_events(struct conn *c) {
                 ev |= EPOLLIN;
         if (c->out_off < c->out_len)
                 ev |= EPOLLOUT;
-        (void) sd_event_source_set_io_events(c->io, ev);
+        /* The set is shared: a syscall only when the mask changes. */
+        if (c->events_set && ev != c->events) {
+                struct epoll_event e = { .events = ev, .data.ptr = c };
+                if (epoll_ctl(c->d->conn_epoll, EPOLL_CTL_MOD, c->fd, &e) == 0)
+                        c->events = ev;
+        }
 }
 
 /* Input holds passwords: the bytes left behind by the move are wiped. */
@@ -423,8 +436,8 @@ static int conn_read(struct conn *c) {
         return 0;
 }
 
-static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        struct conn *c = conn_ref(userdata);
+static void conn_on_io(struct conn *c, uint32_t revents) {
+        conn_ref(c);
 
         if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
                 if (conn_read(c) < 0)
@@ -446,7 +459,52 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         conn_maybe_finish(c);
         conn_update_events(c);
         conn_unref(c);
+}
+
+/* Client sockets live in an epoll set of their own, which sd-event watches
+ * as one source: one wake-up serves every ready connection (sd-event would
+ * dispatch one source per turn, with an epoll_wait() each), while signals,
+ * timers, the listening socket and the watchdog stay sd-event's. */
+static int on_conns_ready(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct daemon *d = userdata;
+        struct epoll_event evs[CONN_READY_BATCH];
+        int n;
+
+        do
+                n = epoll_wait(d->conn_epoll, evs, CONN_READY_BATCH, 0);
+        while (n < 0 && errno == EINTR);
+        /* Serving one may close another of the batch: hold them all. */
+        for (int i = 0; i < n; i++)
+                conn_ref(evs[i].data.ptr);
+        for (int i = 0; i < n; i++) {
+                struct conn *c = evs[i].data.ptr;
+                if (c->fd >= 0 && c->events_set)
+                        conn_on_io(c, evs[i].events);
+        }
+        for (int i = 0; i < n; i++)
+                conn_unref(evs[i].data.ptr);
         return 0;
+}
+
+static int conn_set_open(struct daemon *d) {
+        int fd = epoll_create1(EPOLL_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        int r = sd_event_add_io(d->event, &d->conn_source, fd, EPOLLIN, on_conns_ready, d);
+        if (r < 0) {
+                safe_close(fd);
+                return r;
+        }
+        (void) sd_event_source_set_description(d->conn_source, "connections");
+        d->conn_epoll = fd;
+        return 0;
+}
+
+void conn_set_close(struct daemon *d) {
+        if (!d->conn_source)
+                return;
+        d->conn_source = sd_event_source_disable_unref(d->conn_source);
+        d->conn_epoll = safe_close(d->conn_epoll);
 }
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -484,9 +542,18 @@ int conn_new(struct daemon *d, int fd, struct conn **ret) {
                 goto fail;
         snprintf(c->peer_desc, sizeof c->peer_desc, "pid=%d uid=%u", (int) c->peer.pid, (unsigned) c->peer.uid);
         c->last_activity_usec = now_usec();
-        r = sd_event_add_io(d->event, &c->io, fd, EPOLLIN, on_io, c);
-        if (r < 0)
+        if (!d->conn_source) {
+                r = conn_set_open(d);
+                if (r < 0)
+                        goto fail;
+        }
+        struct epoll_event e = { .events = EPOLLIN, .data.ptr = c };
+        if (epoll_ctl(d->conn_epoll, EPOLL_CTL_ADD, fd, &e) < 0) {
+                r = -errno;
                 goto fail;
+        }
+        c->events = EPOLLIN;
+        c->events_set = true;
         r = sd_event_add_time(d->event, &c->timer, CLOCK_MONOTONIC,
                               c->last_activity_usec + (uint64_t) d->config->client_timeout * 1000000, 100000,
                               on_timer, c);
@@ -501,7 +568,8 @@ int conn_new(struct daemon *d, int fd, struct conn **ret) {
                 *ret = c;
         return 0;
 fail:
-        sd_event_source_disable_unref(c->io);
+        if (c->events_set)
+                (void) epoll_ctl(d->conn_epoll, EPOLL_CTL_DEL, fd, NULL);
         sd_event_source_disable_unref(c->timer);
         safe_close(fd);
         peer_done(&c->peer);

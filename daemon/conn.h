@@ -34,7 +34,8 @@ struct conn {
         struct conn *prev, *next;     /* in d->conns */
         unsigned refs;
         int fd;                       /* -1 once closed */
-        sd_event_source *io;
+        uint32_t events;              /* asked of the daemon's connection set */
+        bool events_set;              /* in that set */
         sd_event_source *timer;
         sd_event_source *resume;      /* deferred processing of buffered frames */
         struct peer peer;
@@ -61,6 +62,10 @@ int conn_new(struct daemon *d, int fd, struct conn **ret);
 
 struct conn *conn_ref(struct conn *c);
 void conn_unref(struct conn *c);
+
+/* Closes the epoll set of the connections (at exit, after the last
+ * conn_close()). */
+void conn_set_close(struct daemon *d);
 
 /* Closes the socket now; in-flight requests finish and are dropped. */
 void conn_close(struct conn *c);

@@ -68,6 +68,8 @@ struct daemon {
         sd_event_source *keys_timer;
 
         struct conn *conns;
+        int conn_epoll;                /* the clients' sockets (conn.c); valid when conn_source is set */
+        sd_event_source *conn_source;  /* ...watched by the loop as one source */
         unsigned n_conns;
         bool stopping;
 

@@ -355,7 +355,9 @@ int main(int argc, char *argv[]) {
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
 
-        r = sd_event_default(&d.event);
+        /* A loop of our own, not the thread's default: the default one
+         * checks its thread (a gettid()) on every turn. */
+        r = sd_event_new(&d.event);
         if (r < 0) {
                 log_msg(LOG_ERR, "cannot create the event loop: %s", strerror(-r));
                 return 1;
@@ -432,6 +434,7 @@ int main(int argc, char *argv[]) {
 finish:
         while (d.conns)
                 conn_close(d.conns);
+        conn_set_close(&d);
         /* A worker stuck in a plugin that never returns cannot be joined:
          * leave it to the exit. Otherwise join cleanly (ASan checks this). */
         if (d.pool && workqueue_pending(d.pool) == 0) {

@@ -235,6 +235,7 @@ static int teardown(void **state) {
         char cmd[128];
 
         conn_close(conn);
+        conn_set_close(&d);
         free(d.touches);
         store_close(d.store);
         sd_event_unref(d.event);
