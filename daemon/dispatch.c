@@ -38,7 +38,8 @@ void dispatch_request(struct request *r) {
                         log_fields(LOG_NOTICE,
                                    (const char *[]){ "LATCH_OP", ops[i].name, "LATCH_RESULT", "forbidden", NULL },
                                    "client %s: %s refused: not an admin", r->conn->peer_desc, ops[i].name);
-                        reply_error(r, "forbidden", "'%s' needs an admin peer", ops[i].name);
+                        reply_error(r, "forbidden", "'%s' needs an admin peer%s", ops[i].name,
+                                    ops[i].access == OP_MONITOR ? " or one in [access] stats_groups" : "");
                         return;
                 }
                 ops[i].handler(r);

@@ -292,6 +292,18 @@ static void test_usage_errors(void **state) {
         check_json_error(r, 2, "usage");
         RUN(r, NULL, "--json", "--socket", sock, "validate");
         check_json_error(r, 2, "usage");
+        /* The metrics formats: one at a time, only for stats, never JSON. */
+        RUN(r, NULL, "--socket", sock, "stats", "--openmetrics", "--prometheus");
+        assert_int_equal(r->status, 2);
+        assert_non_null(strstr(r->err, "exclude each other"));
+        RUN(r, NULL, "--json", "--socket", sock, "stats", "--openmetrics");
+        check_json_error(r, 2, "usage");
+        RUN(r, NULL, "--socket", sock, "status", "--prometheus");
+        assert_int_equal(r->status, 2);
+        RUN(r, NULL, "--socket", sock, "hello", "--openmetrics");
+        assert_int_equal(r->status, 2);
+        RUN(r, NULL, "--socket", sock, "status", "extra");
+        assert_int_equal(r->status, 2);
 
         free(r);
 }

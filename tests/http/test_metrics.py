@@ -232,6 +232,49 @@ class Metrics(HttpTest):
         self.assertEqual(samples(r.stdout), {("latch_up", frozenset()): 0.0})
 
 
+NOBODY = 65534
+
+
+@unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"), "needs root and setpriv")
+class StatsGroups(harness.DaemonTest):
+    """[access] stats_groups admits a peer to `stats` (and so to status and
+    the metrics) and to nothing else of the admin ops."""
+
+    group = "latchmon-e2e"
+
+    def setUp(self):
+        super().setUp()
+        subprocess.run(["groupdel", self.group], capture_output=True)
+        subprocess.run(["groupadd", "-r", self.group], check=True)
+        self.gid = int(subprocess.run(["getent", "group", self.group], capture_output=True, text=True,
+                                      check=True).stdout.split(":")[2])
+
+    def tearDown(self):
+        super().tearDown()
+        subprocess.run(["groupdel", self.group], capture_output=True)
+
+    def ctl_as(self, d, groups, *args):
+        grp = ["--groups", ",".join(map(str, groups))] if groups else ["--clear-groups"]
+        cmd = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}"] + grp + ["--", harness.LATCHCTL, "--socket",
+                                                                           d.sock] + list(args)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+
+    def test_stats_groups(self):
+        d = self.daemon(config_extra=f"[access]\nstats_groups = {self.group}\n")
+        os.chmod(d.sock, 0o666)
+        os.chmod(self.tmp, 0o755)
+        for args in (["stats"], ["status"], ["stats", "--prometheus"]):
+            r = self.ctl_as(d, None, *args)
+            self.assertEqual(r.returncode, 1, f"{args}: {r.stdout}{r.stderr}")
+            self.assertIn("needs an admin peer or one in [access] stats_groups", r.stderr)
+            r = self.ctl_as(d, [self.gid], *args)
+            self.assertEqual(r.returncode, 0, f"{args}: {r.stdout}{r.stderr}")
+        for args in (["sessions", "list"], ["keys", "rotate"], ["reload"], ["sessions", "revoke", "--user", "demo"]):
+            r = self.ctl_as(d, [self.gid], *args)
+            self.assertEqual(r.returncode, 1, f"{args}: {r.stdout}{r.stderr}")
+            self.assertIn("needs an admin peer", r.stderr)
+
+
 class Status(HttpTest):
     def test_status_screen_and_json(self):
         harness.DaemonTest.login(self, self.d)
