@@ -21,8 +21,11 @@
 struct latch_client {
         char *socket_path;
         int fd;                 /* -1 while not connected */
+        uint64_t connection_id; /* counts connections opened */
         uint32_t timeout_ms;    /* 0: no limit */
         size_t max_response;
+
+        struct client_async *async; /* latch_submit_*() state; NULL until used */
 
         int last_error;
         char *last_code;        /* latchd's "error" for the last failed call, or NULL */
@@ -67,6 +70,18 @@ void client_succeed(latch_client *c);
  * on a dropped connection. On LATCH_OK *ret_reply (may be NULL) gets the
  * reply. Wipes the request in every case. */
 int client_call(latch_client *c, struct client_request *req, latch_reply **ret_reply);
+
+/* The connection (client.c). client_ensure_connected() treats anything
+ * readable on a kept connection as stale: call it only when no request is
+ * in flight. */
+void client_disconnect(latch_client *c);
+int client_ensure_connected(latch_client *c, uint64_t deadline);
+/* Records latchd's error code and message (control characters dropped). */
+void client_fail_server(latch_client *c, const char *code, const char *message);
+
+/* Requests in flight through latch_submit_*() (async.c). */
+size_t client_async_pending(const latch_client *c);
+void client_async_free(latch_client *c);
 
 /* Wipes every string in a JSON value (responses may hold session ids). */
 void json_wipe_strings(json_t *v);

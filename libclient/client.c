@@ -51,13 +51,14 @@ _public_ int latch_client_new(const char *socket_path, latch_client **ret) {
         return LATCH_OK;
 }
 
-static void client_disconnect(latch_client *c) {
+void client_disconnect(latch_client *c) {
         c->fd = safe_close(c->fd);
 }
 
 _public_ void latch_client_free(latch_client *client) {
         if (!client)
                 return;
+        client_async_free(client);
         client_disconnect(client);
         free(client->socket_path);
         free(client->last_code);
@@ -144,6 +145,7 @@ static int client_open(latch_client *c, uint64_t deadline) {
         }
 
         c->fd = TAKE_FD(fd);
+        c->connection_id++;
         return LATCH_OK;
 }
 
@@ -157,7 +159,7 @@ static bool client_connection_stale(latch_client *c) {
         return poll(&p, 1, 0) != 0;
 }
 
-static int client_ensure_connected(latch_client *c, uint64_t deadline) {
+int client_ensure_connected(latch_client *c, uint64_t deadline) {
         if (c->fd >= 0 && client_connection_stale(c))
                 client_disconnect(c);
         if (c->fd >= 0)
@@ -199,7 +201,7 @@ void json_wipe_strings(json_t *v) {
 
 /* Copies latchd's message, dropping control characters so a hostile or
  * broken daemon cannot write escape sequences to a terminal through us. */
-static void client_fail_server(latch_client *c, const char *code, const char *message) {
+void client_fail_server(latch_client *c, const char *code, const char *message) {
         client_fail(c, latch_error_from_code(code), "%s", message ? message : latch_strerror(latch_error_from_code(code)));
         for (char *p = c->last_message; *p; p++)
                 if ((unsigned char) *p < 0x20 || *p == 0x7f)
@@ -320,6 +322,14 @@ static int client_attempt(latch_client *c, const struct client_request *req, uin
 int client_call(latch_client *c, struct client_request *req, latch_reply **ret_reply) {
         uint64_t deadline = deadline_from_now(c);
         int r;
+
+        /* The connection carries submitted requests whose answers are
+         * still to come: a blocking call would read one of them. */
+        if (client_async_pending(c) > 0) {
+                client_request_done(req);
+                return client_fail(c, LATCH_ERR_INVALID_ARGUMENT,
+                                   "requests submitted with latch_submit_*() are in flight on this client");
+        }
 
         r = client_attempt(c, req, deadline, ret_reply);
         if (r == -ECONNRESET && req->idempotent)

@@ -26,11 +26,18 @@
  * documented as "borrowed" belong to the object they came from and stay valid
  * until that object is freed or, for a client, until its next call.
  *
- * Threads: a latch_client is not thread-safe; use one per thread (they are
- * cheap: one socket each). A latch_reply may be read from any thread but not
- * freed while another reads it. A latch_keyset is read-only once loaded and
- * may be shared by any number of threads for latch_token_verify(). The
- * cookie functions and the error-string functions are thread-safe.
+ * Threads: a latch_client has no lock. Every function taking a client
+ * (blocking calls, latch_submit_*(), latch_client_process(), the getters)
+ * must be called by one thread at a time for that client; different clients
+ * are independent, so one per thread needs no locking (they are cheap: one
+ * socket each), and one shared client needs the caller's mutex around every
+ * call. Callbacks run in the thread that called latch_client_process() (or
+ * latch_client_abort()/latch_client_free()). A latch_reply is immutable: any
+ * number of threads may read it at once, but none while one frees it. A
+ * latch_keyset is read-only once loaded and may be shared by any number of
+ * threads for latch_token_verify(). The cookie functions, latch_strerror(),
+ * latch_error_name() and latch_error_from_code() touch no shared state and
+ * are thread-safe.
  *
  * Signals: the library never raises SIGPIPE (it sends with MSG_NOSIGNAL) and
  * restarts calls interrupted by signals.
@@ -96,7 +103,7 @@ int latch_error_from_code(const char *code);
 /* ------------------------------------------------------------------------ */
 /* Connections */
 
-/* A connection to latchd. Opaque; not thread-safe (one per thread). */
+/* A connection to latchd. Opaque; one thread at a time (see "Threads"). */
 typedef struct latch_client latch_client;
 
 /*
@@ -308,6 +315,95 @@ int latch_call_json(latch_client *client, const char *request_json, char **ret_r
 /* Wipes and frees a string this library returned that may hold a secret.
  * NULL is fine. */
 void latch_secret_free(char *s);
+
+/* ------------------------------------------------------------------------ */
+/* Event loops
+ *
+ * A client can also be driven by the application's event loop (sd-event,
+ * libuv, libevent, glib, epoll) with many requests in flight, none of these
+ * functions blocking (but for connecting, which on a Unix socket waits only
+ * while latchd's listen backlog is full):
+ *
+ *   latch_submit_validate() and latch_submit_json() queue requests, each
+ *   with a callback; latch_client_fd() gives the descriptor to watch for
+ *   latch_client_events(); when it is ready, latch_client_process(); then
+ *   watch the (maybe new) latch_client_fd() for the (maybe new)
+ *   latch_client_events(). examples/sd-event/validate.c does it with
+ *   sd-event.
+ *
+ * A new connection may get the number of the old descriptor (closed, and so
+ * gone from any epoll set): compare latch_client_connection_id(), not the
+ * number, to know when to register the descriptor again.
+ *
+ * Requests go out in submission order and are answered in that order (one
+ * connection, pipelined). Each callback runs exactly once, from
+ * latch_client_process() (or latch_client_abort() / latch_client_free()),
+ * with LATCH_OK and a reply that is the callback's to free with
+ * latch_reply_free(), or an error and NULL; latch_last_message() says why
+ * while the callback runs. A callback may submit more requests; it must not
+ * call latch_client_process() or free the client.
+ *
+ * Retries as for the blocking calls: when the connection drops, requests
+ * not yet written wait for the next connection, idempotent ones that were
+ * sent are sent once more, and the others fail with LATCH_ERR_DISCONNECTED.
+ * There is no timeout here: use the loop's timer and latch_client_abort().
+ * The blocking calls fail with LATCH_ERR_INVALID_ARGUMENT while submitted
+ * requests are in flight on the same client.
+ */
+
+/* The answer to a submitted request. */
+typedef void (*latch_callback_t)(latch_client *client, int err, latch_reply *reply, void *userdata);
+
+/*
+ * The connection's descriptor in *ret_fd, connecting first when there is
+ * none (or, with nothing in flight, when latchd closed the idle one). It
+ * changes when a connection is replaced: ask again after every
+ * latch_client_process(). Returns LATCH_OK, LATCH_ERR_UNREACHABLE,
+ * LATCH_ERR_TIMEOUT, LATCH_ERR_NO_MEMORY or LATCH_ERR_INVALID_ARGUMENT.
+ */
+int latch_client_fd(latch_client *client, int *ret_fd);
+
+/* The poll(2) events to wait for on the descriptor: POLLIN, plus POLLOUT
+ * while submitted requests are not completely written; 0 when there is no
+ * connection (or client is NULL). */
+int latch_client_events(const latch_client *client);
+
+/* A number that changes whenever the client opens a new connection; 0
+ * while it has none (or client is NULL). */
+uint64_t latch_client_connection_id(const latch_client *client);
+
+/* Requests submitted and not yet answered (0 for NULL). */
+size_t latch_client_pending(const latch_client *client);
+
+/*
+ * Queues a request (a JSON object with a string "op", sent as is) and
+ * returns at once; `callback` (may be NULL) gets the answer. Connects when
+ * nothing was in flight. Returns LATCH_OK, LATCH_ERR_INVALID_ARGUMENT (not a
+ * JSON object with an "op"), LATCH_ERR_UNREACHABLE, LATCH_ERR_NO_MEMORY; on
+ * error the callback is never called.
+ */
+int latch_submit_json(latch_client *client, const char *request_json, latch_callback_t callback, void *userdata);
+
+/* As latch_submit_json() for op "validate" (`service` optional), with the
+ * answer as latch_validate()'s. */
+int latch_submit_validate(latch_client *client, const char *session, const char *service,
+                          latch_callback_t callback, void *userdata);
+
+/*
+ * Writes what the socket takes, reads what has arrived and runs the
+ * callbacks of the complete answers; never blocks. Call it when the
+ * descriptor is ready for latch_client_events() (calling it otherwise does
+ * no harm). A dropped connection is handled as described above (a new one
+ * is opened for what is left). Returns LATCH_OK (failures go to the
+ * callbacks) or LATCH_ERR_INVALID_ARGUMENT (NULL, or called from a
+ * callback).
+ */
+int latch_client_process(latch_client *client);
+
+/* Drops the connection and fails every submitted request with `err` (e.g.
+ * LATCH_ERR_TIMEOUT from the loop's timer; LATCH_OK means
+ * LATCH_ERR_DISCONNECTED), running their callbacks now. */
+void latch_client_abort(latch_client *client, int err);
 
 /* ------------------------------------------------------------------------ */
 /* Cookies: pure functions, no I/O, thread-safe.
