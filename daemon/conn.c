@@ -507,22 +507,52 @@ void conn_set_close(struct daemon *d) {
         d->conn_epoll = safe_close(d->conn_epoll);
 }
 
-static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        struct conn *c = userdata;
-        uint64_t timeout = (uint64_t) c->d->config->client_timeout * 1000000;
-        uint64_t now = now_usec();
+/* Reads and takes what the client sent and we have not read yet. The
+ * timer may fire before the input that came meanwhile is read: after a
+ * stall of the whole daemon (SIGSTOP, swapping, a slow disk) both are due in
+ * the same turn. A client whose request waits in the socket is not idle. */
+static void conn_catch_up(struct conn *c) {
+        uint64_t seen = c->last_activity_usec;
 
-        /* Work of ours in flight is not the client's idleness. */
-        if (c->inflight > 0 || now < c->last_activity_usec + timeout) {
-                uint64_t next = c->inflight > 0 ? now + timeout : c->last_activity_usec + timeout;
+        /* A few reads suffice for any frame already in the socket: the first
+         * brings its header, which sizes the buffer for the whole of it. A
+         * client still sending a frame byte by byte gains nothing here. */
+        for (unsigned i = 0; i < 4 && c->fd >= 0 && !c->read_eof; i++) {
+                size_t before = c->in_len;
+                if (conn_read(c) < 0)
+                        c->closing = true;
+                if (c->fd < 0 || c->last_activity_usec != seen || c->in_len == before)
+                        break;
+        }
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct conn *c = conn_ref(userdata);
+        uint64_t timeout = (uint64_t) c->d->config->client_timeout * 1000000;
+
+        if (c->inflight == 0 && now_usec() >= c->last_activity_usec + timeout) {
+                conn_catch_up(c);
+                conn_maybe_finish(c);
+                if (c->fd < 0)
+                        goto out;
+                conn_update_events(c);
+        }
+        uint64_t now = now_usec();
+        /* Work of ours in flight, or a whole frame waiting for its turn, is
+         * not the client's idleness. */
+        if (c->inflight > 0 || conn_has_frame(c) || now < c->last_activity_usec + timeout) {
+                uint64_t next = c->inflight > 0 || conn_has_frame(c) ? now + timeout
+                                                                      : c->last_activity_usec + timeout;
                 (void) sd_event_source_set_time(s, next);
                 (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
-                return 0;
+                goto out;
         }
         c->d->stats.connections_timed_out++;
         log_msg(LOG_INFO, "client %s: idle for %llds, closing", c->peer_desc,
                 (long long) c->d->config->client_timeout);
         conn_close(c);
+out:
+        conn_unref(c);
         return 0;
 }
 

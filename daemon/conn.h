@@ -9,7 +9,11 @@
  * worked on at once and at most CONN_MAX_OUTPUT reply bytes wait to be
  * written; past either, the connection is not read until it drains. A
  * client that sends no complete frame for client_timeout while nothing of
- * it is in flight is dropped (so is one trickling a frame byte by byte).
+ * it is in flight is dropped (so is one trickling a frame byte by byte);
+ * input waiting in the socket is read before that judgement.
+ *
+ * After end-of-file from the client (a half-close), every whole frame
+ * received before it is answered, in order, before the connection closes.
  *
  * A connection is reference-counted: every request holds a reference, so a
  * reply that arrives after the client went away is dropped safely.

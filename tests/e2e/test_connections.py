@@ -134,3 +134,40 @@ class TestHalfClose(DaemonTest):
         while "closed inside a frame" not in d.log() and time.time() < deadline:
             time.sleep(0.05)
         self.assertIn("closed inside a frame", d.log())
+
+
+class TestStall(DaemonTest):
+    def test_a_stall_past_client_timeout_drops_no_client_that_asked(self):
+        d = self.daemon(config_extra="client_timeout = 2s\n[throttle]\nenabled = no\n")
+        session = d.call({"op": "login", "service": "demo", "user": "demo", "password": "demo-password"})["session"]
+        n = 40
+        socks = [d.connect(timeout=30) for _ in range(n)]
+        # Every connection is known to latchd (and its idle timer armed)
+        # before the stall.
+        for i, s in enumerate(socks):
+            s.sendall(frame({"op": "hello", "id": i}))
+            self.assertTrue(read_frame(s)["ok"])
+        idle = d.connect(timeout=30)  # asks nothing: dropped, as before
+        self.assertTrue(d.call({"op": "hello"}, sock=idle)["ok"])
+        os.kill(d.proc.pid, signal.SIGSTOP)
+        try:
+            for i, s in enumerate(socks):
+                req = {"op": "validate", "session": session} if i % 2 else {"op": "hello"}
+                s.sendall(frame(dict(req, id=i)))
+            time.sleep(3)  # past client_timeout: every idle timer is due at SIGCONT
+        finally:
+            os.kill(d.proc.pid, signal.SIGCONT)
+        dropped = []
+        for i, s in enumerate(socks):
+            try:
+                r = read_frame(s, 30)
+                self.assertEqual(r["id"], i)
+                self.assertTrue(r["ok"], r)
+            except (EOFError, ConnectionResetError):
+                dropped.append(i)
+            s.close()
+        self.assertEqual(dropped, [], "clients that asked during the stall were dropped")
+        # A connection that asked nothing is still idle, and dropped.
+        idle.settimeout(30)
+        self.assertEqual(idle.recv(1), b"")
+        idle.close()
