@@ -338,3 +338,44 @@ test('npm pack ships the code and the declarations', () => {
     assert.ok(files.includes(f), f);
   }
 });
+
+test('examples/express/app.mjs protects its page', async () => {
+  // The example as a user runs it: its own folder, express and
+  // @latch/client resolved from node_modules.
+  const dir = fs.mkdtempSync(path.join(tmp, 'example-'));
+  fs.mkdirSync(path.join(dir, 'node_modules', '@latch'), { recursive: true });
+  fs.symlinkSync(path.join(process.env.LATCH_NODE_MODULES, 'express'), path.join(dir, 'node_modules', 'express'));
+  fs.symlinkSync(path.join(here, '..', '..', 'bindings', 'node'), path.join(dir, 'node_modules', '@latch', 'client'));
+  fs.copyFileSync(path.join(here, '..', '..', 'examples', 'express', 'app.mjs'), path.join(dir, 'app.mjs'));
+  const port = await new Promise((r) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => r(p)); });
+  });
+  const app = spawn(process.execPath, ['--preserve-symlinks', path.join(dir, 'app.mjs')], {
+    cwd: dir, env: { ...process.env, LATCH_SOCKET: d.sock, PORT: String(port), NODE_PATH: process.env.LATCH_NODE_MODULES },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  procs.push(app);
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    let r;
+    for (let i = 0; i < 200; i++) {
+      r = await fetch(base + '/', { redirect: 'manual' }).catch(() => null);
+      if (r) break;
+      await sleep(50);
+    }
+    assert.equal(r.status, 303);
+    r = await fetch(base + '/login');
+    const csrf = (await r.text()).split('name="csrf_token" value="')[1].split('"')[0];
+    const jar = r.headers.getSetCookie().map((c) => c.split(';')[0]);
+    r = await fetch(base + '/login', {
+      method: 'POST', redirect: 'manual', body: new URLSearchParams({ user: 'demo', password: 'demo-password', csrf_token: csrf }),
+      headers: { cookie: jar.join('; '), 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    assert.equal(r.status, 303);
+    const session = r.headers.getSetCookie().map((c) => c.split(';')[0]).find((c) => c.startsWith('__Host-latch='));
+    r = await fetch(base + '/', { headers: { cookie: session } });
+    assert.match(await r.text(), /Hello demo \(groups: users\)/);
+  } finally {
+    app.kill('SIGTERM');
+  }
+});
