@@ -132,8 +132,12 @@ def main():
     sys.path[:0] = [os.path.join(TOP, "bindings", "python"), os.path.join(TOP, "tests", "e2e")]
     import harness
     import latch
-    import redis
-    import redis.asyncio
+    try:
+        import redis
+        import redis.asyncio
+    except ImportError:
+        redis = None
+        print("# python3-redis is not installed: no redis-py rows", file=sys.stderr)
 
     tmp = tempfile.mkdtemp(prefix="latch-bindings-bench-")
     d = harness.Daemon(tmp)
@@ -146,14 +150,20 @@ def main():
         deadline = time.time() + 10
         while not os.path.exists(rsock) and time.time() < deadline:
             time.sleep(0.05)
-        r = redis.Redis(unix_socket_path=rsock, max_connections=a.callers * 2)
-        r.set("k", "v" * 200)
+        r = redis.Redis(unix_socket_path=rsock, max_connections=a.callers * 2) if redis else None
+        if r:
+            r.set("k", "v" * 200)
+        else:
+            subprocess.run(["redis-cli", "-s", rsock, "set", "k", "v" * 200], check=True, stdout=subprocess.DEVNULL)
         c = latch.Client(d.sock, pool_size=a.callers)
         session = c.login("demo", "demo", "demo-password")["session"]
         n, dur = a.callers, a.duration
 
         def pair(name_a, fa, name_b, fb):
             # The machine is shared and noisy: alternate, then average.
+            if redis is None:
+                rows[name_a] = fa()
+                return
             ra, rb = [], []
             for i in range(max(1, a.rounds)):
                 if i % 2 == 0:
