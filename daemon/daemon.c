@@ -1,16 +1,24 @@
 /* SPDX-License-Identifier: MIT */
-/* Reload, stack sets, periodic work (sweeps, key rotation), and the glue
- * between the stack engine and the plugin host. */
+/* The daemon's lifecycle (new, start, run, free), reload, stack sets,
+ * periodic work (sweeps, key rotation), and the glue between the stack
+ * engine and the plugin host. */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "config.h"
 #include "conn.h"
 #include "daemon.h"
 #include "keys.h"
 #include "log.h"
 #include "plugin-host.h"
+#include "server.h"
 #include "stack.h"
 #include "store.h"
 #include "throttle.h"
@@ -20,14 +28,8 @@
 #define SWEEP_BATCH 1000
 #define SWEEP_SLICE_USEC 50000 /* one writer job sweeps for at most this long */
 #define KEYS_CHECK_USEC (60ULL * 1000000)
-
-int64_t daemon_now(void) { return (int64_t) time(NULL); }
-
-uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
+#define STOP_GRACE_USEC (10ULL * 1000000)
+#define WRITER_QUEUE 65536
 
 struct stackset *stackset_ref(struct stackset *s) {
         s->refs++;
@@ -275,7 +277,7 @@ static int on_keys_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-int daemon_start_timers(struct daemon *d) {
+static int daemon_start_timers(struct daemon *d) {
         int r = sd_event_add_time_relative(d->event, &d->sweep_timer, CLOCK_MONOTONIC,
                                            (uint64_t) d->config->sweep_interval * 1000000, 1000000, on_sweep_timer, d);
         if (r < 0)
@@ -283,4 +285,233 @@ int daemon_start_timers(struct daemon *d) {
         /* Check keys soon after start (a restart may find keys to drop). */
         return sd_event_add_time_relative(d->event, &d->keys_timer, CLOCK_MONOTONIC, 1000000, 1000000,
                                           on_keys_timer, d);
+}
+
+/* ---- lifecycle ---- */
+
+static int ensure_state_dir(const char *dir) {
+        struct stat st;
+
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        if (stat(dir, &st) < 0)
+                return -errno;
+        if (!S_ISDIR(st.st_mode))
+                return -ENOTDIR;
+        return 0;
+}
+
+static unsigned inflight_total(struct daemon *d) {
+        unsigned n = 0;
+        for (struct conn *c = d->conns; c; c = c->next)
+                n += c->inflight;
+        return n;
+}
+
+static int on_stop_check(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct daemon *d = userdata;
+
+        if (inflight_total(d) == 0 || now_usec() >= d->stop_deadline) {
+                sd_event_exit(d->event, 0);
+                return 0;
+        }
+        (void) sd_event_source_set_time_relative(s, 20000);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        struct daemon *d = userdata;
+
+        if (d->stopping)
+                return 0;
+        d->stopping = true;
+        d->stop_deadline = now_usec() + STOP_GRACE_USEC;
+        log_msg(LOG_INFO, "stopping: finishing requests in flight");
+        (void) sd_notify(0, "STOPPING=1\nSTATUS=Stopping");
+        server_stop(d);
+        return sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, 0, 1000, on_stop_check, d);
+}
+
+static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        struct daemon *d = userdata;
+        (void) sd_notify(0, "RELOADING=1");
+        log_msg(LOG_INFO, "SIGHUP: reloading the configuration");
+        (void) daemon_reload(d);
+        (void) sd_notify(0, "READY=1\nSTATUS=Serving");
+        return 0;
+}
+
+static int daemon_load_config(struct daemon *d, const struct daemon_options *o) {
+        int r;
+
+        if (o->config_file) {
+                r = config_load(o->config_file, o->diag ? o->diag : log_diag, o->diag ? o->diag_userdata : NULL,
+                                &d->config);
+                if (r < 0) {
+                        log_msg(LOG_ERR, "cannot load %s", o->config_file);
+                        return r;
+                }
+        } else {
+                r = config_default(&d->config);
+                if (r < 0)
+                        return log_errno(LOG_ERR, r, "cannot set up the default configuration");
+        }
+        if (o->state_dir_override) {
+                free(d->config->state_dir);
+                d->config->state_dir = strdup(o->state_dir_override);
+                if (!d->config->state_dir)
+                        return log_errno(LOG_ERR, -ENOMEM, "--state-dir");
+        }
+        return 0;
+}
+
+static int daemon_open_state(struct daemon *d) {
+        const char *dir = d->config->state_dir;
+        int r;
+
+        r = ensure_state_dir(dir);
+        if (r < 0)
+                return log_errno(LOG_ERR, r, "state_dir %s", dir);
+        r = store_open(dir, &d->store);
+        if (r < 0)
+                return log_errno(LOG_ERR, r, "cannot open the session store in %s%s", dir,
+                                 r == -EPERM    ? " (it must belong to latchd's user and not be writable by others)"
+                                 : r == -EINVAL ? " (not a latch store, or corrupt)"
+                                                : "");
+        r = keyring_open(dir, daemon_now(), &d->keys);
+        if (r < 0)
+                return log_errno(LOG_ERR, r, "cannot open the signing keys in %s/keys%s", dir,
+                                 r == -EPERM ? " (key files must be private to latchd's user)" : "");
+        return 0;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct daemon *, daemon_free);
+
+int daemon_new(const struct daemon_options *o, struct daemon **ret) {
+        _cleanup_(daemon_freep) struct daemon *d = NULL;
+        int r;
+
+        assert_return(o && ret, -EINVAL);
+
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return log_errno(LOG_ERR, -ENOMEM, "cannot start");
+        d->listen_fd = -1;
+        d->config_file = o->config_file;
+        d->socket_override = o->socket_override;
+        d->state_dir_override = o->state_dir_override;
+
+        r = daemon_load_config(d, o);
+        if (r < 0)
+                return r;
+
+        /* Signals are taken through sd-event's signalfd: block them before
+         * any thread exists so that every thread inherits the mask. */
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        /* A loop of our own, not the thread's default: the default one
+         * checks its thread (a gettid()) on every turn. */
+        r = sd_event_new(&d->event);
+        if (r < 0)
+                return log_errno(LOG_ERR, r, "cannot create the event loop");
+        d->started_usec = now_usec();
+
+        r = daemon_open_state(d);
+        if (r < 0)
+                return r;
+        r = plugin_host_new(d->config->plugin_dir, d->store, &d->plugins);
+        if (r < 0)
+                return log_errno(LOG_ERR, r, "cannot set up the plugin host");
+        r = daemon_load_stacks(d, d->config, &d->stacks);
+        if (r < 0) {
+                log_msg(LOG_ERR, "the service stacks in %s have errors; not starting", d->config->services_dir);
+                return r;
+        }
+        r = throttle_new(d->config->throttle, d->config->throttle_max_delay, &d->throttle);
+        if (r < 0)
+                return log_errno(LOG_ERR, r, "cannot set up the throttle");
+        /* Argon2id takes 64 MiB per hash: one per worker, and a bounded
+         * queue past that, answered `unavailable` when full. */
+        r = workqueue_new(d->event, "latchd-work", d->config->workers, d->config->workers * 64, 10, &d->pool);
+        if (r < 0)
+                return log_errno(LOG_ERR, r, "cannot start the worker pool");
+        r = workqueue_new(d->event, "latchd-write", 1, WRITER_QUEUE, 0, &d->writer);
+        if (r < 0)
+                return log_errno(LOG_ERR, r, "cannot start the writer thread");
+
+        *ret = TAKE_PTR(d);
+        return 0;
+}
+
+int daemon_start(struct daemon *d) {
+        int r;
+
+        r = server_listen(d);
+        if (r < 0)
+                return r;
+        r = server_start(d);
+        if (r < 0)
+                return r;
+        (void) daemon_publish_jwks(d);
+        r = daemon_start_timers(d);
+        if (r < 0)
+                return log_errno(LOG_ERR, r, "cannot arm the timers");
+        if ((r = sd_event_add_signal(d->event, NULL, SIGTERM, on_stop_signal, d)) < 0 ||
+            (r = sd_event_add_signal(d->event, NULL, SIGINT, on_stop_signal, d)) < 0 ||
+            (r = sd_event_add_signal(d->event, NULL, SIGHUP, on_hup, d)) < 0)
+                return log_errno(LOG_ERR, r, "cannot take signals");
+        (void) sd_event_set_watchdog(d->event, true);
+        return 0;
+}
+
+int daemon_run(struct daemon *d) {
+        log_msg(LOG_INFO, "latchd %s ready on %s (%s), %zu service(s), %u worker(s)", LATCH_VERSION,
+                d->socket_activated ? "the socket from systemd" : d->socket_path,
+                d->socket_activated ? "socket-activated" : "bound",
+                d->stacks->services ? services_count(d->stacks->services) : 0, d->config->workers);
+        (void) sd_notifyf(0, "READY=1\nSTATUS=Serving\nMAINPID=%d", (int) getpid());
+
+        int r = sd_event_loop(d->event);
+        if (r < 0)
+                return log_errno(LOG_ERR, r, "event loop failed");
+        return 0;
+}
+
+void daemon_free(struct daemon *d) {
+        if (!d)
+                return;
+        while (d->conns)
+                conn_close(d->conns);
+        conn_set_close(d);
+        /* A worker stuck in a plugin that never returns cannot be joined:
+         * leave it to the exit. Otherwise join cleanly (ASan checks this). */
+        if (d->pool && workqueue_pending(d->pool) == 0) {
+                workqueue_free(d->pool);
+                d->pool = NULL;
+        }
+        if (d->writer) {
+                workqueue_free(d->writer);
+                d->writer = NULL;
+        }
+        free(d->touches);
+        server_close(d);
+        if (!d->pool) {
+                stackset_unref(d->stacks);
+                plugin_host_free(d->plugins);
+                store_close(d->store);
+        }
+        throttle_free(d->throttle);
+        keyring_free(d->keys);
+        d->sweep_timer = sd_event_source_disable_unref(d->sweep_timer);
+        d->keys_timer = sd_event_source_disable_unref(d->keys_timer);
+        sd_event_unref(d->event);
+        config_free(d->config);
+        free(d);
 }

@@ -24,6 +24,7 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "stats.h"
 
@@ -72,6 +73,7 @@ struct daemon {
         sd_event_source *conn_source;  /* ...watched by the loop as one source */
         unsigned n_conns;
         bool stopping;
+        uint64_t stop_deadline;        /* CLOCK_MONOTONIC: stop waiting for requests in flight */
 
         struct stats stats;
         uint64_t started_usec;         /* CLOCK_MONOTONIC */
@@ -81,9 +83,40 @@ struct daemon {
         bool sweep_running;            /* a sweep's slices are queued or running */
 };
 
-/* Wall clock in seconds. Tests may pin it with LATCH_TEST_TIME_OFFSET. */
-int64_t daemon_now(void);
-uint64_t now_usec(void);              /* CLOCK_MONOTONIC */
+/* Where latchd's invocation puts things (its command line). */
+struct daemon_options {
+        const char *config_file;        /* NULL: built-in defaults */
+        const char *socket_override;    /* --socket */
+        const char *state_dir_override; /* --state-dir */
+        /* Where the configuration's problems go at start-up, one call per
+         * FILE:LINE (NULL: the log). */
+        config_diag_fn diag;
+        void *diag_userdata;
+};
+
+/*
+ * The daemon's lifecycle, as systemd's manager_new() / manager_startup() /
+ * manager_free():
+ *
+ * daemon_new() loads the configuration, opens the state folder, the session
+ * store and the signing keys, sets up the plugin host, loads every stack and
+ * starts the thread pools. It blocks SIGTERM, SIGINT and SIGHUP first (they
+ * are taken through the event loop), so call it before any other thread
+ * exists. Each failure is logged once; returns 0 or a negative errno.
+ *
+ * daemon_start() listens (or takes the socket from systemd), publishes the
+ * key set and arms the timers and signal handlers. daemon_run() tells
+ * systemd it is ready and runs the loop until a stop signal has drained the
+ * requests in flight.
+ *
+ * daemon_free() closes every connection, joins the threads and closes the
+ * state; it copes with a daemon that daemon_new() or daemon_start() left
+ * half-built, and accepts NULL.
+ */
+int daemon_new(const struct daemon_options *o, struct daemon **ret);
+int daemon_start(struct daemon *d);
+int daemon_run(struct daemon *d);
+void daemon_free(struct daemon *d);
 
 struct stackset *stackset_ref(struct stackset *s);
 void stackset_unref(struct stackset *s);
@@ -96,9 +129,6 @@ int daemon_reload(struct daemon *d);
 /* Loads the service stacks of config c (plugins through d->plugins). A
  * missing services_dir gives an empty set (every service unknown). */
 int daemon_load_stacks(struct daemon *d, const struct config *c, struct stackset **ret);
-
-/* Arms the sweep and key-maintenance timers. */
-int daemon_start_timers(struct daemon *d);
 
 /* Publishes the key set to jwks_file (atomic rewrite). */
 int daemon_publish_jwks(struct daemon *d);

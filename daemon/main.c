@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* latchd: start-up, the event loop, and a graceful stop. */
+/* latchd: the command line, the process's hardening, --check-config, and
+ * the daemon's lifecycle (daemon.c) from new to free. */
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
-#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,23 +12,15 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "config.h"
-#include "conn.h"
 #include "daemon.h"
-#include "keys.h"
 #include "log.h"
 #include "plugin-host.h"
-#include "server.h"
 #include "stack.h"
 #include "store.h"
-#include "throttle.h"
-#include "workqueue.h"
 
-#define STOP_GRACE_USEC (10ULL * 1000000)
-#define WRITER_QUEUE 65536
 
 /* Jansson copies request text (passwords included) into buffers of its own
  * and frees them unwiped: in latchd every block it frees is wiped first. */
@@ -204,61 +196,6 @@ static int check_config(const char *file) {
         return !config_bad && (r == 0 || r == -ENOENT) ? 0 : 1;
 }
 
-static int ensure_state_dir(const char *dir) {
-        struct stat st;
-
-        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-                return -errno;
-        if (stat(dir, &st) < 0)
-                return -errno;
-        if (!S_ISDIR(st.st_mode))
-                return -ENOTDIR;
-        return 0;
-}
-
-static unsigned inflight_total(struct daemon *d) {
-        unsigned n = 0;
-        for (struct conn *c = d->conns; c; c = c->next)
-                n += c->inflight;
-        return n;
-}
-
-static int on_stop_check(sd_event_source *s, uint64_t usec, void *userdata) {
-        struct daemon *d = userdata;
-        static uint64_t deadline;
-
-        if (!deadline)
-                deadline = now_usec() + STOP_GRACE_USEC;
-        if (inflight_total(d) == 0 || now_usec() >= deadline) {
-                sd_event_exit(d->event, 0);
-                return 0;
-        }
-        (void) sd_event_source_set_time_relative(s, 20000);
-        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
-        return 0;
-}
-
-static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        struct daemon *d = userdata;
-
-        if (d->stopping)
-                return 0;
-        d->stopping = true;
-        log_msg(LOG_INFO, "stopping: finishing requests in flight");
-        (void) sd_notify(0, "STOPPING=1\nSTATUS=Stopping");
-        server_stop(d);
-        return sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, 0, 1000, on_stop_check, d);
-}
-
-static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        struct daemon *d = userdata;
-        (void) sd_notify(0, "RELOADING=1");
-        log_msg(LOG_INFO, "SIGHUP: reloading the configuration");
-        (void) daemon_reload(d);
-        (void) sd_notify(0, "READY=1\nSTATUS=Serving");
-        return 0;
-}
-
 int main(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' },
@@ -269,21 +206,21 @@ int main(int argc, char *argv[]) {
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
-        struct daemon d = { .listen_fd = -1 };
-        const char *config_file = NULL;
+        struct daemon_options o = { .diag = print_diag };
+        unsigned problems = 0;
         bool check = false;
-        int c, r;
+        int c;
 
         while ((c = getopt_long(argc, argv, "c:s:S:Vh", options, NULL)) >= 0) {
                 switch (c) {
                 case 'c':
-                        config_file = optarg;
+                        o.config_file = optarg;
                         break;
                 case 's':
-                        d.socket_override = optarg;
+                        o.socket_override = optarg;
                         break;
                 case 'S':
-                        d.state_dir_override = optarg;
+                        o.state_dir_override = optarg;
                         break;
                 case 'C':
                         check = true;
@@ -303,8 +240,8 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, "latchd: unexpected argument '%s'\nTry 'latchd --help'.\n", argv[optind]);
                 return 2;
         }
-        if (!config_file && access(LATCH_CONFIG_FILE, F_OK) == 0)
-                config_file = LATCH_CONFIG_FILE;
+        if (!o.config_file && access(LATCH_CONFIG_FILE, F_OK) == 0)
+                o.config_file = LATCH_CONFIG_FILE;
 
         if (sodium_init() < 0) {
                 fprintf(stderr, "latchd: libsodium failed to initialise\n");
@@ -312,7 +249,7 @@ int main(int argc, char *argv[]) {
         }
         json_set_alloc_funcs(malloc, json_free_wiped);
         if (check)
-                return check_config(config_file);
+                return check_config(o.config_file);
 
         log_open(false);
         /* Secrets live in this process: no core dumps, no ptrace by peers
@@ -328,136 +265,14 @@ int main(int argc, char *argv[]) {
         }
         umask(0077);
 
-        d.config_file = config_file;
-        if (config_file) {
-                unsigned problems = 0;
-                r = config_load(config_file, print_diag, &problems, &d.config);
-                if (r < 0) {
-                        log_msg(LOG_ERR, "cannot load %s", config_file);
-                        return 1;
-                }
-        } else if (config_default(&d.config) < 0)
-                return 1;
-        if (d.state_dir_override) {
-                free(d.config->state_dir);
-                d.config->state_dir = strdup(d.state_dir_override);
-                if (!d.config->state_dir)
-                        return 1;
-        }
-
-        /* Signals are taken through sd-event's signalfd: block them before
-         * any thread exists so that every thread inherits the mask. */
-        sigset_t mask;
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGHUP);
-        sigprocmask(SIG_BLOCK, &mask, NULL);
-        signal(SIGPIPE, SIG_IGN);
-
-        /* A loop of our own, not the thread's default: the default one
-         * checks its thread (a gettid()) on every turn. */
-        r = sd_event_new(&d.event);
-        if (r < 0) {
-                log_msg(LOG_ERR, "cannot create the event loop: %s", strerror(-r));
-                return 1;
-        }
-        d.started_usec = now_usec();
-
-        r = ensure_state_dir(d.config->state_dir);
-        if (r < 0) {
-                log_msg(LOG_ERR, "state_dir %s: %s", d.config->state_dir, strerror(-r));
-                goto finish;
-        }
-        r = store_open(d.config->state_dir, &d.store);
-        if (r < 0) {
-                log_msg(LOG_ERR, "cannot open the session store in %s: %s%s", d.config->state_dir, strerror(-r),
-                        r == -EPERM ? " (it must belong to latchd's user and not be writable by others)"
-                        : r == -EINVAL ? " (not a latch store, or corrupt)"
-                                       : "");
-                goto finish;
-        }
-        r = keyring_open(d.config->state_dir, daemon_now(), &d.keys);
-        if (r < 0) {
-                log_msg(LOG_ERR, "cannot open the signing keys in %s/keys: %s%s", d.config->state_dir, strerror(-r),
-                        r == -EPERM ? " (key files must be private to latchd's user)" : "");
-                goto finish;
-        }
-        r = plugin_host_new(d.config->plugin_dir, d.store, &d.plugins);
-        if (r < 0) {
-                log_msg(LOG_ERR, "cannot set up the plugin host: %s", strerror(-r));
-                goto finish;
-        }
-        r = daemon_load_stacks(&d, d.config, &d.stacks);
-        if (r < 0) {
-                log_msg(LOG_ERR, "the service stacks in %s have errors; not starting", d.config->services_dir);
-                goto finish;
-        }
-        r = throttle_new(d.config->throttle, d.config->throttle_max_delay, &d.throttle);
-        if (r < 0)
-                goto finish;
-        /* Argon2id takes 64 MiB per hash: one per worker, and a bounded
-         * queue past that, answered `unavailable` when full. */
-        r = workqueue_new(d.event, "latchd-work", d.config->workers, d.config->workers * 64, 10, &d.pool);
-        if (r < 0)
-                goto finish;
-        r = workqueue_new(d.event, "latchd-write", 1, WRITER_QUEUE, 0, &d.writer);
-        if (r < 0)
-                goto finish;
-
-        r = server_listen(&d);
-        if (r < 0)
-                goto finish;
-        r = server_start(&d);
-        if (r < 0)
-                goto finish;
-        (void) daemon_publish_jwks(&d);
-        r = daemon_start_timers(&d);
-        if (r < 0)
-                goto finish;
-        if ((r = sd_event_add_signal(d.event, NULL, SIGTERM, on_stop_signal, &d)) < 0 ||
-            (r = sd_event_add_signal(d.event, NULL, SIGINT, on_stop_signal, &d)) < 0 ||
-            (r = sd_event_add_signal(d.event, NULL, SIGHUP, on_hup, &d)) < 0)
-                goto finish;
-        (void) sd_event_set_watchdog(d.event, true);
-
-        log_msg(LOG_INFO, "latchd %s ready on %s (%s), %zu service(s), %u worker(s)", LATCH_VERSION,
-                d.socket_activated ? "the socket from systemd" : d.socket_path,
-                d.socket_activated ? "socket-activated" : "bound", d.stacks->services ? services_count(d.stacks->services) : 0,
-                d.config->workers);
-        (void) sd_notifyf(0, "READY=1\nSTATUS=Serving\nMAINPID=%d", (int) getpid());
-
-        r = sd_event_loop(d.event);
-        if (r < 0)
-                log_msg(LOG_ERR, "event loop failed: %s", strerror(-r));
-
-finish:
-        while (d.conns)
-                conn_close(d.conns);
-        conn_set_close(&d);
-        /* A worker stuck in a plugin that never returns cannot be joined:
-         * leave it to the exit. Otherwise join cleanly (ASan checks this). */
-        if (d.pool && workqueue_pending(d.pool) == 0) {
-                workqueue_free(d.pool);
-                d.pool = NULL;
-        }
-        if (d.writer) {
-                workqueue_free(d.writer);
-                d.writer = NULL;
-        }
-        free(d.touches);
-        server_close(&d);
-        if (!d.pool) {
-                stackset_unref(d.stacks);
-                plugin_host_free(d.plugins);
-                store_close(d.store);
-        }
-        throttle_free(d.throttle);
-        keyring_free(d.keys);
-        d.sweep_timer = sd_event_source_disable_unref(d.sweep_timer);
-        d.keys_timer = sd_event_source_disable_unref(d.keys_timer);
-        sd_event_unref(d.event);
-        config_free(d.config);
+        o.diag_userdata = &problems;
+        struct daemon *d = NULL;
+        int r = daemon_new(&o, &d);
+        if (r >= 0)
+                r = daemon_start(d);
+        if (r >= 0)
+                r = daemon_run(d);
+        daemon_free(d);
         log_msg(LOG_INFO, "stopped");
         return r < 0 ? 1 : 0;
 }
