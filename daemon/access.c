@@ -5,7 +5,7 @@
 #include <sys/socket.h>
 
 #include "access.h"
-#include "daemon.h"
+#include "daemon-state.h"
 
 int peer_from_socket(int fd, struct peer *ret) {
         struct ucred uc;

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "conn.h"
-#include "daemon.h"
+#include "daemon-state.h"
 #include "access.h"
 #include "dispatch.h"
 #include "fastpath.h"

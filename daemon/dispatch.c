@@ -4,7 +4,7 @@
 
 #include "access.h"
 #include "conn.h"
-#include "daemon.h"
+#include "daemon-state.h"
 #include "dispatch.h"
 #include "log.h"
 

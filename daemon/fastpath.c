@@ -26,7 +26,7 @@
 
 #include "access.h"
 #include "conn.h"
-#include "daemon.h"
+#include "daemon-state.h"
 #include "dispatch.h"
 #include "fastpath.h"
 #include "frame.h"

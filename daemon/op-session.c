@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "conn.h"
-#include "daemon.h"
+#include "daemon-state.h"
 #include "dispatch.h"
 #include "log.h"
 #include "ops-common.h"

@@ -5,7 +5,7 @@
 #include <latch/plugin.h>
 
 #include "conn.h"
-#include "daemon.h"
+#include "daemon-state.h"
 #include "log.h"
 #include "ops-common.h"
 #include "workqueue.h"

@@ -4,7 +4,7 @@
  * The plugin host proper (plugin-host.h): loading plugins, the host
  * services, in-process lines and the request. Isolated lines are
  * plugin-isolation.c's, reached through h->isolation_ops (see
- * plugin-isolation.h).
+ * plugin-host-internal.h).
  */
 
 #include <dlfcn.h>
@@ -20,7 +20,7 @@
 
 #include "log.h"
 #include "macro.h"
-#include "plugin-isolation.h"
+#include "plugin-host-internal.h"
 #include "secret.h"
 
 /* The size of struct latch_plugin in ABI 1.0: a plugin of any 1.x minor has

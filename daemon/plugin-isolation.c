@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 
 /*
- * The plugin host's isolated lines (see plugin-isolation.h for how this half
+ * The plugin host's isolated lines (see plugin-host-internal.h for how this half
  * meets plugin-host.c, and plugin-host.h for what isolation promises): a
  * line whose plugin runs in latch-worker processes, up to four of them per
  * line, started here (or reached through a worker_socket), spoken to with
@@ -31,7 +31,7 @@
 #include "conf.h"
 #include "config.h"
 #include "macro.h"
-#include "plugin-isolation.h"
+#include "plugin-host-internal.h"
 #include "worker/proto.h"
 
 #ifndef LATCH_WORKER_PATH

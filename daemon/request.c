@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "conn.h"
-#include "daemon.h"
+#include "daemon-state.h"
 #include "frame.h"
 #include "log.h"
 #include "request.h"

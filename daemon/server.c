@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "conn.h"
-#include "daemon.h"
+#include "daemon-state.h"
 #include "frame.h"
 #include "log.h"
 #include "server.h"

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon.h"
+#include "daemon-state.h"
 #include "keys.h"
 #include "macro.h"
 #include "tokens.h"

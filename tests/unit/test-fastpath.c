@@ -33,7 +33,7 @@
 
 #include "conf.h"
 #include "conn.h"
-#include "daemon.h"
+#include "daemon-state.h"
 #include "decode.h"
 #include "dispatch.h"
 #include "fastpath.h"
