@@ -69,6 +69,7 @@ struct latch_ctx {
 };
 
 struct isolated_line;
+struct worker;
 
 struct plugin_line {
         struct latch_ctx ctx; /* first: the plugin's ctx pointer is the line's */
@@ -79,16 +80,53 @@ struct plugin_line {
         struct isolated_line *iso; /* NULL: the plugin runs in this process */
 };
 
+/* One prompt a plugin posted (host->prompt()). */
+struct req_prompt {
+        int style;
+        char *message;
+};
+
+/* A line's slot in a request (host->set_data()), or an isolated line's
+ * worker kept for the request while a conversation waits. */
+struct req_slot {
+        const struct plugin_line *line;
+        void *data;
+        void (*cleanup)(void *data);
+        struct worker *pinned; /* isolated lines: the worker holding the plugin's state */
+};
+
 struct latch_req {
         char *op;
         char *service;
         char *user;
-        char *password; /* secret: wiped on free */
+        char *password; /* secret: wiped on free; NULL until sent or answered */
         char *remote;
 
         pthread_mutex_t claims_lock;
         json_t *claims;
+
+        /* The conversation. A request is called by one thread at a time
+         * (the stack runs its lines in turn), so none of this is locked. */
+        const struct plugin_line *calling; /* the line inside auth()/account(), or NULL */
+        struct req_prompt prompts[LATCH_PROMPTS_MAX]; /* posted by the call that returned INCOMPLETE */
+        size_t n_prompts;
+        bool challenge;    /* the last call returned INCOMPLETE and may be continued */
+        char **answers;    /* one per prompt (NULL for info/error): secrets, wiped */
+        size_t n_answers;
+        struct req_slot *slots;
+        size_t n_slots;
 };
+
+/* Forget the prompts posted / the answers given (wiped). */
+void req_prompts_clear(struct latch_req *r);
+void req_answers_clear(struct latch_req *r);
+/* Posts a prompt as host->prompt() does, without the in-a-call check:
+ * returns its index or a negative errno. */
+int req_post_prompt(struct latch_req *req, int style, const char *message);
+
+/* The slot of `l` in `req`, made when `create` (NULL when absent or out of
+ * memory). */
+struct req_slot *latch_req_slot(struct latch_req *req, const struct plugin_line *l, bool create);
 
 /* The isolated half, as plugin-host.c calls it. */
 struct plugin_isolation_ops {
@@ -104,6 +142,9 @@ struct plugin_isolation_ops {
          * line (the latter only when the plugin has an outcome()). */
         int (*call)(struct plugin_line *l, enum stack_type type, struct latch_req *req);
         void (*outcome)(struct plugin_line *l, struct latch_req *req, int result);
+        /* Kills the worker kept for a request whose conversation ended
+         * without continuing it (its plugin state goes with it). */
+        void (*unpin)(const struct plugin_line *l, struct worker *w);
         /* Reaps (or, after a grace, kills) the workers let go, and frees
          * h->isolation. */
         void (*host_free)(struct plugin_host *h);

@@ -424,6 +424,88 @@ static int host_kv_update(const struct latch_ctx *ctx, const void *key, size_t k
         return ctx->host->kv.update(ctx->host->kv.userdata, ctx->module->name, key, keylen, fn, userdata);
 }
 
+/* ---- host services: conversations (ABI 1.1) ---- */
+
+static bool prompt_message_ok(const char *m) {
+        size_t n = strlen(m);
+        json_t *j;
+
+        if (n == 0 || n > LATCH_PROMPT_MESSAGE_MAX)
+                return false;
+        for (const unsigned char *p = (const unsigned char *) m; *p; p++)
+                if ((*p < 0x20 && *p != '\n' && *p != '\t') || *p == 0x7f)
+                        return false;
+        j = json_string(m); /* NULL when not UTF-8 */
+        json_decref(j);
+        return j != NULL;
+}
+
+int req_post_prompt(struct latch_req *req, int style, const char *message) {
+        char *m;
+
+        if (style < LATCH_PROMPT_SECRET || style > LATCH_PROMPT_INFO || !message || !prompt_message_ok(message))
+                return -EINVAL;
+        if (req->n_prompts >= LATCH_PROMPTS_MAX)
+                return -E2BIG;
+        m = strdup(message);
+        if (!m)
+                return -ENOMEM;
+        req->prompts[req->n_prompts] = (struct req_prompt){ .style = style, .message = m };
+        return (int) req->n_prompts++;
+}
+
+static int host_prompt(struct latch_req *req, int style, const char *message) {
+        if (!req || !req->calling)
+                return -ENOTSUP;
+        return req_post_prompt(req, style, message);
+}
+
+static const char *host_answer(const struct latch_req *req, int index) {
+        if (!req || !req->calling || index < 0 || (size_t) index >= req->n_answers)
+                return NULL;
+        return req->answers[index];
+}
+
+struct req_slot *latch_req_slot(struct latch_req *req, const struct plugin_line *l, bool create) {
+        struct req_slot *a;
+
+        for (size_t i = 0; i < req->n_slots; i++)
+                if (req->slots[i].line == l)
+                        return &req->slots[i];
+        if (!create)
+                return NULL;
+        a = realloc(req->slots, (req->n_slots + 1) * sizeof(*a));
+        if (!a)
+                return NULL;
+        req->slots = a;
+        a[req->n_slots] = (struct req_slot){ .line = l };
+        return &a[req->n_slots++];
+}
+
+static int host_set_data(struct latch_req *req, void *data, void (*cleanup)(void *data)) {
+        struct req_slot *s;
+
+        if (!req || !req->calling)
+                return -ENOTSUP;
+        s = latch_req_slot(req, req->calling, true);
+        if (!s)
+                return -ENOMEM;
+        if (s->cleanup && s->data != data)
+                s->cleanup(s->data);
+        s->data = data;
+        s->cleanup = cleanup;
+        return 0;
+}
+
+static void *host_get_data(const struct latch_req *req) {
+        struct req_slot *s;
+
+        if (!req || !req->calling)
+                return NULL;
+        s = latch_req_slot((struct latch_req *) req, req->calling, false);
+        return s ? s->data : NULL;
+}
+
 static const struct latch_host host_services = {
         .size = sizeof(struct latch_host),
         .abi_major = LATCH_PLUGIN_ABI_MAJOR,
@@ -435,6 +517,10 @@ static const struct latch_host host_services = {
         .claim_append_string = plugin_claim_append_string,
         .kv_get = host_kv_get,
         .kv_update = host_kv_update,
+        .prompt = host_prompt,
+        .answer = host_answer,
+        .set_data = host_set_data,
+        .get_data = host_get_data,
 };
 
 /* ---- the host ---- */
@@ -586,26 +672,56 @@ int plugin_line_call(struct plugin_line *l, enum stack_type type, struct latch_r
         assert_return(req, LATCH_SYSTEM_ERR);
         assert_return((unsigned) type < _STACK_TYPE_MAX, LATCH_SYSTEM_ERR);
 
-        if (l->iso)
-                return l->ctx.host->isolation_ops->call(l, type, req);
+        /* Prompts belong to the call that posted them. */
+        req_prompts_clear(req);
+        req->challenge = false;
+
+        if (l->iso) {
+                r = l->ctx.host->isolation_ops->call(l, type, req);
+                req_answers_clear(req);
+                return r;
+        }
 
         fn = type == STACK_AUTH ? l->ctx.module->plugin->auth : l->ctx.module->plugin->account;
-        if (!fn)
+        if (!fn) {
+                req_answers_clear(req);
                 return LATCH_MODULE_UNKNOWN;
+        }
 
+        /* A 1.0 plugin cannot ask, and has always been given a password:
+         * ask for it on its behalf (the answer becomes the password). */
+        if (!req->password && l->ctx.module->plugin->abi_minor == 0) {
+                r = req_post_prompt(req, LATCH_PROMPT_SECRET, "Password:");
+                if (r < 0) {
+                        req_answers_clear(req);
+                        return LATCH_SYSTEM_ERR;
+                }
+                req->challenge = true;
+                return LATCH_INCOMPLETE;
+        }
+
+        req->calling = l;
         r = fn(l->state, req);
+        req->calling = NULL;
+        req_answers_clear(req);
         if (r < 0 || r >= _LATCH_RESULT_MAX) {
                 plugin_host_emitf(l->ctx.host, LOG_ERR, l->name, NULL, false,
                                   "%s() returned %d, which is no result; taking it as system_err",
                                   stack_type_to_string(type), r);
-                return LATCH_SYSTEM_ERR;
+                r = LATCH_SYSTEM_ERR;
         }
+        if (r == LATCH_INCOMPLETE && l->ctx.module->plugin->abi_minor >= 1)
+                req->challenge = true;
+        else
+                req_prompts_clear(req);
         return r;
 }
 
 void plugin_line_outcome(struct plugin_line *l, struct latch_req *req, int result) {
         if (!l || !req)
                 return;
+        req_prompts_clear(req);
+        req_answers_clear(req);
         if (l->iso) {
                 if (l->has_outcome)
                         l->ctx.host->isolation_ops->outcome(l, req, result);
@@ -617,6 +733,99 @@ void plugin_line_outcome(struct plugin_line *l, struct latch_req *req, int resul
 
 /* ---- the request ---- */
 
+void req_prompts_clear(struct latch_req *r) {
+        for (size_t i = 0; i < r->n_prompts; i++)
+                free(r->prompts[i].message);
+        r->n_prompts = 0;
+}
+
+void req_answers_clear(struct latch_req *r) {
+        for (size_t i = 0; i < r->n_answers; i++)
+                secret_free(r->answers[i]);
+        free(r->answers);
+        r->answers = NULL;
+        r->n_answers = 0;
+}
+
+bool latch_req_challenge(const struct latch_req *r) {
+        return r && r->challenge;
+}
+
+size_t latch_req_n_prompts(const struct latch_req *r) {
+        return r && r->challenge ? r->n_prompts : 0;
+}
+
+int latch_req_prompt(const struct latch_req *r, size_t i, const char **ret_message) {
+        assert_return(r, -EINVAL);
+        if (!r->challenge || i >= r->n_prompts)
+                return -ERANGE;
+        if (ret_message)
+                *ret_message = r->prompts[i].message;
+        return r->prompts[i].style;
+}
+
+static bool style_answers(int style) {
+        return style == LATCH_PROMPT_SECRET || style == LATCH_PROMPT_TEXT;
+}
+
+size_t latch_req_n_answers_expected(const struct latch_req *r) {
+        size_t n = 0;
+
+        for (size_t i = 0; r && r->challenge && i < r->n_prompts; i++)
+                n += style_answers(r->prompts[i].style);
+        return n;
+}
+
+bool latch_req_has_password(const struct latch_req *r) {
+        return r && r->password;
+}
+
+int latch_req_set_answers(struct latch_req *r, const char *const *answers, size_t n) {
+        char **a;
+        size_t k = 0;
+
+        assert_return(r, -EINVAL);
+        assert_return(n == 0 || answers, -EINVAL);
+        if (!r->challenge || n != latch_req_n_answers_expected(r))
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++)
+                if (!answers[i] || strlen(answers[i]) > LATCH_ANSWER_MAX)
+                        return -EINVAL;
+
+        a = calloc(r->n_prompts ?: 1, sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        for (size_t i = 0; i < r->n_prompts; i++) {
+                if (!style_answers(r->prompts[i].style))
+                        continue;
+                a[i] = secret_strndup(answers[k], strlen(answers[k]));
+                if (!a[i])
+                        goto nomem;
+                k++;
+        }
+        /* As pam_get_authtok() sets PAM_AUTHTOK: the first password asked
+         * for is the request's password from now on. */
+        for (size_t i = 0; i < r->n_prompts && !r->password; i++)
+                if (r->prompts[i].style == LATCH_PROMPT_SECRET) {
+                        r->password = secret_strndup(a[i], strlen(a[i]));
+                        if (!r->password)
+                                goto nomem;
+                }
+
+        req_answers_clear(r);
+        r->answers = a;
+        r->n_answers = r->n_prompts;
+        r->challenge = false;
+        req_prompts_clear(r);
+        return 0;
+
+nomem:
+        for (size_t i = 0; i < r->n_prompts; i++)
+                secret_free(a[i]);
+        free(a);
+        return -ENOMEM;
+}
+
 int latch_req_new(const char *op, const char *service, const char *user, const char *password,
                   const char *remote, struct latch_req **ret) {
         struct latch_req *r;
@@ -624,7 +833,6 @@ int latch_req_new(const char *op, const char *service, const char *user, const c
         assert_return(op, -EINVAL);
         assert_return(service, -EINVAL);
         assert_return(user, -EINVAL);
-        assert_return(password, -EINVAL);
         assert_return(ret, -EINVAL);
 
         r = calloc(1, sizeof(*r));
@@ -634,10 +842,11 @@ int latch_req_new(const char *op, const char *service, const char *user, const c
         r->op = strdup(op);
         r->service = strdup(service);
         r->user = strdup(user);
-        r->password = secret_strndup(password, strlen(password));
+        r->password = password ? secret_strndup(password, strlen(password)) : NULL;
         r->remote = remote ? strdup(remote) : NULL;
         r->claims = json_object();
-        if (!r->op || !r->service || !r->user || !r->password || (remote && !r->remote) || !r->claims) {
+        if (!r->op || !r->service || !r->user || (password && !r->password) || (remote && !r->remote) ||
+            !r->claims) {
                 latch_req_free(r);
                 return -ENOMEM;
         }
@@ -649,6 +858,16 @@ int latch_req_new(const char *op, const char *service, const char *user, const c
 void latch_req_free(struct latch_req *r) {
         if (!r)
                 return;
+        for (size_t i = 0; i < r->n_slots; i++) {
+                struct req_slot *sl = &r->slots[i];
+                if (sl->cleanup)
+                        sl->cleanup(sl->data);
+                if (sl->pinned)
+                        sl->line->ctx.host->isolation_ops->unpin(sl->line, sl->pinned);
+        }
+        free(r->slots);
+        req_prompts_clear(r);
+        req_answers_clear(r);
         free(r->op);
         free(r->service);
         free(r->user);

@@ -179,12 +179,38 @@ int plugin_line_call(struct plugin_line *l, enum stack_type type, struct latch_r
 void plugin_line_outcome(struct plugin_line *l, struct latch_req *req, int result);
 
 /* Makes a request. Every string is copied; the password copy is wiped when
- * the request is freed. `remote` may be NULL; the others must not be.
+ * the request is freed. `remote` and `password` may be NULL (a password is
+ * then asked for through the conversation); the others must not be.
  * Returns 0, -EINVAL or -ENOMEM. */
 int latch_req_new(const char *op, const char *service, const char *user, const char *password,
                   const char *remote, struct latch_req **ret);
 
-/* Frees a request, wiping the password. NULL is fine. */
+/*
+ * The conversation (see <latch/plugin.h>). After a call that returned
+ * LATCH_INCOMPLETE, latch_req_challenge() tells whether the request can be
+ * continued (a plugin of ABI 1.1 asked, or the host asked for a 1.0 plugin's
+ * password): then latch_req_prompt() gives the prompts it posted (index
+ * 0..n-1; borrowed until the next call). A 1.0 plugin that returns
+ * LATCH_INCOMPLETE on its own cannot be continued: the stack's result stands.
+ *
+ * latch_req_set_answers() hands the client's answers to the next call: one
+ * per `secret`/`text` prompt, in order (n must be their count: -EINVAL
+ * otherwise, nothing changed). The strings are copied into wiped memory;
+ * the first `secret` answer becomes the password when there is none yet.
+ * The next call of the stack must be the line that asked (the stack resumes
+ * there). Returns 0, -EINVAL or -ENOMEM.
+ */
+bool latch_req_challenge(const struct latch_req *r);
+size_t latch_req_n_prompts(const struct latch_req *r);
+int latch_req_prompt(const struct latch_req *r, size_t i, const char **ret_message);
+size_t latch_req_n_answers_expected(const struct latch_req *r);
+int latch_req_set_answers(struct latch_req *r, const char *const *answers, size_t n);
+
+/* Whether the request carries a password (sent or answered). */
+bool latch_req_has_password(const struct latch_req *r);
+
+/* Frees a request, wiping the password and answers, running the plugins'
+ * set_data() cleanups and killing workers kept for it. NULL is fine. */
 void latch_req_free(struct latch_req *r);
 
 /* The claims plugins added, as a JSON object (never NULL for a request).

@@ -184,6 +184,8 @@ static int request_frame(const struct plugin_line *l, const char *call, const st
         char *p;
         size_t hn, pn, n;
 
+        (void) pn;
+
         o = json_pack("{s:s, s:s, s:s, s:s, s:I}", "call", call, "op", req->op, "service", req->service, "user",
                       req->user, "now", (json_int_t) plugin_host_now(l->ctx.host));
         if (!o)
@@ -198,22 +200,47 @@ static int request_frame(const struct plugin_line *l, const char *call, const st
         if (!head)
                 return -ENOMEM;
 
-        /* head is "{...}": take off the '}' and append the password. */
+        /* head is "{...}": take off the '}' and append the password and
+         * the answers, the secrets of the frame. */
         hn = strlen(head) - 1;
-        pn = strlen(req->password);
-        n = hn + strlen(",\"password\":") + wire_json_string_len(req->password, pn) + strlen("}");
+        n = hn + strlen("}");
+        if (req->password) {
+                pn = strlen(req->password);
+                n += strlen(",\"password\":") + wire_json_string_len(req->password, pn);
+        }
+        if (req->n_answers > 0) {
+                n += strlen(",\"answers\":[]");
+                for (size_t i = 0; i < req->n_answers; i++)
+                        n += 1 + (req->answers[i] ? wire_json_string_len(req->answers[i], strlen(req->answers[i]))
+                                                  : strlen("null"));
+        }
         if (n > WORKER_REQUEST_MAX)
                 return -E2BIG;
         f = malloc(WIRE_HEADER + n);
         if (!f)
                 return -ENOMEM;
-        wire_put_header(f, (uint32_t) n);
         p = (char *) f + WIRE_HEADER;
         memcpy(p, head, hn);
         p += hn;
-        p = stpcpy(p, ",\"password\":");
-        p = wire_json_string(p, req->password, pn);
-        *p = '}';
+        if (req->password) {
+                p = stpcpy(p, ",\"password\":");
+                p = wire_json_string(p, req->password, strlen(req->password));
+        }
+        if (req->n_answers > 0) {
+                p = stpcpy(p, ",\"answers\":[");
+                for (size_t i = 0; i < req->n_answers; i++) {
+                        if (i > 0)
+                                *p++ = ',';
+                        if (req->answers[i])
+                                p = wire_json_string(p, req->answers[i], strlen(req->answers[i]));
+                        else
+                                p = stpcpy(p, "null");
+                }
+                *p++ = ']';
+        }
+        *p++ = '}';
+        n = (size_t) (p - (char *) f) - WIRE_HEADER;
+        wire_put_header(f, (uint32_t) n);
 
         *ret = f;
         *ret_len = WIRE_HEADER + n;
@@ -657,7 +684,14 @@ static int iso_call(struct plugin_line *l, const char *call, struct latch_req *r
                 return LATCH_SYSTEM_ERR;
         }
 
-        r = iso_acquire(l, deadline, &w, &err);
+        /* A call that continues a conversation goes to the worker that
+         * holds the plugin's state for this request. */
+        struct req_slot *slot = latch_req_slot(req, l, false);
+        if (slot && slot->pinned) {
+                w = TAKE_PTR(slot->pinned);
+                r = 0;
+        } else
+                r = iso_acquire(l, deadline, &w, &err);
         if (r < 0) {
                 secret_frame_free(frame, n);
                 if (err)
@@ -685,10 +719,53 @@ static int iso_call(struct plugin_line *l, const char *call, struct latch_req *r
         }
         r = (int) json_integer_value(res);
         apply_claims(l, req, json_object_get(a, "claims"));
+
+        if (r == LATCH_INCOMPLETE && json_is_array(json_object_get(a, "prompts"))) {
+                /* The plugin asked: keep this worker (and the plugin's state
+                 * in it) for the request until the client answers. */
+                json_t *ps = json_object_get(a, "prompts"), *pr;
+                size_t i;
+
+                json_array_foreach(ps, i, pr) {
+                        json_t *style = json_object_get(pr, "style");
+                        const char *msg = json_string_value(json_object_get(pr, "message"));
+                        if (!json_is_integer(style) || !msg ||
+                            req_post_prompt(req, (int) json_integer_value(style), msg) < 0) {
+                                json_decref(a);
+                                req_prompts_clear(req);
+                                iso_drop(l, w, -EBADMSG, req);
+                                return LATCH_AUTHINFO_UNAVAIL;
+                        }
+                }
+                json_decref(a);
+                slot = latch_req_slot(req, l, true);
+                if (!slot) {
+                        req_prompts_clear(req);
+                        iso_drop(l, w, -ENOMEM, req);
+                        return LATCH_SYSTEM_ERR;
+                }
+                slot->pinned = w;
+                req->challenge = true;
+                return r;
+        }
         json_decref(a);
 
         iso_release(l, w);
         return r;
+}
+
+/* A conversation ended while a worker held its plugin's state: the state
+ * must not serve another request, so the worker goes. */
+static void isolation_unpin(const struct plugin_line *l, struct worker *w) {
+        struct isolated_line *iso = l->iso;
+
+        worker_kill(w, NULL, 0);
+        if (!iso)
+                return;
+        pthread_mutex_lock(&iso->lock);
+        iso->n_workers--;
+        pthread_cond_signal(&iso->idle_cond);
+        pthread_mutex_unlock(&iso->lock);
 }
 
 static void isolated_line_free(struct plugin_host *h, struct isolated_line *iso) {
@@ -939,5 +1016,6 @@ static const struct plugin_isolation_ops isolation_ops = {
         .line_close = isolation_line_close,
         .call = isolation_call,
         .outcome = isolation_outcome,
+        .unpin = isolation_unpin,
         .host_free = isolation_host_free,
 };

@@ -1134,35 +1134,45 @@ void *stack_module(const struct stack *st, enum stack_type type, size_t i) {
 
 /* ---- evaluation ------------------------------------------------------- */
 
-#define CALLED_WORDS (STACK_ENTRIES_MAX / 64)
-
 /*
- * _pam_dispatch_aux() for a fresh call. `called` (NULL, or CALLED_WORDS
- * words) gets a bit for every entry whose module was called.
+ * _pam_dispatch_aux(). `called` (NULL, or CALLED_WORDS words) gets a bit for
+ * every entry whose module was called. `former` (NULL: no resumption) is
+ * libpam's pamh->former: when `resumed`, the impression, status and
+ * substates are taken from it and the entries before its depth are skipped,
+ * so the line that returned LATCH_INCOMPLETE is called again; when an entry
+ * returns LATCH_INCOMPLETE they are saved in it.
  */
-static int run(const struct stack *st, enum stack_type type, struct latch_req *req,
-               uint64_t *called) {
+static int run(const struct stack *st, enum stack_type type, struct latch_req *req, uint64_t *called,
+               struct stack_former *former, bool resumed) {
         const struct services *s = st->owner;
         const struct stack_entry *entries = st->entries[type];
         size_t n = st->n_entries[type];
-        struct {
-                int impression;
-                int status;
-        } substates[STACK_DEPTH_MAX + 1];
+        struct stack_substate *substates = former ? former->substates : (struct stack_substate[STACK_DEPTH_MAX + 1]){};
         int impression = IMPRESSION_UNDEF, status = MUST_FAIL_CODE;
         unsigned prev_level = 0, level;
+        size_t skip = 0;
 
         if (n == 0)
                 return MUST_FAIL_CODE; /* "no modules loaded for service" */
 
-        substates[0].impression = impression;
-        substates[0].status = status;
+        if (former && resumed) {
+                impression = former->impression;
+                status = former->status;
+                skip = former->depth;
+        } else {
+                substates[0].impression = impression;
+                substates[0].status = status;
+        }
 
         for (size_t i = 0; i < n; prev_level = level, i++) {
                 const struct stack_entry *e = &entries[i];
                 int retval, action;
 
                 level = e->level;
+
+                /* Lines that returned before the one that asked. */
+                if (i < skip)
+                        continue;
 
                 /* Entering a substack: remember where "reset" goes back to. */
                 if (prev_level < level) {
@@ -1180,9 +1190,16 @@ static int run(const struct stack *st, enum stack_type type, struct latch_req *r
                                 called[i / 64] |= UINT64_C(1) << (i % 64);
                 }
 
-                /* libpam would save its place and let the caller resume. */
-                if (retval == LATCH_INCOMPLETE)
+                /* Save our place: the caller resumes here (libpam's
+                 * pamh->former). */
+                if (retval == LATCH_INCOMPLETE) {
+                        if (former) {
+                                former->impression = impression;
+                                former->status = status;
+                                former->depth = i;
+                        }
                         return retval;
+                }
 
                 if (retval < 0 || retval >= N_RESULTS) {
                         retval = MUST_FAIL_CODE;
@@ -1256,23 +1273,27 @@ int stack_run(const struct stack *st, enum stack_type type, struct latch_req *re
         assert_return(st, LATCH_SYSTEM_ERR);
         assert_return((unsigned) type < _STACK_TYPE_MAX, LATCH_SYSTEM_ERR);
 
-        return run(st, type, req, NULL);
+        return run(st, type, req, NULL, NULL, false);
 }
 
-int stack_authenticate(const struct stack *st, struct latch_req *req) {
-        uint64_t called[_STACK_TYPE_MAX][CALLED_WORDS] = {};
-        const struct services *s;
+int stack_run_resumable(const struct stack *st, enum stack_type type, struct latch_req *req,
+                        struct stack_former *former) {
+        bool resumed;
         int r;
 
         assert_return(st, LATCH_SYSTEM_ERR);
-        s = st->owner;
+        assert_return((unsigned) type < _STACK_TYPE_MAX, LATCH_SYSTEM_ERR);
+        assert_return(former, LATCH_SYSTEM_ERR);
 
-        r = run(st, STACK_AUTH, req, called[STACK_AUTH]);
-        if (r == LATCH_SUCCESS)
-                r = run(st, STACK_ACCOUNT, req, called[STACK_ACCOUNT]);
+        resumed = former->waiting;
+        r = run(st, type, req, NULL, former, resumed);
+        former->waiting = r == LATCH_INCOMPLETE;
+        return r;
+}
 
-        if (!s->ops->outcome)
-                return r;
+static void report_outcome(const struct stack *st, struct latch_req *req,
+                           uint64_t called[_STACK_TYPE_MAX][CALLED_WORDS], int r) {
+        const struct services *s = st->owner;
 
         for (int t = 0; t < _STACK_TYPE_MAX; t++)
                 for (size_t i = 0; i < st->n_entries[t]; i++) {
@@ -1294,6 +1315,50 @@ int stack_authenticate(const struct stack *st, struct latch_req *req) {
                         if (!seen)
                                 s->ops->outcome(s->ops_userdata, module, req, r);
                 }
+}
 
+int stack_authenticate(const struct stack *st, struct latch_req *req) {
+        struct stack_auth_state state = {};
+        int r;
+
+        assert_return(st, LATCH_SYSTEM_ERR);
+        r = stack_authenticate_step(st, req, &state);
+        if (r == LATCH_INCOMPLETE)
+                stack_authenticate_end(st, req, &state, r);
         return r;
+}
+
+int stack_authenticate_step(const struct stack *st, struct latch_req *req, struct stack_auth_state *state) {
+        int r;
+
+        assert_return(st, LATCH_SYSTEM_ERR);
+        assert_return(state, LATCH_SYSTEM_ERR);
+
+        if (state->type != STACK_ACCOUNT) {
+                r = run(st, STACK_AUTH, req, state->called[STACK_AUTH], &state->former, state->former.waiting);
+                state->former.waiting = r == LATCH_INCOMPLETE;
+                if (r == LATCH_INCOMPLETE)
+                        return r;
+                if (r != LATCH_SUCCESS)
+                        goto done;
+                state->type = STACK_ACCOUNT;
+        }
+        r = run(st, STACK_ACCOUNT, req, state->called[STACK_ACCOUNT], &state->former, state->former.waiting);
+        state->former.waiting = r == LATCH_INCOMPLETE;
+        if (r == LATCH_INCOMPLETE)
+                return r;
+done:
+        state->former.waiting = false;
+        if (st->owner->ops->outcome)
+                report_outcome(st, req, state->called, r);
+        return r;
+}
+
+void stack_authenticate_end(const struct stack *st, struct latch_req *req, struct stack_auth_state *state,
+                            int result) {
+        if (!st || !state)
+                return;
+        state->former.waiting = false;
+        if (st->owner->ops->outcome)
+                report_outcome(st, req, state->called, result);
 }

@@ -48,7 +48,9 @@
  * when it holds no space; unlike libpam, an unterminated '[' is an error.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <latch/plugin.h>
 
@@ -126,11 +128,43 @@ size_t services_count(const struct services *s);
  * Runs one type's stack and returns its final result (enum latch_result), as
  * pam_authenticate()/pam_acct_mgmt() would: LATCH_PERM_DENIED when the type
  * has no lines or no module decided, LATCH_INCOMPLETE as soon as a module
- * returns it (there is no resumption). Calls no outcome(). Re-entrant: any
- * number of threads may run the same const stack at once; all per-request
- * state lives on the caller's stack.
+ * returns it (stack_run() cannot resume; stack_run_resumable() can). Calls
+ * no outcome(). Re-entrant: any number of threads may run the same const
+ * stack at once; all per-request state lives on the caller's stack.
  */
 int stack_run(const struct stack *st, enum stack_type type, struct latch_req *req);
+
+#define CALLED_WORDS (STACK_ENTRIES_MAX / 64)
+
+struct stack_substate {
+        int impression;
+        int status;
+};
+
+/* libpam's pamh->former: where a stack stopped on LATCH_INCOMPLETE, and
+ * what it had decided so far. Zero-initialise it before the first run. */
+struct stack_former {
+        bool waiting;     /* the last run returned LATCH_INCOMPLETE: the next one resumes */
+        size_t depth;     /* the entry that returned it */
+        int impression;
+        int status;
+        struct stack_substate substates[STACK_DEPTH_MAX + 1];
+};
+
+/* stack_run() with resumption, as libpam's _pam_dispatch() with
+ * pamh->former: when the previous run with `former` returned
+ * LATCH_INCOMPLETE, this one starts at the entry that returned it (calling
+ * it again), with the impression, status and substates it had; the entries
+ * before it are not called again. Returns like stack_run(). */
+int stack_run_resumable(const struct stack *st, enum stack_type type, struct latch_req *req,
+                        struct stack_former *former);
+
+/* A stack_authenticate() that may stop for a conversation. Zero it first. */
+struct stack_auth_state {
+        enum stack_type type; /* the stack running: auth, then account */
+        struct stack_former former;
+        uint64_t called[_STACK_TYPE_MAX][CALLED_WORDS];
+};
 
 /*
  * Runs the auth stack and, only if it returned LATCH_SUCCESS, the account
@@ -139,6 +173,19 @@ int stack_run(const struct stack *st, enum stack_type type, struct latch_req *re
  * final result. Returns the final result. Re-entrant like stack_run().
  */
 int stack_authenticate(const struct stack *st, struct latch_req *req);
+
+/*
+ * stack_authenticate() in steps: returns LATCH_INCOMPLETE when a line asked
+ * (the request's prompts are then up; nothing is reported yet), and the next
+ * call with the same state (after latch_req_set_answers()) resumes at that
+ * line, in the auth or the account stack. Any other result is final and has
+ * been reported through ops->outcome() to every line called in any step.
+ * stack_authenticate_end() ends a waiting state instead (the conversation
+ * was abandoned or expired): it reports `result` to those lines.
+ */
+int stack_authenticate_step(const struct stack *st, struct latch_req *req, struct stack_auth_state *state);
+void stack_authenticate_end(const struct stack *st, struct latch_req *req, struct stack_auth_state *state,
+                            int result);
 
 /* The number of entries of one type's stack once includes are expanded
  * (module lines, "-TYPE" lines whose plugin is missing, substack markers).

@@ -120,6 +120,30 @@ static int host_kv_update(const struct latch_ctx *ctx, const void *key, size_t k
         return -ENOTSUP;
 }
 
+static int host_prompt(struct latch_req *req, int style, const char *message) {
+        if (style < LATCH_PROMPT_SECRET || style > LATCH_PROMPT_INFO || !message)
+                return -EINVAL;
+        if (req->n_prompts >= LATCH_PROMPTS_MAX)
+                return -E2BIG;
+        req->styles[req->n_prompts] = style;
+        req->prompts[req->n_prompts] = strdup(message);
+        return req->n_prompts++;
+}
+
+static const char *host_answer(const struct latch_req *req, int index) {
+        return index >= 0 && index < req->n_answers ? req->answers[index] : NULL;
+}
+
+static int host_set_data(struct latch_req *req, void *data, void (*cleanup)(void *data)) {
+        if (req->cleanup && req->data != data)
+                req->cleanup(req->data);
+        req->data = data;
+        req->cleanup = cleanup;
+        return 0;
+}
+
+static void *host_get_data(const struct latch_req *req) { return req->data; }
+
 const struct latch_host test_host = {
         .size = sizeof(struct latch_host),
         .abi_major = LATCH_PLUGIN_ABI_MAJOR,
@@ -131,6 +155,10 @@ const struct latch_host test_host = {
         .claim_append_string = host_claim_append_string,
         .kv_get = host_kv_get,
         .kv_update = host_kv_update,
+        .prompt = host_prompt,
+        .answer = host_answer,
+        .set_data = host_set_data,
+        .get_data = host_get_data,
 };
 
 struct latch_req test_req(const char *user, const char *password) {
@@ -146,6 +174,13 @@ struct latch_req test_req(const char *user, const char *password) {
 void test_req_done(struct latch_req *req) {
         json_decref(req->claims);
         req->claims = NULL;
+        for (int i = 0; i < req->n_prompts; i++)
+                free(req->prompts[i]);
+        req->n_prompts = 0;
+        if (req->cleanup)
+                req->cleanup(req->data);
+        req->cleanup = NULL;
+        req->data = NULL;
 }
 
 int test_host_load(const char *path, void **ret_dl, const struct latch_plugin **ret_plugin) {

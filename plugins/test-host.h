@@ -27,6 +27,16 @@ struct latch_req {
         const char *remote;
         const char *op;
         json_t *claims;
+
+        /* The conversation (ABI 1.1): what the plugin posted, and the answers
+         * a test hands to the call that continues it. */
+        int styles[LATCH_PROMPTS_MAX];
+        char *prompts[LATCH_PROMPTS_MAX];
+        int n_prompts;
+        const char *answers[LATCH_PROMPTS_MAX];
+        int n_answers;
+        void *data;
+        void (*cleanup)(void *data);
 };
 
 extern const struct latch_host test_host;

@@ -16,10 +16,20 @@
  *                     or {"error": "one line for humans", "errno": E}
  *
  *   latchd → worker   {"call": "auth"|"account"|"outcome", "op", "service",
- *                      "user", "password", "remote" (absent when none),
- *                      "now": UNIX_SECONDS, "result": N (outcome only)}
+ *                      "user", "password" and "remote" (each absent when
+ *                      none), "now": UNIX_SECONDS, "result": N (outcome
+ *                      only), "answers": [STRING|null...] (continuations only)}
  *   worker → latchd   {"log": {"priority": P, "message": TEXT}}* then
- *                     {"result": N, "claims": {NAME: STRING | [STRING...]}}
+ *                     {"result": N, "claims": {NAME: STRING | [STRING...]},
+ *                      "prompts": [{"style": S, "message": M}...] (only
+ *                      with result 31, LATCH_INCOMPLETE, when the plugin
+ *                      asked)}
+ *
+ * Conversations: after an answer with "prompts" the worker keeps the
+ * request (and the plugin's set_data() state) and accepts only its
+ * continuation, the same call with "answers" (one per prompt, null for
+ * info/error ones); latchd keeps the worker for that request alone, and
+ * kills it when the conversation ends without one.
  *
  * Log lines are the plugin's own (host->log()), sent as they happen; latchd
  * attributes them to the plugin and the request and logs them. "claims" are

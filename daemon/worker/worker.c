@@ -265,11 +265,17 @@ static struct plugin_line *open_line(struct plugin_host *h, const char *plugin, 
         return l;
 }
 
+/* The request whose call returned LATCH_INCOMPLETE: kept, with the
+ * plugin's set_data() state, for the call that continues it (latchd sends
+ * it here and nowhere else). */
+static struct latch_req *pending;
+static int pending_type = -1;
+
 /* Serves one request; false when the message is not one. */
 static bool serve(struct plugin_line *l, json_t *o) {
         const char *call, *op, *service, *user, *password, *remote;
         struct latch_req *req = NULL;
-        json_t *now, *result;
+        json_t *now, *result, *answers;
         int type, r;
 
         call = json_string_value(json_object_get(o, "call"));
@@ -280,16 +286,47 @@ static bool serve(struct plugin_line *l, json_t *o) {
         remote = json_string_value(json_object_get(o, "remote"));
         now = json_object_get(o, "now");
         result = json_object_get(o, "result");
-        if (!call || !op || !service || !user || !password || !json_is_integer(now))
-                return false;
-        if (latch_req_new(op, service, user, password, remote, &req) < 0)
+        answers = json_object_get(o, "answers");
+        if (!call || !op || !service || !user || !json_is_integer(now) || (answers && !json_is_array(answers)))
                 return false;
         request_now = (int64_t) json_integer_value(now);
-
         type = stack_type_from_string(call, false);
+
+        if (pending) {
+                /* Only the continuation of the pending call may come. */
+                const char *a[LATCH_PROMPTS_MAX];
+                size_t n = 0, i;
+                json_t *v;
+
+                if (type != pending_type || !answers || json_array_size(answers) > LATCH_PROMPTS_MAX)
+                        return false;
+                json_array_foreach(answers, i, v)
+                        if (json_is_string(v))
+                                a[n++] = json_string_value(v);
+                if (latch_req_set_answers(pending, a, n) < 0)
+                        return false;
+                req = TAKE_PTR(pending);
+                pending_type = -1;
+        } else if (latch_req_new(op, service, user, password, remote, &req) < 0)
+                return false;
+
         if (type >= 0) {
                 r = plugin_line_call(l, (enum stack_type) type, req);
-                send_or_die(json_pack("{s:i, s:O}", "result", r, "claims", latch_req_claims(req)));
+                json_t *reply = json_pack("{s:i, s:O}", "result", r, "claims", latch_req_claims(req));
+                if (reply && r == LATCH_INCOMPLETE && latch_req_challenge(req)) {
+                        json_t *ps = json_array();
+                        for (size_t i = 0; i < latch_req_n_prompts(req); i++) {
+                                const char *m;
+                                int style = latch_req_prompt(req, i, &m);
+                                json_array_append_new(ps, json_pack("{s:i, s:s}", "style", style, "message", m));
+                        }
+                        json_object_set_new(reply, "prompts", ps);
+                        /* Claims go back once: those of the next call only. */
+                        json_object_clear(latch_req_claims(req));
+                        pending = TAKE_PTR(req);
+                        pending_type = type;
+                }
+                send_or_die(reply);
         } else if (streq(call, "outcome") && json_is_integer(result)) {
                 plugin_line_outcome(l, req, (int) json_integer_value(result));
                 send_or_die(json_pack("{s:i}", "result", 0));
@@ -418,6 +455,7 @@ int main(int argc, char *argv[]) {
                 json_decref(o);
         }
 
+        latch_req_free(TAKE_PTR(pending));
         plugin_line_close(l);
         plugin_host_free(h);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

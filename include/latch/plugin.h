@@ -37,6 +37,28 @@
  *
  * Plugins reach logging, time and storage only through `struct latch_host`.
  * A plugin never sees a session id or a signing key.
+ *
+ * Conversations (ABI 1.1), Linux-PAM's pam_conv(3) over latch's socket: in
+ * auth() or account(), a plugin posts prompts with host->prompt() and
+ * returns LATCH_INCOMPLETE. The client is shown the prompts and answers;
+ * then the host calls the same entry point of the same line again, for the
+ * same request, and the plugin reads the answers with host->answer(). The
+ * stack resumes at that line with the state it had, as libpam resumes a
+ * module that returned PAM_INCOMPLETE; the lines before it are not called
+ * again. State a plugin keeps across the two calls goes in the request's
+ * slot for its line (host->set_data()/get_data()). Between the calls no
+ * thread waits: an in-process plugin is simply called again later, perhaps
+ * on another pool thread; an isolated line's latch-worker process stays
+ * reserved for the request (so a set_data() pointer stays valid) and is
+ * killed when the conversation ends unanswered.
+ *
+ * The password the client sent, if any, is LATCH_ITEM_PASSWORD (PAM_AUTHTOK):
+ * a plugin that needs a password reads it first and asks (a `secret` prompt)
+ * only when it is NULL; the first answer to a `secret` prompt then becomes
+ * LATCH_ITEM_PASSWORD for the rest of the request, as pam_get_authtok()
+ * sets PAM_AUTHTOK. A plugin built against ABI 1.0 cannot ask: when the
+ * request has no password yet, the host asks "Password:" on its behalf
+ * before calling it, so it always sees a password, exactly as before 1.1.
  */
 
 #include <stddef.h>
@@ -47,7 +69,7 @@ extern "C" {
 #endif
 
 #define LATCH_PLUGIN_ABI_MAJOR 1
-#define LATCH_PLUGIN_ABI_MINOR 0
+#define LATCH_PLUGIN_ABI_MINOR 1
 #define LATCH_PLUGIN_ENTRY_SYMBOL "latch_plugin_entry"
 
 #if defined(__GNUC__)
@@ -99,10 +121,28 @@ enum latch_result {
 enum latch_item {
         LATCH_ITEM_SERVICE = 1, /* the service (stack) name */
         LATCH_ITEM_USER = 2,    /* the user name as the client sent it */
-        LATCH_ITEM_PASSWORD = 3,/* the password: never log or keep it */
+        LATCH_ITEM_PASSWORD = 3,/* the password (PAM_AUTHTOK), never log or keep it; since
+                                 * 1.1 NULL until the client sent or answered one */
         LATCH_ITEM_REMOTE = 4,  /* the end user's address, or NULL */
         LATCH_ITEM_OP = 5       /* "authenticate" or "login" */
 };
+
+/* Prompt styles for host->prompt() (ABI 1.1): the values of Linux-PAM's
+ * PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON, PAM_ERROR_MSG and PAM_TEXT_INFO.
+ * On the wire they are "secret", "text", "error" and "info". */
+enum latch_prompt_style {
+        LATCH_PROMPT_SECRET = 1, /* asks; the answer is not echoed (a password, a code) */
+        LATCH_PROMPT_TEXT = 2,   /* asks; the answer is echoed */
+        LATCH_PROMPT_ERROR = 3,  /* shows a message, expects no answer */
+        LATCH_PROMPT_INFO = 4    /* shows a message, expects no answer */
+};
+
+/* At most this many prompts per call, each message at most this many bytes
+ * (UTF-8, no control characters but '\n' and '\t'); an answer is at most
+ * LATCH_ANSWER_MAX bytes. */
+#define LATCH_PROMPTS_MAX 8
+#define LATCH_PROMPT_MESSAGE_MAX 512
+#define LATCH_ANSWER_MAX 4096
 
 /* Priorities for host->log(), as syslog(3)'s LOG_*. */
 enum latch_log_priority {
@@ -180,6 +220,35 @@ struct latch_host {
                       size_t *len);
         int (*kv_update)(const struct latch_ctx *ctx, const void *key, size_t keylen,
                          latch_kv_update_fn fn, void *userdata);
+
+        /* ---- ABI 1.1: conversations (check host->size, or define the
+         * plugin with LATCH_PLUGIN_DEFINE(plugin, get_data)) ---- */
+
+        /* Posts a prompt (enum latch_prompt_style) for the client, during
+         * auth() or account() only; `message` is copied. Returns the
+         * prompt's index (0 for the first of this call, 1, ...) or
+         * -EINVAL (bad style, NULL or bad message), -E2BIG (more than
+         * LATCH_PROMPTS_MAX in one call) or -ENOTSUP (not inside auth() or
+         * account()). Return LATCH_INCOMPLETE afterwards: the prompts go to
+         * the client only then (any other result drops them). */
+        int (*prompt)(struct latch_req *req, int style, const char *message);
+
+        /* In a call that continues one which returned LATCH_INCOMPLETE: the
+         * client's answer to prompt `index` of that call. NULL for an `info`
+         * or `error` prompt, an index out of range, or a call that continues
+         * nothing. Borrowed: valid during the current call only, wiped after
+         * it (never log or keep it). */
+        const char *(*answer)(const struct latch_req *req, int index);
+
+        /* The request's slot for the calling line: data that must live from
+         * a call that returned LATCH_INCOMPLETE to the call that continues
+         * it. set_data replaces the slot (calling the old cleanup first);
+         * `cleanup` (may be NULL) runs when the request ends, whichever way
+         * (result, expiry, shutdown), on any thread. Only valid inside
+         * auth() or account(): set_data returns 0 or -ENOTSUP/-ENOMEM;
+         * get_data returns the slot or NULL. */
+        int (*set_data)(struct latch_req *req, void *data, void (*cleanup)(void *data));
+        void *(*get_data)(const struct latch_req *req);
 };
 
 /* What a plugin provides. Unused entry points may be NULL (a NULL auth or

@@ -280,9 +280,25 @@ static int file_auth(void *userdata, struct latch_req *req) {
         struct file_state *s = userdata;
         const char *user = s->host->item(req, LATCH_ITEM_USER);
         const char *password = s->host->item(req, LATCH_ITEM_PASSWORD);
-        struct table *t = table_acquire(s);
-        const struct userdb_entry *e = userdb_lookup(t->db, user);
+        struct table *t;
+        const struct userdb_entry *e;
         int result, k;
+
+        /* No password sent: ask for it (pam_unix's "Password:"); the answer
+         * comes back as the request's password. A 1.0 host always has one. */
+        if (!password) {
+                if (s->host->size < LATCH_HOST_SIZE_FOR(get_data))
+                        return LATCH_AUTHINFO_UNAVAIL;
+                password = s->host->answer(req, 0);
+                if (!password) {
+                        if (s->host->prompt(req, LATCH_PROMPT_SECRET, "Password:") < 0)
+                                return LATCH_CONV_ERR;
+                        return LATCH_INCOMPLETE;
+                }
+        }
+
+        t = table_acquire(s);
+        e = userdb_lookup(t->db, user);
 
         if (!e || !userdb_hash_supported(e->hash)) {
                 k = userdb_verify(s->dummy_hash, password);

@@ -209,7 +209,20 @@ static void test_auth(void **state) {
         assert_string_equal(claims, "{}");
         free(claims);
         assert_int_equal(do_auth(st, "alice", "", NULL), LATCH_AUTH_ERR);
-        assert_int_equal(do_auth(st, "alice", NULL, NULL), LATCH_AUTH_ERR);
+        {
+                /* No password: the plugin asks for it, then checks the answer. */
+                struct latch_req req = test_req("alice", NULL);
+                assert_int_equal(plugin->auth(st, &req), LATCH_INCOMPLETE);
+                assert_int_equal(req.n_prompts, 1);
+                assert_int_equal(req.styles[0], LATCH_PROMPT_SECRET);
+                assert_string_equal(req.prompts[0], "Password:");
+                req.answers[0] = "alice-pW";
+                req.n_answers = 1;
+                assert_int_equal(plugin->auth(st, &req), LATCH_AUTH_ERR);
+                req.answers[0] = "alice-pw";
+                assert_int_equal(plugin->auth(st, &req), LATCH_SUCCESS);
+                test_req_done(&req);
+        }
 
         /* sha512-crypt, no groups: no claim at all */
         assert_int_equal(do_auth(st, "bob", "bob-pw", &claims), LATCH_SUCCESS);

@@ -178,6 +178,43 @@ static void test_echo_round_trip(void **unused) {
         host_free_checked(h);
 }
 
+/* A conversation through a worker: the worker that asked stays with the
+ * request (its plugin state too) and gets the answers; an abandoned one is
+ * killed, and the line goes on with fresh workers. */
+static void test_conversation_isolated(void **unused) {
+        struct plugin_host *h = host_new("echo", 1, 5000, 0);
+        struct latch_req *req = NULL;
+        struct plugin_line *l = line_open(h, "echo", 0, NULL);
+        const char *msg;
+        json_t *claims;
+
+        for (int round = 0; round < 6; round++) {
+                assert_int_equal(latch_req_new("login", "svc", "asker", round ? "pw" : NULL, NULL, &req), 0);
+                assert_int_equal(plugin_line_call(l, STACK_AUTH, req), LATCH_INCOMPLETE);
+                assert_true(latch_req_challenge(req));
+                assert_int_equal(latch_req_n_prompts(req), 1);
+                assert_int_equal(latch_req_prompt(req, 0, &msg), LATCH_PROMPT_SECRET);
+                assert_string_equal(msg, "Code:");
+                if (round % 2 == 1) {
+                        /* Abandoned while a worker holds it. */
+                        latch_req_free(req);
+                        continue;
+                }
+                assert_int_equal(latch_req_set_answers(req, (const char *const[]){ "4242" }, 1), 0);
+                assert_int_equal(plugin_line_call(l, STACK_AUTH, req), LATCH_SUCCESS);
+                claims = latch_req_claims(req);
+                assert_string_equal(json_string_value(json_object_get(claims, "same_worker")), "yes");
+                /* With no password sent, the first secret answer becomes it. */
+                assert_string_equal(json_string_value(json_object_get(claims, "password")), round ? "pw" : "4242");
+                latch_req_free(req);
+        }
+        /* Plain calls still work: the killed workers were replaced. */
+        assert_int_equal(call_auth(l, "alice", NULL), LATCH_SUCCESS);
+
+        plugin_line_close(l);
+        plugin_host_free(h);
+}
+
 static void test_in_process_unless_isolated(void **unused) {
         struct plugin_host *h = host_new("echo", 0, 0, 0);
         struct plugin_line *l = line_open(h, "echo", 0, NULL);
@@ -405,6 +442,7 @@ static void test_concurrent_callers(void **unused) {
 int main(int argc, char *argv[]) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_echo_round_trip),
+                cmocka_unit_test(test_conversation_isolated),
                 cmocka_unit_test(test_in_process_unless_isolated),
                 cmocka_unit_test(test_pam_isolated_by_default),
                 cmocka_unit_test(test_open_errors),

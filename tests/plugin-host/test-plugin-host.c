@@ -267,7 +267,7 @@ static void test_abi_major_refused(void **unused) {
         struct plugin_host *h = host_new(NULL);
         _cleanup_free_ char *path = tp_path("abi2"), *expect = NULL;
 
-        assert_true(asprintf(&expect, "plugin %s speaks ABI 2.0, latchd speaks 1.0", path) > 0);
+        assert_true(asprintf(&expect, "plugin %s speaks ABI 2.0, latchd speaks 1.%d", path, LATCH_PLUGIN_ABI_MINOR) > 0);
         assert_int_equal(open_fails(h, path, 0, NULL, expect), -EPROTONOSUPPORT);
         /* Refused again, not cached as loaded. */
         assert_int_equal(open_fails(h, "tp_abi2", 0, NULL, expect), -EPROTONOSUPPORT);
@@ -366,6 +366,94 @@ static void test_results(void **unused) {
 
 /* ---- the request and the host services ---- */
 
+/* A plugin built against the 1.0 header loads, and is called as before;
+ * with no password it is asked for on its behalf, and the answer is what it
+ * sees. */
+static void test_abi10_plugin(void **unused) {
+        struct plugin_host *h = host_new(NULL);
+        struct latch_req *req = NULL;
+        struct plugin_line *l = NULL;
+        const char *msg;
+
+        assert_int_equal(plugin_line_open(h, "tp_v10", 0, NULL, &l, NULL), 0);
+        _cleanup_free_ char *p = tp_path("v10");
+        void *self = dlopen(p, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+        assert_non_null(self);
+        int *calls = dlsym(self, "tp10_calls");
+        char *seen = dlsym(self, "tp10_seen");
+        assert_non_null(calls);
+
+        assert_int_equal(latch_req_new("login", "svc", "alice", "pw-1.0", NULL, &req), 0);
+        assert_int_equal(plugin_line_call(l, STACK_AUTH, req), LATCH_SUCCESS);
+        assert_int_equal(*calls, 1);
+        latch_req_free(req);
+
+        assert_int_equal(latch_req_new("login", "svc", "alice", NULL, NULL, &req), 0);
+        assert_int_equal(plugin_line_call(l, STACK_AUTH, req), LATCH_INCOMPLETE);
+        assert_int_equal(*calls, 1); /* not called without a password */
+        assert_true(latch_req_challenge(req));
+        assert_int_equal(latch_req_n_prompts(req), 1);
+        assert_int_equal(latch_req_prompt(req, 0, &msg), LATCH_PROMPT_SECRET);
+        assert_string_equal(msg, "Password:");
+        assert_int_equal(latch_req_set_answers(req, NULL, 0), -EINVAL);
+        assert_int_equal(latch_req_set_answers(req, (const char *const[]){ "wrong" }, 1), 0);
+        assert_true(latch_req_has_password(req));
+        assert_int_equal(plugin_line_call(l, STACK_AUTH, req), LATCH_AUTH_ERR);
+        assert_int_equal(*calls, 2);
+        assert_string_equal(seen, "wrong");
+        latch_req_free(req);
+
+        dlclose(self);
+        plugin_line_close(l);
+        plugin_host_free(h);
+}
+
+/* ABI 1.1: prompts, answers and the request's slot across the two calls. */
+static void test_conversation(void **unused) {
+        struct plugin_host *h = host_new(NULL);
+        struct latch_req *req = NULL;
+        struct plugin_line *l = NULL;
+        const char *msg;
+
+        assert_int_equal(plugin_line_open(h, "tp_conv", 0, NULL, &l, NULL), 0);
+        _cleanup_free_ char *p = tp_path("conv");
+        void *self = dlopen(p, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+        assert_non_null(self);
+        int *cleanups = dlsym(self, "tpc_cleanups");
+        assert_non_null(cleanups);
+
+        for (int round = 0; round < 3; round++) {
+                assert_int_equal(latch_req_new("login", "svc", "alice", "pw", NULL, &req), 0);
+                assert_int_equal(plugin_line_call(l, STACK_AUTH, req), LATCH_INCOMPLETE);
+                assert_true(latch_req_challenge(req));
+                assert_int_equal(latch_req_n_prompts(req), 2);
+                assert_int_equal(latch_req_prompt(req, 0, &msg), LATCH_PROMPT_INFO);
+                assert_string_equal(msg, "A code was sent.");
+                assert_int_equal(latch_req_prompt(req, 1, &msg), LATCH_PROMPT_TEXT);
+                assert_string_equal(msg, "Code:");
+                assert_int_equal(latch_req_n_answers_expected(req), 1);
+                /* Wrong counts change nothing. */
+                assert_int_equal(latch_req_set_answers(req, (const char *const[]){ "a", "b" }, 2), -EINVAL);
+                assert_true(latch_req_challenge(req));
+                if (round == 2) {
+                        /* Abandoned: the slot's cleanup still runs. */
+                        latch_req_free(req);
+                        assert_int_equal(*cleanups, 3);
+                        break;
+                }
+                assert_int_equal(latch_req_set_answers(req, (const char *const[]){ round ? "000000" : "123456" }, 1), 0);
+                assert_false(latch_req_challenge(req));
+                assert_int_equal(plugin_line_call(l, STACK_AUTH, req), round ? LATCH_AUTH_ERR : LATCH_SUCCESS);
+                assert_false(latch_req_challenge(req));
+                latch_req_free(req);
+                assert_int_equal(*cleanups, round + 1);
+        }
+
+        dlclose(self);
+        plugin_line_close(l);
+        plugin_host_free(h);
+}
+
 static void test_items(void **unused) {
         struct plugin_host *h = host_new(NULL);
         struct latch_req *req = NULL, *req2 = NULL;
@@ -393,7 +481,10 @@ static void test_items(void **unused) {
         assert_string_equal(host->item(req2, LATCH_ITEM_PASSWORD), "");
 
         assert_int_equal(latch_req_new(NULL, "wiki", "bob", "x", NULL, &req2), -EINVAL);
-        assert_int_equal(latch_req_new("login", "wiki", "bob", NULL, NULL, &req2), -EINVAL);
+        latch_req_free(req2);
+        /* No password: the conversation asks for one. */
+        assert_int_equal(latch_req_new("login", "wiki", "bob", NULL, NULL, &req2), 0);
+        assert_null(host->item(req2, LATCH_ITEM_PASSWORD));
 
         latch_req_free(req);
         latch_req_free(req2);
@@ -840,6 +931,8 @@ int main(int argc, char *argv[]) {
                 cmocka_unit_test(test_open_failure_message),
                 cmocka_unit_test(test_results),
                 cmocka_unit_test(test_items),
+                cmocka_unit_test(test_abi10_plugin),
+                cmocka_unit_test(test_conversation),
                 cmocka_unit_test(test_clock),
                 cmocka_unit_test(test_claims),
                 cmocka_unit_test(test_claims_threads),

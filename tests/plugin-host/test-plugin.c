@@ -76,6 +76,59 @@ LATCH_PLUGIN_EXPORT const struct latch_plugin *latch_plugin_entry(const struct l
         return &tp_plugin;
 }
 
+#elif defined(TP_VARIANT_CONV)
+
+/* ABI 1.1: asks for a code (with an info line first), keeps a counter in
+ * the request's slot across the two calls, and accepts "123456". */
+LATCH_PLUGIN_EXPORT int tpc_cleanups;
+
+static const struct latch_host *tpc_host;
+
+static int tpc_open(const struct latch_host *host, struct latch_ctx *ctx, int argc, const char *const *argv,
+                    void **ret_state) {
+        tpc_host = host;
+        *ret_state = NULL;
+        return 0;
+}
+
+static void tpc_cleanup(void *data) {
+        tpc_cleanups++;
+        free(data);
+}
+
+static int tpc_auth(void *state, struct latch_req *req) {
+        int *calls = tpc_host->get_data(req);
+        const char *code;
+
+        if (!calls) {
+                calls = calloc(1, sizeof(*calls));
+                if (!calls || tpc_host->set_data(req, calls, tpc_cleanup) < 0)
+                        return LATCH_BUF_ERR;
+        }
+        (*calls)++;
+        code = tpc_host->answer(req, 1);
+        if (*calls == 1) {
+                if (code)
+                        return LATCH_SYSTEM_ERR; /* nothing to answer yet */
+                if (tpc_host->prompt(req, LATCH_PROMPT_INFO, "A code was sent.") != 0 ||
+                    tpc_host->prompt(req, LATCH_PROMPT_TEXT, "Code:") != 1)
+                        return LATCH_CONV_ERR;
+                return LATCH_INCOMPLETE;
+        }
+        if (tpc_host->answer(req, 0) != NULL || !code)
+                return LATCH_SYSTEM_ERR; /* info lines get no answer */
+        return strcmp(code, "123456") == 0 ? LATCH_SUCCESS : LATCH_AUTH_ERR;
+}
+
+static const struct latch_plugin tpc_plugin = {
+        LATCH_PLUGIN_HEADER,
+        .name = "tp-conv",
+        .open = tpc_open,
+        .auth = tpc_auth,
+};
+
+LATCH_PLUGIN_DEFINE(tpc_plugin, get_data)
+
 #elif defined(TP_VARIANT_NOSYM)
 
 /* Exports something, but not the entry. */

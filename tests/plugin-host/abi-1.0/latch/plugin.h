@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef LATCH_PLUGIN_H
+#define LATCH_PLUGIN_H
+
+/*
+ * <latch/plugin.h>: the ABI between latchd and its credential plugins.
+ *
+ * A plugin is a shared object that exports exactly one symbol,
+ * LATCH_PLUGIN_ENTRY_SYMBOL ("latch_plugin_entry"), a function returning a
+ * pointer to a static `struct latch_plugin`. latchd dlopen()s the object,
+ * calls the entry once, and refuses the plugin when its abi_major differs from
+ * the host's (the error names the file). Both structs below begin with their
+ * size and an ABI major/minor; minor versions only append fields, so a reader
+ * checks `size` before touching a field added after 1.0.
+ *
+ * Lifecycle:
+ *   entry(host)        once per load; may return NULL to refuse the host.
+ *   open(ctx, args)    once per stack line that names the plugin, with that
+ *                      line's arguments; returns the line's private state.
+ *   auth / account     once per request reaching that line, possibly from
+ *                      several threads at once (see "Threads").
+ *   outcome            after the whole stack has decided, for every line
+ *                      that took part in the request.
+ *   close(state)       when the stack is dropped (reload, shutdown).
+ *
+ * Results mirror Linux-PAM's return codes, with the same numeric values, and
+ * a stack decides exactly as Linux-PAM would given the same module results.
+ *
+ * Threads: auth, account and outcome may run concurrently on pool threads
+ * for different requests against the same state. Treat the state returned by
+ * open() as read-only afterwards, or protect it yourself. Never block for
+ * long: a request has a deadline (the largest [plugin.NAME] timeout=, at
+ * least 10 s) after which it answers `unavailable`. An in-process call is
+ * not interrupted at its deadline (it keeps its pool thread until it
+ * returns); a plugin whose backend may hang belongs in an isolated
+ * latch-worker process ([plugin.NAME] isolate = yes), which is killed at the deadline.
+ *
+ * Plugins reach logging, time and storage only through `struct latch_host`.
+ * A plugin never sees a session id or a signing key.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LATCH_PLUGIN_ABI_MAJOR 1
+#define LATCH_PLUGIN_ABI_MINOR 0
+#define LATCH_PLUGIN_ENTRY_SYMBOL "latch_plugin_entry"
+
+#if defined(__GNUC__)
+#define LATCH_PLUGIN_EXPORT __attribute__((visibility("default")))
+#define LATCH_PLUGIN_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define LATCH_PLUGIN_EXPORT
+#define LATCH_PLUGIN_PRINTF(a, b)
+#endif
+
+/* Module results: the same names and values as Linux-PAM's PAM_* codes. */
+enum latch_result {
+        LATCH_SUCCESS = 0,
+        LATCH_OPEN_ERR = 1,
+        LATCH_SYMBOL_ERR = 2,
+        LATCH_SERVICE_ERR = 3,
+        LATCH_SYSTEM_ERR = 4,
+        LATCH_BUF_ERR = 5,
+        LATCH_PERM_DENIED = 6,
+        LATCH_AUTH_ERR = 7,
+        LATCH_CRED_INSUFFICIENT = 8,
+        LATCH_AUTHINFO_UNAVAIL = 9,
+        LATCH_USER_UNKNOWN = 10,
+        LATCH_MAXTRIES = 11,
+        LATCH_NEW_AUTHTOK_REQD = 12,
+        LATCH_ACCT_EXPIRED = 13,
+        LATCH_SESSION_ERR = 14,
+        LATCH_CRED_UNAVAIL = 15,
+        LATCH_CRED_EXPIRED = 16,
+        LATCH_CRED_ERR = 17,
+        LATCH_NO_MODULE_DATA = 18,
+        LATCH_CONV_ERR = 19,
+        LATCH_AUTHTOK_ERR = 20,
+        LATCH_AUTHTOK_RECOVERY_ERR = 21,
+        LATCH_AUTHTOK_LOCK_BUSY = 22,
+        LATCH_AUTHTOK_DISABLE_AGING = 23,
+        LATCH_TRY_AGAIN = 24,
+        LATCH_IGNORE = 25,
+        LATCH_ABORT = 26,
+        LATCH_AUTHTOK_EXPIRED = 27,
+        LATCH_MODULE_UNKNOWN = 28,
+        LATCH_BAD_ITEM = 29,
+        LATCH_CONV_AGAIN = 30,
+        LATCH_INCOMPLETE = 31,
+        _LATCH_RESULT_MAX = 32
+};
+
+/* What a plugin may ask about the request it is called for. */
+enum latch_item {
+        LATCH_ITEM_SERVICE = 1, /* the service (stack) name */
+        LATCH_ITEM_USER = 2,    /* the user name as the client sent it */
+        LATCH_ITEM_PASSWORD = 3,/* the password: never log or keep it */
+        LATCH_ITEM_REMOTE = 4,  /* the end user's address, or NULL */
+        LATCH_ITEM_OP = 5       /* "authenticate" or "login" */
+};
+
+/* Priorities for host->log(), as syslog(3)'s LOG_*. */
+enum latch_log_priority {
+        LATCH_LOG_ERR = 3,
+        LATCH_LOG_WARNING = 4,
+        LATCH_LOG_NOTICE = 5,
+        LATCH_LOG_INFO = 6,
+        LATCH_LOG_DEBUG = 7
+};
+
+/* One stack line's context, owned by the host: valid from open() to close(). */
+struct latch_ctx;
+/* One request, owned by the host: valid only during the call it is given to. */
+struct latch_req;
+
+/*
+ * Callback of kv_update(). `old` is the current value (NULL and 0 when the
+ * key is absent; borrowed, valid during the call only). Write the new value
+ * into `newbuf` (capacity *newlen on entry, LATCH_KV_VALUE_MAX) and set
+ * *newlen; return 1 to store it, 0 to leave the value untouched, 2 to delete
+ * the key, or a negative errno to abort.
+ */
+typedef int (*latch_kv_update_fn)(void *userdata, const void *old, size_t oldlen,
+                                  void *newbuf, size_t *newlen);
+
+#define LATCH_KV_KEY_MAX 256
+#define LATCH_KV_VALUE_MAX 4096
+
+/* Services the host offers to plugins. */
+struct latch_host {
+        uint32_t size; /* sizeof(struct latch_host) as the host knows it */
+        uint16_t abi_major;
+        uint16_t abi_minor;
+
+        /* Logs a line attributed to the plugin (and the request, if req is
+         * not NULL). Never pass a secret. Safe from any thread. */
+        void (*log)(const struct latch_ctx *ctx, const struct latch_req *req, int priority,
+                    const char *fmt, ...) LATCH_PLUGIN_PRINTF(4, 5);
+
+        /* Wall clock in Unix seconds, as the host sees it (tests may pin it). */
+        int64_t (*now)(const struct latch_ctx *ctx);
+
+        /* A request item (enum latch_item), or NULL when absent. The string is
+         * borrowed from the request and valid during the current call only. */
+        const char *(*item)(const struct latch_req *req, int item);
+
+        /* Adds a claim to the identity that the session and its tokens carry.
+         * claim_set_string replaces `name`; claim_append_string appends to an
+         * array claim (creating it), as for "groups". Registered JWT claims
+         * (iss, sub, aud, exp, nbf, iat, jti, sid) are refused with -EPERM.
+         * Returns 0 or a negative errno. */
+        int (*claim_set_string)(struct latch_req *req, const char *name, const char *value);
+        int (*claim_append_string)(struct latch_req *req, const char *name, const char *value);
+
+        /* A private, persistent key-value store, namespaced per plugin, kept
+         * in latchd's state. Keys are at most LATCH_KV_KEY_MAX bytes, values
+         * at most LATCH_KV_VALUE_MAX.
+         *
+         * kv_get copies the value into buf (capacity *len on entry; the
+         * value's size on return). Returns 0, -ENOENT, -ENOBUFS (buf too
+         * small; *len holds the size needed), or -EIO.
+         *
+         * kv_update runs `fn` inside one write transaction: concurrent
+         * updates of the same key are serialised, so no update is lost.
+         * `fn` may run more than once for one call (when the store grows
+         * its map it retries the transaction): only the last run counts,
+         * so keep it free of side effects. Returns 0, fn's negative errno,
+         * -EINVAL (bad key, a value over LATCH_KV_VALUE_MAX, or fn
+         * returning something else than 0, 1, 2 or a negative errno),
+         * -ENOSPC (disk full), -ENOMEM or -EIO.
+         *
+         * Both return -ENOTSUP for plugins running in an isolated worker
+         * process. */
+        int (*kv_get)(const struct latch_ctx *ctx, const void *key, size_t keylen, void *buf,
+                      size_t *len);
+        int (*kv_update)(const struct latch_ctx *ctx, const void *key, size_t keylen,
+                         latch_kv_update_fn fn, void *userdata);
+};
+
+/* What a plugin provides. Unused entry points may be NULL (a NULL auth or
+ * account makes that line return LATCH_MODULE_UNKNOWN, as a PAM module
+ * lacking the function does). */
+struct latch_plugin {
+        uint32_t size; /* sizeof(struct latch_plugin) as the plugin knows it */
+        uint16_t abi_major;
+        uint16_t abi_minor;
+        const char *name; /* the plugin's name, e.g. "file"; logs and the kv
+                           * namespace use the file's basename (file.so → "file"),
+                           * so keep the two equal */
+
+        /* Prepares one stack line. argv holds the line's arguments (argc may
+         * be 0), borrowed for the duration of the call. Store `ctx` if you
+         * want to log or use the store later. Returns 0 and sets *ret_state
+         * (may be NULL), or a negative errno after logging why through
+         * host->log(). */
+        int (*open)(const struct latch_host *host, struct latch_ctx *ctx, int argc,
+                    const char *const *argv, void **ret_state);
+
+        /* Releases what open() made. May be NULL. */
+        void (*close)(void *state);
+
+        /* Checks the request's credential. Returns an enum latch_result. */
+        int (*auth)(void *state, struct latch_req *req);
+
+        /* Decides whether the (already authenticated) account may log in
+         * now. Returns an enum latch_result. */
+        int (*account)(void *state, struct latch_req *req);
+
+        /* Told the stack's final result (LATCH_SUCCESS or the failure the
+         * caller sees) for a request this line took part in. May be NULL. */
+        void (*outcome)(void *state, struct latch_req *req, int result);
+};
+
+/* Fills the size/ABI header of a struct latch_plugin initialiser. */
+#define LATCH_PLUGIN_HEADER                                                   \
+        .size = sizeof(struct latch_plugin), .abi_major = LATCH_PLUGIN_ABI_MAJOR, \
+        .abi_minor = LATCH_PLUGIN_ABI_MINOR
+
+/* The one symbol a plugin exports. Return NULL to refuse this host, e.g.
+ * when host->abi_major differs from LATCH_PLUGIN_ABI_MAJOR. Most plugins
+ * define it with LATCH_PLUGIN_DEFINE() below. */
+typedef const struct latch_plugin *(*latch_plugin_entry_fn)(const struct latch_host *host);
+LATCH_PLUGIN_EXPORT const struct latch_plugin *latch_plugin_entry(const struct latch_host *host);
+
+/* The size a struct latch_host must have for its member `service` to
+ * exist: a minor version only appends members, so a host of an older minor
+ * is smaller and lacks the newer ones. */
+#define LATCH_HOST_SIZE_FOR(service) \
+        (offsetof(struct latch_host, service) + sizeof(((const struct latch_host *) 0)->service))
+
+/* Whether a plugin built against this header may run in `host`: the same
+ * ABI major, and a struct latch_host of at least `needed_size` bytes
+ * (LATCH_HOST_SIZE_FOR() the last service the plugin calls, in the order
+ * of struct latch_host). */
+static inline int latch_host_compatible(const struct latch_host *host, size_t needed_size) {
+        return host && host->abi_major == LATCH_PLUGIN_ABI_MAJOR && host->size >= needed_size;
+}
+
+/*
+ * Defines latch_plugin_entry() for the plugin `plugin` (a static struct
+ * latch_plugin): it returns &plugin when latch_host_compatible() accepts the
+ * host for `last_service`, the last member of struct latch_host the plugin
+ * calls, and NULL (refusing the host) otherwise. A plugin that calls no
+ * service names `abi_minor`. For example:
+ *
+ *     static const struct latch_plugin allowlist_plugin = { LATCH_PLUGIN_HEADER, ... };
+ *     LATCH_PLUGIN_DEFINE(allowlist_plugin, claim_append_string)
+ */
+#define LATCH_PLUGIN_DEFINE(plugin, last_service)                                               \
+        LATCH_PLUGIN_EXPORT const struct latch_plugin *latch_plugin_entry(const struct latch_host *host) { \
+                return latch_host_compatible(host, LATCH_HOST_SIZE_FOR(last_service)) ? &(plugin) : NULL; \
+        }
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
