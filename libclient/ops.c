@@ -17,21 +17,45 @@ static int client_request_send(latch_client *c, struct client_request *req, latc
         return client_call(c, req, ret);
 }
 
-static int simple_op(latch_client *c, const char *op, latch_reply **ret) {
+/* One string argument of an op: left out when value is NULL, which is an
+ * error (recorded on the handle, so that callers can print
+ * latch_last_message() whatever failed) when it is required. */
+struct arg {
+        const char *name;
+        const char *value;
+        bool required;
+};
+
+#define ARGS(...) (const struct arg[]){ __VA_ARGS__ }, ELEMENTSOF(((const struct arg[]){ __VA_ARGS__ }))
+
+static int check_args(latch_client *c, const struct arg *args, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (args[i].required && !args[i].value)
+                        return client_fail(c, LATCH_ERR_INVALID_ARGUMENT, "missing argument: %s", args[i].name);
+        return LATCH_OK;
+}
+
+static void add_args(struct client_request *req, const struct arg *args, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                client_request_add_string(req, args[i].name, args[i].value);
+}
+
+/* The typed calls are this with their op's arguments. */
+static int string_op(latch_client *c, const char *op, const struct arg *args, size_t n, latch_reply **ret) {
         struct client_request req;
 
         assert_return(c, LATCH_ERR_INVALID_ARGUMENT);
+        int r = check_args(c, args, n);
+        if (r != LATCH_OK)
+                return r;
         client_request_begin(&req, op);
+        add_args(&req, args, n);
         return client_request_send(c, &req, ret);
 }
 
-/* A missing required argument is recorded on the handle, so callers can
- * print latch_last_message() whatever failed. */
-#define require_arg(c, x)                                                                       \
-        do {                                                                                    \
-                if (!(x))                                                                       \
-                        return client_fail((c), LATCH_ERR_INVALID_ARGUMENT, "missing argument: " #x); \
-        } while (0)
+static int simple_op(latch_client *c, const char *op, latch_reply **ret) {
+        return string_op(c, op, NULL, 0, ret);
+}
 
 _public_ int latch_hello(latch_client *client, latch_reply **ret) {
         return simple_op(client, "hello", ret);
@@ -39,86 +63,45 @@ _public_ int latch_hello(latch_client *client, latch_reply **ret) {
 
 _public_ int latch_authenticate(latch_client *client, const char *service, const char *user,
                                 const char *password, const char *remote, latch_reply **ret) {
-        struct client_request req;
-
-        assert_return(client, LATCH_ERR_INVALID_ARGUMENT);
-        require_arg(client, service);
-        require_arg(client, user);
-        require_arg(client, password);
-
-        client_request_begin(&req, "authenticate");
-        client_request_add_string(&req, "service", service);
-        client_request_add_string(&req, "user", user);
-        client_request_add_string(&req, "password", password);
-        client_request_add_string(&req, "remote", remote);
-        return client_request_send(client, &req, ret);
+        return string_op(client, "authenticate",
+                         ARGS({ "service", service, true }, { "user", user, true }, { "password", password, true },
+                              { "remote", remote, false }),
+                         ret);
 }
 
 _public_ int latch_login(latch_client *client, const char *service, const char *user, const char *password,
                          const char *remote, bool want_token, const char *audience, latch_reply **ret) {
+        const struct arg args[] = {
+                { "service", service, true }, { "user", user, true },         { "password", password, true },
+                { "remote", remote, false },  { "audience", audience, false },
+        };
         struct client_request req;
 
         assert_return(client, LATCH_ERR_INVALID_ARGUMENT);
-        require_arg(client, service);
-        require_arg(client, user);
-        require_arg(client, password);
-
+        int r = check_args(client, args, ELEMENTSOF(args));
+        if (r != LATCH_OK)
+                return r;
         client_request_begin(&req, "login");
-        client_request_add_string(&req, "service", service);
-        client_request_add_string(&req, "user", user);
-        client_request_add_string(&req, "password", password);
-        client_request_add_string(&req, "remote", remote);
+        add_args(&req, args, ELEMENTSOF(args));
         if (want_token)
                 client_request_add_bool(&req, "token", true);
-        client_request_add_string(&req, "audience", audience);
         return client_request_send(client, &req, ret);
 }
 
 _public_ int latch_validate(latch_client *client, const char *session, const char *service, latch_reply **ret) {
-        struct client_request req;
-
-        assert_return(client, LATCH_ERR_INVALID_ARGUMENT);
-        require_arg(client, session);
-
-        client_request_begin(&req, "validate");
-        client_request_add_string(&req, "session", session);
-        client_request_add_string(&req, "service", service);
-        return client_request_send(client, &req, ret);
+        return string_op(client, "validate", ARGS({ "session", session, true }, { "service", service, false }), ret);
 }
 
 _public_ int latch_logout(latch_client *client, const char *session, latch_reply **ret) {
-        struct client_request req;
-
-        assert_return(client, LATCH_ERR_INVALID_ARGUMENT);
-        require_arg(client, session);
-
-        client_request_begin(&req, "logout");
-        client_request_add_string(&req, "session", session);
-        return client_request_send(client, &req, ret);
+        return string_op(client, "logout", ARGS({ "session", session, true }), ret);
 }
 
 _public_ int latch_token(latch_client *client, const char *session, const char *audience, latch_reply **ret) {
-        struct client_request req;
-
-        assert_return(client, LATCH_ERR_INVALID_ARGUMENT);
-        require_arg(client, session);
-
-        client_request_begin(&req, "token");
-        client_request_add_string(&req, "session", session);
-        client_request_add_string(&req, "audience", audience);
-        return client_request_send(client, &req, ret);
+        return string_op(client, "token", ARGS({ "session", session, true }, { "audience", audience, false }), ret);
 }
 
 _public_ int latch_verify(latch_client *client, const char *token, const char *audience, latch_reply **ret) {
-        struct client_request req;
-
-        assert_return(client, LATCH_ERR_INVALID_ARGUMENT);
-        require_arg(client, token);
-
-        client_request_begin(&req, "verify");
-        client_request_add_string(&req, "token", token);
-        client_request_add_string(&req, "audience", audience);
-        return client_request_send(client, &req, ret);
+        return string_op(client, "verify", ARGS({ "token", token, true }, { "audience", audience, false }), ret);
 }
 
 _public_ int latch_jwks(latch_client *client, latch_reply **ret) {
@@ -126,27 +109,14 @@ _public_ int latch_jwks(latch_client *client, latch_reply **ret) {
 }
 
 _public_ int latch_sessions_list(latch_client *client, const char *user, const char *service, latch_reply **ret) {
-        struct client_request req;
-
-        assert_return(client, LATCH_ERR_INVALID_ARGUMENT);
-
-        client_request_begin(&req, "sessions.list");
-        client_request_add_string(&req, "user", user);
-        client_request_add_string(&req, "service", service);
-        return client_request_send(client, &req, ret);
+        return string_op(client, "sessions.list", ARGS({ "user", user, false }, { "service", service, false }), ret);
 }
 
 _public_ int latch_sessions_revoke(latch_client *client, const char *handle, const char *user, latch_reply **ret) {
-        struct client_request req;
-
         assert_return(client, LATCH_ERR_INVALID_ARGUMENT);
         if (!handle == !user)
                 return client_fail(client, LATCH_ERR_INVALID_ARGUMENT, "give exactly one of handle and user");
-
-        client_request_begin(&req, "sessions.revoke");
-        client_request_add_string(&req, "handle", handle);
-        client_request_add_string(&req, "user", user);
-        return client_request_send(client, &req, ret);
+        return string_op(client, "sessions.revoke", ARGS({ "handle", handle, false }, { "user", user, false }), ret);
 }
 
 _public_ int latch_keys_rotate(latch_client *client, latch_reply **ret) {
@@ -168,7 +138,9 @@ _public_ int latch_call_json(latch_client *client, const char *request_json, cha
         int r;
 
         assert_return(client, LATCH_ERR_INVALID_ARGUMENT);
-        require_arg(client, request_json);
+        r = check_args(client, ARGS({ "request_json", request_json, true }));
+        if (r != LATCH_OK)
+                return r;
 
         /* Parsed only to learn the op; the text goes out as given. */
         size_t len = strlen(request_json);
