@@ -21,8 +21,9 @@ void print_json(json_t *o);
 
 /* crypto: JWT issue/verify beside raw libsodium, argon2id verify time. */
 int cmd_crypto(double seconds);
-/* ed25519: n raw signatures then n verifications, for callgrind to count. */
-int cmd_ed25519(unsigned n);
+/* ed25519: n raw signatures of a `bytes`-byte message then n
+ * verifications, for callgrind to count. */
+int cmd_ed25519(unsigned n, unsigned bytes);
 /* argon2: argon2id INTERACTIVE, one thread then nproc at once. */
 int cmd_argon2(unsigned runs);
 /* users: a `file` plugin user database of `count` users. */

@@ -829,7 +829,7 @@ static void usage(void) {
               "  latch-bench sweep --socket PATH --ids FILE --expire-at UNIXTIME --remaining N [--clients N]\n"
               "                    [--timeout S]\n"
               "  latch-bench crypto [--duration S]\n"
-              "  latch-bench ed25519 [--count N]\n"
+              "  latch-bench ed25519 [--count N] [--bytes N]\n"
               "  latch-bench argon2 [--runs N]\n"
               "  latch-bench users FILE COUNT PASSWORD\n"
               "  latch-bench populate DIR COUNT --ids FILE [--sample N] [--service S] [--users N]\n"
@@ -865,10 +865,10 @@ int main(int argc, char **argv) {
         unsigned users = 100;
         uint64_t sample = 0;
         int64_t idle = 8 * 3600, ahead = 0;
-        unsigned runs = 7, count = 1000;
+        unsigned runs = 7, count = 1000, bytes = 300;
         enum { ARG_PROTO = 0x100, ARG_OP, ARG_SOCKET, ARG_CLIENTS, ARG_DEPTH, ARG_DURATION, ARG_WARMUP, ARG_IDS,
                ARG_KEYS, ARG_SERVICE, ARG_PASSWORD, ARG_LABEL, ARG_EXPIRE_AT, ARG_REMAINING, ARG_TIMEOUT, ARG_USERS,
-               ARG_SAMPLE, ARG_IDLE, ARG_AHEAD, ARG_RUNS, ARG_TOKEN, ARG_COUNT };
+               ARG_SAMPLE, ARG_IDLE, ARG_AHEAD, ARG_RUNS, ARG_TOKEN, ARG_COUNT, ARG_BYTES };
         static const struct option longopts[] = {
                 { "proto", required_argument, NULL, ARG_PROTO },
                 { "op", required_argument, NULL, ARG_OP },
@@ -892,6 +892,7 @@ int main(int argc, char **argv) {
                 { "runs", required_argument, NULL, ARG_RUNS },
                 { "token", required_argument, NULL, ARG_TOKEN },
                 { "count", required_argument, NULL, ARG_COUNT },
+                { "bytes", required_argument, NULL, ARG_BYTES },
                 {}
         };
 
@@ -978,6 +979,9 @@ int main(int argc, char **argv) {
                 case ARG_COUNT:
                         count = parse_uint(optarg);
                         break;
+                case ARG_BYTES:
+                        bytes = parse_uint(optarg);
+                        break;
                 default:
                         usage();
                 }
@@ -1007,7 +1011,7 @@ int main(int argc, char **argv) {
         if (streq(cmd, "crypto"))
                 return cmd_crypto(o.duration);
         if (streq(cmd, "ed25519"))
-                return cmd_ed25519(count);
+                return cmd_ed25519(count, bytes);
         if (streq(cmd, "argon2"))
                 return cmd_argon2(MAX(runs, 1u));
         if (streq(cmd, "users")) {

@@ -439,21 +439,13 @@ static void plain_header_b64(size_t alg, const char *kid, size_t kid_len) {
         header_cache.alg = alg;
 }
 
-int jwt_sign(const uint8_t sk[64], const char *kid, const char *alg, const json_t *claims, char **ret_token) {
-        char stack_claims[SIGN_STACK_CLAIMS];
-        _cleanup_free_ char *heap_claims = NULL, *heap_header = NULL;
-        const char *header = NULL, *payload, *header_b64 = NULL;
-        size_t header_len = 0, header_b64_len = 0, payload_len, kid_len, a;
-
-        assert_return(sk, JWT_ERR_INVALID);
-        assert_return(kid && *kid, JWT_ERR_INVALID);
-        assert_return(alg, JWT_ERR_INVALID);
-        for (a = 0; a < ELEMENTSOF(allowed_algs); a++)
-                if (streq(alg, allowed_algs[a]))
-                        break;
-        assert_return(a < ELEMENTSOF(allowed_algs), JWT_ERR_INVALID);
-        assert_return(json_is_object(claims), JWT_ERR_INVALID);
-        assert_return(ret_token, JWT_ERR_INVALID);
+/* Signs payload (the claims' compact text) under the header of kid and
+ * algorithm index a: what jwt_sign() and jwt_sign_payload() share. */
+static int sign_with_kid(const uint8_t sk[64], const char *kid, size_t a, const void *payload, size_t payload_len,
+                         char **ret_token) {
+        _cleanup_free_ char *heap_header = NULL;
+        const char *header = NULL, *header_b64 = NULL;
+        size_t header_len = 0, header_b64_len = 0, kid_len;
 
         /* The header is the same compact form json_dumps() would give, built
          * without a round trip through Jansson for the kids we issue. */
@@ -463,7 +455,7 @@ int jwt_sign(const uint8_t sk[64], const char *kid, const char *alg, const json_
                 header_b64 = header_cache.b64;
                 header_b64_len = header_cache.b64_len;
         } else {
-                json_t *h = json_pack("{s:s,s:s,s:s}", "alg", alg, "typ", "JWT", "kid", kid);
+                json_t *h = json_pack("{s:s,s:s,s:s}", "alg", allowed_algs[a], "typ", "JWT", "kid", kid);
                 if (!h)
                         return JWT_ERR_INVALID; /* kid is not valid UTF-8 */
                 heap_header = json_dumps(h, JSON_COMPACT);
@@ -473,6 +465,34 @@ int jwt_sign(const uint8_t sk[64], const char *kid, const char *alg, const json_
                 header = heap_header;
                 header_len = strlen(heap_header);
         }
+
+        if ((header_b64 ? header_b64_len + 1 : sodium_base64_ENCODED_LEN(header_len, B64_VARIANT)) +
+            sodium_base64_ENCODED_LEN(payload_len, B64_VARIANT) + B64_SIG_LEN > JWT_MAX_TOKEN)
+                return JWT_ERR_TOO_LARGE;
+
+        return sign_token(sk, header_b64, header_b64_len, header, header_len, payload, payload_len, ret_token);
+}
+
+static bool alg_index(const char *alg, size_t *ret) {
+        for (size_t a = 0; a < ELEMENTSOF(allowed_algs); a++)
+                if (streq(alg, allowed_algs[a])) {
+                        *ret = a;
+                        return true;
+                }
+        return false;
+}
+
+int jwt_sign(const uint8_t sk[64], const char *kid, const char *alg, const json_t *claims, char **ret_token) {
+        char stack_claims[SIGN_STACK_CLAIMS];
+        _cleanup_free_ char *heap_claims = NULL;
+        const char *payload;
+        size_t payload_len, a = 0;
+
+        assert_return(sk, JWT_ERR_INVALID);
+        assert_return(kid && *kid, JWT_ERR_INVALID);
+        assert_return(alg && alg_index(alg, &a), JWT_ERR_INVALID);
+        assert_return(json_is_object(claims), JWT_ERR_INVALID);
+        assert_return(ret_token, JWT_ERR_INVALID);
 
         payload_len = json_dumpb(claims, stack_claims, sizeof(stack_claims), JSON_COMPACT);
         if (payload_len == 0)
@@ -486,12 +506,19 @@ int jwt_sign(const uint8_t sk[64], const char *kid, const char *alg, const json_
                 payload = heap_claims;
                 payload_len = strlen(heap_claims);
         }
+        return sign_with_kid(sk, kid, a, payload, payload_len, ret_token);
+}
 
-        if ((header_b64 ? header_b64_len + 1 : sodium_base64_ENCODED_LEN(header_len, B64_VARIANT)) +
-            sodium_base64_ENCODED_LEN(payload_len, B64_VARIANT) + B64_SIG_LEN > JWT_MAX_TOKEN)
-                return JWT_ERR_TOO_LARGE;
+int jwt_sign_payload(const uint8_t sk[64], const char *kid, const char *alg, const char *payload, size_t payload_len,
+                     char **ret_token) {
+        size_t a = 0;
 
-        return sign_token(sk, header_b64, header_b64_len, header, header_len, payload, payload_len, ret_token);
+        assert_return(sk, JWT_ERR_INVALID);
+        assert_return(kid && *kid, JWT_ERR_INVALID);
+        assert_return(alg && alg_index(alg, &a), JWT_ERR_INVALID);
+        assert_return(payload && payload_len > 0, JWT_ERR_INVALID);
+        assert_return(ret_token, JWT_ERR_INVALID);
+        return sign_with_kid(sk, kid, a, payload, payload_len, ret_token);
 }
 
 /* Parses exactly one JSON object filling all of buf: duplicates, trailing

@@ -93,6 +93,13 @@ void jwt_thumbprint(const uint8_t pk[32], char ret_kid[JWT_KID_LEN + 1]);
  * JWT_ERR_NOMEM. */
 int jwt_sign(const uint8_t sk[64], const char *kid, const char *alg, const json_t *claims, char **ret_token);
 
+/* jwt_sign() of claims already written: payload must be the compact JSON
+ * text of one object, exactly as json_dumpb(JSON_COMPACT) would write it
+ * (the caller vouches for that; nothing here parses it). For a signer that
+ * builds its claims without Jansson. Same returns as jwt_sign(). */
+int jwt_sign_payload(const uint8_t sk[64], const char *kid, const char *alg, const char *payload, size_t payload_len,
+                     char **ret_token);
+
 /* base64url without padding, strict on decode (canonical only). Return
  * JWT_OK or JWT_ERR_INVALID; encode needs out capacity sodium_base64_ENCODED_LEN(len,
  * sodium_base64_VARIANT_URLSAFE_NO_PADDING). */

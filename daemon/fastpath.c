@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The fast path of validate: see fastpath.h for what it accepts.
+ * The fast path of validate and token: see fastpath.h for what it accepts.
  *
  * Why it exists: through Jansson, a validate is three trees built, walked
  * and freed (the request, the reply, the stored claims parsed again) and
@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "access.h"
@@ -30,11 +31,13 @@
 #include "dispatch.h"
 #include "fastpath.h"
 #include "frame.h"
+#include "jsonw.h"
 #include "log.h"
 #include "ops-common.h"
 #include "session.h"
 #include "stats.h"
 #include "store.h"
+#include "tokens.h"
 
 /* One scanned member value. Strings point between their quotes. */
 enum fp_kind { FP_ABSENT, FP_NULL, FP_STRING, FP_RAW };
@@ -46,7 +49,7 @@ struct fp_value {
 };
 
 struct fp_request {
-        struct fp_value id, op, session, service;
+        struct fp_value id, op, session, service, audience;
 };
 
 static bool is_ws(char c) {
@@ -133,6 +136,8 @@ static struct fp_value *member(struct fp_request *q, const struct fp_value *key)
                 return &q->session;
         if (IS("service"))
                 return &q->service;
+        if (IS("audience"))
+                return &q->audience;
         return NULL;
 #undef IS
 }
@@ -180,79 +185,6 @@ static bool scan_request(const char *buf, size_t len, struct fp_request *q) {
 
 /* ---- the writer ---- */
 
-/* Writes into room reserved beforehand with conn_out_reserve(): the sizes
- * are bounded before anything is written, so no write is checked. */
-struct out {
-        uint8_t *p;
-        size_t n;
-};
-
-static void put_mem(struct out *w, const void *s, size_t n) {
-        memcpy(w->p + w->n, s, n);
-        w->n += n;
-}
-#define put_lit(w, s) put_mem(w, s, sizeof(s) - 1)
-
-#define I64_MAX_CHARS 20
-
-static void put_i64(struct out *w, int64_t v) {
-        char tmp[I64_MAX_CHARS];
-        size_t i = sizeof tmp;
-        uint64_t u = v < 0 ? (uint64_t) 0 - (uint64_t) v : (uint64_t) v;
-
-        do {
-                tmp[--i] = (char) ('0' + u % 10);
-                u /= 10;
-        } while (u > 0);
-        if (v < 0)
-                tmp[--i] = '-';
-        put_mem(w, tmp + i, sizeof tmp - i);
-}
-
-/* Strict UTF-8, as Jansson checks it: no overlong forms, no surrogates,
- * nothing past U+10FFFF. */
-static bool utf8_valid(const unsigned char *s, size_t n) {
-        size_t i = 0;
-
-        while (i < n) {
-                unsigned char c = s[i];
-                size_t k;
-                uint32_t cp;
-
-                if (c < 0x80) {
-                        i++;
-                        continue;
-                }
-                if (c >= 0xc2 && c <= 0xdf)
-                        k = 2, cp = c & 0x1f;
-                else if (c >= 0xe0 && c <= 0xef)
-                        k = 3, cp = c & 0x0f;
-                else if (c >= 0xf0 && c <= 0xf4)
-                        k = 4, cp = c & 0x07;
-                else
-                        return false;
-                if (n - i < k)
-                        return false;
-                for (size_t j = 1; j < k; j++) {
-                        if ((s[i + j] & 0xc0) != 0x80)
-                                return false;
-                        cp = cp << 6 | (s[i + j] & 0x3f);
-                }
-                if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || (k == 3 && cp < 0x800) ||
-                    (k == 4 && cp < 0x10000))
-                        return false;
-                i += k;
-        }
-        return true;
-}
-
-#define JSTR_MAX(n) WIRE_JSON_STRING_MAX(n)
-
-/* The reply's room was reserved with JSTR_MAX(). */
-static void put_jstr(struct out *w, const char *s, size_t n) {
-        w->n = (size_t) ((uint8_t *) wire_json_string((char *) w->p + w->n, s, n) - w->p);
-}
-
 /* The id as the general path echoes it. */
 static void put_id(struct out *w, const struct fp_value *id) {
         switch (id->kind) {
@@ -299,8 +231,8 @@ static void reply_end(struct conn *c, struct out *w) {
 
 static int op_index(const char *name);
 
-/* The index of validate, the one op of the fast path, in ops[] (and the
- * stats arrays): looked up once. */
+/* The indexes of the fast path's ops in ops[] (and the stats arrays):
+ * looked up once. */
 static int validate_index(void) {
         static int index = -2;
         if (index == -2)
@@ -308,15 +240,22 @@ static int validate_index(void) {
         return index;
 }
 
+static int token_index(void) {
+        static int index = -2;
+        if (index == -2)
+                index = op_index("token");
+        return index;
+}
+
 /* {"id":..,"ok":false,"error":code,"message":msg}; code and msg are ours,
  * printable ASCII without quotes or backslashes. */
-static void fast_error(struct conn *c, const struct fp_value *id, int err_index, const char *code,
+static void fast_error(struct conn *c, const struct fp_value *id, int op, int err_index, const char *code,
                        const char *msg) {
         struct out w;
         size_t code_n = strlen(code), msg_n = strlen(msg);
 
         /* The frame's time stands for now: no clock read on this path. */
-        stats_count_error(&c->d->stats, validate_index(), err_index, c->last_activity_usec);
+        stats_count_error(&c->d->stats, op, err_index, c->last_activity_usec);
         if (!reply_begin(c, &w, id, false, sizeof ",\"error\":\"\",\"message\":\"\"}" + code_n + msg_n))
                 return;
         put_lit(&w, ",\"error\":\"");
@@ -352,14 +291,14 @@ static int fast_validate_found(void *userdata, const struct session_info *s) {
                 return 0; /* answered as unknown */
         v->found = true;
         if (!access_service_allowed(c->d, &c->peer, s->service)) {
-                fast_error(c, id, STAT_ERR_FORBIDDEN, "forbidden", "this peer may not use this session's service");
+                fast_error(c, id, validate_index(), STAT_ERR_FORBIDDEN, "forbidden", "this peer may not use this session's service");
                 return 1;
         }
         int64_t idle_expires_at = validate_idle_expiry(s, v->now, &v->touch);
         if (!utf8_valid((const unsigned char *) s->user, user_n) ||
             !utf8_valid((const unsigned char *) s->service, service_n)) {
                 /* Jansson cannot hold it: the general path fails the same. */
-                fast_error(c, id, STAT_ERR_INTERNAL, "internal", "out of memory");
+                fast_error(c, id, validate_index(), STAT_ERR_INTERNAL, "internal", "out of memory");
                 return 1;
         }
         if (s->claims_canonical)
@@ -375,7 +314,7 @@ static int fast_validate_found(void *userdata, const struct session_info *s) {
                 claims_n = claims ? json_dumpb(claims, NULL, 0, JSON_COMPACT) : 0;
                 if (claims_n == 0) {
                         json_decref(claims);
-                        fast_error(c, id, STAT_ERR_INTERNAL, "internal", "out of memory");
+                        fast_error(c, id, validate_index(), STAT_ERR_INTERNAL, "internal", "out of memory");
                         return 1;
                 }
         }
@@ -439,10 +378,10 @@ static void fast_validate(struct conn *c, const struct fp_request *q) {
                 validate_touch_later(d, key, v.now);
         sodium_memzero(key, sizeof key);
         if (k == -ENOENT || (k >= 0 && !v.found))
-                fast_error(c, &q->id, STAT_ERR_INVALID_SESSION, "invalid_session", INVALID_SESSION_MESSAGE);
+                fast_error(c, &q->id, validate_index(), STAT_ERR_INVALID_SESSION, "invalid_session", INVALID_SESSION_MESSAGE);
         else if (k < 0) {
                 log_errno(LOG_ERR, k, "validate: session store");
-                fast_error(c, &q->id, STAT_ERR_UNAVAILABLE, "unavailable", "the session store failed; try again later");
+                fast_error(c, &q->id, validate_index(), STAT_ERR_UNAVAILABLE, "unavailable", "the session store failed; try again later");
         }
         uint64_t elapsed = now_usec() - start;
         histogram_add(&d->stats.validate_latency, elapsed);
@@ -450,19 +389,116 @@ static void fast_validate(struct conn *c, const struct fp_request *q) {
                 histogram_add(&d->stats.op_latency[index], elapsed);
 }
 
+/* ---- token ---- */
+
+struct fast_token_lookup {
+        int r;
+        struct session_info s;
+        char *buf;
+};
+
+/* The session is copied out: signing waits for the end of the read
+ * transaction. */
+static int fast_token_copy(void *userdata, const struct session_info *s) {
+        struct fast_token_lookup *t = userdata;
+
+        t->r = session_info_copy(s, &t->s, &t->buf);
+        return 1;
+}
+
+static void fast_token(struct conn *c, const struct fp_request *q) {
+        struct daemon *d = c->d;
+        int index = token_index();
+        uint64_t start = c->last_activity_usec;
+        struct fast_token_lookup t = { .r = -ENOENT };
+        uint8_t key[STORE_KEY_SIZE];
+        char session[SESSION_ID_LEN + 1], audience_buf[OPS_MAX_NAME + 1];
+        const char *audience = NULL;
+        char *token = NULL;
+        int64_t exp = 0;
+        bool shaped = false;
+        struct out w;
+
+        if (index >= 0 && index < STATS_MAX_OPS)
+                d->stats.requests[index]++;
+        if (q->audience.kind == FP_STRING) {
+                memcpy(audience_buf, q->audience.p, q->audience.n);
+                audience_buf[q->audience.n] = '\0';
+                audience = audience_buf;
+        }
+        if (q->session.n == SESSION_ID_LEN) {
+                memcpy(session, q->session.p, SESSION_ID_LEN);
+                session[SESSION_ID_LEN] = '\0';
+                shaped = session_id_key(session, key);
+                sodium_memzero(session, sizeof session);
+        }
+        int k = shaped ? store_session_get(d->store, key, daemon_now(), fast_token_copy, &t) : -ENOENT;
+        sodium_memzero(key, sizeof key);
+        if (k >= 0)
+                k = t.r;
+        /* The answers of op_token(), in its order. */
+        if (k == -ENOENT)
+                fast_error(c, &q->id, index, STAT_ERR_INVALID_SESSION, "invalid_session", INVALID_SESSION_MESSAGE);
+        else if (k == -ENOMEM)
+                fast_error(c, &q->id, index, STAT_ERR_INTERNAL, "internal", "out of memory");
+        else if (k < 0)
+                fast_error(c, &q->id, index, STAT_ERR_UNAVAILABLE, "unavailable",
+                           "the session store failed; try again later");
+        else if (!access_service_allowed(d, &c->peer, t.s.service))
+                fast_error(c, &q->id, index, STAT_ERR_FORBIDDEN, "forbidden",
+                           "this peer may not use this session's service");
+        else if (!token_audience_allowed(d, t.s.service, audience))
+                fast_error(c, &q->id, index, STAT_ERR_FORBIDDEN, "forbidden",
+                           "this service may not issue tokens for that audience");
+        else if ((k = token_issue(d, &t.s, audience, &token, &exp)) < 0) {
+                log_errno(LOG_ERR, k, "token: cannot sign");
+                fast_error(c, &q->id, index, STAT_ERR_INTERNAL, "internal", "cannot sign a token");
+        } else {
+                /* A token is base64url and dots: nothing to escape. */
+                size_t n = strlen(token);
+                if (reply_begin(c, &w, &q->id, true, sizeof ",\"token\":\"\",\"expires_at\":}" + n + I64_MAX_CHARS)) {
+                        put_lit(&w, ",\"token\":\"");
+                        put_mem(&w, token, n);
+                        put_lit(&w, "\",\"expires_at\":");
+                        put_i64(&w, exp);
+                        put_lit(&w, "}");
+                        reply_end(c, &w);
+                }
+                sodium_memzero(token, n);
+                free(token);
+        }
+        free(t.buf);
+        if (index >= 0 && index < STATS_MAX_OPS)
+                histogram_add(&d->stats.op_latency[index], now_usec() - start);
+}
+
 int fastpath_request(struct conn *c, const char *buf, size_t len) {
         struct fp_request q;
 
         if (!scan_request(buf, len, &q))
                 return 0;
-        if (q.op.kind != FP_STRING || q.op.n != strlen("validate") || memcmp(q.op.p, "validate", q.op.n) != 0)
+        if (q.op.kind != FP_STRING)
+                return 0;
+        bool validate = q.op.n == strlen("validate") && memcmp(q.op.p, "validate", q.op.n) == 0;
+        bool token = q.op.n == strlen("token") && memcmp(q.op.p, "token", q.op.n) == 0;
+        if (!validate && !token)
                 return 0;
         /* Limits and types as op_validate() checks them: anything it would
          * refuse is its to refuse. */
         if (q.session.kind != FP_STRING || q.session.n > OPS_MAX_SESSION)
                 return 0;
-        if (q.service.kind == FP_RAW || (q.service.kind == FP_STRING && q.service.n > OPS_MAX_NAME))
-                return 0;
-        fast_validate(c, &q);
+        if (validate) {
+                if (q.audience.kind != FP_ABSENT)
+                        return 0;
+                if (q.service.kind == FP_RAW || (q.service.kind == FP_STRING && q.service.n > OPS_MAX_NAME))
+                        return 0;
+                fast_validate(c, &q);
+        } else {
+                if (q.service.kind != FP_ABSENT)
+                        return 0;
+                if (q.audience.kind == FP_RAW || (q.audience.kind == FP_STRING && q.audience.n > OPS_MAX_NAME))
+                        return 0;
+                fast_token(c, &q);
+        }
         return 1;
 }

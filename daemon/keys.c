@@ -486,6 +486,13 @@ int keyring_sign(const struct keyring *k, const char *alg, const json_t *claims,
         return r == JWT_OK ? 0 : errno_from_jwt(r);
 }
 
+int keyring_sign_payload(const struct keyring *k, const char *alg, const char *payload, size_t payload_len,
+                         char **ret_token) {
+        assert_return(k, -EINVAL);
+        int r = jwt_sign_payload(k->keys[0].sk, k->keys[0].kid, alg, payload, payload_len, ret_token);
+        return r == JWT_OK ? 0 : errno_from_jwt(r);
+}
+
 int keyring_verify(const struct keyring *k, const char *token, size_t len,
                    const struct jwt_verify_options *opts, json_t **ret_claims) {
         assert_return(k, JWT_ERR_KEYSET);

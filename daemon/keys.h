@@ -54,6 +54,10 @@ int64_t keyring_current_created_at(const struct keyring *k);
  * {"alg":alg,"typ":"JWT","kid":KID}. Returns 0 and a malloc()ed token, or
  * -EINVAL, -EMSGSIZE (token over JWT_MAX_TOKEN), -ENOMEM; see jwt_sign(). */
 int keyring_sign(const struct keyring *k, const char *alg, const json_t *claims, char **ret_token);
+/* keyring_sign() of claims already written as compact JSON text (see
+ * jwt_sign_payload()). */
+int keyring_sign_payload(const struct keyring *k, const char *alg, const char *payload, size_t payload_len,
+                         char **ret_token);
 
 /* jwt_verify() against the published keys: the current one and retired ones
  * not yet dropped by keyring_prune(). Returns a jwt_error; on JWT_OK

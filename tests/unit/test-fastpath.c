@@ -38,9 +38,12 @@
 #include "dispatch.h"
 #include "fastpath.h"
 #include "frame.h"
+#include "jwt.h"
+#include "keys.h"
 #include "request.h"
 #include "session.h"
 #include "store.h"
+#include "tokens.h"
 
 static const char *corpus_dir;
 static char tmpdir[64];
@@ -115,7 +118,54 @@ static void run_general(const char *buf, size_t n, struct capture *cap) {
         stats_delta(&before, &cap->stats);
 }
 
-static bool same(const struct capture *a, const struct capture *b) {
+/* A token differs between two issues only by its jti (random) and so its
+ * signature: the reply is compared with the token replaced by its header
+ * and its claims' text with the jti blanked, once its signature checks. */
+static void normalise_token(struct capture *cap) {
+        static const char mark[] = "\"token\":\"";
+        uint8_t *t = memmem(cap->bytes, cap->n, mark, strlen(mark));
+        if (!t)
+                return;
+        t += strlen(mark);
+        uint8_t *end = memchr(t, '"', cap->bytes + cap->n - t);
+        assert_non_null(end);
+        size_t len = (size_t) (end - t);
+        char token[8192], out[8192];
+        assert_true(len < sizeof token);
+        memcpy(token, t, len);
+        token[len] = '\0';
+
+        struct jwt_verify_options opts = { .now = time(NULL), .leeway = 60, .issuer = d.config->issuer };
+        json_t *claims = NULL;
+        if (keyring_verify(d.keys, token, len, &opts, &claims) != JWT_OK)
+                fail_msg("a token that does not verify: %s", token);
+        json_decref(claims);
+
+        char *dot1 = strchr(token, '.'), *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+        assert_non_null(dot2);
+        uint8_t payload[8192];
+        size_t plen = 0;
+        assert_int_equal(sodium_base642bin(payload, sizeof payload - 1, dot1 + 1, (size_t) (dot2 - dot1 - 1), NULL,
+                                           &plen, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+                         0);
+        payload[plen] = '\0';
+        char *jti = strstr((char *) payload, "\"jti\":\"");
+        assert_non_null(jti);
+        for (char *p = jti + 7; *p && *p != '"'; p++)
+                *p = '*';
+        int n = snprintf(out, sizeof out, "%.*s|%s", (int) (dot1 - token), token, (char *) payload);
+        assert_true(n > 0 && (size_t) n < sizeof out);
+        /* Splice: head, normalised token, tail. */
+        size_t head = (size_t) (t - cap->bytes), tail = cap->n - (size_t) (end - cap->bytes);
+        assert_true(head + (size_t) n + tail <= sizeof cap->bytes);
+        memmove(cap->bytes + head + n, end, tail);
+        memcpy(cap->bytes + head, out, (size_t) n);
+        cap->n = head + (size_t) n + tail;
+}
+
+static bool same(struct capture *a, struct capture *b) {
+        normalise_token(a);
+        normalise_token(b);
         return a->n == b->n && memcmp(a->bytes, b->bytes, a->n) == 0 &&
                memcmp(a->stats.requests, b->stats.requests, sizeof a->stats.requests) == 0 &&
                memcmp(a->stats.errors, b->stats.errors, sizeof a->stats.errors) == 0 &&
@@ -184,7 +234,7 @@ static int setup(void **state) {
         FILE *f = fopen(path, "we");
         assert_non_null(f);
         /* Only root may use `locked`; the test's peer is made uid 4242. */
-        fputs("[service.locked]\nallow_users = root\n", f);
+        fputs("[service.locked]\nallow_users = root\n[service.svc]\naudiences = nosuch\n", f);
         fclose(f);
         assert_int_equal(config_load(path, NULL, NULL, &cfg), 0);
         d.config = cfg;
@@ -192,6 +242,7 @@ static int setup(void **state) {
         assert_int_equal(mkdir(path, 0700), 0);
         struct store_options so = { .no_sync = true };
         assert_int_equal(store_open_with_options(path, &so, &d.store), 0);
+        assert_int_equal(keyring_open(path, time(NULL), &d.keys), 0);
         assert_true(sd_event_new(&d.event) >= 0);
         /* Idle-expiry slides pile up in d.touches and are never written:
          * both paths see the same stored last_seen. */
@@ -238,6 +289,7 @@ static int teardown(void **state) {
         conn_set_close(&d);
         free(d.touches);
         store_close(d.store);
+        keyring_free(d.keys);
         sd_event_unref(d.event);
         config_free(d.config);
         snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
@@ -304,7 +356,7 @@ static const char *const service_values[] = {
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaa\"", /* 129 bytes */
 };
 
-static const char *const op_values[] = { "\"validate\"", "\"Validate\"", "\"token\"", "\"validate \"", "1", NULL };
+static const char *const op_values[] = { "\"validate\"", "\"token\"", "\"Validate\"", "\"validate \"", "1", NULL };
 
 struct member {
         const char *name;
@@ -355,11 +407,14 @@ static void test_generated(void **state) {
                         for (size_t v = 0; v < sizeof service_values / sizeof service_values[0]; v++)
                                 for (size_t i = 0; i < sizeof id_values / sizeof id_values[0]; i++) {
                                         /* The full product for validate; a slice for the rest. */
-                                        if (o > 0 && (s + v + i) % 7 != 0)
+                                        if (o > 1 && (s + v + i) % 7 != 0)
                                                 continue;
+                                        /* token takes `audience` where validate takes `service`
+                                         * (the same values); each refuses the other's. */
+                                        bool swap = o == 1 ? (s + i) % 5 != 0 : (s + i) % 9 == 0;
                                         struct member m[] = { { "op", op_values[o] },
                                                               { "session", session_values[s] },
-                                                              { "service", service_values[v] },
+                                                              { swap ? "audience" : "service", service_values[v] },
                                                               { "id", id_values[i] } };
                                         size_t k = (s + v + i) % 4;
                                         build(m, 4, orders[k], spaces[(s + i) % 3], req, sizeof req);
@@ -389,7 +444,7 @@ static void test_generated(void **state) {
         /* Every kind of reply was made, by both paths. */
         printf("generated and corpus: %u answered by the fast path (and compared), %u declined\n", answered,
                declined);
-        assert_true(answered > 1300);
+        assert_true(answered > 2300);
         assert_true(declined > 5000);
 }
 
@@ -402,22 +457,78 @@ static void test_kinds(void **state) {
                 "\"user\":\"b\\\"o\\\\b\\u0001\\u001F\\t\\n\x7f caf\xc3\xa9",
                 "\"claims\":{\"b\":1,\"a\":[1.5,\"x\"]}",
                 "\"claims\":{}",
+                "\"token\":\"", "this service may not issue tokens for that audience",
         };
         static bool seen[sizeof want / sizeof want[0]];
         char req[1024];
         static struct capture cap;
 
         for (unsigned i = 0; i < N_SESSIONS; i++) {
-                snprintf(req, sizeof req, "{\"op\":\"validate\",\"session\":\"%s\",\"id\":%u}", ids[i], i);
-                assert_int_equal(run_fast(req, strlen(req), &cap), 1);
-                cap.bytes[cap.n] = '\0';
-                for (size_t k = 0; k < sizeof want / sizeof want[0]; k++)
-                        if (memmem(cap.bytes + 4, cap.n - 4, want[k], strlen(want[k])))
-                                seen[k] = true;
+                for (int op = 0; op < 3; op++) {
+                        snprintf(req, sizeof req, "{\"op\":\"%s\",\"session\":\"%s\",\"id\":%u%s}",
+                                 op ? "token" : "validate", ids[i], i, op == 2 ? ",\"audience\":\"other\"" : "");
+                        assert_int_equal(run_fast(req, strlen(req), &cap), 1);
+                        for (size_t k = 0; k < sizeof want / sizeof want[0]; k++)
+                                if (memmem(cap.bytes + 4, cap.n - 4, want[k], strlen(want[k])))
+                                        seen[k] = true;
+                }
         }
         for (size_t k = 0; k < sizeof want / sizeof want[0]; k++)
                 if (!seen[k])
                         fail_msg("no reply held %s", want[k]);
+}
+
+/* ---- token claims written directly against Jansson's ---- */
+
+struct copied {
+        struct session_info s;
+        char *buf;
+};
+
+static int copy_session(void *userdata, const struct session_info *s) {
+        struct copied *c = userdata;
+        assert_int_equal(session_info_copy(s, &c->s, &c->buf), 0);
+        return 1;
+}
+
+/* The claims of a token as a capture holding {"token":"..."}, normalised. */
+static void token_claims(const struct session_info *s, const char *audience, struct capture *cap) {
+        char *token = NULL;
+        int64_t exp = 0;
+
+        assert_int_equal(token_issue(&d, s, audience, &token, &exp), 0);
+        cap->n = (size_t) snprintf((char *) cap->bytes, sizeof cap->bytes, "{\"token\":\"%s\",\"exp\":%lld}", token,
+                                   (long long) exp);
+        free(token);
+        normalise_token(cap);
+}
+
+static void test_token_claims(void **state) {
+        static struct capture direct, jansson;
+        static const unsigned which[] = { 0, 1, 5, 7, 8, 11 };
+        static const char *const audiences[] = { NULL, "nosuch", "caf\xc3\xa9 \"q\"" };
+
+        for (size_t i = 0; i < sizeof which / sizeof which[0]; i++)
+                for (size_t a = 0; a < sizeof audiences / sizeof audiences[0]; a++) {
+                        uint8_t key[STORE_KEY_SIZE];
+                        struct copied c = { 0 };
+                        assert_true(session_id_key(ids[which[i]], key));
+                        assert_int_equal(store_session_get(d.store, key, time(NULL), copy_session, &c), 1);
+                        for (int attempt = 0;; attempt++) {
+                                time_t t0 = time(NULL);
+                                c.s.claims_canonical = true;
+                                token_claims(&c.s, audiences[a], &direct);
+                                c.s.claims_canonical = false; /* Jansson's way */
+                                token_claims(&c.s, audiences[a], &jansson);
+                                if (direct.n == jansson.n && memcmp(direct.bytes, jansson.bytes, direct.n) == 0)
+                                        break;
+                                if (time(NULL) != t0 && attempt == 0)
+                                        continue;
+                                fail_msg("token claims differ:\n  direct:  %.*s\n  jansson: %.*s", (int) direct.n,
+                                         direct.bytes, (int) jansson.n, jansson.bytes);
+                        }
+                        free(c.buf);
+                }
 }
 
 /* ---- a store written before claims were flagged canonical ---- */
@@ -498,6 +609,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_generated),
                 cmocka_unit_test(test_kinds),
                 cmocka_unit_test(test_upgrade),
+                cmocka_unit_test(test_token_claims),
         };
         if (argc != 3) {
                 fprintf(stderr, "usage: %s CORPUS_DIR STORE_FIXTURE_DIR\n", argv[0]);
