@@ -181,6 +181,25 @@ int cmd_ed25519(unsigned n, unsigned bytes) {
         return bad ? 1 : 0;
 }
 
+/* Hashes the bench password into `hash`, times `runs` verifies of it one
+ * after another into ns[], then returns the verifies per second of every
+ * CPU at once (`par_runs` rounds), their number in *ret_threads. */
+static double argon_times(char hash[crypto_pwhash_STRBYTES], double *ns, unsigned runs, unsigned par_runs,
+                          unsigned *ret_threads) {
+        if (crypto_pwhash_str(hash, "bench-password", 14, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                              crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+                die("crypto_pwhash_str");
+        for (unsigned i = 0; i < runs; i++) {
+                uint64_t t0 = mono_ns();
+                if (crypto_pwhash_str_verify(hash, "bench-password", 14) != 0)
+                        die("argon2id verify");
+                ns[i] = (double) (mono_ns() - t0);
+        }
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        *ret_threads = ncpu > 0 ? (unsigned) ncpu : 1;
+        return argon_parallel_rate(hash, *ret_threads, par_runs);
+}
+
 int cmd_crypto(double seconds) {
         if (crypto_sign_keypair(cc.pk, cc.sk) != 0)
                 die("keypair");
@@ -244,20 +263,9 @@ int cmd_crypto(double seconds) {
 
         /* argon2id INTERACTIVE verify, as the file plugin does per login. */
         char hash[crypto_pwhash_STRBYTES];
-        if (crypto_pwhash_str(hash, "bench-password", 14, crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                              crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
-                die("crypto_pwhash_str");
         double a[7];
-        for (unsigned i = 0; i < ELEMENTSOF(a); i++) {
-                uint64_t t0 = mono_ns();
-                if (crypto_pwhash_str_verify(hash, "bench-password", 14) != 0)
-                        die("argon2id verify");
-                a[i] = (double) (mono_ns() - t0);
-        }
-
-        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-        unsigned threads = ncpu > 0 ? (unsigned) ncpu : 1;
-        double par = argon_parallel_rate(hash, threads, 3);
+        unsigned threads;
+        double par = argon_times(hash, a, ELEMENTSOF(a), 3, &threads);
 
         json_t *r = json_object();
         for (unsigned i = 0; i < n_m; i++) {
@@ -286,19 +294,9 @@ int cmd_crypto(double seconds) {
  * median of `runs`), then every CPU's worth of threads at once. */
 int cmd_argon2(unsigned runs) {
         char hash[crypto_pwhash_STRBYTES];
-        if (crypto_pwhash_str(hash, "bench-password", 14, crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                              crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
-                die("crypto_pwhash_str");
         double *a = xmalloc(runs * sizeof(double));
-        for (unsigned i = 0; i < runs; i++) {
-                uint64_t t0 = mono_ns();
-                if (crypto_pwhash_str_verify(hash, "bench-password", 14) != 0)
-                        die("argon2id verify");
-                a[i] = (double) (mono_ns() - t0);
-        }
-        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-        unsigned threads = ncpu > 0 ? (unsigned) ncpu : 1;
-        double par = argon_parallel_rate(hash, threads, MAX(1u, runs / 2));
+        unsigned threads;
+        double par = argon_times(hash, a, runs, MAX(1u, runs / 2), &threads);
         print_json(json_pack("{s:{s:f, s:i}, s:{s:i, s:f}}", "argon2id_verify", "ns", median(a, runs), "runs",
                              (int) runs, "argon2id_parallel", "threads", (int) threads, "per_second", par));
         free(a);

@@ -195,60 +195,53 @@ static int cmd_sessions_revoke(char **argv) {
         return print_reply(reply);
 }
 
+/* A call that carries one secret: the password (authenticate, login) or
+ * the session (validate, logout, token issue). */
+typedef int (*secret_call_fn)(latch_client *c, char **argv, const char *secret, latch_reply **ret);
+
+/* Opens the client, reads the secret (from the argument when `from_arg`,
+ * where "-" means stdin; else from stdin or a prompt), calls, prints. */
+static int run_secret_call(char **argv, bool from_arg, const char *prompt, secret_call_fn call) {
+        _cleanup_(latch_client_freep) latch_client *c = NULL;
+        _cleanup_(latch_reply_freep) latch_reply *reply = NULL;
+        _cleanup_(latch_secret_freep) char *secret = NULL;
+        int r;
+
+        r = client_open(&c);
+        if (r != EXIT_DONE)
+                return r;
+        r = from_arg ? secret_arg(argv[0], prompt, &secret) : read_secret(prompt, false, &secret);
+        if (r != EXIT_DONE)
+                return r;
+        r = call(c, argv, secret, &reply);
+        if (r != LATCH_OK)
+                return print_client_error(c, r);
+        return print_reply(reply);
+}
+
+static int call_authenticate(latch_client *c, char **argv, const char *password, latch_reply **ret) {
+        return latch_authenticate(c, argv[0], argv[1], password, NULL, ret);
+}
+static int call_login(latch_client *c, char **argv, const char *password, latch_reply **ret) {
+        return latch_login(c, argv[0], argv[1], password, NULL, arg_token, arg_audience, ret);
+}
+static int call_validate(latch_client *c, char **argv, const char *session, latch_reply **ret) {
+        return latch_validate(c, session, NULL, ret);
+}
+static int call_logout(latch_client *c, char **argv, const char *session, latch_reply **ret) {
+        return latch_logout(c, session, ret);
+}
+static int call_token(latch_client *c, char **argv, const char *session, latch_reply **ret) {
+        return latch_token(c, session, arg_audience, ret);
+}
+
 /* authenticate and login: SERVICE USER, password from stdin or a prompt. */
-static int cmd_password_op(char **argv, bool login) {
-        _cleanup_(latch_client_freep) latch_client *c = NULL;
-        _cleanup_(latch_reply_freep) latch_reply *reply = NULL;
-        _cleanup_(latch_secret_freep) char *password = NULL;
-        int r;
-
-        r = client_open(&c);
-        if (r != EXIT_DONE)
-                return r;
-        r = read_secret("Password: ", false, &password);
-        if (r != EXIT_DONE)
-                return r;
-
-        if (login)
-                r = latch_login(c, argv[0], argv[1], password, NULL, arg_token, arg_audience, &reply);
-        else
-                r = latch_authenticate(c, argv[0], argv[1], password, NULL, &reply);
-        if (r != LATCH_OK)
-                return print_client_error(c, r);
-        return print_reply(reply);
-}
-
-static int cmd_authenticate(char **argv) { return cmd_password_op(argv, false); }
-static int cmd_login(char **argv) { return cmd_password_op(argv, true); }
-
+static int cmd_authenticate(char **argv) { return run_secret_call(argv, false, "Password: ", call_authenticate); }
+static int cmd_login(char **argv) { return run_secret_call(argv, false, "Password: ", call_login); }
 /* validate, logout, token issue: SESSION, possibly "-". */
-static int cmd_session_op(char **argv, const char *op) {
-        _cleanup_(latch_client_freep) latch_client *c = NULL;
-        _cleanup_(latch_reply_freep) latch_reply *reply = NULL;
-        _cleanup_(latch_secret_freep) char *session = NULL;
-        int r;
-
-        r = client_open(&c);
-        if (r != EXIT_DONE)
-                return r;
-        r = secret_arg(argv[0], "Session: ", &session);
-        if (r != EXIT_DONE)
-                return r;
-
-        if (streq(op, "validate"))
-                r = latch_validate(c, session, NULL, &reply);
-        else if (streq(op, "logout"))
-                r = latch_logout(c, session, &reply);
-        else
-                r = latch_token(c, session, arg_audience, &reply);
-        if (r != LATCH_OK)
-                return print_client_error(c, r);
-        return print_reply(reply);
-}
-
-static int cmd_validate(char **argv) { return cmd_session_op(argv, "validate"); }
-static int cmd_logout(char **argv) { return cmd_session_op(argv, "logout"); }
-static int cmd_token_issue(char **argv) { return cmd_session_op(argv, "token"); }
+static int cmd_validate(char **argv) { return run_secret_call(argv, true, "Session: ", call_validate); }
+static int cmd_logout(char **argv) { return run_secret_call(argv, true, "Session: ", call_logout); }
+static int cmd_token_issue(char **argv) { return run_secret_call(argv, true, "Session: ", call_token); }
 
 /* Prints {"claims": CLAIMS} as `verify` answers it, so both ways of
  * verifying print the same thing. */
