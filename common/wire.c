@@ -128,3 +128,39 @@ char *wire_json_string(char *out, const char *s, size_t n) {
         *out++ = '"';
         return out;
 }
+
+bool wire_utf8_valid(const void *buf, size_t n) {
+        const unsigned char *s = buf;
+        size_t i = 0;
+
+        while (i < n) {
+                unsigned char c = s[i];
+                size_t k;
+                uint32_t cp;
+
+                if (c < 0x80) {
+                        i++;
+                        continue;
+                }
+                if (c >= 0xc2 && c <= 0xdf)
+                        k = 2, cp = c & 0x1f;
+                else if (c >= 0xe0 && c <= 0xef)
+                        k = 3, cp = c & 0x0f;
+                else if (c >= 0xf0 && c <= 0xf4)
+                        k = 4, cp = c & 0x07;
+                else
+                        return false;
+                if (n - i < k)
+                        return false;
+                for (size_t j = 1; j < k; j++) {
+                        if ((s[i + j] & 0xc0) != 0x80)
+                                return false;
+                        cp = cp << 6 | (s[i + j] & 0x3f);
+                }
+                if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || (k == 3 && cp < 0x800) ||
+                    (k == 4 && cp < 0x10000))
+                        return false;
+                i += k;
+        }
+        return true;
+}

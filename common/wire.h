@@ -20,6 +20,7 @@
  */
 
 #include <poll.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,11 @@ int wire_send_all(int fd, const void *buf, size_t len, uint64_t deadline);
 /* Reads exactly len bytes into buf. Returns 0, -ECONNRESET at the end of
  * the stream (also in the middle), -ETIMEDOUT or another -errno. */
 int wire_recv_all(int fd, void *buf, size_t len, uint64_t deadline);
+
+/* Whether n bytes are strict UTF-8 (RFC 3629), as Jansson checks it: no
+ * overlong forms, no surrogates, nothing past U+10FFFF. What
+ * wire_json_string() writes must pass. */
+bool wire_utf8_valid(const void *s, size_t n);
 
 /* The most a JSON string of n bytes can take, quotes included. */
 #define WIRE_JSON_STRING_MAX(n) (6 * (size_t) (n) + 2)

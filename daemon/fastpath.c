@@ -295,8 +295,8 @@ static int fast_validate_found(void *userdata, const struct session_info *s) {
                 return 1;
         }
         int64_t idle_expires_at = validate_idle_expiry(s, v->now, &v->touch);
-        if (!utf8_valid((const unsigned char *) s->user, user_n) ||
-            !utf8_valid((const unsigned char *) s->service, service_n)) {
+        if (!wire_utf8_valid(s->user, user_n) ||
+            !wire_utf8_valid(s->service, service_n)) {
                 /* Jansson cannot hold it: the general path fails the same. */
                 fast_error(c, id, validate_index(), STAT_ERR_INTERNAL, "internal", "out of memory");
                 return 1;

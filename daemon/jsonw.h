@@ -45,43 +45,6 @@ static inline void put_i64(struct out *w, int64_t v) {
         put_mem(w, tmp + i, sizeof tmp - i);
 }
 
-/* Strict UTF-8, as Jansson checks it: no overlong forms, no surrogates,
- * nothing past U+10FFFF. */
-static inline bool utf8_valid(const unsigned char *s, size_t n) {
-        size_t i = 0;
-
-        while (i < n) {
-                unsigned char c = s[i];
-                size_t k;
-                uint32_t cp;
-
-                if (c < 0x80) {
-                        i++;
-                        continue;
-                }
-                if (c >= 0xc2 && c <= 0xdf)
-                        k = 2, cp = c & 0x1f;
-                else if (c >= 0xe0 && c <= 0xef)
-                        k = 3, cp = c & 0x0f;
-                else if (c >= 0xf0 && c <= 0xf4)
-                        k = 4, cp = c & 0x07;
-                else
-                        return false;
-                if (n - i < k)
-                        return false;
-                for (size_t j = 1; j < k; j++) {
-                        if ((s[i + j] & 0xc0) != 0x80)
-                                return false;
-                        cp = cp << 6 | (s[i + j] & 0x3f);
-                }
-                if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || (k == 3 && cp < 0x800) ||
-                    (k == 4 && cp < 0x10000))
-                        return false;
-                i += k;
-        }
-        return true;
-}
-
 #define JSTR_MAX(n) WIRE_JSON_STRING_MAX(n)
 
 /* The reply's room was reserved with JSTR_MAX(). */

@@ -55,8 +55,8 @@ static size_t claims_direct(char *buf, size_t cap, const struct session_info *s,
                 if (strstr(claims, quoted))
                         return 0; /* perhaps a member to delete: Jansson knows */
         }
-        if (!utf8_valid((const uint8_t *) issuer, iss_n) || !utf8_valid((const uint8_t *) s->user, sub_n) ||
-            !utf8_valid((const uint8_t *) audience, aud_n))
+        if (!wire_utf8_valid(issuer, iss_n) || !wire_utf8_valid(s->user, sub_n) ||
+            !wire_utf8_valid(audience, aud_n))
                 return 0;
         if (claims_n + JSTR_MAX(iss_n) + JSTR_MAX(sub_n) + JSTR_MAX(aud_n) + 3 * I64_MAX_CHARS + strlen(jti) +
                     STORE_HANDLE_LEN + 128 > cap)

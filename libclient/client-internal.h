@@ -59,7 +59,6 @@ int client_request_from_text(struct client_request *req, const char *json, size_
 /* Wipes and frees the buffer; the struct may be reused after. */
 void client_request_done(struct client_request *req);
 bool op_is_idempotent(const char *op);
-bool utf8_is_valid(const char *s, size_t len);
 
 /* Records the outcome of a call on the handle; returns err. The message is
  * formatted like printf; NULL uses latch_strerror(err). */

@@ -25,47 +25,6 @@ bool op_is_idempotent(const char *op) {
         return false;
 }
 
-/* Strict UTF-8 (RFC 3629): no overlongs, no surrogates, nothing past
- * U+10FFFF. NUL cannot occur (C strings). */
-bool utf8_is_valid(const char *s, size_t len) {
-        const unsigned char *p = (const unsigned char *) s, *end = p + len;
-
-        while (p < end) {
-                unsigned char c = *p;
-                size_t n;
-                uint32_t cp;
-
-                if (c < 0x80) {
-                        p++;
-                        continue;
-                } else if ((c & 0xE0) == 0xC0) {
-                        n = 1;
-                        cp = c & 0x1F;
-                } else if ((c & 0xF0) == 0xE0) {
-                        n = 2;
-                        cp = c & 0x0F;
-                } else if ((c & 0xF8) == 0xF0) {
-                        n = 3;
-                        cp = c & 0x07;
-                } else
-                        return false;
-
-                if ((size_t) (end - p) <= n)
-                        return false;
-                for (size_t i = 1; i <= n; i++) {
-                        if ((p[i] & 0xC0) != 0x80)
-                                return false;
-                        cp = (cp << 6) | (p[i] & 0x3F);
-                }
-                if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000))
-                        return false;
-                if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-                        return false;
-                p += n + 1;
-        }
-        return true;
-}
-
 static bool client_request_reserve(struct client_request *req, size_t more) {
         if (req->error)
                 return false;
@@ -98,7 +57,7 @@ static void client_request_put(struct client_request *req, const char *s, size_t
 static void client_request_put_json_string(struct client_request *req, const char *s) {
         size_t n = strlen(s);
 
-        if (!utf8_is_valid(s, n)) {
+        if (!wire_utf8_valid(s, n)) {
                 if (!req->error)
                         req->error = LATCH_ERR_INVALID_ARGUMENT;
                 return;

@@ -65,6 +65,22 @@ static void test_json_string(void **state) {
         check_json_string("\x1f\x7f\n\r\t\b\f/", 8);
 }
 
+/* wire_utf8_valid() agrees with Jansson on what a JSON string may hold. */
+static void test_utf8(void **state) {
+        static const char *const cases[] = {
+                "", "plain", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x94\x91", "\xf4\x8f\xbf\xbf",
+                "\xc0\xaf", "\xe0\x80\xaf", "\xf0\x80\x80\xaf",   /* overlong */
+                "\xed\xa0\x80", "\xed\xbf\xbf",                       /* surrogates */
+                "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xff",   /* past U+10FFFF, never valid */
+                "\xc3", "\xe2\x82", "\x80", "a\xc3(",                 /* cut short, stray */
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                json_t *j = json_stringn(cases[i], strlen(cases[i]));
+                assert_int_equal(wire_utf8_valid(cases[i], strlen(cases[i])), j != NULL);
+                json_decref(j);
+        }
+}
+
 static void test_io(void **state) {
         int sv[2];
         uint8_t buf[64 * 1024], got[sizeof buf];
@@ -110,6 +126,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_header),
                 cmocka_unit_test(test_json_string),
+                cmocka_unit_test(test_utf8),
                 cmocka_unit_test(test_io),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
