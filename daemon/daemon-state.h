@@ -5,20 +5,24 @@
  * The daemon's state (struct daemon), shared by the request path; its
  * lifecycle and reload are daemon.h's. This header has no code of its own,
  * so that the modules that read the state do not depend on daemon.c, which
- * depends on them. Everything here is owned
- * and touched by the event loop thread only, except where a field says
- * otherwise (the store and the keyring's verify are thread-safe; pool jobs
- * receive copies of what they need).
+ * depends on them. Everything here is owned and touched by the event loop
+ * thread only, except where a field says otherwise (the store and the
+ * keyring's verify are thread-safe; pool jobs receive copies of what they
+ * need).
  *
  * The path of a request, file by file:
  *   server.c    accept, limits
  *   conn.c      read → frame.c (framing) → decode.c (JSON) → dispatch.c;
  *               replies written back in request order
  *   access.c    who the peer is (SO_PEERCRED) and what it may do
+ *   fastpath.c  plain validate and token frames, answered in place
  *   dispatch.c  op table: finds the op, checks admin ops (access.c)
  *   op-*.c      the ops; slow work goes to workqueue.c, sessions to
  *               store.c, credentials to stack.c + plugin-host.c, tokens
- *               to keys.c + common/jwt.c
+ *               to tokens.c + keys.c + common/jwt.c
+ *   request.c   the reply of each request, back to conn.c in order
+ *
+ * docs/ARCHITECTURE.md maps every file.
  */
 
 #include <jansson.h>
