@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,25 @@ const struct op ops[] = {
 };
 const unsigned n_ops = ELEMENTSOF(ops);
 
+/* A service op that names a service is checked against it before anything
+ * else of the request is looked at: a refused peer learns "forbidden" and
+ * nothing more (not whether the service has a stack, which audiences it may
+ * issue tokens for, or what it thinks of the arguments). Ops that name a
+ * session check its service as soon as they find it. */
+static bool service_refused(struct request *r) {
+        const char *service = json_string_value(json_object_get(r->in.root, "service"));
+        struct conn *c = r->conn;
+
+        if (!service || access_service_allowed(c->d, &c->peer, service))
+                return false;
+        log_fields(LOG_NOTICE,
+                   (const char *[]){ "LATCH_OP", r->op->name, "LATCH_SERVICE", service, "LATCH_RESULT", "forbidden",
+                                     NULL },
+                   "client %s: %s refused: may not use service '%s'", c->peer_desc, r->op->name, log_esc(service));
+        reply_error(r, "forbidden", "this peer may not use this service");
+        return true;
+}
+
 void dispatch_request(struct request *r) {
         struct daemon *d = r->conn->d;
 
@@ -42,6 +62,8 @@ void dispatch_request(struct request *r) {
                                     ops[i].access == OP_MONITOR ? " or one in [access] stats_groups" : "");
                         return;
                 }
+                if (ops[i].access == OP_SERVICE && service_refused(r))
+                        return;
                 ops[i].handler(r);
                 return;
         }

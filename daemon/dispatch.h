@@ -4,8 +4,9 @@
 /*
  * The op table: each op's name, handler and access class (access.h says
  * what each class admits; docs/PROTOCOL.md, "Who may call what"). Admin ops
- * are checked here; service ops are checked by the op once it knows the
- * service.
+ * are checked here, and so are service ops that name a service, before the
+ * handler sees the request; an op that names a session checks the peer
+ * against the session's service as soon as it finds it.
  */
 
 #include <stdbool.h>

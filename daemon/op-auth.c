@@ -267,14 +267,6 @@ static void start_auth(struct request *r, bool login) {
                 reply_error(r, "forbidden", "this service may not issue tokens for that audience");
                 return;
         }
-        if (!access_service_allowed(d, &r->conn->peer, service)) {
-                log_fields(LOG_NOTICE,
-                           (const char *[]){ "LATCH_OP", login ? "login" : "authenticate", "LATCH_SERVICE", service,
-                                             "LATCH_RESULT", "forbidden", NULL },
-                           "client %s may not use service '%s'", r->conn->peer_desc, log_esc(service));
-                reply_error(r, "forbidden", "this peer may not use this service");
-                return;
-        }
 
         _cleanup_(auth_job_freep) struct auth_job *j = calloc(1, sizeof(*j));
         if (!j) {

@@ -122,13 +122,16 @@ static int validate_found(void *userdata, const struct session_info *s) {
         struct validate_ctx *v = userdata;
         int64_t idle_expires_at;
 
-        if (v->service && !streq(v->service, s->service))
-                return 0; /* answered as unknown */
-        v->found = true;
+        /* The peer first: one refused by the session's service learns no
+         * more than that, whatever service it names. */
         if (!access_service_allowed(v->d, &v->r->conn->peer, s->service)) {
+                v->found = true;
                 v->forbidden = true;
                 return 1;
         }
+        if (v->service && !streq(v->service, s->service))
+                return 0; /* answered as unknown */
+        v->found = true;
         idle_expires_at = validate_idle_expiry(s, v->now, &v->touch);
         v->reply = session_to_json(s, idle_expires_at, true);
         if (v->reply)

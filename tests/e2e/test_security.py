@@ -4,12 +4,14 @@ password rules, resource limits, and secrets kept out of memory images,
 logs and state."""
 
 import glob
+import json
 import os
 import resource
 import shutil
 import socket
 import statistics
 import struct
+import sys
 import subprocess
 import threading
 import time
@@ -76,6 +78,73 @@ class TestPeerAuthorization(DaemonTest):
             self.assertIn('"forbidden"', r.stdout)
         self.assertEqual(d.ctl("validate", s["session"]).returncode, 0, "still alive")
         self.assertIn("forbidden", d.log(), "refusals are audited")
+
+    def calls_as(self, d, uid, gid, requests):
+        """Sends each request on its own connection as uid:gid; the replies."""
+        script = (
+            "import json, socket, struct, sys\n"
+            "for line in sys.stdin:\n"
+            "    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+            "    s.connect(sys.argv[1])\n"
+            "    data = line.strip().encode()\n"
+            "    s.sendall(struct.pack('>I', len(data)) + data)\n"
+            "    n = struct.unpack('>I', s.recv(4, socket.MSG_WAITALL))[0]\n"
+            "    print(s.recv(n, socket.MSG_WAITALL).decode(), flush=True)\n"
+            "    s.close()\n")
+        r = subprocess.run(as_user(uid, gid) + [sys.executable, "-c", script, d.sock],
+                           input="".join(json.dumps(q) + "\n" for q in requests),
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return [json.loads(line) for line in r.stdout.splitlines()]
+
+    def test_a_refused_peer_learns_nothing_but_forbidden(self):
+        users = os.path.join(self.tmp, "users")
+        stack = f"auth required file path={users}\naccount required file path={users}\n"
+        d = self.daemon(config_extra="[throttle]\nenabled = no\n"
+                                     "[service.private]\nallow_users = root\naudiences = secret-api\n"
+                                     "[service.nostack]\nallow_users = root\n",
+                        services={"demo": stack, "private": stack})
+        os.chmod(d.sock, 0o666)
+        os.chmod(self.tmp, 0o755)
+        private = self.login(d, "demo", "demo-password", "private")
+        demo = self.login(d, "demo", "demo-password", "demo")
+        login = {"op": "login", "service": "private", "user": "demo", "password": "demo-password"}
+        probes = [
+            # Configured and unconfigured audiences, for login and authenticate.
+            dict(login, token=True, audience="secret-api"),
+            dict(login, token=True, audience="not-configured"),
+            dict(login, op="authenticate"),
+            dict(login, password="wrong"),
+            # Arguments the service would refuse, and a restricted service
+            # with no stack.
+            dict(login, user="bad\u0001user"),
+            dict(login, password=""),
+            dict(login, service="nostack"),
+            # The session's service, named or not, right or wrong.
+            {"op": "validate", "session": private["session"]},
+            {"op": "validate", "session": private["session"], "service": "private"},
+            {"op": "validate", "session": private["session"], "service": "demo"},
+            {"op": "validate", "session": demo["session"], "service": "private"},
+            {"op": "validate", "session": "no-such-session", "service": "private"},
+            {"op": "token", "session": private["session"], "audience": "secret-api"},
+            {"op": "token", "session": private["session"], "audience": "not-configured"},
+            {"op": "logout", "session": private["session"]},
+        ]
+        replies = self.calls_as(d, NOBODY, NOBODY, probes)
+        self.assertEqual(len(replies), len(probes))
+        for q, r in zip(probes, replies):
+            self.assertEqual(r.get("error"), "forbidden", f"{q}: {r}")
+        # One message for a service, one for a session's service: nothing
+        # that tells audiences, stacks or arguments apart.
+        self.assertEqual({r["message"] for r in replies},
+                         {"this peer may not use this service", "this peer may not use this session's service"})
+        # The refused probes changed nothing, and an allowed peer still gets
+        # the real answers.
+        self.assertEqual(d.ctl("validate", private["session"]).returncode, 0)
+        r = d.call(dict(login, token=True, audience="not-configured"))
+        self.assertEqual(r["error"], "forbidden")
+        self.assertIn("audience", r["message"])
+        self.assertTrue(d.call(dict(login, token=True, audience="secret-api"))["ok"])
 
 
 class TestUniformDenials(DaemonTest):

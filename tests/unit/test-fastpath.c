@@ -444,7 +444,9 @@ static void test_generated(void **state) {
         /* Every kind of reply was made, by both paths. */
         printf("generated and corpus: %u answered by the fast path (and compared), %u declined\n", answered,
                declined);
-        assert_true(answered > 2300);
+        /* Requests naming a service the peer may not use ("locked") are
+         * declined: dispatch refuses them before any op runs. */
+        assert_true(answered > 2100);
         assert_true(declined > 5000);
 }
 
