@@ -111,47 +111,64 @@ static int secret_arg(const char *word, const char *prompt, char **ret) {
         return read_secret(prompt, false, ret);
 }
 
-/* Runs one call on a fresh client and prints its result with `print`. */
-typedef int (*call_fn)(latch_client *c, char **argv, latch_reply **ret);
+/* A call: `secret` is the password or session the command read (NULL for
+ * the calls that take none). */
+typedef int (*call_fn)(latch_client *c, char **argv, const char *secret, latch_reply **ret);
 
-static int run_call(call_fn call, char **argv, int (*print)(const latch_reply *)) {
+enum secret_from {
+        NO_SECRET,
+        SECRET_PROMPT, /* stdin (one line) or a no-echo prompt */
+        SECRET_ARG,    /* argv[0], where "-" means stdin */
+};
+
+/* Runs one call on a fresh client, with the secret it needs, and prints its
+ * result with `print`. */
+static int run_call_from(call_fn call, char **argv, enum secret_from from, const char *prompt,
+                         int (*print)(const latch_reply *)) {
         _cleanup_(latch_client_freep) latch_client *c = NULL;
         _cleanup_(latch_reply_freep) latch_reply *reply = NULL;
+        _cleanup_(latch_secret_freep) char *secret = NULL;
         int r;
 
         r = client_open(&c);
         if (r != EXIT_DONE)
                 return r;
-        r = call(c, argv, &reply);
+        if (from != NO_SECRET) {
+                r = from == SECRET_ARG ? secret_arg(argv[0], prompt, &secret) : read_secret(prompt, false, &secret);
+                if (r != EXIT_DONE)
+                        return r;
+        }
+        r = call(c, argv, secret, &reply);
         if (r != LATCH_OK)
                 return print_client_error(c, r);
         return print(reply);
 }
 
-/* ------------------------------------------------------------------------ */
-/* Daemon commands */
+static int run_call(call_fn call, char **argv, int (*print)(const latch_reply *)) {
+        return run_call_from(call, argv, NO_SECRET, NULL, print);
+}
 
-static int call_hello(latch_client *c, char **argv, latch_reply **ret) {
+static int call_hello(latch_client *c, char **argv, const char *secret, latch_reply **ret) {
         return latch_hello(c, ret);
 }
 
-static int call_jwks(latch_client *c, char **argv, latch_reply **ret) {
+static int call_jwks(latch_client *c, char **argv, const char *secret, latch_reply **ret) {
         return latch_jwks(c, ret);
 }
 
-static int call_keys_rotate(latch_client *c, char **argv, latch_reply **ret) {
+static int call_keys_rotate(latch_client *c, char **argv, const char *secret, latch_reply **ret) {
         return latch_keys_rotate(c, ret);
 }
 
-static int call_stats(latch_client *c, char **argv, latch_reply **ret) {
+static int call_stats(latch_client *c, char **argv, const char *secret, latch_reply **ret) {
         return latch_stats(c, ret);
 }
 
-static int call_reload(latch_client *c, char **argv, latch_reply **ret) {
+static int call_reload(latch_client *c, char **argv, const char *secret, latch_reply **ret) {
         return latch_reload(c, ret);
 }
 
-static int call_sessions_list(latch_client *c, char **argv, latch_reply **ret) {
+static int call_sessions_list(latch_client *c, char **argv, const char *secret, latch_reply **ret) {
         /* Up to 10,000 sessions of ~200 bytes: past the default 1 MiB cap. */
         (void) latch_client_set_max_response(c, 64u << 20);
         return latch_sessions_list(c, arg_user, arg_service, ret);
@@ -180,43 +197,14 @@ static int cmd_reload(char **argv) { return cmd_simple(argv, call_reload); }
 static int cmd_jwks(char **argv) { return run_call(call_jwks, argv, print_jwks); }
 static int cmd_sessions_list(char **argv) { return run_call(call_sessions_list, argv, print_sessions); }
 
+static int call_sessions_revoke(latch_client *c, char **argv, const char *secret, latch_reply **ret) {
+        return latch_sessions_revoke(c, argv[0], arg_user, ret);
+}
+
 static int cmd_sessions_revoke(char **argv) {
         if (!argv[0] == !arg_user)
                 return print_usage_error("sessions revoke takes a HANDLE or --user USER (one of them)");
-
-        _cleanup_(latch_client_freep) latch_client *c = NULL;
-        _cleanup_(latch_reply_freep) latch_reply *reply = NULL;
-        int r = client_open(&c);
-        if (r != EXIT_DONE)
-                return r;
-        r = latch_sessions_revoke(c, argv[0], arg_user, &reply);
-        if (r != LATCH_OK)
-                return print_client_error(c, r);
-        return print_reply(reply);
-}
-
-/* A call that carries one secret: the password (authenticate, login) or
- * the session (validate, logout, token issue). */
-typedef int (*secret_call_fn)(latch_client *c, char **argv, const char *secret, latch_reply **ret);
-
-/* Opens the client, reads the secret (from the argument when `from_arg`,
- * where "-" means stdin; else from stdin or a prompt), calls, prints. */
-static int run_secret_call(char **argv, bool from_arg, const char *prompt, secret_call_fn call) {
-        _cleanup_(latch_client_freep) latch_client *c = NULL;
-        _cleanup_(latch_reply_freep) latch_reply *reply = NULL;
-        _cleanup_(latch_secret_freep) char *secret = NULL;
-        int r;
-
-        r = client_open(&c);
-        if (r != EXIT_DONE)
-                return r;
-        r = from_arg ? secret_arg(argv[0], prompt, &secret) : read_secret(prompt, false, &secret);
-        if (r != EXIT_DONE)
-                return r;
-        r = call(c, argv, secret, &reply);
-        if (r != LATCH_OK)
-                return print_client_error(c, r);
-        return print_reply(reply);
+        return run_call(call_sessions_revoke, argv, print_reply);
 }
 
 static int call_authenticate(latch_client *c, char **argv, const char *password, latch_reply **ret) {
@@ -236,12 +224,22 @@ static int call_token(latch_client *c, char **argv, const char *session, latch_r
 }
 
 /* authenticate and login: SERVICE USER, password from stdin or a prompt. */
-static int cmd_authenticate(char **argv) { return run_secret_call(argv, false, "Password: ", call_authenticate); }
-static int cmd_login(char **argv) { return run_secret_call(argv, false, "Password: ", call_login); }
+static int cmd_authenticate(char **argv) {
+        return run_call_from(call_authenticate, argv, SECRET_PROMPT, "Password: ", print_reply);
+}
+static int cmd_login(char **argv) {
+        return run_call_from(call_login, argv, SECRET_PROMPT, "Password: ", print_reply);
+}
 /* validate, logout, token issue: SESSION, possibly "-". */
-static int cmd_validate(char **argv) { return run_secret_call(argv, true, "Session: ", call_validate); }
-static int cmd_logout(char **argv) { return run_secret_call(argv, true, "Session: ", call_logout); }
-static int cmd_token_issue(char **argv) { return run_secret_call(argv, true, "Session: ", call_token); }
+static int cmd_validate(char **argv) {
+        return run_call_from(call_validate, argv, SECRET_ARG, "Session: ", print_reply);
+}
+static int cmd_logout(char **argv) {
+        return run_call_from(call_logout, argv, SECRET_ARG, "Session: ", print_reply);
+}
+static int cmd_token_issue(char **argv) {
+        return run_call_from(call_token, argv, SECRET_ARG, "Session: ", print_reply);
+}
 
 /* Prints {"claims": CLAIMS} as `verify` answers it, so both ways of
  * verifying print the same thing. */
