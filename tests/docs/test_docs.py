@@ -2,7 +2,8 @@
 """The repository's documents stand alone and match the code, and the code
 keeps its shape.
 
-- No file refers to a document outside the repository.
+- No file refers to a document outside the repository, and none speaks of
+  how the work on it was organised.
 - Every op of the dispatch table has its section in docs/PROTOCOL.md.
 - Every configuration key conf.c accepts is described in latchd.conf(5).
 - Every latchctl command of the dispatch table is in latchctl(1).
@@ -55,6 +56,24 @@ class StandAlone(unittest.TestCase):
                 continue
             for n, line in enumerate(text.splitlines(), 1):
                 if outside.search(line):
+                    bad.append(f"{rel}:{n}: {line.strip()}")
+        self.assertEqual(bad, [])
+
+
+    def test_no_words_about_how_the_work_was_organised(self):
+        organised = re.compile(r"\bthe task\b|\btask's\b|\bthe issue (asks|says)\b|\bstore task\b|"
+                               r"\bthe brief\b|\bissue [0-9]+\b", re.I)
+        me = os.path.relpath(__file__, TOP)
+        bad = []
+        for rel in tracked_files():
+            if rel == me or not os.path.isfile(os.path.join(TOP, rel)):
+                continue
+            try:
+                text = read(rel)
+            except (UnicodeDecodeError, OSError):
+                continue
+            for n, line in enumerate(text.splitlines(), 1):
+                if organised.search(line):
                     bad.append(f"{rel}:{n}: {line.strip()}")
         self.assertEqual(bad, [])
 
