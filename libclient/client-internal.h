@@ -14,7 +14,6 @@
 
 #include "latch/latch.h"
 
-#define LATCH_DEFAULT_TIMEOUT_MS 5000u
 #define LATCH_DEFAULT_MAX_RESPONSE (1024u * 1024u)
 #define LATCH_MESSAGE_MAX 512
 

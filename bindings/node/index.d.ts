@@ -8,7 +8,7 @@ export const COOKIE_NAME: string;
 export interface ClientOptions {
   /** The socket; default $LATCH_SOCKET, else /run/latch/latchd.sock. '@name' is abstract. */
   socketPath?: string;
-  /** Milliseconds a call may take (0: no limit). Default 5000. */
+  /** Milliseconds a call may take (0: no limit). Default 30000. */
   timeout?: number;
   /** Connections requests are pipelined over, round robin. Default 1. */
   connections?: number;

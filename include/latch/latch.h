@@ -111,8 +111,8 @@ typedef struct latch_client latch_client;
  * $LATCH_SOCKET when set and non-empty, else the default
  * "/run/latch/latchd.sock". A path starting with '@' names an abstract
  * socket. Nothing is connected yet: the first call connects (or call
- * latch_client_connect() to find out early). The timeout starts at 5000 ms,
- * the response limit at 1 MiB.
+ * latch_client_connect() to find out early). The timeout starts at
+ * LATCH_DEFAULT_TIMEOUT_MS, the response limit at 1 MiB.
  *
  * Returns LATCH_OK and a new handle in *ret (free with latch_client_free()),
  * LATCH_ERR_INVALID_ARGUMENT (ret NULL, or the path is empty or too long for
@@ -128,10 +128,25 @@ void latch_client_free(latch_client *client);
 const char *latch_client_socket_path(const latch_client *client);
 
 /*
+ * The time a call may take unless latch_client_set_timeout() says otherwise.
+ *
+ * The rule: a client must wait longer than latchd may take to answer, or it
+ * sees LATCH_ERR_TIMEOUT where latchd meant "denied". latchd answers an
+ * authenticate or login within its failure backoff ([throttle] max_delay,
+ * default 15 s) plus the stack's deadline (the largest [plugin.NAME] timeout,
+ * at least 10 s): 25 s with latchd's defaults, so the library waits 30 s.
+ * Every other op answers at once. A deployment that raises max_delay or a
+ * plugin timeout, or a client that lowers its timeout, keeps
+ * timeout > max_delay + stack deadline.
+ */
+#define LATCH_DEFAULT_TIMEOUT_MS 30000u
+
+/*
  * Sets the time one call may take, from connecting to the last byte of the
  * answer (a retry included), in milliseconds; 0 waits forever. A call that
  * runs out of time fails with LATCH_ERR_TIMEOUT and drops the connection
- * (the next call reconnects). Returns LATCH_OK or LATCH_ERR_INVALID_ARGUMENT
+ * (the next call reconnects). Keep it above what latchd may take (see
+ * LATCH_DEFAULT_TIMEOUT_MS). Returns LATCH_OK or LATCH_ERR_INVALID_ARGUMENT
  * (client NULL, or more than INT32_MAX ms).
  */
 int latch_client_set_timeout(latch_client *client, uint32_t timeout_ms);

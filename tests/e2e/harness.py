@@ -209,10 +209,10 @@ class Daemon:
             self.notify.close()
             self.notify = None
 
-    def ctl(self, *args, input=None, json_out=False, timeout=30):
+    def ctl(self, *args, input=None, json_out=False, timeout=90):
         cmd = [LATCHCTL, "--socket", self.sock] + (["--json"] if json_out else []) + list(args)
         r = subprocess.run(cmd, input=input, capture_output=True, text=True, env=self.env(), timeout=timeout)
-        # latchctl waits 5 s for an answer, which a latchd under memcheck
+        # latchctl waits 30 s for an answer, which a latchd under memcheck
         # on a busy machine can miss: only then, ask again (a login whose
         # client gave up is undone by latchd, so no session is left over).
         for _ in range(3 if WRAPPER else 0):

@@ -184,6 +184,30 @@ class TestUniformDenials(DaemonTest):
 
 
 class TestThrottle(DaemonTest):
+    def test_a_delayed_denial_reaches_a_liblatch_client_as_denied(self):
+        # max_delay above liblatch's old 5 s default, as an admin may set
+        # it: the library's default must outwait it (tests/unit/test-defaults.c
+        # holds the defaults against each other).
+        d = self.daemon(config_extra="[throttle]\nmax_delay = 8s\n",
+                        services={"demo": "auth required debug auth=auth_err\naccount required permit\n"})
+        # Attempts in flight count like failures: a dozen at once push the
+        # next attempt's delay to max_delay without waiting through the
+        # backoff one failure at a time.
+        socks = []
+        for _ in range(12):
+            s = d.connect(timeout=60)
+            s.sendall(frame({"op": "authenticate", "service": "demo", "user": "victim", "password": "x"}))
+            socks.append(s)
+        t0 = time.time()
+        r = d.ctl("authenticate", "demo", "victim", input="wrong\n", json_out=True)
+        elapsed = time.time() - t0
+        self.assertNotIn("timeout", r.stdout + r.stderr)
+        self.assertEqual(r.json["error"], "denied", r.stdout + r.stderr)
+        self.assertGreater(elapsed, 5.0, "the delay must exceed the old 5 s default for this test to mean anything")
+        for s in socks:
+            self.assertEqual(read_frame(s, 60)["error"], "denied")
+            s.close()
+
     def test_backoff_grows_per_remote_and_user_and_spares_others(self):
         d = self.daemon(config_extra="[throttle]\nmax_delay = 4s\n",
                         services={"demo": "auth required debug auth=auth_err\naccount required permit\n",

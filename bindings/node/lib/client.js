@@ -143,7 +143,7 @@ class Conn {
 }
 
 /**
- * A client of latchd. `new Client({ socketPath, timeout: 5000, connections: 1,
+ * A client of latchd. `new Client({ socketPath, timeout: 30000, connections: 1,
  * slowConnections: 2 })`: the socket is socketPath, else $LATCH_SOCKET, else
  * /run/latch/latchd.sock. Concurrent requests are pipelined on `connections`
  * connections (latchd answers each in order); ops that run a stack (login,
@@ -156,7 +156,7 @@ export class Client {
   constructor(opts = {}) {
     if (typeof opts === 'string') opts = { socketPath: opts };
     this.socketPath = socketPath(opts.socketPath);
-    this.timeout = opts.timeout ?? 5000;
+    this.timeout = opts.timeout ?? 30000; // longer than latchd may take (latch.h)
     this.maxResponse = opts.maxResponse ?? (1 << 20);
     this.conns = new Array(Math.max(1, opts.connections ?? 1)).fill(null);
     this.slow = new Array(Math.max(1, opts.slowConnections ?? 2)).fill(null);

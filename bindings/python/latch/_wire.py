@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from .errors import LatchError, ProtocolError, error_from_reply
 
 DEFAULT_SOCKET = "/run/latch/latchd.sock"
-DEFAULT_TIMEOUT = 5.0
+DEFAULT_TIMEOUT = 30.0  # longer than latchd may take to answer (see latch.h)
 DEFAULT_MAX_RESPONSE = 1 << 20
 
 # Ops whose repetition changes nothing that matters (validate only slides the

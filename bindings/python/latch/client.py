@@ -101,7 +101,7 @@ def _left(deadline: Optional[float]) -> Optional[float]:
 class Client(Ops):
     """A connection pool to latchd, safe to share between threads.
 
-    ``Client(socket_path=None, timeout=5.0, pool_size=16)``: the socket is
+    ``Client(socket_path=None, timeout=30.0, pool_size=16)``: the socket is
     ``socket_path``, else ``$LATCH_SOCKET``, else /run/latch/latchd.sock.
     Nothing connects until the first call. Each call takes an idle
     connection (or opens one, up to ``pool_size``; beyond that callers wait
