@@ -178,6 +178,19 @@ int plugin_line_call(struct plugin_line *l, enum stack_type type, struct latch_r
  * that fails this call is replaced as for plugin_line_call(). */
 void plugin_line_outcome(struct plugin_line *l, struct latch_req *req, int result);
 
+/* The plugin admin op (ABI 1.1; plugin-admin.c). plugin_line_has_admin()
+ * tells whether the line's plugin has an admin() entry point it can be
+ * called with (never on an isolated line: admin calls run in latchd).
+ * plugin_line_admin() calls it with `action` and the request's arguments
+ * `args` (a JSON object, borrowed), on any thread. Returns 0 and the
+ * answer's members in *ret_answer (a new JSON object), or the plugin's
+ * negative errno (-EOPNOTSUPP also when the plugin has no admin()) and a
+ * malloc()ed one-line message in *ret_message (may be NULL when out of
+ * memory). */
+bool plugin_line_has_admin(const struct plugin_line *l);
+int plugin_line_admin(struct plugin_line *l, const char *action, json_t *args, json_t **ret_answer,
+                      char **ret_message);
+
 /* Makes a request. Every string is copied; the password copy is wiped when
  * the request is freed. `remote` and `password` may be NULL (a password is
  * then asked for through the conversation); the others must not be.

@@ -251,6 +251,38 @@ struct latch_host {
         void *(*get_data)(const struct latch_req *req);
 };
 
+/*
+ * One call of the plugin admin op (ABI 1.1): owned by the host, valid during
+ * the admin() call only. The host turns the request's JSON arguments into
+ * strings and the answer built with the reply functions into the reply's
+ * JSON members, so a plugin needs no JSON library. The answer is for an
+ * administrator (the op is refused to other peers), but it is still a reply:
+ * put a secret in it only when handing it over is the action's purpose
+ * (an enrollment's secret), never in a->fail()'s message.
+ */
+struct latch_admin {
+        uint32_t size;      /* sizeof(struct latch_admin) as the host knows it */
+        const char *action; /* the `action` argument, e.g. "enroll"; never NULL */
+
+        /* A string argument of the request by name ("user", "code", ...), or
+         * NULL when absent or not a string. Borrowed: valid during the call. */
+        const char *(*arg)(const struct latch_admin *a, const char *name);
+
+        /* Set a member of the answer (replacing one of the same name);
+         * append_* add to an array member, creating it. `name` may not be
+         * "id", "ok", "error" or "message" (-EINVAL). Return 0, -EINVAL or
+         * -ENOMEM. Strings are copied. */
+        int (*reply_string)(struct latch_admin *a, const char *name, const char *value);
+        int (*reply_int)(struct latch_admin *a, const char *name, int64_t value);
+        int (*reply_bool)(struct latch_admin *a, const char *name, int value);
+        int (*reply_append_string)(struct latch_admin *a, const char *name, const char *value);
+        int (*reply_append_int)(struct latch_admin *a, const char *name, int64_t value);
+
+        /* The message of a failed call (admin() returning < 0), one line for
+         * a human; copied. Never put a secret in it. */
+        void (*fail)(struct latch_admin *a, const char *fmt, ...) LATCH_PLUGIN_PRINTF(2, 3);
+};
+
 /* What a plugin provides. Unused entry points may be NULL (a NULL auth or
  * account makes that line return LATCH_MODULE_UNKNOWN, as a PAM module
  * lacking the function does). */
@@ -283,6 +315,20 @@ struct latch_plugin {
         /* Told the stack's final result (LATCH_SUCCESS or the failure the
          * caller sees) for a request this line took part in. May be NULL. */
         void (*outcome)(void *state, struct latch_req *req, int result);
+
+        /* ---- ABI 1.1 (the host reads it only when `size` covers it) ---- */
+
+        /* Runs an administrator's action (latchd's `plugin` op, `latchctl
+         * totp ...`, `latchctl faillock ...`) on the state of a line naming
+         * the plugin: see struct latch_admin. May be NULL (the op then
+         * answers that the plugin has no actions). Called on a pool thread,
+         * possibly concurrently with auth, account and outcome. Returns 0
+         * (the answer is what a->reply_*() built) or a negative errno after
+         * a->fail() said why: -EINVAL (a bad or missing argument),
+         * -EOPNOTSUPP (an unknown action), -ENOENT (nothing to act on, e.g.
+         * the user has no enrollment) and -EEXIST answer `bad_request`;
+         * anything else answers `unavailable`. */
+        int (*admin)(void *state, struct latch_admin *a);
 };
 
 /* Fills the size/ABI header of a struct latch_plugin initialiser. */
