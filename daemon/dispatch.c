@@ -23,6 +23,7 @@ const struct op ops[] = {
         { "keys.rotate", OP_ADMIN, op_keys_rotate },
         { "stats", OP_MONITOR, op_stats },
         { "reload", OP_ADMIN, op_reload },
+        { "plugin", OP_ADMIN, op_plugin },
 };
 const unsigned n_ops = ELEMENTSOF(ops);
 

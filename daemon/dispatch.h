@@ -35,6 +35,7 @@ void dispatch_request(struct request *r);
 void op_hello(struct request *r);
 void op_stats(struct request *r);
 void op_reload(struct request *r);
+void op_plugin(struct request *r);
 void op_authenticate(struct request *r);
 void op_login(struct request *r);
 void op_validate(struct request *r);

@@ -84,6 +84,10 @@ static int admin_reply_append_int(struct latch_admin *a, const char *name, int64
         return admin_append(a, name, json_integer((json_int_t) value));
 }
 
+static int admin_reply_array(struct latch_admin *a, const char *name) {
+        return admin_set(a, name, json_array());
+}
+
 static _printf_(2, 3) void admin_fail(struct latch_admin *a, const char *fmt, ...) {
         struct admin_call *c = (struct admin_call *) a;
         va_list ap;
@@ -118,6 +122,7 @@ int plugin_line_admin(struct plugin_line *l, const char *action, json_t *args, j
                         .reply_bool = admin_reply_bool,
                         .reply_append_string = admin_reply_append_string,
                         .reply_append_int = admin_reply_append_int,
+                        .reply_array = admin_reply_array,
                         .fail = admin_fail,
                 },
                 .args = args,

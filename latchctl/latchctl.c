@@ -66,6 +66,12 @@ static void help(void) {
                "  reload                                reload configuration and stacks\n"
                "  user add|passwd|del FILE USER [--groups G,G]\n"
                "                                        edit a file-plugin user database\n"
+               "  totp enroll|recovery|remove|status USER [--service SERVICE]\n"
+               "                                        second factor: enroll (QR code, then a first\n"
+               "                                        code), new recovery codes, remove, show\n"
+               "  totp confirm USER [CODE]              confirm a pending enrollment\n"
+               "  faillock show|reset USER [--service SERVICE]\n"
+               "                                        a user's lockout tally; reset unlocks\n"
                "\n"
                "A SESSION or TOKEN given as '-' is read from stdin (one line).\n"
                "\n"
@@ -92,12 +98,8 @@ static int client_open(latch_client **ret) {
         return EXIT_DONE;
 }
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(latch_client *, latch_client_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(latch_reply *, latch_reply_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(latch_keyset *, latch_keyset_free);
-static inline void latch_secret_freep(char **p) {
-        latch_secret_free(*p);
-}
 
 /* A secret argument: the word itself, or a line of stdin for "-". */
 static int secret_arg(const char *word, const char *prompt, char **ret) {
@@ -360,6 +362,15 @@ static int cmd_user_del(char **argv) {
         return user_result(userdb_del(argv[0], argv[1]), argv[0], argv[1], "deleted");
 }
 
+/* totp and faillock: plugin-admin.c. */
+static int cmd_totp_enroll(char **argv) { return cmd_totp(arg_socket, arg_service, "enroll", argv); }
+static int cmd_totp_confirm(char **argv) { return cmd_totp(arg_socket, arg_service, "confirm", argv); }
+static int cmd_totp_recovery(char **argv) { return cmd_totp(arg_socket, arg_service, "recovery", argv); }
+static int cmd_totp_remove(char **argv) { return cmd_totp(arg_socket, arg_service, "remove", argv); }
+static int cmd_totp_status(char **argv) { return cmd_totp(arg_socket, arg_service, "status", argv); }
+static int cmd_faillock_show(char **argv) { return cmd_faillock(arg_socket, arg_service, "show", argv); }
+static int cmd_faillock_reset(char **argv) { return cmd_faillock(arg_socket, arg_service, "reset", argv); }
+
 /* ------------------------------------------------------------------------ */
 /* Dispatch */
 
@@ -386,6 +397,13 @@ static const struct command {
         { "user",         "add",     2, 2, OPT_GROUPS,                          cmd_user_add },
         { "user",         "passwd",  2, 2, OPT_GROUPS,                          cmd_user_passwd },
         { "user",         "del",     2, 2, 0,                                   cmd_user_del },
+        { "totp",         "enroll",  1, 1, OPT_SERVICE,                         cmd_totp_enroll },
+        { "totp",         "confirm", 1, 2, OPT_SERVICE,                         cmd_totp_confirm },
+        { "totp",         "recovery", 1, 1, OPT_SERVICE,                        cmd_totp_recovery },
+        { "totp",         "remove",  1, 1, OPT_SERVICE,                         cmd_totp_remove },
+        { "totp",         "status",  1, 1, OPT_SERVICE,                         cmd_totp_status },
+        { "faillock",     "show",    1, 1, OPT_SERVICE,                         cmd_faillock_show },
+        { "faillock",     "reset",   1, 1, OPT_SERVICE,                         cmd_faillock_reset },
 };
 
 static int parse_argv(int argc, char *argv[]) {

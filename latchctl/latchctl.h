@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "latch/latch.h"
+#include "macro.h"
 #include "metrics.h"
 
 /* Exit codes fixed by the contract. */
@@ -63,3 +64,16 @@ int print_jwks(const latch_reply *reply);
  * EXIT_USAGE (no input, too long, mismatch, read error).
  */
 int read_secret(const char *prompt, bool confirm, char **ret);
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(latch_client *, latch_client_free);
+static inline void latch_secret_freep(char **p) {
+        latch_secret_free(*p);
+}
+
+/* totp enroll|confirm|recovery|remove|status USER and faillock show|reset
+ * USER: latchd's `plugin` op on a new client for `socket` (NULL: the
+ * default), on the line of `service` when not NULL (plugin-admin.c).
+ * argv holds USER (and for totp confirm, maybe a CODE). Return an exit
+ * code. */
+int cmd_totp(const char *socket, const char *service, const char *action, char **argv);
+int cmd_faillock(const char *socket, const char *service, const char *action, char **argv);

@@ -277,6 +277,9 @@ struct latch_admin {
         int (*reply_bool)(struct latch_admin *a, const char *name, int value);
         int (*reply_append_string)(struct latch_admin *a, const char *name, const char *value);
         int (*reply_append_int)(struct latch_admin *a, const char *name, int64_t value);
+        /* Sets `name` to an empty array (for an answer whose list may be
+         * empty; append_* then add to it). */
+        int (*reply_array)(struct latch_admin *a, const char *name);
 
         /* The message of a failed call (admin() returning < 0), one line for
          * a human; copied. Never put a secret in it. */

@@ -438,6 +438,82 @@ static void faillock_outcome(void *state, struct latch_req *req, int result) {
         }
 }
 
+/* ---- admin actions, as pam_faillock's faillock(8) command ---- */
+
+struct clear_result {
+        bool existed;
+};
+
+static int reset_cb(void *userdata, const void *old, size_t oldlen, void *newbuf, size_t *newlen) {
+        ((struct clear_result *) userdata)->existed = old != NULL;
+        return old ? 2 : 0;
+}
+
+/*
+ * show {user}: failures (the recorded failures' Unix times, oldest first),
+ *   locked (bool), locked_until (when locked: the Unix time the lock ends,
+ *   0 for "until reset"), and this line's deny, fail_interval, unlock_time.
+ * reset {user}: clears the tally (unlocks the user); answers `reset`
+ *   (whether there was a tally).
+ */
+static int faillock_admin(void *state, struct latch_admin *a) {
+        struct faillock_state *s = state;
+        const char *user = a->arg(a, "user");
+        size_t userlen = user ? strlen(user) : 0;
+        int r;
+
+        if (strcmp(a->action, "show") != 0 && strcmp(a->action, "reset") != 0) {
+                a->fail(a, "unknown action '%s' (expected show or reset)", a->action);
+                return -EOPNOTSUPP;
+        }
+        if (userlen == 0 || userlen > LATCH_KV_KEY_MAX) {
+                a->fail(a, "'user' is required (1 to %d bytes)", LATCH_KV_KEY_MAX);
+                return -EINVAL;
+        }
+
+        if (strcmp(a->action, "reset") == 0) {
+                struct clear_result c = { false };
+                r = s->host->kv_update(s->ctx, user, userlen, reset_cb, &c);
+                if (r < 0) {
+                        a->fail(a, "cannot update the store: %s", strerror(-r));
+                        return r;
+                }
+                if (c.existed)
+                        s->host->log(s->ctx, NULL, LATCH_LOG_NOTICE, "tally of user '%s' reset by an administrator",
+                                     user);
+                if (a->reply_string(a, "user", user) < 0 || a->reply_bool(a, "reset", c.existed) < 0)
+                        return -ENOMEM;
+                return 0;
+        }
+
+        uint8_t buf[LATCH_KV_VALUE_MAX];
+        size_t len = sizeof buf;
+        struct tally t = { 0 };
+        int64_t until = 0;
+        bool locked;
+
+        r = s->host->kv_get(s->ctx, user, userlen, buf, &len);
+        if (r < 0 && r != -ENOENT) {
+                a->fail(a, "cannot read the tally: %s", strerror(-r));
+                return r;
+        }
+        if (r == 0)
+                tally_decode(&t, buf, len);
+        locked = tally_locked(s, &t, s->host->now(s->ctx), &until);
+        if (a->reply_string(a, "user", user) < 0 || a->reply_bool(a, "locked", locked) < 0 ||
+            (locked && a->reply_int(a, "locked_until", until) < 0) || a->reply_int(a, "deny", s->deny) < 0 ||
+            a->reply_int(a, "fail_interval", s->fail_interval) < 0 ||
+            a->reply_int(a, "unlock_time", s->unlock_time) < 0)
+                return -ENOMEM;
+        /* An empty array rather than no member: "no failures" is an answer. */
+        if (a->reply_array(a, "failures") < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < t.n; i++)
+                if (a->reply_append_int(a, "failures", t.t[i]) < 0)
+                        return -ENOMEM;
+        return 0;
+}
+
 static const struct latch_plugin faillock_plugin = {
         LATCH_PLUGIN_HEADER,
         .name = "faillock",
@@ -446,6 +522,7 @@ static const struct latch_plugin faillock_plugin = {
         .auth = faillock_auth,
         .account = faillock_account,
         .outcome = faillock_outcome,
+        .admin = faillock_admin,
 };
 
 /* kv_update is the last host service it calls (item, log, now, kv_get

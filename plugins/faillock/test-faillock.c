@@ -388,6 +388,71 @@ static void test_without_store(void **state) {
         plugin_host_free(h);
 }
 
+/* The admin actions, as pam_faillock's faillock(8): show the tally, reset
+ * it (which unlocks). */
+static int admin(struct fixture *f, const char *action, const char *user, json_t **ret) {
+        json_t *args = json_object(), *answer = NULL;
+        char *message = NULL;
+        int r;
+
+        if (user)
+                json_object_set_new(args, "user", json_string(user));
+        r = plugin_line_admin(f->l, action, args, &answer, &message);
+        json_decref(args);
+        if (r < 0)
+                assert_non_null(message);
+        free(message);
+        if (ret)
+                *ret = answer;
+        else
+                json_decref(answer);
+        return r;
+}
+
+static void test_admin_show_reset(void **state) {
+        struct fixture *f = *state;
+        json_t *a = NULL, *failures;
+
+        fixture_open_line(f, 2, (const char *const[]){ "deny=3", "unlock_time=10min" });
+        assert_true(plugin_line_has_admin(f->l));
+
+        assert_int_equal(admin(f, "show", "alice", &a), 0);
+        assert_true(json_is_false(json_object_get(a, "locked")));
+        failures = json_object_get(a, "failures");
+        assert_true(json_is_array(failures));
+        assert_int_equal(json_array_size(failures), 0);
+        assert_int_equal(json_integer_value(json_object_get(a, "deny")), 3);
+        json_decref(a);
+
+        for (int i = 0; i < 3; i++) {
+                attempt(f, "alice", LATCH_AUTH_ERR);
+                f->now += 5;
+        }
+        assert_true(locked(f, "alice"));
+        assert_int_equal(admin(f, "show", "alice", &a), 0);
+        assert_true(json_is_true(json_object_get(a, "locked")));
+        assert_int_equal(json_integer_value(json_object_get(a, "locked_until")), T0 + 10 + 600);
+        failures = json_object_get(a, "failures");
+        assert_int_equal(json_array_size(failures), 3);
+        assert_int_equal(json_integer_value(json_array_get(failures, 0)), T0);
+        assert_int_equal(json_integer_value(json_array_get(failures, 2)), T0 + 10);
+        json_decref(a);
+
+        /* reset unlocks at once: a correct password passes again. */
+        assert_int_equal(admin(f, "reset", "alice", &a), 0);
+        assert_true(json_is_true(json_object_get(a, "reset")));
+        json_decref(a);
+        assert_false(locked(f, "alice"));
+        assert_int_equal(tally_size(f, "alice"), 0);
+        assert_int_equal(attempt(f, "alice", LATCH_SUCCESS), LATCH_SUCCESS);
+        assert_int_equal(admin(f, "reset", "alice", &a), 0);
+        assert_true(json_is_false(json_object_get(a, "reset")));
+        json_decref(a);
+
+        assert_int_equal(admin(f, "frobnicate", "alice", NULL), -EOPNOTSUPP);
+        assert_int_equal(admin(f, "show", NULL, NULL), -EINVAL);
+}
+
 int main(int argc, char *argv[]) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_locks_after_deny, setup, teardown),
@@ -400,6 +465,7 @@ int main(int argc, char *argv[]) {
                 cmocka_unit_test_setup_teardown(test_survives_restart, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_arguments, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_suffixes_mean_seconds, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_admin_show_reset, setup, teardown),
                 cmocka_unit_test(test_without_store),
         };
 
