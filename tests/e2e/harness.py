@@ -212,14 +212,6 @@ class Daemon:
     def ctl(self, *args, input=None, json_out=False, timeout=90):
         cmd = [LATCHCTL, "--socket", self.sock] + (["--json"] if json_out else []) + list(args)
         r = subprocess.run(cmd, input=input, capture_output=True, text=True, env=self.env(), timeout=timeout)
-        # latchctl waits 30 s for an answer, which a latchd under memcheck
-        # on a busy machine can miss: only then, ask again (a login whose
-        # client gave up is undone by latchd, so no session is left over).
-        for _ in range(3 if WRAPPER else 0):
-            if r.returncode != 3 or "timed out" not in r.stdout + r.stderr:
-                break
-            print(f"latchctl {' '.join(args)}: timed out under {WRAPPER[0]}; asking again")
-            r = subprocess.run(cmd, input=input, capture_output=True, text=True, env=self.env(), timeout=timeout)
         if json_out:
             r.json = json.loads(r.stdout) if r.stdout.strip() else None
         return r
