@@ -11,7 +11,7 @@ import threading
 import time
 import unittest
 
-from harness import DaemonTest, frame, read_frame
+from harness import DaemonTest, frame, read_frame, scaled
 
 PERMIT = "auth required permit\naccount required permit\n"
 
@@ -20,7 +20,7 @@ class FrameReader(threading.Thread):
     """Reads frames in bulk until end-of-file (a reader slower than latchd
     would hide what a fast client sees), counting them as they come."""
 
-    def __init__(self, sock, timeout=60):
+    def __init__(self, sock, timeout=scaled(60)):
         super().__init__()
         self.sock, self.timeout = sock, timeout
         self.frames, self.error = [], None
@@ -52,7 +52,7 @@ class FrameReader(threading.Thread):
         with self.cond:
             self.cond.notify_all()
 
-    def wait_for(self, n, timeout=60):
+    def wait_for(self, n, timeout=scaled(60)):
         with self.cond:
             return self.cond.wait_for(lambda: len(self.frames) >= n or not self.is_alive(), timeout) and \
                 len(self.frames) >= n
@@ -73,7 +73,7 @@ class TestHalfClose(DaemonTest):
         with d.connect() as s:
             s.sendall(b"".join(frame({"op": "login", "service": "demo", "user": f"u{i}", "password": "x"})
                                for i in range(n_sessions)))
-            sessions = [read_frame(s, 30) for _ in range(n_sessions)]
+            sessions = [read_frame(s, scaled(30)) for _ in range(n_sessions)]
         self.assertTrue(all(r["ok"] for r in sessions))
         ids = [r["session"] for r in sessions]
         # Every 50th request is a logout; no session is both logged out and
@@ -107,7 +107,7 @@ class TestHalfClose(DaemonTest):
             time.sleep(0.2)
         finally:
             os.kill(d.proc.pid, signal.SIGCONT)
-        reader.join(120)
+        reader.join(scaled(120))
         s.close()
         self.assertIsNone(reader.error)
         answers = reader.frames
@@ -130,7 +130,7 @@ class TestHalfClose(DaemonTest):
             s.shutdown(socket.SHUT_WR)
             answers = read_all_frames(s)
         self.assertEqual([a["id"] for a in answers], list(range(100)))
-        deadline = time.time() + 10
+        deadline = time.time() + scaled(10)
         while "closed inside a frame" not in d.log() and time.time() < deadline:
             time.sleep(0.05)
         self.assertIn("closed inside a frame", d.log())
@@ -138,7 +138,10 @@ class TestHalfClose(DaemonTest):
 
 class TestStall(DaemonTest):
     def test_a_stall_past_client_timeout_drops_no_client_that_asked(self):
-        d = self.daemon(config_extra="client_timeout = 2s\n[throttle]\nenabled = no\n")
+        # 2 s, widened with a slowed-down latchd so that setting up the
+        # clients does not itself idle them out.
+        client_timeout = max(2, round(scaled(2)))
+        d = self.daemon(config_extra=f"client_timeout = {client_timeout}s\n[throttle]\nenabled = no\n")
         session = d.call({"op": "login", "service": "demo", "user": "demo", "password": "demo-password"})["session"]
         n = 40
         socks = [d.connect(timeout=30) for _ in range(n)]
@@ -154,13 +157,13 @@ class TestStall(DaemonTest):
             for i, s in enumerate(socks):
                 req = {"op": "validate", "session": session} if i % 2 else {"op": "hello"}
                 s.sendall(frame(dict(req, id=i)))
-            time.sleep(3)  # past client_timeout: every idle timer is due at SIGCONT
+            time.sleep(client_timeout + 1)  # past client_timeout: every idle timer is due at SIGCONT
         finally:
             os.kill(d.proc.pid, signal.SIGCONT)
         dropped = []
         for i, s in enumerate(socks):
             try:
-                r = read_frame(s, 30)
+                r = read_frame(s, scaled(30))
                 self.assertEqual(r["id"], i)
                 self.assertTrue(r["ok"], r)
             except (EOFError, ConnectionResetError):
@@ -168,6 +171,6 @@ class TestStall(DaemonTest):
             s.close()
         self.assertEqual(dropped, [], "clients that asked during the stall were dropped")
         # A connection that asked nothing is still idle, and dropped.
-        idle.settimeout(30)
+        idle.settimeout(scaled(30))
         self.assertEqual(idle.recv(1), b"")
         idle.close()
