@@ -31,6 +31,8 @@
 #include "dispatch.h"
 #include "fastpath.h"
 #include "frame.h"
+#include "jwt.h"
+#include "keys.h"
 #include "jsonw.h"
 #include "log.h"
 #include "ops-common.h"
@@ -49,7 +51,7 @@ struct fp_value {
 };
 
 struct fp_request {
-        struct fp_value id, op, session, service, audience;
+        struct fp_value id, op, session, service, audience, token;
 };
 
 static bool is_ws(char c) {
@@ -140,6 +142,8 @@ static struct fp_value *member(struct fp_request *q, const struct fp_value *key)
                 return &q->service;
         if (IS("audience"))
                 return &q->audience;
+        if (IS("token"))
+                return &q->token;
         return NULL;
 #undef IS
 }
@@ -246,6 +250,13 @@ static int token_index(void) {
         static int index = -2;
         if (index == -2)
                 index = op_index("token");
+        return index;
+}
+
+static int verify_index(void) {
+        static int index = -2;
+        if (index == -2)
+                index = op_index("verify");
         return index;
 }
 
@@ -477,6 +488,80 @@ static void fast_token(struct conn *c, const struct fp_request *q) {
                 histogram_add(&d->stats.op_latency[index], now_usec() - start);
 }
 
+/* ---- verify ---- */
+
+static int fast_session_exists(void *userdata, const struct session_info *s) {
+        *(bool *) userdata = true;
+        return 0;
+}
+
+static void fast_verify(struct conn *c, const struct fp_request *q) {
+        struct daemon *d = c->d;
+        int index = verify_index();
+        uint64_t start = c->last_activity_usec;
+        char audience_buf[OPS_MAX_NAME + 1];
+        json_t *claims = NULL;
+        struct out w;
+
+        if (index >= 0 && index < STATS_MAX_OPS)
+                d->stats.requests[index]++;
+        if (q->audience.kind == FP_STRING) {
+                memcpy(audience_buf, q->audience.p, q->audience.n);
+                audience_buf[q->audience.n] = '\0';
+        }
+        struct jwt_verify_options opts = {
+                .now = daemon_now(),
+                .leeway = d->config->token_leeway,
+                .audience = q->audience.kind == FP_STRING ? audience_buf : NULL,
+                .issuer = d->config->issuer,
+        };
+        /* The answers of op_verify(), in its order. */
+        int e = keyring_verify(d->keys, q->token.p, q->token.n, &opts, &claims);
+        if (e == JWT_ERR_NOMEM || e == JWT_ERR_KEYSET) {
+                log_msg(LOG_ERR, "verify: %s", jwt_strerror(e));
+                fast_error(c, &q->id, index, STAT_ERR_INTERNAL, "internal", "cannot verify tokens right now");
+                goto done;
+        }
+        if (e != JWT_OK) {
+                fast_error(c, &q->id, index, STAT_ERR_INVALID_TOKEN, "invalid_token", jwt_strerror(e));
+                goto done;
+        }
+        const char *sid = json_string_value(json_object_get(claims, "sid"));
+        bool live = false;
+        int k = sid ? store_session_get_by_handle(d->store, sid, opts.now, fast_session_exists, &live) : -ENOENT;
+        if (k < 0 && k != -ENOENT) {
+                fast_error(c, &q->id, index, STAT_ERR_UNAVAILABLE, "unavailable",
+                           "the session store failed; try again later");
+                goto done;
+        }
+        if (!live) {
+                fast_error(c, &q->id, index, STAT_ERR_INVALID_TOKEN, "invalid_token", "the token's session has ended");
+                goto done;
+        }
+        /* The claims as Jansson writes them: once, into a buffer on the
+         * stack (a token's claims fit unless escaping grows them past it),
+         * else a pass to size them first. */
+        char text[8192];
+        size_t n = json_dumpb(claims, text, sizeof text, JSON_COMPACT);
+        if (n == 0) {
+                c->closing = true; /* as finish() does when it cannot write a reply */
+                goto done;
+        }
+        if (reply_begin(c, &w, &q->id, true, sizeof ",\"claims\":}" + n)) {
+                put_lit(&w, ",\"claims\":");
+                if (n <= sizeof text)
+                        put_mem(&w, text, n);
+                else
+                        w.n += json_dumpb(claims, (char *) w.p + w.n, n, JSON_COMPACT);
+                put_lit(&w, "}");
+                reply_end(c, &w);
+        }
+done:
+        json_decref(claims);
+        if (index >= 0 && index < STATS_MAX_OPS)
+                histogram_add(&d->stats.op_latency[index], now_usec() - start);
+}
+
 int fastpath_request(struct conn *c, const char *buf, size_t len) {
         struct fp_request q;
 
@@ -486,7 +571,18 @@ int fastpath_request(struct conn *c, const char *buf, size_t len) {
                 return 0;
         bool validate = q.op.n == strlen("validate") && memcmp(q.op.p, "validate", q.op.n) == 0;
         bool token = q.op.n == strlen("token") && memcmp(q.op.p, "token", q.op.n) == 0;
-        if (!validate && !token)
+        bool verify = q.op.n == strlen("verify") && memcmp(q.op.p, "verify", q.op.n) == 0;
+        if (!validate && !token && !verify)
+                return 0;
+        if (verify) {
+                if (q.session.kind != FP_ABSENT || q.service.kind != FP_ABSENT || q.token.kind != FP_STRING)
+                        return 0;
+                if (q.audience.kind == FP_RAW || (q.audience.kind == FP_STRING && q.audience.n > OPS_MAX_NAME))
+                        return 0;
+                fast_verify(c, &q);
+                return 1;
+        }
+        if (q.token.kind != FP_ABSENT)
                 return 0;
         /* Limits and types as op_validate() checks them: anything it would
          * refuse is its to refuse. */

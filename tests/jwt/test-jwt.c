@@ -793,10 +793,47 @@ static void test_hostile_tokens(void **state) {
         assert_true(valid >= 10);
 }
 
+/* b64url_decode() is a table decoder: it must accept and give exactly what
+ * libsodium's strict decoder does for every ASCII string tried, and refuse
+ * every string with a byte over 0x7f. */
+static void test_b64url_against_libsodium(void **state) {
+        static const char chars[] = "AQgw_-Zaz09+/= .\n\x80";
+        uint32_t seed = 1;
+
+        for (unsigned round = 0; round < 200000; round++) {
+                char in[16];
+                uint8_t a[16], b[16];
+                size_t len = round % 14, na = 0, nb = 0, cap = sizeof a;
+                for (size_t i = 0; i < len; i++) {
+                        seed = seed * 1103515245 + 12345;
+                        /* Mostly the alphabet, sometimes a character it refuses. */
+                        in[i] = (seed >> 16) % 8 ? "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[(seed >> 8) % 64]
+                                                  : chars[(seed >> 8) % (sizeof chars - 1)];
+                }
+                int ra = b64url_decode(in, len, a, cap, &na);
+                if (memchr(in, '\x80', len)) {
+                        /* libsodium 1.0.18 takes bytes over 0x7f for letters
+                         * ("HCNG_tL\x80" gives 6 bytes): a second spelling of
+                         * the same bytes, which the canonical form excludes. */
+                        assert_int_not_equal(ra, 0);
+                        continue;
+                }
+                int rb = sodium_base642bin(b, cap, in, len, NULL, &nb, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+                if ((ra == 0) != (rb == 0))
+                        fail_msg("'%.*s' (cap %zu): table %d, libsodium %d", (int) len, in, cap, ra, rb);
+                if (ra == 0 && (na != nb || memcmp(a, b, na) != 0))
+                        fail_msg("'%.*s': different bytes", (int) len, in);
+                /* Without room for every byte: refused. */
+                if (ra == 0 && na > 0)
+                        assert_int_not_equal(b64url_decode(in, len, a, na - 1, &na), 0);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_rfc8037),
                 cmocka_unit_test(test_b64url),
+                cmocka_unit_test(test_b64url_against_libsodium),
                 cmocka_unit_test(test_sign_verify),
                 cmocka_unit_test(test_threads),
                 cmocka_unit_test(test_size_limit),

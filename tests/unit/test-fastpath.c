@@ -51,7 +51,7 @@ static struct daemon d;
 static struct conn *conn;
 
 #define N_SESSIONS 12
-static char ids[N_SESSIONS][SESSION_ID_LEN + 1];
+static char ids[N_SESSIONS + 1][SESSION_ID_LEN + 1]; /* and one for test_verify */
 
 static unsigned answered, declined;
 
@@ -533,6 +533,72 @@ static void test_token_claims(void **state) {
                 }
 }
 
+/* ---- verify: tokens good, expired, forged, of ended sessions ---- */
+
+static char *issue_for(unsigned i, const char *audience) {
+        uint8_t key[STORE_KEY_SIZE];
+        struct copied c = { 0 };
+        char *token = NULL;
+        int64_t exp;
+
+        assert_true(session_id_key(ids[i], key));
+        /* Expired sessions are not found: read at a time they were live. */
+        assert_int_equal(store_session_get(d.store, key, 0, copy_session, &c), 1);
+        assert_int_equal(token_issue(&d, &c.s, audience, &token, &exp), 0);
+        free(c.buf);
+        return token;
+}
+
+static void test_verify(void **state) {
+        char *tokens[10];
+        size_t nt = 0;
+        unsigned before = answered;
+        char req[10000];
+
+        tokens[nt++] = issue_for(0, NULL);
+        tokens[nt++] = issue_for(1, "nosuch");
+        tokens[nt++] = issue_for(10, NULL);
+        tokens[nt++] = issue_for(9, NULL); /* its session expired: so did the token */
+        tokens[nt] = strdup(tokens[0]);
+        tokens[nt][strlen(tokens[nt]) - 2] ^= 1; /* a forged signature */
+        nt++;
+        tokens[nt++] = strdup("abc");
+        tokens[nt++] = strdup("a.b.c");
+        tokens[nt++] = strdup("");
+        /* A token whose session then ended. */
+        {
+                uint8_t key[STORE_KEY_SIZE];
+                add_session(N_SESSIONS, "gone", "svc", "{}", true, 10, 86400);
+                tokens[nt++] = issue_for(N_SESSIONS, NULL);
+                assert_true(session_id_key(ids[N_SESSIONS], key));
+                assert_int_equal(store_session_delete(d.store, key), 0);
+        }
+        static const char *const auds[] = { NULL, "null", "\"svc\"", "\"other\"", "\"nosuch\"", "7",
+                                             "\"a\\u0062\"" };
+        static const unsigned orders[][4] = { { 0, 1, 2, 3 }, { 3, 2, 1, 0 }, { 2, 0, 3, 1 } };
+        for (size_t t = 0; t < nt; t++)
+                for (size_t a = 0; a < sizeof auds / sizeof auds[0]; a++)
+                        for (size_t i = 0; i < sizeof id_values / sizeof id_values[0]; i += 2) {
+                                char tok[8300];
+                                snprintf(tok, sizeof tok, "\"%s\"", tokens[t]);
+                                struct member m[] = { { "op", "\"verify\"" }, { "token", tok }, { "audience", auds[a] },
+                                                      { "id", id_values[i] } };
+                                build(m, 4, orders[(t + a + i) % 3], (t + i) % 2 ? " " : "", req, sizeof req);
+                                check_str(req);
+                        }
+        /* And the shapes it must leave alone. */
+        check_str("{\"op\":\"verify\"}");
+        check_str("{\"op\":\"verify\",\"token\":null}");
+        check_str("{\"op\":\"verify\",\"token\":\"abc\",\"session\":\"x\"}");
+        check_str("{\"op\":\"verify\",\"token\":\"a\\u002eb\"}");
+        check_str("{\"op\":\"token\",\"token\":\"abc\",\"session\":\"x\"}");
+        check_str("{\"op\":\"validate\",\"token\":\"abc\",\"session\":\"x\"}");
+        printf("verify: %u answered by the fast path (and compared)\n", answered - before);
+        assert_true(answered - before > 250);
+        for (size_t t = 0; t < nt; t++)
+                free(tokens[t]);
+}
+
 /* ---- a store written before claims were flagged canonical ---- */
 
 static const char *fixture_dir;
@@ -612,6 +678,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_kinds),
                 cmocka_unit_test(test_upgrade),
                 cmocka_unit_test(test_token_claims),
+                cmocka_unit_test(test_verify),
         };
         if (argc != 3) {
                 fprintf(stderr, "usage: %s CORPUS_DIR STORE_FIXTURE_DIR\n", argv[0]);
