@@ -11,7 +11,7 @@
 #include "macro.h"
 #include "metrics.h"
 
-/* Exit codes fixed by the contract. */
+/* Exit codes, as latchctl(1) documents them (EXIT STATUS). */
 enum {
         EXIT_DONE = 0,
         EXIT_REFUSED = 1,     /* denied, invalid_session, invalid_token, forbidden, unknown_service */

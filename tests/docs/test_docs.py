@@ -44,7 +44,9 @@ def tracked_files():
 
 class StandAlone(unittest.TestCase):
     def test_no_outside_documents(self):
-        outside = re.compile(r"CONTRACT(-CHANGES)?\.md|/work/shared|\bshared/STYLE")
+        # A path of the machine the work was done on is outside too.
+        outside = re.compile(r"CONTRACT(-CHANGES)?\.md|/work/|\bshared/STYLE|"
+                             r"\b(by|in|per) the contract\b|\bthe contract (allows|says|requires)\b")
         me = os.path.relpath(__file__, TOP)
         bad = []
         for rel in tracked_files():
