@@ -74,8 +74,9 @@ enum MHD_Result route_jwks(struct http_request *r);
 char *http_login_page(const char *title, const char *rd, const char *csrf, const char *error, const char *user);
 
 /* /metrics (metrics.c): binds metrics_listen and serves it on a thread of
- * its own. Returns 0, the daemon and the listening fd, or a negative errno. */
-int http_metrics_start(const struct http_config *c, struct MHD_Daemon **ret, int *ret_fd);
+ * its own. Returns 0 and the daemon, which owns the listening socket (and
+ * closes it in MHD_stop_daemon()), or a negative errno. */
+int http_metrics_start(const struct http_config *c, struct MHD_Daemon **ret);
 
 /* The server (server.c): starts libmicrohttpd on the listening socket
  * `fd` (taken over only on success). Returns 0 and the daemon in *ret, or

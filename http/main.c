@@ -153,14 +153,12 @@ int main(int argc, char **argv) {
                 c.service);
 
         struct MHD_Daemon *metrics = NULL;
-        int metrics_fd = -1;
         if (c.metrics_listen) {
-                r = http_metrics_start(&c, &metrics, &metrics_fd);
+                r = http_metrics_start(&c, &metrics);
                 if (r < 0) {
                         fprintf(stderr, "latch-http: cannot serve /metrics on %s: %s\n", c.metrics_listen,
                                 strerror(-r));
-                        MHD_stop_daemon(mhd);
-                        close(fd);
+                        MHD_stop_daemon(mhd); /* closes fd, which it owns */
                         if (bound)
                                 (void) unlink(c.listen);
                         http_config_done(&c);
@@ -180,14 +178,15 @@ int main(int argc, char **argv) {
                         break;
         }
         (void) sd_notify(false, "STOPPING=1");
+        /* MHD_stop_daemon() closes the listening sockets, which the daemons
+         * own: closing them again here could close a descriptor another
+         * thread has opened meanwhile under the same number. */
         if (metrics) {
                 MHD_stop_daemon(metrics);
-                close(metrics_fd);
                 if (c.metrics_listen[0] == '/')
                         (void) unlink(c.metrics_listen);
         }
         MHD_stop_daemon(mhd);
-        close(fd);
         if (bound)
                 (void) unlink(c.listen);
         http_config_done(&c);

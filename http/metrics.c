@@ -120,7 +120,7 @@ static int listen_loopback(const char *value) {
         return TAKE_FD(fd);
 }
 
-int http_metrics_start(const struct http_config *c, struct MHD_Daemon **ret, int *ret_fd) {
+int http_metrics_start(const struct http_config *c, struct MHD_Daemon **ret) {
         int fd = c->metrics_listen[0] == '/' ? listen_unix_socket(c->metrics_listen) : listen_loopback(c->metrics_listen);
         if (fd < 0)
                 return fd;
@@ -136,6 +136,5 @@ int http_metrics_start(const struct http_config *c, struct MHD_Daemon **ret, int
                 return -EIO;
         }
         *ret = d;
-        *ret_fd = fd;
         return 0;
 }
