@@ -85,7 +85,7 @@ struct daemon {
         struct stats stats;
         uint64_t started_usec;         /* CLOCK_MONOTONIC */
 
-        struct touch_batch *touches;   /* idle-expiry slides waiting for the writer */
+        struct touch_batch *touches;   /* the job that flushes idle-expiry slides */
         bool touch_running;            /* a batch is being written */
         bool sweep_running;            /* a sweep's slices are queued or running */
 };

@@ -373,12 +373,19 @@ static int daemon_open_state(struct daemon *d) {
         r = ensure_state_dir(dir);
         if (r < 0)
                 return log_errno(LOG_ERR, r, "state_dir %s", dir);
-        r = store_open(dir, &d->store);
+        char *problem = NULL;
+        r = store_open_checked(dir, NULL, &d->store, &problem);
+        if (r < 0) {
+                if (problem)
+                        log_msg(LOG_ERR, "cannot open the session store: %s", problem);
+                else
+                        log_msg(LOG_ERR, "cannot open the session store in %s: %s", dir, strerror(-r));
+                free(problem);
+                return r;
+        }
+        r = store_catch_faults(d->store);
         if (r < 0)
-                return log_errno(LOG_ERR, r, "cannot open the session store in %s%s", dir,
-                                 r == -EPERM    ? " (it must belong to latchd's user and not be writable by others)"
-                                 : r == -EINVAL ? " (not a latch store, or corrupt)"
-                                                : "");
+                return log_errno(LOG_ERR, r, "cannot catch the session store's faults");
         r = keyring_open(dir, daemon_now(), &d->keys);
         if (r < 0)
                 return log_errno(LOG_ERR, r, "cannot open the signing keys in %s/keys%s", dir,

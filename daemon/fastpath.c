@@ -395,7 +395,10 @@ static void fast_validate(struct conn *c, const struct fp_request *q) {
         sodium_memzero(key, sizeof key);
         if (k == -ENOENT || (k >= 0 && !v.found))
                 fast_error(c, &q->id, validate_index(), STAT_ERR_INVALID_SESSION, "invalid_session", INVALID_SESSION_MESSAGE);
-        else if (k < 0) {
+        else if (k == -EUCLEAN) {
+                ops_log_store_damaged("validate", k);
+                fast_error(c, &q->id, validate_index(), STAT_ERR_INTERNAL, "internal", "the session store is damaged");
+        } else if (k < 0) {
                 log_errno(LOG_ERR, k, "validate: session store");
                 fast_error(c, &q->id, validate_index(), STAT_ERR_UNAVAILABLE, "unavailable", "the session store failed; try again later");
         }
@@ -457,7 +460,10 @@ static void fast_token(struct conn *c, const struct fp_request *q) {
                 fast_error(c, &q->id, index, STAT_ERR_INVALID_SESSION, "invalid_session", INVALID_SESSION_MESSAGE);
         else if (k == -ENOMEM)
                 fast_error(c, &q->id, index, STAT_ERR_INTERNAL, "internal", "out of memory");
-        else if (k < 0)
+        else if (k == -EUCLEAN) {
+                ops_log_store_damaged("token", k);
+                fast_error(c, &q->id, index, STAT_ERR_INTERNAL, "internal", "the session store is damaged");
+        } else if (k < 0)
                 fast_error(c, &q->id, index, STAT_ERR_UNAVAILABLE, "unavailable",
                            "the session store failed; try again later");
         else if (!access_service_allowed(d, &c->peer, t.s.service))

@@ -192,7 +192,10 @@ static void auth_job_done(struct work *w) {
         if (j->store_result < 0) {
                 log_errno(LOG_ERR, j->store_result, "login for '%s' on '%s': cannot store the session",
                           log_esc(j->user), log_esc(j->service));
-                reply_error(r, "unavailable", "cannot store the session; try again later");
+                if (j->store_result == -EUCLEAN)
+                        ops_reply_store_error(r, "login", j->store_result);
+                else
+                        reply_error(r, "unavailable", "cannot store the session; try again later");
                 return;
         }
 

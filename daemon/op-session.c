@@ -30,24 +30,22 @@ static int64_t touch_granularity(int64_t idle_timeout) {
         return MAX(INT64_C(1), MIN(INT64_C(60), idle_timeout / 10));
 }
 
-/* Touches are batched: while one batch is being written (one transaction,
- * one sync), the next accumulates, so a busy server writes at most one
- * touch transaction at a time however many sessions slide. */
-#define TOUCH_BATCH_MAX 8192
-
+/* Slides are recorded in the store at once (it counts them for every read
+ * and sweep) and written by one flush job at a time on the writer thread:
+ * while one flush runs, the next slides gather, merged by session, so a
+ * busy server writes few transactions however many sessions slide, and
+ * none is dropped. d->touches is that job; d->touch_running says it is
+ * queued or running. */
 struct touch_batch {
         struct work work;
         struct daemon *d;
-        size_t n;
-        uint8_t keys[TOUCH_BATCH_MAX][STORE_KEY_SIZE];
-        int64_t nows[TOUCH_BATCH_MAX];
 };
 
 static void touch_run(struct work *w) {
         struct touch_batch *b = (struct touch_batch *) w;
-        int r = store_session_touch_many(b->d->store, (const uint8_t (*)[STORE_KEY_SIZE]) b->keys, b->nows, b->n);
+        int r = store_session_flush_slides(b->d->store, NULL);
         if (r < 0)
-                log_errno(LOG_WARNING, r, "cannot persist %zu idle-expiry slide(s)", b->n);
+                log_errno(LOG_WARNING, r, "cannot persist idle-expiry slides yet (kept for the next try)");
 }
 
 static void touch_submit(struct daemon *d);
@@ -56,42 +54,30 @@ static void touch_done(struct work *w) {
         struct touch_batch *b = (struct touch_batch *) w;
         struct daemon *d = b->d;
 
-        sodium_memzero(b->keys, b->n * STORE_KEY_SIZE);
-        free(b);
         d->touch_running = false;
         touch_submit(d);
 }
 
 static void touch_submit(struct daemon *d) {
-        struct touch_batch *b = d->touches;
-
-        if (d->touch_running || !b || b->n == 0)
+        if (d->touch_running || store_session_slides_pending(d->store) == 0)
                 return;
-        d->touches = NULL;
-        if (workqueue_submit(d->writer, &b->work) < 0) {
-                /* The writer is swamped: a later validate slides again. */
-                free(b);
-                return;
+        if (!d->touches) {
+                d->touches = malloc(sizeof *d->touches);
+                if (!d->touches)
+                        return;
+                *d->touches = (struct touch_batch){ .work = { .run = touch_run, .done = touch_done }, .d = d };
         }
+        /* A full writer queue leaves the slides recorded (they count all
+         * the same); the next validate or flush tries again. */
+        if (workqueue_submit(d->writer, &d->touches->work) < 0)
+                return;
         d->touch_running = true;
 }
 
 static void touch_later(struct daemon *d, const uint8_t key[STORE_KEY_SIZE], int64_t now) {
-        struct touch_batch *b = d->touches;
-
-        if (!b) {
-                b = malloc(sizeof(*b));
-                if (!b)
-                        return;
-                b->work = (struct work){ .run = touch_run, .done = touch_done };
-                b->d = d;
-                b->n = 0;
-                d->touches = b;
-        }
-        if (b->n < TOUCH_BATCH_MAX) {
-                memcpy(b->keys[b->n], key, STORE_KEY_SIZE);
-                b->nows[b->n++] = now;
-        }
+        int r = store_session_slide(d->store, key, now);
+        if (r < 0)
+                log_msg(LOG_WARNING, "cannot record an idle-expiry slide: %s", strerror(-r));
         touch_submit(d);
 }
 
@@ -159,8 +145,7 @@ void op_validate(struct request *r) {
         if (k == -ENOENT || (k >= 0 && !v.found))
                 reply_error(r, "invalid_session", INVALID_SESSION_MESSAGE);
         else if (k < 0) {
-                log_errno(LOG_ERR, k, "validate: session store");
-                reply_error(r, "unavailable", "the session store failed; try again later");
+                ops_reply_store_error(r, "validate", k);
         } else if (v.forbidden)
                 reply_error(r, "forbidden", "this peer may not use this session's service");
         else if (!v.reply)
@@ -209,8 +194,7 @@ static void logout_done(struct work *w) {
                 } else if (j->result == -ENOENT)
                         reply_error(r, "invalid_session", INVALID_SESSION_MESSAGE);
                 else {
-                        log_errno(LOG_ERR, j->result, "logout: session store");
-                        reply_error(r, "unavailable", "the session store failed; try again later");
+                        ops_reply_store_error(r, "logout", j->result);
                 }
         }
         request_unref(r);
@@ -262,7 +246,7 @@ void op_logout(struct request *r) {
                 if (k == -ENOENT || (k >= 0 && !c.found))
                         reply_error(r, "invalid_session", INVALID_SESSION_MESSAGE);
                 else if (k < 0)
-                        reply_error(r, "unavailable", "the session store failed; try again later");
+                        ops_reply_store_error(r, "logout", k);
                 else if (!c.allowed)
                         reply_error(r, "forbidden", "this peer may not use this session's service");
                 else
@@ -315,8 +299,7 @@ void op_sessions_list(struct request *r) {
         int k = store_session_list(d->store, user, service, daemon_now(), list_one, &l);
         if (k < 0) {
                 json_decref(l.array);
-                log_errno(LOG_ERR, k, "sessions.list: session store");
-                reply_error(r, "unavailable", "the session store failed; try again later");
+                ops_reply_store_error(r, "sessions.list", k);
                 return;
         }
         reply_ok(r, json_pack("{s:o, s:b}", "sessions", l.array, "truncated", l.truncated));
@@ -347,8 +330,7 @@ static void revoke_done(struct work *w) {
 
         if (!r->abandoned) {
                 if (j->result < 0 && j->result != -ENOENT) {
-                        log_errno(LOG_ERR, j->result, "sessions.revoke: session store");
-                        reply_error(r, "unavailable", "the session store failed; try again later");
+                        ops_reply_store_error(r, "sessions.revoke", j->result);
                 } else {
                         size_t n = j->result == -ENOENT ? 0 : j->count;
                         snprintf(uid, sizeof uid, "%u", (unsigned) r->conn->peer.uid);

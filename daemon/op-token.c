@@ -56,7 +56,7 @@ void op_token(struct request *r) {
         else if (k == -ENOMEM)
                 reply_error(r, "internal", "out of memory");
         else if (k < 0)
-                reply_error(r, "unavailable", "the session store failed; try again later");
+                ops_reply_store_error(r, "token", k);
         else if (!access_service_allowed(d, &r->conn->peer, t.s.service))
                 reply_error(r, "forbidden", "this peer may not use this session's service");
         else if (!token_audience_allowed(d, t.s.service, audience))
@@ -109,7 +109,7 @@ void op_verify(struct request *r) {
         int k = sid ? store_session_get_by_handle(d->store, sid, opts.now, session_exists, &live) : -ENOENT;
         if (k < 0 && k != -ENOENT) {
                 json_decref(claims);
-                reply_error(r, "unavailable", "the session store failed; try again later");
+                ops_reply_store_error(r, "verify", k);
                 return;
         }
         if (!live) {

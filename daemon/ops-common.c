@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,5 +117,22 @@ void ops_submit_write(struct request *r, struct work *w) {
                 reply_error(r, "unavailable", "latchd is busy; try again later");
                 r->abandoned = true;
                 w->done(w);
+        }
+}
+
+void ops_log_store_damaged(const char *what, int err) {
+        log_msg(LOG_CRIT,
+                "%s: session store damaged (%s): restore sessions.mdb from a backup (see \"State: back up and "
+                "restore\" in docs/OPERATIONS.md)",
+                what, strerror(-err));
+}
+
+void ops_reply_store_error(struct request *r, const char *what, int err) {
+        if (err == -EUCLEAN) {
+                ops_log_store_damaged(what, err);
+                reply_error(r, "internal", "the session store is damaged");
+        } else {
+                log_errno(LOG_ERR, err, "%s: session store", what);
+                reply_error(r, "unavailable", "the session store failed; try again later");
         }
 }

@@ -40,6 +40,14 @@ void ops_begin_throttled(struct request *r, struct work *w, struct throttle_tick
  * marks r abandoned and calls w->done() at once. */
 void ops_submit_write(struct request *r, struct work *w);
 
+/* Answers a failed session-store call: a damaged store (-EUCLEAN) is
+ * `internal`, logged as "store damaged" with what to do; anything else is
+ * `unavailable` (try again later). `what` names the op for the log line. */
+void ops_reply_store_error(struct request *r, const char *what, int err);
+
+/* The log line of a damaged store, for answers not sent by reply_error(). */
+void ops_log_store_damaged(const char *what, int err);
+
 /* The deadline for a credential stack: the largest [plugin.X] timeout, or
  * the default. */
 uint64_t ops_stack_deadline_usec(const struct daemon *d);

@@ -51,9 +51,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <limits.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +83,19 @@
 #define CLAIMS_MAX ((size_t) 1 << 20)
 #define NS_MAX 200
 #define EXPIRY_KEY_SIZE (8 + STORE_KEY_SIZE)
+#define SLIDE_CHUNK 4096
+
+/* Idle-expiry slides not yet written, merged by key: an open-addressing
+ * table (the keys are hashes already, so their first bytes index it). */
+struct slide {
+        uint8_t key[STORE_KEY_SIZE];
+        int64_t now; /* INT64_MIN: free slot */
+};
+
+struct slide_set {
+        struct slide *slots;
+        size_t cap, n; /* cap: 0 or a power of two */
+};
 
 struct store {
         MDB_env *env;
@@ -97,6 +113,17 @@ struct store {
         size_t n_pool;
 
         atomic_uint_fast64_t readers_cleared;
+
+        /* Slides recorded by store_session_slide(): `pending` takes new
+         * ones; `flushing` holds those a flush is writing. Both count for
+         * reads and sweeps until written. slide_lock guards both (a leaf
+         * lock, held briefly); flush_lock makes flushes take turns. */
+        pthread_mutex_t slide_lock, flush_lock;
+        bool slide_locks_initialized;
+        struct slide_set pending, flushing;
+        atomic_size_t n_slides; /* pending.n + flushing.n, for a lock-free "none" */
+
+        char *path; /* state_dir/sessions.mdb */
 };
 
 /* Maps an LMDB return code to a negative errno, except the two conditions
@@ -120,6 +147,16 @@ static int lmdb_status(int rc) {
                 return -ENOSPC;
         case ENOMEM:
                 return -ENOMEM;
+        /* Pages that do not hold what LMDB expects: the file is damaged
+         * (bit rot, a bad restore, a write from outside). */
+        case MDB_CORRUPTED:
+        case MDB_PAGE_NOTFOUND:
+        case MDB_PANIC:
+        case MDB_BAD_TXN:
+        case MDB_INVALID:
+        case MDB_BAD_VALSIZE:
+        case MDB_INCOMPATIBLE:
+                return -EUCLEAN;
         default:
                 return -EIO;
         }
@@ -207,17 +244,17 @@ static int record_decode(const MDB_val *v, struct session_info *ret) {
         const uint8_t *p = v->mv_data;
 
         if (v->mv_size < RECORD_HEADER_SIZE || p[0] != RECORD_VERSION)
-                return -EIO;
+                return -EUCLEAN;
 
         size_t user_len = get_u16(p + 2), service_len = get_u16(p + 4), claims_len = get_u32(p + 6);
         if (v->mv_size != record_size(user_len, service_len, claims_len))
-                return -EIO;
+                return -EUCLEAN;
 
         const char *user = (const char *) p + RECORD_HEADER_SIZE;
         const char *service = user + user_len + 1;
         const char *claims = service + service_len + 1;
         if (user[user_len] != '\0' || service[service_len] != '\0' || claims[claims_len] != '\0')
-                return -EIO;
+                return -EUCLEAN;
 
         memcpy(ret->handle, p + 46, STORE_HANDLE_LEN);
         ret->handle[STORE_HANDLE_LEN] = '\0';
@@ -237,6 +274,185 @@ static bool session_is_live(const struct session_info *info, int64_t now) {
         return session_idle_expires_at(info) > now;
 }
 
+/* ---- faults ---- */
+
+/* A page of the map past the end of its file (the file was cut short while
+ * mapped, or the disk failed under it) faults with SIGBUS on first read. The
+ * handler turns that into one line on stderr and _exit(STORE_EXIT_FAULT):
+ * only async-signal-safe calls, with the line written in advance. A fault
+ * counts as the store's when its address is in the map, or when the thread
+ * was inside one of the store's transactions. */
+static atomic_uintptr_t fault_map_start, fault_map_end;
+static store *_Atomic fault_store;
+static char fault_line[PATH_MAX + 512];
+static size_t fault_line_len;
+static _Thread_local volatile sig_atomic_t in_txn;
+
+static void store_fault_handler(int sig, siginfo_t *si, void *ucontext) {
+        uintptr_t a = (uintptr_t) si->si_addr;
+
+        if (in_txn > 0 || (a >= atomic_load(&fault_map_start) && a < atomic_load(&fault_map_end))) {
+                ssize_t n = write(STDERR_FILENO, fault_line, fault_line_len);
+                (void) n;
+                _exit(STORE_EXIT_FAULT);
+        }
+        /* Not the store's: what the signal would have done anyway. */
+        signal(sig, SIG_DFL);
+        raise(sig);
+}
+
+static void store_fault_track(store *s) {
+        MDB_envinfo info;
+
+        if (atomic_load(&fault_store) != s || mdb_env_info(s->env, &info) != 0)
+                return;
+        atomic_store(&fault_map_start, (uintptr_t) info.me_mapaddr);
+        atomic_store(&fault_map_end, (uintptr_t) info.me_mapaddr + info.me_mapsize);
+}
+
+static void store_fault_forget(store *s) {
+        store *expected = s;
+
+        if (atomic_compare_exchange_strong(&fault_store, &expected, NULL)) {
+                atomic_store(&fault_map_start, 0);
+                atomic_store(&fault_map_end, 0);
+        }
+}
+
+int store_catch_faults(store *s) {
+        struct sigaction sa = { .sa_sigaction = store_fault_handler, .sa_flags = SA_SIGINFO };
+        bool journal = getenv("JOURNAL_STREAM") || getenv("INVOCATION_ID");
+        int n;
+
+        assert_return(s, -EINVAL);
+
+        n = snprintf(fault_line, sizeof fault_line,
+                     "%sthe session store %s failed under a read (SIGBUS: the file was cut short, or the disk "
+                     "failed): store damaged; exiting with status %d. If it happens again at start, restore it "
+                     "from a backup (see \"State: back up and restore\" in docs/OPERATIONS.md)\n",
+                     journal ? "<2>" : "latchd[crit]: ", s->path, STORE_EXIT_FAULT);
+        if (n < 0)
+                return -EIO;
+        fault_line_len = MIN((size_t) n, sizeof fault_line - 1);
+
+        atomic_store(&fault_store, s);
+        store_fault_track(s);
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SIGBUS, &sa, NULL) < 0)
+                return negative_errno();
+        return 0;
+}
+
+/* ---- pending slides ---- */
+
+static void slide_set_wipe(struct slide_set *set) {
+        if (set->slots) {
+                explicit_bzero(set->slots, set->cap * sizeof *set->slots);
+                free(set->slots);
+        }
+        *set = (struct slide_set) {};
+}
+
+/* The slot of `key`: its entry, or the free slot where it would go. The
+ * table is never more than half full, so there always is one. */
+static struct slide *slide_slot(const struct slide_set *set, const uint8_t key[STORE_KEY_SIZE]) {
+        size_t mask = set->cap - 1;
+        uint64_t h;
+
+        memcpy(&h, key, sizeof h);
+        for (size_t i = (size_t) h & mask;; i = (i + 1) & mask) {
+                struct slide *sl = &set->slots[i];
+
+                if (sl->now == INT64_MIN || memcmp(sl->key, key, STORE_KEY_SIZE) == 0)
+                        return sl;
+        }
+}
+
+static int64_t slide_find(const struct slide_set *set, const uint8_t key[STORE_KEY_SIZE]) {
+        return set->n == 0 ? INT64_MIN : slide_slot(set, key)->now;
+}
+
+/* Records a slide, keeping the latest per key. */
+static int slide_set_put(struct slide_set *set, const uint8_t key[STORE_KEY_SIZE], int64_t now) {
+        struct slide *sl;
+
+        if ((set->n + 1) * 2 > set->cap) {
+                size_t cap = set->cap ? set->cap * 2 : 1024;
+                struct slide_set bigger = { .cap = cap };
+
+                if (cap > SIZE_MAX / sizeof(struct slide))
+                        return -ENOMEM;
+                bigger.slots = malloc(cap * sizeof(struct slide));
+                if (!bigger.slots)
+                        return -ENOMEM;
+                for (size_t i = 0; i < cap; i++)
+                        bigger.slots[i].now = INT64_MIN;
+                for (size_t i = 0; i < set->cap; i++)
+                        if (set->slots[i].now != INT64_MIN) {
+                                *slide_slot(&bigger, set->slots[i].key) = set->slots[i];
+                                bigger.n++;
+                        }
+                slide_set_wipe(set);
+                *set = bigger;
+        }
+
+        sl = slide_slot(set, key);
+        if (sl->now == INT64_MIN) {
+                memcpy(sl->key, key, STORE_KEY_SIZE);
+                sl->now = now;
+                set->n++;
+        } else if (now > sl->now)
+                sl->now = now;
+        return 0;
+}
+
+/* The latest slide of `key` not yet written, or INT64_MIN. */
+static int64_t slide_get(store *s, const uint8_t key[STORE_KEY_SIZE]) {
+        int64_t a, b;
+
+        if (atomic_load_explicit(&s->n_slides, memory_order_relaxed) == 0)
+                return INT64_MIN;
+        pthread_mutex_lock(&s->slide_lock);
+        a = slide_find(&s->pending, key);
+        b = slide_find(&s->flushing, key);
+        pthread_mutex_unlock(&s->slide_lock);
+        return MAX(a, b);
+}
+
+/* What a reader sees: the record's last_seen, or a later slide not yet
+ * written, whichever is later. */
+static void slide_apply(store *s, const uint8_t key[STORE_KEY_SIZE], struct session_info *info) {
+        int64_t t = slide_get(s, key);
+
+        if (t > info->last_seen_at)
+                info->last_seen_at = t;
+}
+
+int store_session_slide(store *s, const uint8_t key[STORE_KEY_SIZE], int64_t now) {
+        int r;
+
+        assert_return(s, -EINVAL);
+        assert_return(key, -EINVAL);
+        assert_return(now > INT64_MIN, -EINVAL);
+
+        pthread_mutex_lock(&s->slide_lock);
+        r = slide_set_put(&s->pending, key, now);
+        atomic_store(&s->n_slides, s->pending.n + s->flushing.n);
+        pthread_mutex_unlock(&s->slide_lock);
+        return r;
+}
+
+size_t store_session_slides_pending(store *s) {
+        size_t n;
+
+        if (!s)
+                return 0;
+        pthread_mutex_lock(&s->slide_lock);
+        n = s->pending.n;
+        pthread_mutex_unlock(&s->slide_lock);
+        return n;
+}
+
 /* ---- transactions ---- */
 
 /* Aborts every pooled read transaction. Called with map_lock held
@@ -254,6 +470,7 @@ static int store_refresh_map_size(store *s) {
         if (rc != 0)
                 return lmdb_status(rc);
         s->map_size = info.me_mapsize;
+        store_fault_track(s);
         return 0;
 }
 
@@ -325,6 +542,7 @@ static int read_begin(store *s, MDB_txn **ret) {
                 if (!txn)
                         rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
                 if (rc == 0) {
+                        in_txn++;
                         *ret = txn;
                         return 0;
                 }
@@ -341,6 +559,7 @@ static int read_begin(store *s, MDB_txn **ret) {
 static void read_end(store *s, MDB_txn *txn) {
         bool pooled = false;
 
+        in_txn--;
         mdb_txn_reset(txn);
         pthread_mutex_lock(&s->pool_lock);
         if (s->n_pool < STORE_READ_POOL_MAX) {
@@ -373,6 +592,7 @@ static int store_write(store *s, write_fn fn, void *userdata) {
                 }
                 seen = s->map_size;
 
+                in_txn++;
                 rc = mdb_txn_begin(s->env, NULL, 0, &txn);
                 if (rc == 0) {
                         r = fn(s, txn, userdata);
@@ -384,6 +604,7 @@ static int store_write(store *s, write_fn fn, void *userdata) {
                                 mdb_txn_abort(txn);
                 } else
                         r = lmdb_status(rc);
+                in_txn--;
 
                 pthread_rwlock_unlock(&s->map_lock);
 
@@ -464,15 +685,155 @@ static int init_txn(store *s, MDB_txn *txn, void *userdata) {
         return 0;
 }
 
-static int store_check_dir(const char *dir) {
-        struct stat st;
+DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
 
-        if (stat(dir, &st) < 0)
+/* Formats a one-line explanation for the caller of store_open_checked(). */
+_printf_(2, 3) static void problem(char **ret_problem, const char *fmt, ...) {
+        va_list ap;
+
+        if (!ret_problem || *ret_problem)
+                return;
+        va_start(ap, fmt);
+        if (vasprintf(ret_problem, fmt, ap) < 0)
+                *ret_problem = NULL;
+        va_end(ap);
+}
+
+/* What group and others may never have on the state folder or a file in
+ * it: a readable store leaks who is signed in; a writable lock file lets
+ * anyone wedge every request. */
+static int check_private(const char *path, const struct stat *st, bool dir, char **ret_problem) {
+        if (st->st_uid != geteuid()) {
+                problem(ret_problem, "%s belongs to uid %u, not to latchd's uid %u: fix it with chown %u %s", path,
+                        (unsigned) st->st_uid, (unsigned) geteuid(), (unsigned) geteuid(), path);
+                return -EPERM;
+        }
+        if (st->st_mode & 077) {
+                problem(ret_problem, "%s has mode %04o: group and others may have no access to the state; fix it with chmod %s %s",
+                        path, (unsigned) (st->st_mode & 07777), dir ? "0700" : "0600", path);
+                return -EPERM;
+        }
+        return 0;
+}
+
+static bool is_store_file(const char *name) {
+        return streq(name, STORE_FILE_NAME) || streq(name, STORE_FILE_NAME "-lock");
+}
+
+/* The state folder: ours and private, and so is every entry in it. The
+ * store's two files must be regular files, not links: LMDB opens them by
+ * name and would follow a link anywhere (and create its target). */
+static int store_check_dir(const char *dir, char **ret_problem) {
+        _cleanup_(closedirp) DIR *d = NULL;
+        struct dirent *e;
+        struct stat st;
+        int r;
+
+        d = opendir(dir);
+        if (!d) {
+                r = negative_errno();
+                problem(ret_problem, "%s: %s", dir, strerror(-r));
+                return r;
+        }
+        if (fstat(dirfd(d), &st) < 0)
                 return negative_errno();
         if (!S_ISDIR(st.st_mode))
                 return -ENOTDIR;
-        if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)))
-                return -EPERM;
+        r = check_private(dir, &st, true, ret_problem);
+        if (r < 0)
+                return r;
+
+        errno = 0;
+        while ((e = readdir(d))) {
+                _cleanup_free_ char *path = NULL;
+
+                if (streq(e->d_name, ".") || streq(e->d_name, ".."))
+                        continue;
+                if (asprintf(&path, "%s/%s", dir, e->d_name) < 0) {
+                        path = NULL;
+                        return -ENOMEM;
+                }
+                if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                        if (errno == ENOENT)
+                                continue;
+                        return negative_errno();
+                }
+                if (S_ISLNK(st.st_mode)) {
+                        if (is_store_file(e->d_name)) {
+                                problem(ret_problem,
+                                        "%s is a symbolic link: latchd does not follow links for its store; put the file itself there (remove the link and restore the file, see \"State: back up and restore\" in docs/OPERATIONS.md)",
+                                        path);
+                                return -ELOOP;
+                        }
+                        continue; /* a link's own mode means nothing; keys/ refuses links itself */
+                }
+                if (is_store_file(e->d_name) && !S_ISREG(st.st_mode)) {
+                        problem(ret_problem, "%s is not a regular file", path);
+                        return -EINVAL;
+                }
+                r = check_private(path, &st, S_ISDIR(st.st_mode), ret_problem);
+                if (r < 0)
+                        return r;
+                errno = 0;
+        }
+        if (errno != 0)
+                return negative_errno();
+        return 0;
+}
+
+/* After mdb_env_open(): the files LMDB opened are the ones checked (no link
+ * was swapped in meanwhile), and the data file holds every page its meta
+ * page claims. A file cut short would be mapped all the same, and the
+ * first read of a page past its end would kill the process with SIGBUS. */
+static int store_check_files(store *s, char **ret_problem) {
+        _cleanup_free_ char *lock = NULL;
+        mdb_filehandle_t fd;
+        MDB_envinfo info;
+        MDB_stat est;
+        struct stat st, lst;
+        uint64_t need;
+        int r, rc;
+
+        rc = mdb_env_get_fd(s->env, &fd);
+        if (rc != 0)
+                return lmdb_status(rc);
+        if (fstat(fd, &st) < 0 || lstat(s->path, &lst) < 0)
+                return negative_errno();
+        if (!S_ISREG(lst.st_mode) || st.st_dev != lst.st_dev || st.st_ino != lst.st_ino) {
+                problem(ret_problem, "%s changed while it was opened (a link?): not using it", s->path);
+                return -ELOOP;
+        }
+        r = check_private(s->path, &st, false, ret_problem);
+        if (r < 0)
+                return r;
+
+        if (asprintf(&lock, "%s-lock", s->path) < 0) {
+                lock = NULL;
+                return -ENOMEM;
+        }
+        if (lstat(lock, &lst) < 0)
+                return negative_errno();
+        if (!S_ISREG(lst.st_mode)) {
+                problem(ret_problem, "%s is not a regular file (a link?): not using it", lock);
+                return -ELOOP;
+        }
+        r = check_private(lock, &lst, false, ret_problem);
+        if (r < 0)
+                return r;
+
+        rc = mdb_env_info(s->env, &info);
+        if (rc == 0)
+                rc = mdb_env_stat(s->env, &est);
+        if (rc != 0)
+                return lmdb_status(rc);
+        need = ((uint64_t) info.me_last_pgno + 1) * est.ms_psize;
+        if ((uint64_t) st.st_size < need) {
+                problem(ret_problem,
+                        "%s is damaged: it is %llu bytes long, but its meta pages say it holds %llu (pages 0 to %llu of %u bytes); it was cut short. Restore it from a backup (see \"State: back up and restore\" in docs/OPERATIONS.md), or move it away to start with no sessions",
+                        s->path, (unsigned long long) st.st_size, (unsigned long long) need,
+                        (unsigned long long) info.me_last_pgno, est.ms_psize);
+                return -EUCLEAN;
+        }
         return 0;
 }
 
@@ -481,13 +842,25 @@ static int store_check_dir(const char *dir) {
 void store_close(store *s) {
         if (!s)
                 return;
+        /* Slides not yet written: write them now, so that a clean stop
+         * keeps every idle expiry a validate reported. */
+        if (s->env && s->slide_locks_initialized && store_session_slides_pending(s) > 0)
+                (void) store_session_flush_slides(s, NULL);
+        store_fault_forget(s);
         pool_drain(s);
         if (s->env)
                 mdb_env_close(s->env);
+        if (s->slide_locks_initialized) {
+                pthread_mutex_destroy(&s->slide_lock);
+                pthread_mutex_destroy(&s->flush_lock);
+                slide_set_wipe(&s->pending);
+                slide_set_wipe(&s->flushing);
+        }
         if (s->pool_lock_initialized)
                 pthread_mutex_destroy(&s->pool_lock);
         if (s->map_lock_initialized)
                 pthread_rwlock_destroy(&s->map_lock);
+        free(s->path);
         free(s);
 }
 
@@ -507,7 +880,7 @@ static int store_env_open_status(int rc) {
         }
 }
 
-int store_open_with_options(const char *dir, const struct store_options *opts, store **ret) {
+int store_open_checked(const char *dir, const struct store_options *opts, store **ret, char **ret_problem) {
         _cleanup_(store_closep) store *s = NULL;
         _cleanup_free_ char *path = NULL;
         pthread_rwlockattr_t attr;
@@ -527,7 +900,10 @@ int store_open_with_options(const char *dir, const struct store_options *opts, s
                         flags |= MDB_NOSYNC;
         }
 
-        r = store_check_dir(dir);
+        if (ret_problem)
+                *ret_problem = NULL;
+
+        r = store_check_dir(dir, ret_problem);
         if (r < 0)
                 return r;
 
@@ -550,6 +926,18 @@ int store_open_with_options(const char *dir, const struct store_options *opts, s
         if (rc != 0)
                 return -rc;
         s->pool_lock_initialized = true;
+        rc = pthread_mutex_init(&s->slide_lock, NULL);
+        if (rc != 0)
+                return -rc;
+        rc = pthread_mutex_init(&s->flush_lock, NULL);
+        if (rc != 0) {
+                pthread_mutex_destroy(&s->slide_lock);
+                return -rc;
+        }
+        s->slide_locks_initialized = true;
+        s->path = strdup(path);
+        if (!s->path)
+                return -ENOMEM;
 
         rc = mdb_env_create(&s->env);
         if (rc != 0)
@@ -563,7 +951,7 @@ int store_open_with_options(const char *dir, const struct store_options *opts, s
         /* A new file starts at the initial size. An existing one keeps the
          * size it grew to (LMDB takes it from the file when none is set
          * before opening), but never less than the initial size. */
-        existing = stat(path, &st) == 0 && st.st_size > 0;
+        existing = lstat(path, &st) == 0 && st.st_size > 0;
         if (!existing) {
                 rc = mdb_env_set_mapsize(s->env, map_size);
                 if (rc != 0)
@@ -572,8 +960,14 @@ int store_open_with_options(const char *dir, const struct store_options *opts, s
 
         /* 0600: session records are nobody else's business. */
         rc = mdb_env_open(s->env, path, flags, 0600);
-        if (rc != 0)
-                return store_env_open_status(rc);
+        if (rc != 0) {
+                r = store_env_open_status(rc);
+                if (r == -EINVAL)
+                        problem(ret_problem,
+                                "%s is not a latch session store, or is damaged: restore it from a backup (see \"State: back up and restore\" in docs/OPERATIONS.md), or move it away to start with no sessions",
+                                path);
+                return r;
+        }
 
         /* LMDB 0.9 opens the lock file and its sync fd O_CLOEXEC, but not
          * the main data fd: mark it here, or every exec'd child (plugin
@@ -585,6 +979,11 @@ int store_open_with_options(const char *dir, const struct store_options *opts, s
         int fdflags = fcntl(fd, F_GETFD);
         if (fdflags < 0 || fcntl(fd, F_SETFD, fdflags | FD_CLOEXEC) < 0)
                 return -EIO;
+
+        /* Before the first transaction reads a page. */
+        r = store_check_files(s, ret_problem);
+        if (r < 0)
+                return r;
 
         r = store_refresh_map_size(s);
         if (r < 0)
@@ -604,11 +1003,19 @@ int store_open_with_options(const char *dir, const struct store_options *opts, s
                 atomic_fetch_add(&s->readers_cleared, (uint64_t) dead);
 
         r = store_write(s, init_txn, NULL);
+        if (r == -EINVAL || r == -EUCLEAN)
+                problem(ret_problem,
+                        "%s is not a latch session store of layout version %u, or is damaged: restore it from a backup (see \"State: back up and restore\" in docs/OPERATIONS.md), or move it away to start with no sessions",
+                        path, STORE_LAYOUT_VERSION);
         if (r < 0)
                 return r;
 
         *ret = TAKE_PTR(s);
         return 0;
+}
+
+int store_open_with_options(const char *dir, const struct store_options *opts, store **ret) {
+        return store_open_checked(dir, opts, ret, NULL);
 }
 
 int store_open(const char *dir, store **ret) {
@@ -707,7 +1114,7 @@ static int session_remove(store *s, MDB_txn *txn, const uint8_t key[STORE_KEY_SI
         memcpy(handle, info.handle, sizeof handle);
         user_len = strlen(info.user);
         if (user_len > USER_MAX)
-                return -EIO;
+                return -EUCLEAN;
         memcpy(user, info.user, user_len + 1);
         expiry_key(ekey, session_idle_expires_at(&info), key);
 
@@ -748,6 +1155,8 @@ int store_session_get(store *s, const uint8_t key[STORE_KEY_SIZE], int64_t now, 
                 return r;
 
         r = session_lookup(s, txn, key, &info);
+        if (r == 0)
+                slide_apply(s, key, &info);
         if (r == 0 && !session_is_live(&info, now))
                 r = -ENOENT;
         if (r == 0)
@@ -765,7 +1174,7 @@ static int handle_lookup(store *s, MDB_txn *txn, const char *handle, uint8_t ret
         if (rc != 0)
                 return lmdb_status(rc);
         if (v.mv_size != STORE_KEY_SIZE)
-                return -EIO;
+                return -EUCLEAN;
         memcpy(ret_key, v.mv_data, STORE_KEY_SIZE);
         return 0;
 }
@@ -793,6 +1202,8 @@ int store_session_get_by_handle(store *s, const char *handle, int64_t now, sessi
         r = handle_lookup(s, txn, handle, key);
         if (r == 0)
                 r = session_lookup(s, txn, key, &info);
+        if (r == 0)
+                slide_apply(s, key, &info);
         if (r == 0 && !session_is_live(&info, now))
                 r = -ENOENT;
         if (r == 0)
@@ -805,6 +1216,9 @@ int store_session_get_by_handle(store *s, const char *handle, int64_t now, sessi
 struct touch_args {
         const uint8_t *key;
         int64_t now;
+        /* A slide recorded while the session was live (store_session_slide()):
+         * it applies even if the record's own idle expiry passed since. */
+        bool slide;
 };
 
 static int touch_txn(store *s, MDB_txn *txn, void *userdata) {
@@ -824,7 +1238,7 @@ static int touch_txn(store *s, MDB_txn *txn, void *userdata) {
         rc = record_decode(&v, &info);
         if (rc < 0)
                 return rc;
-        if (!session_is_live(&info, a->now))
+        if (a->slide ? info.expires_at <= a->now : !session_is_live(&info, a->now))
                 return -ENOENT;
         if (a->now <= info.last_seen_at)
                 return 0; /* never move backwards */
@@ -904,6 +1318,80 @@ int store_session_touch_many(store *s, const uint8_t (*keys)[STORE_KEY_SIZE], co
         return store_write(s, touch_many_txn, &a);
 }
 
+struct slide_chunk_args {
+        const struct slide_set *set;
+        size_t start, end, written;
+};
+
+/* Writes up to SLIDE_CHUNK slides from set->slots[start]: a bound on the
+ * pages one transaction dirties, however many slides wait. It may run more
+ * than once (map growth): a slide written twice is written once. */
+static int slide_chunk_txn(store *s, MDB_txn *txn, void *userdata) {
+        struct slide_chunk_args *a = userdata;
+        size_t i, done = 0;
+
+        for (i = a->start; i < a->set->cap && done < SLIDE_CHUNK; i++) {
+                const struct slide *sl = &a->set->slots[i];
+                struct touch_args t = { .key = sl->key, .now = sl->now, .slide = true };
+                int r;
+
+                if (sl->now == INT64_MIN)
+                        continue;
+                r = touch_txn(s, txn, &t);
+                /* A session that went meanwhile has nothing to slide. */
+                if (r < 0 && r != -ENOENT)
+                        return r;
+                done++;
+        }
+        a->end = i;
+        a->written = done;
+        return 0;
+}
+
+int store_session_flush_slides(store *s, size_t *ret_written) {
+        size_t i = 0, written = 0;
+        int r = 0;
+
+        assert_return(s, -EINVAL);
+
+        pthread_mutex_lock(&s->flush_lock);
+
+        /* Readers keep seeing the slides in `flushing` until they are
+         * written; new ones gather in `pending` meanwhile. */
+        pthread_mutex_lock(&s->slide_lock);
+        s->flushing = s->pending;
+        s->pending = (struct slide_set) {};
+        pthread_mutex_unlock(&s->slide_lock);
+
+        while (i < s->flushing.cap) {
+                struct slide_chunk_args a = { .set = &s->flushing, .start = i };
+
+                r = store_write(s, slide_chunk_txn, &a);
+                if (r < 0)
+                        break;
+                i = a.end;
+                written += a.written;
+        }
+
+        pthread_mutex_lock(&s->slide_lock);
+        if (r < 0)
+                /* Not written: back to pending for the next flush (merged
+                 * with any newer slide of the same session). */
+                for (; i < s->flushing.cap; i++)
+                        if (s->flushing.slots[i].now != INT64_MIN)
+                                (void) slide_set_put(&s->pending, s->flushing.slots[i].key,
+                                                     s->flushing.slots[i].now);
+        slide_set_wipe(&s->flushing);
+        atomic_store(&s->n_slides, s->pending.n);
+        pthread_mutex_unlock(&s->slide_lock);
+
+        pthread_mutex_unlock(&s->flush_lock);
+
+        if (ret_written)
+                *ret_written = written;
+        return r;
+}
+
 static int delete_txn(store *s, MDB_txn *txn, void *userdata) {
         return session_remove(s, txn, userdata);
 }
@@ -979,7 +1467,7 @@ static int revoke_user_txn(store *s, MDB_txn *txn, void *userdata) {
                 if (rc != 0)
                         return lmdb_status(rc);
                 if (v.mv_size != STORE_KEY_SIZE)
-                        return -EIO;
+                        return -EUCLEAN;
                 memcpy(key, v.mv_data, sizeof key);
 
                 r = session_remove(s, txn, key);
@@ -1060,7 +1548,7 @@ int store_session_list(store *s, const char *user, const char *service, int64_t 
                         struct session_info info;
 
                         if (v.mv_size != STORE_KEY_SIZE) {
-                                r = -EIO;
+                                r = -EUCLEAN;
                                 goto finish;
                         }
                         r = session_lookup(s, txn, v.mv_data, &info);
@@ -1068,6 +1556,7 @@ int store_session_list(store *s, const char *user, const char *service, int64_t 
                                 continue;
                         if (r < 0)
                                 goto finish;
+                        slide_apply(s, v.mv_data, &info);
                         r = list_one(&info, service, now, fn, userdata);
                         if (r != 0)
                                 goto finish;
@@ -1076,9 +1565,14 @@ int store_session_list(store *s, const char *user, const char *service, int64_t 
                 for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
                         struct session_info info;
 
+                        if (k.mv_size != STORE_KEY_SIZE) {
+                                r = -EUCLEAN;
+                                goto finish;
+                        }
                         r = record_decode(&v, &info);
                         if (r < 0)
                                 goto finish;
+                        slide_apply(s, k.mv_data, &info);
                         r = list_one(&info, service, now, fn, userdata);
                         if (r != 0)
                                 goto finish;
@@ -1122,12 +1616,35 @@ static int sweep_txn(store *s, MDB_txn *txn, void *userdata) {
                         break;
                 }
                 if (k.mv_size != EXPIRY_KEY_SIZE) {
-                        r = -EIO;
+                        r = -EUCLEAN;
                         break;
                 }
                 if (expiry_key_time(k.mv_data) > a->now)
                         break;
                 memcpy(key, (const uint8_t *) k.mv_data + 8, sizeof key);
+
+                /* A slide not yet written may keep it alive: write that
+                 * slide now (its expiry entry moves past `now`) rather
+                 * than delete a session a validate reported live. */
+                int64_t t = slide_get(s, key);
+                if (t != INT64_MIN) {
+                        struct session_info info;
+
+                        r = session_lookup(s, txn, key, &info);
+                        if (r == 0 && t > info.last_seen_at) {
+                                info.last_seen_at = t;
+                                if (session_is_live(&info, a->now)) {
+                                        struct touch_args ta = { .key = key, .now = t, .slide = true };
+
+                                        r = touch_txn(s, txn, &ta);
+                                        if (r < 0)
+                                                break;
+                                        continue;
+                                }
+                        }
+                        if (r < 0 && r != -ENOENT)
+                                break;
+                }
 
                 r = session_remove(s, txn, key);
                 if (r == -ENOENT) {

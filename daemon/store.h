@@ -18,6 +18,9 @@
  *   -ENOENT   no such session / key (also: expired)
  *   -EEXIST   key or handle already present
  *   -ENOSPC   the disk is full (the map grows by itself; this is the disk)
+ *   -EUCLEAN  the store is damaged: a page or record is not what it should
+ *             be (LMDB's MDB_CORRUPTED, MDB_PAGE_NOTFOUND, a malformed
+ *             record, ...). Callers answer `internal` and log "store damaged".
  *   -EIO      LMDB failed otherwise (logged once by the caller)
  *   -EINVAL   a bad argument
  *   -ENOMEM
@@ -77,8 +80,9 @@ struct store_stats {
 };
 
 /* Opens (creating when absent) the environment in `dir`, which must exist,
- * be owned by the current uid and not be writable by others (-EPERM
- * otherwise). A file that is not an LMDB environment of this layout version
+ * be owned by the current uid, and, like every entry in it, give group and
+ * others no access (-EPERM otherwise); the store's files may not be links
+ * (-ELOOP). A file that is not an LMDB environment of this layout version
  * gives -EINVAL. Clears stale reader slots. */
 int store_open(const char *dir, store **ret);
 void store_close(store *s); /* NULL is fine */
@@ -94,6 +98,24 @@ int store_session_get(store *s, const uint8_t key[STORE_KEY_SIZE], int64_t now, 
 
 /* The same by handle (for token `sid` checks and admin ops). */
 int store_session_get_by_handle(store *s, const char *handle, int64_t now, session_fn fn, void *userdata);
+
+/* Records that a live session was seen at `now`, to be written later by
+ * store_session_flush_slides(). Slides are merged by key (the latest
+ * wins), so memory is bounded by the number of sessions slid, and none is
+ * dropped. Until it is written, a slide counts everywhere: the get, list
+ * and by-handle functions report last_seen_at including it and judge
+ * expiry by it, and store_sweep() writes it instead of removing the
+ * session. 0 or -ENOMEM (the slide is then not recorded). */
+int store_session_slide(store *s, const uint8_t key[STORE_KEY_SIZE], int64_t now);
+
+/* Writes every slide recorded so far, in transactions of a bounded size
+ * (one sync each). Slides recorded meanwhile wait for the next flush. On
+ * failure the slides not written stay recorded. *ret_written (may be NULL)
+ * gets how many were written. store_close() flushes what is left. */
+int store_session_flush_slides(store *s, size_t *ret_written);
+
+/* How many slides are recorded and not yet being written. */
+size_t store_session_slides_pending(store *s);
 
 /* Persists last_seen_at = now for a live session (slides the idle expiry;
  * never past expires_at). -ENOENT if it is gone or expired. */
@@ -141,6 +163,30 @@ struct store_options {
 /* store_open() with options (opts may be NULL: the same as store_open()).
  * Same errors as store_open(). */
 int store_open_with_options(const char *dir, const struct store_options *opts, store **ret);
+
+/* store_open_with_options(), which also refuses, before LMDB reads a page:
+ *   -EPERM    the state folder or any entry in it is not the caller's, or
+ *             group or others have any access to it;
+ *   -ELOOP    sessions.mdb or sessions.mdb-lock is a symbolic link;
+ *   -EUCLEAN  sessions.mdb is shorter than its meta pages say (cut short:
+ *             reading it would fault with SIGBUS).
+ * On failure, when ret_problem is not NULL, *ret_problem gets one line that
+ * names the file and what to do (malloc'd; the caller frees it), or NULL
+ * when there is nothing to add to the errno. */
+int store_open_checked(const char *dir, const struct store_options *opts, store **ret, char **ret_problem);
+
+/* The exit status of a process whose store failed under a read: see
+ * store_catch_faults(). */
+#define STORE_EXIT_FAULT 74
+
+/* Makes a SIGBUS on this store's map (its file was cut short while mapped,
+ * or the disk failed) write one line to stderr, naming the file, and end
+ * the process with _exit(STORE_EXIT_FAULT) rather than die silently by the
+ * signal: a service manager then logs the status and restarts it, and the
+ * restart's store_open_checked() says what is wrong. Process-wide, for one
+ * store at a time (the last one given); store_close() undoes it. A SIGBUS
+ * outside the store keeps its default action. 0 or a negative errno. */
+int store_catch_faults(store *s);
 
 /* Walks every database in one read transaction and checks that each session
  * record decodes and has exactly its handle, user and expiry index entries,
