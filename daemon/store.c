@@ -113,6 +113,7 @@ struct store {
         size_t n_pool;
 
         atomic_uint_fast64_t readers_cleared;
+        atomic_bool damaged; /* an -EUCLEAN was seen: writes are refused */
 
         /* Slides recorded by store_session_slide(): `pending` takes new
          * ones; `flushing` holds those a flush is writing. Both count for
@@ -156,6 +157,9 @@ static int lmdb_status(int rc) {
         case MDB_INVALID:
         case MDB_BAD_VALSIZE:
         case MDB_INCOMPATIBLE:
+        case MDB_PAGE_FULL:   /* "internal error": a node larger than its page says */
+        case EINVAL:          /* every argument was checked before: LMDB met a page it cannot use */
+        case MDB_CURSOR_FULL: /* a tree deeper than any LMDB builds */
                 return -EUCLEAN;
         default:
                 return -EIO;
@@ -237,9 +241,64 @@ static void record_encode(uint8_t *p, const struct session_info *info, const cha
         memcpy(q, claims, claims_len + 1);
 }
 
+/* Whether s[0..n) is UTF-8 without NUL (what every writer stored). */
+static bool text_valid(const char *s, size_t n) {
+        const uint8_t *p = (const uint8_t *) s, *end = p + n;
+
+        while (p < end) {
+                size_t k;
+                uint32_t c;
+
+                if (*p == 0)
+                        return false;
+                if (*p < 0x80) {
+                        p++;
+                        continue;
+                }
+                if ((*p & 0xE0) == 0xC0)
+                        k = 1, c = *p & 0x1F;
+                else if ((*p & 0xF0) == 0xE0)
+                        k = 2, c = *p & 0x0F;
+                else if ((*p & 0xF8) == 0xF0)
+                        k = 3, c = *p & 0x07;
+                else
+                        return false;
+                if ((size_t) (end - p) <= k)
+                        return false;
+                for (size_t i = 1; i <= k; i++) {
+                        if ((p[i] & 0xC0) != 0x80)
+                                return false;
+                        c = (c << 6) | (p[i] & 0x3F);
+                }
+                if ((k == 1 && c < 0x80) || (k == 2 && c < 0x800) || (k == 3 && (c < 0x10000 || c > 0x10FFFF)) ||
+                    (c >= 0xD800 && c <= 0xDFFF))
+                        return false;
+                p += k + 1;
+        }
+        return true;
+}
+
+static bool handle_chars_valid(const char *h) {
+        for (size_t i = 0; i < STORE_HANDLE_LEN; i++)
+                if (!((h[i] >= 'a' && h[i] <= 'z') || (h[i] >= 'A' && h[i] <= 'Z') || (h[i] >= '0' && h[i] <= '9') ||
+                      h[i] == '-' || h[i] == '_'))
+                        return false;
+        return true;
+}
+
+/* A decoded record whose texts are not what any writer stored (a flipped
+ * bit) is damage, caught here rather than as a failure to turn it into
+ * JSON later. */
+static int record_check_text(const struct session_info *info, size_t user_len, size_t service_len) {
+        if (user_len == 0 || !text_valid(info->user, user_len) || !text_valid(info->service, service_len) ||
+            !handle_chars_valid(info->handle))
+                return -EUCLEAN;
+        return 0;
+}
+
 /* Fills *ret with pointers into `v` (borrowed for the life of the
- * transaction and until the next write to the page). -EIO if the record is
- * malformed. */
+ * transaction and until the next write to the page). -EUCLEAN if the
+ * record is malformed. */
 static int record_decode(const MDB_val *v, struct session_info *ret) {
         const uint8_t *p = v->mv_data;
 
@@ -267,7 +326,7 @@ static int record_decode(const MDB_val *v, struct session_info *ret) {
         ret->last_seen_at = get_i64(p + 22);
         ret->expires_at = get_i64(p + 30);
         ret->idle_timeout = get_i64(p + 38);
-        return 0;
+        return record_check_text(ret, user_len, service_len);
 }
 
 static bool session_is_live(const struct session_info *info, int64_t now) {
@@ -280,8 +339,10 @@ static bool session_is_live(const struct session_info *info, int64_t now) {
  * mapped, or the disk failed under it) faults with SIGBUS on first read. The
  * handler turns that into one line on stderr and _exit(STORE_EXIT_FAULT):
  * only async-signal-safe calls, with the line written in advance. A fault
- * counts as the store's when its address is in the map, or when the thread
- * was inside one of the store's transactions. */
+ * (SIGBUS, SIGSEGV, or SIGABRT from the C library) counts as the store's
+ * when its address is in the map (not for SIGABRT),
+ * or when the thread was inside LMDB in one of the store's transactions
+ * (not in a caller's callback). Any other keeps its default action. */
 static atomic_uintptr_t fault_map_start, fault_map_end;
 static store *_Atomic fault_store;
 static char fault_line[PATH_MAX + 512];
@@ -291,7 +352,11 @@ static _Thread_local volatile sig_atomic_t in_txn;
 static void store_fault_handler(int sig, siginfo_t *si, void *ucontext) {
         uintptr_t a = (uintptr_t) si->si_addr;
 
-        if (in_txn > 0 || (a >= atomic_load(&fault_map_start) && a < atomic_load(&fault_map_end))) {
+        /* LMDB trusts the page numbers and sizes in the pages: a damaged
+         * one can point past the map as well (SIGSEGV), or make it copy
+         * past a buffer, which the C library reports by abort(). */
+        if (in_txn > 0 ||
+            (sig != SIGABRT && a >= atomic_load(&fault_map_start) && a < atomic_load(&fault_map_end))) {
                 ssize_t n = write(STDERR_FILENO, fault_line, fault_line_len);
                 (void) n;
                 _exit(STORE_EXIT_FAULT);
@@ -319,6 +384,14 @@ static void store_fault_forget(store *s) {
         }
 }
 
+/* LMDB calls this where it would abort() on an inconsistency it found in
+ * the pages (a damaged file): the same logged exit as a fault. */
+static void store_assert(MDB_env *env, const char *msg) {
+        ssize_t n = write(STDERR_FILENO, fault_line, fault_line_len);
+        (void) n;
+        _exit(STORE_EXIT_FAULT);
+}
+
 int store_catch_faults(store *s) {
         struct sigaction sa = { .sa_sigaction = store_fault_handler, .sa_flags = SA_SIGINFO };
         bool journal = getenv("JOURNAL_STREAM") || getenv("INVOCATION_ID");
@@ -327,9 +400,10 @@ int store_catch_faults(store *s) {
         assert_return(s, -EINVAL);
 
         n = snprintf(fault_line, sizeof fault_line,
-                     "%sthe session store %s failed under a read (SIGBUS: the file was cut short, or the disk "
-                     "failed): store damaged; exiting with status %d. If it happens again at start, restore it "
-                     "from a backup (see \"State: back up and restore\" in docs/OPERATIONS.md)\n",
+                     "%sstore damaged: the session store %s failed under latchd (a page past the end of the "
+                     "file: it was cut short, or the disk failed; or pages LMDB found inconsistent); exiting "
+                     "with status %d. If a restart refuses it, restore it from a backup (see \"State: back up "
+                     "and restore\" in docs/OPERATIONS.md)\n",
                      journal ? "<2>" : "latchd[crit]: ", s->path, STORE_EXIT_FAULT);
         if (n < 0)
                 return -EIO;
@@ -337,10 +411,23 @@ int store_catch_faults(store *s) {
 
         atomic_store(&fault_store, s);
         store_fault_track(s);
+        (void) mdb_env_set_assert(s->env, store_assert);
         sigemptyset(&sa.sa_mask);
-        if (sigaction(SIGBUS, &sa, NULL) < 0)
+        if (sigaction(SIGBUS, &sa, NULL) < 0 || sigaction(SIGSEGV, &sa, NULL) < 0 ||
+            sigaction(SIGABRT, &sa, NULL) < 0)
                 return negative_errno();
         return 0;
+}
+
+/* Runs a caller's session_fn: its code is not the store's, so a fault in
+ * it is not counted as the store's. */
+static int callback(session_fn fn, void *userdata, const struct session_info *info) {
+        int r;
+
+        in_txn--;
+        r = fn(userdata, info);
+        in_txn++;
+        return r;
 }
 
 /* ---- pending slides ---- */
@@ -454,6 +541,14 @@ size_t store_session_slides_pending(store *s) {
 }
 
 /* ---- transactions ---- */
+
+/* Notes damage on its way out of a public function. */
+static int store_result(store *s, int r) {
+        if (r == -EUCLEAN)
+                atomic_store(&s->damaged, true);
+        return r;
+}
+
 
 /* Aborts every pooled read transaction. Called with map_lock held
  * exclusively, or when closing. */
@@ -578,7 +673,18 @@ static void read_end(store *s, MDB_txn *txn) {
  * transaction is aborted, the map doubled and the body run again. */
 typedef int (*write_fn)(store *s, MDB_txn *txn, void *userdata);
 
+static int store_write_once(store *s, write_fn fn, void *userdata);
+
+/* Once damage was seen, no more writes: LMDB would follow the damaged
+ * pages to write, and copying by their sizes can overrun its buffers. Reads
+ * go on (they only read; a fault in them is caught). */
 static int store_write(store *s, write_fn fn, void *userdata) {
+        if (atomic_load(&s->damaged))
+                return -EUCLEAN;
+        return store_result(s, store_write_once(s, fn, userdata));
+}
+
+static int store_write_once(store *s, write_fn fn, void *userdata) {
         for (;;) {
                 MDB_txn *txn;
                 size_t seen;
@@ -1160,10 +1266,10 @@ int store_session_get(store *s, const uint8_t key[STORE_KEY_SIZE], int64_t now, 
         if (r == 0 && !session_is_live(&info, now))
                 r = -ENOENT;
         if (r == 0)
-                r = fn(userdata, &info);
+                r = callback(fn, userdata, &info);
 
         read_end(s, txn);
-        return r;
+        return store_result(s, r);
 }
 
 static int handle_lookup(store *s, MDB_txn *txn, const char *handle, uint8_t ret_key[STORE_KEY_SIZE]) {
@@ -1207,10 +1313,10 @@ int store_session_get_by_handle(store *s, const char *handle, int64_t now, sessi
         if (r == 0 && !session_is_live(&info, now))
                 r = -ENOENT;
         if (r == 0)
-                r = fn(userdata, &info);
+                r = callback(fn, userdata, &info);
 
         read_end(s, txn);
-        return r;
+        return store_result(s, r);
 }
 
 struct touch_args {
@@ -1516,7 +1622,7 @@ static int list_one(const struct session_info *info, const char *service, int64_
                 return 0;
         if (service && !streq(service, info->service))
                 return 0;
-        return fn(userdata, info);
+        return callback(fn, userdata, info);
 }
 
 int store_session_list(store *s, const char *user, const char *service, int64_t now, session_fn fn,
@@ -1584,7 +1690,7 @@ finish:
         if (c)
                 mdb_cursor_close(c);
         read_end(s, txn);
-        return r;
+        return store_result(s, r);
 }
 
 struct sweep_args {
@@ -1796,7 +1902,7 @@ finish:
         if (c)
                 mdb_cursor_close(c);
         read_end(s, txn);
-        return r;
+        return store_result(s, r);
 }
 
 /* ---- plugin key-value storage ---- */
@@ -1846,7 +1952,7 @@ int store_kv_get(store *s, const char *ns, const void *key, size_t keylen, void 
                 r = 0;
         }
         read_end(s, txn);
-        return r;
+        return store_result(s, r);
 }
 
 struct kv_update_args {
@@ -1868,7 +1974,9 @@ static int kv_update_txn(store *s, MDB_txn *txn, void *userdata) {
         else if (rc != 0)
                 return lmdb_status(rc);
 
+        in_txn--; /* the plugin's code, not the store's */
         r = a->fn(a->userdata, v.mv_size > 0 ? v.mv_data : NULL, v.mv_size, newbuf, &newlen);
+        in_txn++;
         if (r < 0)
                 /* Keep the plugin's errno, but never let it pose as one of
                  * the MDB codes store_write() acts on. */
