@@ -286,12 +286,170 @@ static bool handle_chars_valid(const char *h) {
         return true;
 }
 
+/* A syntax check of JSON text, without allocating: claims kept canonical
+ * are copied into replies as they are, so a flipped bit in them would make
+ * a frame that is not JSON. Depth is bounded like the writer's. */
+struct jscan {
+        const char *p, *end;
+        unsigned depth;
+};
+
+static void js_ws(struct jscan *j) {
+        while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+                j->p++;
+}
+
+static bool js_lit(struct jscan *j, const char *lit) {
+        size_t n = strlen(lit);
+
+        if ((size_t) (j->end - j->p) < n || memcmp(j->p, lit, n) != 0)
+                return false;
+        j->p += n;
+        return true;
+}
+
+static bool js_string(struct jscan *j) {
+        if (j->p >= j->end || *j->p != '"')
+                return false;
+        for (j->p++; j->p < j->end; j->p++) {
+                unsigned char c = (unsigned char) *j->p;
+
+                if (c == '"') {
+                        j->p++;
+                        return true;
+                }
+                if (c < 0x20)
+                        return false;
+                if (c == '\\') {
+                        if (++j->p >= j->end)
+                                return false;
+                        if (*j->p == 'u') {
+                                for (int i = 0; i < 4; i++) {
+                                        char h = ++j->p < j->end ? *j->p : 0;
+                                        if (!((h >= '0' && h <= '9') || (h >= 'a' && h <= 'f') || (h >= 'A' && h <= 'F')))
+                                                return false;
+                                }
+                        } else if (!strchr("\"\\/bfnrt", *j->p) || *j->p == '\0')
+                                return false;
+                }
+        }
+        return false;
+}
+
+static bool js_number(struct jscan *j) {
+        const char *start = j->p;
+
+        if (j->p < j->end && *j->p == '-')
+                j->p++;
+        if (j->p >= j->end || *j->p < '0' || *j->p > '9')
+                return false;
+        if (*j->p == '0')
+                j->p++;
+        else
+                while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
+                        j->p++;
+        if (j->p < j->end && *j->p == '.') {
+                j->p++;
+                if (j->p >= j->end || *j->p < '0' || *j->p > '9')
+                        return false;
+                while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
+                        j->p++;
+        }
+        if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+                j->p++;
+                if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
+                        j->p++;
+                if (j->p >= j->end || *j->p < '0' || *j->p > '9')
+                        return false;
+                while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
+                        j->p++;
+        }
+        return j->p > start;
+}
+
+static bool js_value(struct jscan *j);
+
+static bool js_container(struct jscan *j, char open, char close) {
+        bool object = open == '{';
+
+        if (j->p >= j->end || *j->p != open || ++j->depth > 64)
+                return false;
+        j->p++;
+        js_ws(j);
+        if (j->p < j->end && *j->p == close) {
+                j->p++;
+                j->depth--;
+                return true;
+        }
+        for (;;) {
+                if (object) {
+                        if (!js_string(j))
+                                return false;
+                        js_ws(j);
+                        if (j->p >= j->end || *j->p != ':')
+                                return false;
+                        j->p++;
+                }
+                if (!js_value(j))
+                        return false;
+                js_ws(j);
+                if (j->p < j->end && *j->p == ',') {
+                        j->p++;
+                        js_ws(j);
+                        continue;
+                }
+                if (j->p < j->end && *j->p == close) {
+                        j->p++;
+                        j->depth--;
+                        return true;
+                }
+                return false;
+        }
+}
+
+static bool js_value(struct jscan *j) {
+        js_ws(j);
+        if (j->p >= j->end)
+                return false;
+        switch (*j->p) {
+        case '{':
+                return js_container(j, '{', '}');
+        case '[':
+                return js_container(j, '[', ']');
+        case '"':
+                return js_string(j);
+        case 't':
+                return js_lit(j, "true");
+        case 'f':
+                return js_lit(j, "false");
+        case 'n':
+                return js_lit(j, "null");
+        default:
+                return js_number(j);
+        }
+}
+
+static bool json_object_text_valid(const char *s, size_t n) {
+        struct jscan j = { .p = s, .end = s + n };
+
+        if (!text_valid(s, n))
+                return false;
+        js_ws(&j);
+        if (j.p >= j.end || *j.p != '{' || !js_value(&j))
+                return false;
+        js_ws(&j);
+        return j.p == j.end;
+}
+
 /* A decoded record whose texts are not what any writer stored (a flipped
  * bit) is damage, caught here rather than as a failure to turn it into
  * JSON later. */
-static int record_check_text(const struct session_info *info, size_t user_len, size_t service_len) {
+static int record_check_text(const struct session_info *info, size_t user_len, size_t service_len,
+                             size_t claims_len) {
         if (user_len == 0 || !text_valid(info->user, user_len) || !text_valid(info->service, service_len) ||
             !handle_chars_valid(info->handle))
+                return -EUCLEAN;
+        if (info->claims_canonical && !json_object_text_valid(info->claims_json, claims_len))
                 return -EUCLEAN;
         return 0;
 }
@@ -326,7 +484,7 @@ static int record_decode(const MDB_val *v, struct session_info *ret) {
         ret->last_seen_at = get_i64(p + 22);
         ret->expires_at = get_i64(p + 30);
         ret->idle_timeout = get_i64(p + 38);
-        return record_check_text(ret, user_len, service_len);
+        return record_check_text(ret, user_len, service_len, claims_len);
 }
 
 static bool session_is_live(const struct session_info *info, int64_t now) {
