@@ -535,6 +535,11 @@ static void fast_verify(struct conn *c, const struct fp_request *q) {
         const char *sid = json_string_value(json_object_get(claims, "sid"));
         bool live = false;
         int k = sid ? store_session_get_by_handle(d->store, sid, opts.now, fast_session_exists, &live) : -ENOENT;
+        if (k == -EUCLEAN) {
+                ops_log_store_damaged("verify", k);
+                fast_error(c, &q->id, index, STAT_ERR_INTERNAL, "internal", "the session store is damaged");
+                goto done;
+        }
         if (k < 0 && k != -ENOENT) {
                 fast_error(c, &q->id, index, STAT_ERR_UNAVAILABLE, "unavailable",
                            "the session store failed; try again later");
