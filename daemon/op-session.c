@@ -20,6 +20,7 @@
 #include "ops-common.h"
 #include "session.h"
 #include "store.h"
+#include "wire.h"
 #include "workqueue.h"
 
 #define LIST_MAX 10000
@@ -274,6 +275,10 @@ static int list_one(void *userdata, const struct session_info *s) {
                 l->truncated = true;
                 return 1;
         }
+        /* A name that is not UTF-8 (a plugin may map a user to any bytes)
+         * cannot go into JSON: say so, not "out of memory". */
+        if (!wire_utf8_valid(s->user, strlen(s->user)) || !wire_utf8_valid(s->service, strlen(s->service)))
+                return -EILSEQ;
         json_t *o = session_to_json(s, session_idle_expires_at(s), false);
         if (!o || json_array_append_new(l->array, o) < 0)
                 return -ENOMEM;
@@ -297,6 +302,12 @@ void op_sessions_list(struct request *r) {
                 return;
         }
         int k = store_session_list(d->store, user, service, daemon_now(), list_one, &l);
+        if (k == -EILSEQ) {
+                json_decref(l.array);
+                log_msg(LOG_ERR, "sessions.list: a stored session's user or service name is not UTF-8");
+                reply_error(r, "internal", "a session's user or service name is not UTF-8");
+                return;
+        }
         if (k < 0) {
                 json_decref(l.array);
                 ops_reply_store_error(r, "sessions.list", k);

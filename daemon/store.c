@@ -241,7 +241,7 @@ static void record_encode(uint8_t *p, const struct session_info *info, const cha
         memcpy(q, claims, claims_len + 1);
 }
 
-/* Whether s[0..n) is UTF-8 without NUL (what every writer stored). */
+/* Whether s[0..n) is UTF-8 without NUL. */
 static bool text_valid(const char *s, size_t n) {
         const uint8_t *p = (const uint8_t *) s, *end = p + n;
 
@@ -442,11 +442,13 @@ static bool json_object_text_valid(const char *s, size_t n) {
 }
 
 /* A decoded record whose texts are not what any writer stored (a flipped
- * bit) is damage, caught here rather than as a failure to turn it into
- * JSON later. */
+ * bit) is damage, caught here rather than as a reply that is not JSON
+ * later. */
 static int record_check_text(const struct session_info *info, size_t user_len, size_t service_len,
                              size_t claims_len) {
-        if (user_len == 0 || !text_valid(info->user, user_len) || !text_valid(info->service, service_len) ||
+        /* User and service names need not be UTF-8 (a plugin may map a
+         * user to any bytes), but never hold a NUL. */
+        if (user_len == 0 || memchr(info->user, '\0', user_len) || memchr(info->service, '\0', service_len) ||
             !handle_chars_valid(info->handle))
                 return -EUCLEAN;
         if (info->claims_canonical && !json_object_text_valid(info->claims_json, claims_len))
