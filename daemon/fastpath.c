@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The fast path of validate and token: see fastpath.h for what it accepts.
+ * The fast path of validate, token and verify: see fastpath.h for what it
+ * accepts.
  *
  * Why it exists: through Jansson, a validate is three trees built, walked
  * and freed (the request, the reply, the stored claims parsed again) and
@@ -31,9 +32,9 @@
 #include "dispatch.h"
 #include "fastpath.h"
 #include "frame.h"
+#include "jsonw.h"
 #include "jwt.h"
 #include "keys.h"
-#include "jsonw.h"
 #include "log.h"
 #include "ops-common.h"
 #include "session.h"
