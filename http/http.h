@@ -10,6 +10,7 @@
 #include <microhttpd.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "conf.h"
 #include "latch/latch.h"
@@ -72,6 +73,10 @@ enum MHD_Result route_jwks(struct http_request *r);
  * argument is escaped.
  */
 char *http_login_page(const char *title, const char *rd, const char *csrf, const char *error, const char *user);
+
+/* Binds and listens on a Unix socket at `path` (replacing a stale one)
+ * with permissions `mode` (server.c). Returns the fd or a negative errno. */
+int http_listen_unix(const char *path, mode_t mode);
 
 /* /metrics (metrics.c): binds metrics_listen and serves it on a thread of
  * its own. Returns 0 and the daemon, which owns the listening socket (and

@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -33,31 +31,6 @@ static void help(void) {
                "  --check-config    read the settings and exit 0 (good) or 1\n"
                "  --version         print the version\n"
                "  --help            this text\n");
-}
-
-/* Binds and listens on the Unix socket at `path`, replacing a stale one. */
-static int listen_unix(const char *path) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        _cleanup_close_ int fd = -1;
-
-        if (strlen(path) >= sizeof sa.sun_path)
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return negative_errno();
-        if (unlink(path) < 0 && errno != ENOENT)
-                return negative_errno();
-        if (bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0)
-                return negative_errno();
-        /* The proxy (nginx's workers) connects as another user; the
-         * folder's permissions say who may reach the socket. */
-        if (chmod(path, 0666) < 0 || listen(fd, SOMAXCONN) < 0) {
-                int r = negative_errno();
-                unlink(path);
-                return r;
-        }
-        return TAKE_FD(fd);
 }
 
 int main(int argc, char **argv) {
@@ -135,7 +108,9 @@ int main(int argc, char **argv) {
                         return 1;
                 }
         } else {
-                fd = listen_unix(c.listen);
+                /* The proxy (nginx's workers) connects as another user;
+                 * the folder's permissions say who may reach the socket. */
+                fd = http_listen_unix(c.listen, 0666);
                 if (fd < 0) {
                         fprintf(stderr, "latch-http: cannot listen on %s: %s\n", c.listen, strerror(-fd));
                         return 1;

@@ -15,8 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "http.h"
@@ -64,27 +62,6 @@ static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *conn, const 
                                               text));
 }
 
-static int listen_unix_socket(const char *path) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        _cleanup_close_ int fd = -1;
-
-        if (strlen(path) >= sizeof sa.sun_path)
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return negative_errno();
-        if (unlink(path) < 0 && errno != ENOENT)
-                return negative_errno();
-        /* Mode 0660 from the umask: the folder and group say who scrapes. */
-        mode_t old = umask(0117);
-        int r = bind(fd, (struct sockaddr *) &sa, sizeof sa);
-        umask(old);
-        if (r < 0 || listen(fd, 16) < 0)
-                return negative_errno();
-        return TAKE_FD(fd);
-}
-
 static int listen_loopback(const char *value) {
         const char *colon = strrchr(value, ':');
         unsigned port = (unsigned) strtoul(colon + 1, NULL, 10);
@@ -121,7 +98,10 @@ static int listen_loopback(const char *value) {
 }
 
 int http_metrics_start(const struct http_config *c, struct MHD_Daemon **ret) {
-        int fd = c->metrics_listen[0] == '/' ? listen_unix_socket(c->metrics_listen) : listen_loopback(c->metrics_listen);
+        /* Mode 0660 for a Unix socket: the folder and the group say who
+         * scrapes. */
+        int fd = c->metrics_listen[0] == '/' ? http_listen_unix(c->metrics_listen, 0660)
+                                             : listen_loopback(c->metrics_listen);
         if (fd < 0)
                 return fd;
         struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,

@@ -11,6 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "http.h"
 #include "macro.h"
@@ -19,6 +23,33 @@
 /* Long enough for latchd's failure backoff (throttle max_delay, 15 s by
  * default) and a slow PAM backend. */
 #define LATCHD_TIMEOUT_MS 30000
+
+int http_listen_unix(const char *path, mode_t mode) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -1;
+
+        if (strlen(path) >= sizeof sa.sun_path)
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return negative_errno();
+        if (unlink(path) < 0 && errno != ENOENT)
+                return negative_errno();
+        /* Created with `mode` from the start, whatever the umask: no moment
+         * when more peers may connect than `mode` lets in. */
+        mode_t old = umask(0777 & ~mode);
+        int r = bind(fd, (struct sockaddr *) &sa, sizeof sa);
+        umask(old);
+        if (r < 0)
+                return negative_errno();
+        if (listen(fd, SOMAXCONN) < 0) {
+                r = negative_errno();
+                (void) unlink(path);
+                return r;
+        }
+        return TAKE_FD(fd);
+}
 
 static pthread_key_t client_key;
 static pthread_once_t client_key_once = PTHREAD_ONCE_INIT;

@@ -10,6 +10,7 @@ exactly what was asked."""
 
 import json
 import os
+import stat
 import re
 import shutil
 import socket
@@ -171,6 +172,8 @@ class Metrics(HttpTest):
         for listen in (f"127.0.0.1:{port}", sock):
             self.start_stack(nginx=False, http_conf=f"metrics_listen = {listen}\n")
             if listen == sock:
+                # Group-readable only, whatever latch-http's umask.
+                self.assertEqual(stat.S_IMODE(os.stat(sock).st_mode), 0o660)
                 base = ["--unix-socket", sock, "http://localhost"]
             else:
                 base = [f"http://127.0.0.1:{port}"]
