@@ -134,7 +134,8 @@ int print_status(const latch_reply *reply) {
         size_t i;
         json_t *s;
         json_array_foreach(services, i, s) {
-                printf("  %-16s auth: ", json_string_value(json_object_get(s, "name")));
+                const char *name = json_string_value(json_object_get(s, "name"));
+                printf("  %-16s auth: ", name ? name : "?");
                 print_plugins(json_object_get(s, "auth"));
                 fputs("; account: ", stdout);
                 print_plugins(json_object_get(s, "account"));
