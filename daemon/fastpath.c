@@ -497,6 +497,75 @@ static void fast_token(struct conn *c, const struct fp_request *q) {
 
 /* ---- verify ---- */
 
+/* Whether text, a JSON object Jansson has just parsed, is byte for byte
+ * what json_dumpb(JSON_COMPACT) writes for it: no white space, strings
+ * escaped exactly as Jansson escapes them, no real number (their text is
+ * Jansson's own "%.17g" business), no "-0". Tokens of ours always are
+ * (their claims are written so); anything unsure answers no, and the claims
+ * are written again instead. */
+static bool json_is_compact_canonical(const uint8_t *p, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                uint8_t c = p[i];
+                switch (c) {
+                case '{':
+                case '}':
+                case '[':
+                case ']':
+                case ':':
+                case ',':
+                        break;
+                case 't':
+                case 'n':
+                        if (n - i < 4)
+                                return false;
+                        i += 3; /* true, null: the parser saw them whole */
+                        break;
+                case 'f':
+                        if (n - i < 5)
+                                return false;
+                        i += 4;
+                        break;
+                case '"':
+                        for (i++; i < n && p[i] != '"'; i++) {
+                                if (p[i] < 0x20)
+                                        return false;
+                                if (p[i] != '\\')
+                                        continue;
+                                if (++i >= n)
+                                        return false;
+                                if (strchr("\"\\bfnrt", p[i]) && p[i] != '\0')
+                                        continue;
+                                /* \u00XX upper-case, only for a control
+                                 * character without a short form. */
+                                if (p[i] != 'u' || n - i < 5 || p[i + 1] != '0' || p[i + 2] != '0' ||
+                                    (p[i + 3] != '0' && p[i + 3] != '1') ||
+                                    !((p[i + 4] >= '0' && p[i + 4] <= '9') || (p[i + 4] >= 'A' && p[i + 4] <= 'F')))
+                                        return false;
+                                unsigned cp = (unsigned) (p[i + 3] - '0') * 16 +
+                                              (unsigned) (p[i + 4] <= '9' ? p[i + 4] - '0' : p[i + 4] - 'A' + 10);
+                                if (cp == 0 || cp == '\b' || cp == '\f' || cp == '\n' || cp == '\r' || cp == '\t')
+                                        return false;
+                                i += 4;
+                        }
+                        if (i >= n)
+                                return false;
+                        break;
+                case '-':
+                        if (i + 1 < n && p[i + 1] == '0')
+                                return false; /* -0 (or a real) */
+                        break;
+                default:
+                        if (c < '0' || c > '9')
+                                return false;
+                        while (i + 1 < n && p[i + 1] >= '0' && p[i + 1] <= '9')
+                                i++;
+                        if (i + 1 < n && (p[i + 1] == '.' || p[i + 1] == 'e' || p[i + 1] == 'E'))
+                                return false;
+                }
+        }
+        return true;
+}
+
 static int fast_session_exists(void *userdata, const struct session_info *s) {
         *(bool *) userdata = true;
         return 0;
@@ -550,11 +619,17 @@ static void fast_verify(struct conn *c, const struct fp_request *q) {
                 fast_error(c, &q->id, index, STAT_ERR_INVALID_TOKEN, "invalid_token", "the token's session has ended");
                 goto done;
         }
-        /* The claims as Jansson writes them: once, into a buffer on the
-         * stack (a token's claims fit unless escaping grows them past it),
-         * else a pass to size them first. */
+        /* The claims as Jansson writes them. A token of ours carries them
+         * so already: its payload, decoded again, is copied when it checks
+         * out. Else they are written once into a buffer on the stack, or in
+         * two passes when they do not fit. */
         char text[8192];
-        size_t n = json_dumpb(claims, text, sizeof text, JSON_COMPACT);
+        size_t n = 0;
+        const char *dot1 = memchr(q->token.p, '.', q->token.n);
+        const char *dot2 = dot1 ? memchr(dot1 + 1, '.', q->token.n - (size_t) (dot1 + 1 - q->token.p)) : NULL;
+        if (!dot2 || b64url_decode(dot1 + 1, (size_t) (dot2 - dot1 - 1), (uint8_t *) text, sizeof text, &n) != 0 ||
+            !json_is_compact_canonical((const uint8_t *) text, n))
+                n = json_dumpb(claims, text, sizeof text, JSON_COMPACT);
         if (n == 0) {
                 c->closing = true; /* as finish() does when it cannot write a reply */
                 goto done;

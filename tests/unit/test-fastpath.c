@@ -550,7 +550,7 @@ static char *issue_for(unsigned i, const char *audience) {
 }
 
 static void test_verify(void **state) {
-        char *tokens[10];
+        char *tokens[20];
         size_t nt = 0;
         unsigned before = answered;
         char req[10000];
@@ -572,6 +572,34 @@ static void test_verify(void **state) {
                 tokens[nt++] = issue_for(N_SESSIONS, NULL);
                 assert_true(session_id_key(ids[N_SESSIONS], key));
                 assert_int_equal(store_session_delete(d.store, key), 0);
+        }
+        /* Tokens of our key whose claims are not written as Jansson writes
+         * them: the reply must still be Jansson's. */
+        {
+                uint8_t key[STORE_KEY_SIZE];
+                struct copied c = { 0 };
+                /* Each after the registered claims; the first has a space. */
+                static const char *const odd[] = {
+                        " ",
+                        ",\"a\":-0",
+                        ",\"a\":1.50,\"b\":1E2",
+                        ",\"a\":\"\\u00e9\\/\\u001f\"",
+                        ",\"a\":\"\\u000a\\u001F\\u0041\"",
+                        ",\"a\":[true ,false,null]",
+                        ",\"a\":\"\\u001F\\n\\\"\",\"n\":-12", /* canonical: copied */
+                };
+                assert_true(session_id_key(ids[0], key));
+                assert_int_equal(store_session_get(d.store, key, 0, copy_session, &c), 1);
+                for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+                        char payload[512];
+                        int n = snprintf(payload, sizeof payload, "{\"iss\":\"%s\",\"exp\":%lld,\"sid\":\"%s\"%s}",
+                                         d.config->issuer, (long long) time(NULL) + 3600, c.s.handle, odd[i]);
+                        assert_int_equal(keyring_sign_payload(d.keys, d.config->algorithm, payload, (size_t) n,
+                                                              &tokens[nt]),
+                                         0);
+                        nt++;
+                }
+                free(c.buf);
         }
         static const char *const auds[] = { NULL, "null", "\"svc\"", "\"other\"", "\"nosuch\"", "7",
                                              "\"a\\u0062\"" };
