@@ -33,6 +33,13 @@ grep -q "^ExecStart=$LATCHD_BUILT\( \|\$\)" latchd.service || {
         echo "FAIL: latchd.service's ExecStart= is not $LATCHD_INSTALLED"; exit 1; }
 
 fail=0
+# A refusal to start (exit 1: bad config, damaged or unsafe store) must not
+# be restarted in a loop; a store that fails while running (exit 74) must be.
+if grep -qx 'RestartPreventExitStatus=1' latchd.service && grep -qx 'Restart=on-failure' latchd.service; then
+        echo "ok: latchd.service restarts on failure but not after exit 1"
+else
+        echo "FAIL: latchd.service must have Restart=on-failure and RestartPreventExitStatus=1"; fail=1
+fi
 echo "# systemd-analyze verify"
 units="latchd.socket latchd.service latch-pam-worker.socket"
 if [ -n "${WORKER_BUILT:-}" ]; then
