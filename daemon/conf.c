@@ -302,6 +302,10 @@ static int handle_daemon(struct parse *p, const char *name, const char *value) {
                 set_duration(p, &c->client_timeout, name, value, false);
                 return 0;
         }
+        if (streq(name, "conversation_timeout")) {
+                set_duration(p, &c->conversation_timeout, name, value, false);
+                return 0;
+        }
         diag(p, "unknown key '%s' in [daemon]", name);
         return 0;
 }
@@ -512,6 +516,7 @@ static int config_init_defaults(struct config *c) {
         c->max_connections = 1024;
         c->max_frame = 65536;
         c->client_timeout = 60;
+        c->conversation_timeout = 120;
         c->idle_timeout = 30 * 60;
         c->absolute_timeout = 8 * 3600;
         c->sweep_interval = 60;

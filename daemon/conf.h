@@ -53,6 +53,7 @@ struct config {
         unsigned max_connections;
         uint32_t max_frame;
         int64_t client_timeout;    /* seconds */
+        int64_t conversation_timeout; /* seconds: an unanswered challenge is forgotten */
 
         int64_t idle_timeout;
         int64_t absolute_timeout;

@@ -66,6 +66,8 @@ struct daemon {
         struct workqueue *pool;        /* pool threads ([daemon] workers): plugin stacks, hashing */
         struct workqueue *writer;      /* synced LMDB writes */
         struct throttle *throttle;
+        struct conversations *conversations; /* challenges waiting for `respond` (conversation.c) */
+        sd_event_source *conversation_timer;
 
         int listen_fd;
         bool socket_activated;

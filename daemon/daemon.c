@@ -14,7 +14,9 @@
 
 #include "config.h"
 #include "conn.h"
+#include "conversation.h"
 #include "daemon.h"
+#include "dispatch.h"
 #include "keys.h"
 #include "log.h"
 #include "plugin-host.h"
@@ -277,8 +279,23 @@ static int on_keys_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* Expired conversations end within a second of their deadline (a respond
+ * after it is refused at once, whatever the timer). */
+static int on_conversation_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct daemon *d = userdata;
+
+        (void) conversations_expire(d->conversations, now_usec());
+        (void) sd_event_source_set_time_relative(s, 1000000);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
+}
+
 static int daemon_start_timers(struct daemon *d) {
-        int r = sd_event_add_time_relative(d->event, &d->sweep_timer, CLOCK_MONOTONIC,
+        int r = sd_event_add_time_relative(d->event, &d->conversation_timer, CLOCK_MONOTONIC, 1000000, 100000,
+                                           on_conversation_timer, d);
+        if (r < 0)
+                return r;
+        r = sd_event_add_time_relative(d->event, &d->sweep_timer, CLOCK_MONOTONIC,
                                            (uint64_t) d->config->sweep_interval * 1000000, 1000000, on_sweep_timer, d);
         if (r < 0)
                 return r;
@@ -444,6 +461,9 @@ int daemon_new(const struct daemon_options *o, struct daemon **ret) {
         r = throttle_new(d->config->throttle, d->config->throttle_max_delay, &d->throttle);
         if (r < 0)
                 return log_errno(LOG_ERR, r, "cannot set up the throttle");
+        r = conversations_new(op_auth_conversation_end, &d->conversations);
+        if (r < 0)
+                return log_errno(LOG_ERR, r, "cannot set up the conversation table");
         /* Argon2id takes 64 MiB per hash: one per worker, and a bounded
          * queue past that, answered `unavailable` when full. */
         r = workqueue_new(d->event, "latchd-work", d->config->workers, d->config->workers * 64, 10, &d->pool);
@@ -509,6 +529,10 @@ void daemon_free(struct daemon *d) {
         }
         free(d->touches);
         server_close(d);
+        /* Waiting conversations hold requests and their stack set. */
+        conversations_free(d->conversations);
+        d->conversations = NULL;
+        d->conversation_timer = sd_event_source_disable_unref(d->conversation_timer);
         if (!d->pool) {
                 stackset_unref(d->stacks);
                 plugin_host_free(d->plugins);

@@ -13,6 +13,7 @@ const struct op ops[] = {
         { "hello", OP_ANYONE, op_hello },
         { "authenticate", OP_SERVICE, op_authenticate },
         { "login", OP_SERVICE, op_login },
+        { "respond", OP_SERVICE, op_respond },
         { "validate", OP_SERVICE, op_validate },
         { "logout", OP_SERVICE, op_logout },
         { "token", OP_SERVICE, op_token },

@@ -38,6 +38,11 @@ void op_reload(struct request *r);
 void op_plugin(struct request *r);
 void op_authenticate(struct request *r);
 void op_login(struct request *r);
+/* Continues the conversation of an authenticate or login (op-auth.c). */
+void op_respond(struct request *r);
+/* The conversation table's end callback (conversation.h) for the
+ * conversations op-auth.c starts. */
+void op_auth_conversation_end(void *payload, bool expired);
 void op_validate(struct request *r);
 void op_logout(struct request *r);
 void op_sessions_list(struct request *r);

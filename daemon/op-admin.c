@@ -5,6 +5,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "conversation.h"
 #include "daemon.h"
 #include "dispatch.h"
 #include "keys.h"
@@ -141,7 +142,7 @@ void op_stats(struct request *r) {
                         "delay_us", (json_int_t) s->throttle_delay_usec,
                         "keys", (json_int_t) throttle_size(d->throttle),
                 "conversations",
-                        "open", (json_int_t) 0,
+                        "open", (json_int_t) conversations_count(d->conversations),
                 "recent_errors",
                         "minutes", (json_int_t) STATS_RECENT_MINUTES,
                         "count", (json_int_t) stats_recent_errors(s, now),

@@ -3,12 +3,22 @@
  * authenticate and login: run the service's stack on the worker pool, then
  * (login) create the session in the same job, so that the answer `ok` means
  * the session is durable.
+ *
+ * Conversations: when a line asks (the stack returns LATCH_INCOMPLETE with
+ * prompts up), the job is parked in the conversation table (conversation.c)
+ * and the client gets a `challenge`; no thread waits. `respond` takes the
+ * job out (single use), hands the answers to the request and runs the same
+ * job again on the pool: the stack resumes at the line that asked. The
+ * throttle ticket lives across the steps, so the throttle and the plugins'
+ * outcome() see only the final result. A conversation that expires or is
+ * refused ends as a failure (LATCH_CONV_ERR) for them.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "conn.h"
+#include "conversation.h"
 #include "daemon.h"
 #include "dispatch.h"
 #include "log.h"
@@ -39,6 +49,9 @@ struct auth_job {
         int64_t idle_timeout;
         int64_t absolute_timeout;
         struct throttle_ticket ticket;
+        struct stack_auth_state state; /* where the stack waits for answers */
+        unsigned step;                 /* challenges sent so far */
+        char conversation[CONVERSATION_ID_LEN + 1];
 
         /* Filled by the worker. */
         int result;
@@ -71,7 +84,15 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct auth_job *, auth_job_free);
 static void auth_job_run(struct work *w) {
         struct auth_job *j = (struct auth_job *) w;
 
-        j->result = stack_authenticate(j->stack, j->lreq);
+        j->result = stack_authenticate_step(j->stack, j->lreq, &j->state);
+        if (j->result == LATCH_INCOMPLETE) {
+                /* A line asked: keep the request for the answers. */
+                if (latch_req_challenge(j->lreq))
+                        return;
+                /* A 1.0 plugin's own INCOMPLETE cannot be continued: the
+                 * result stands, as it always has. */
+                stack_authenticate_end(j->stack, j->lreq, &j->state, j->result);
+        }
         if (j->result == LATCH_SUCCESS) {
                 json_t *claims = latch_req_claims(j->lreq);
                 j->claims_json = json_dumps(claims ? claims : json_object(), JSON_COMPACT | JSON_SORT_KEYS);
@@ -139,6 +160,131 @@ static const char *result_name(int result) {
         return result == LATCH_SUCCESS ? "ok" : ops_result_is_unavailable(result) ? "unavailable" : "denied";
 }
 
+/* ---- ending a conversation that was not continued ---- */
+
+/* Pool thread: the lines that took part hear of the failure. */
+static void conversation_end_run(struct work *w) {
+        struct auth_job *j = (struct auth_job *) w;
+
+        stack_authenticate_end(j->stack, j->lreq, &j->state, j->result);
+        /* Frees the plugins' per-request state and kills a worker kept for
+         * it (which may take a moment: not on the loop). */
+        latch_req_free(j->lreq);
+        j->lreq = NULL;
+}
+
+/* Loop thread. */
+static void conversation_end_done(struct work *w) {
+        _cleanup_(auth_job_freep) struct auth_job *j = (struct auth_job *) w;
+        struct daemon *d = j->d;
+
+        throttle_done(d->throttle, &j->ticket, false, now_usec());
+}
+
+/* Ends conversation job j, which the caller hands over, as a failure. */
+static void conversation_end(struct auth_job *j, const char *why) {
+        char uid[16], step[16];
+
+        snprintf(uid, sizeof uid, "%u", (unsigned) j->peer_uid);
+        snprintf(step, sizeof step, "%u", j->step);
+        log_fields(LOG_NOTICE,
+                   (const char *[]){ "LATCH_OP", j->login ? "login" : "authenticate", "LATCH_SERVICE", j->service,
+                                     "LATCH_USER", j->user, "LATCH_RESULT", "denied", "LATCH_PEER_UID", uid,
+                                     "LATCH_REMOTE", j->remote, "LATCH_CONVERSATION_STEP", step, NULL },
+                   "%s conversation for user '%s' on service '%s' ended after %u step(s): %s",
+                   j->login ? "login" : "authenticate", log_esc(j->user), log_esc(j->service), j->step, why);
+        if (j->r) {
+                request_unref(j->r);
+                j->r = NULL;
+        }
+        j->result = LATCH_CONV_ERR;
+        j->work.run = conversation_end_run;
+        j->work.done = conversation_end_done;
+        if (workqueue_submit(j->d->pool, &j->work) == 0)
+                return;
+        /* A full queue: skip the outcome rather than block the loop. */
+        throttle_done(j->d->throttle, &j->ticket, false, now_usec());
+        auth_job_free(j);
+}
+
+void op_auth_conversation_end(void *payload, bool expired) {
+        struct auth_job *j = payload;
+
+        if (expired) {
+                conversation_end(j, "expired");
+                return;
+        }
+        /* The daemon is stopping: no pool to run on any more. */
+        throttle_cancel(j->d->throttle, &j->ticket);
+        auth_job_free(j);
+}
+
+static const char *style_name(int style) {
+        switch (style) {
+        case LATCH_PROMPT_SECRET:
+                return "secret";
+        case LATCH_PROMPT_TEXT:
+                return "text";
+        case LATCH_PROMPT_ERROR:
+                return "error";
+        default:
+                return "info";
+        }
+}
+
+/* Loop thread: a line asked. Parks the job in the conversation table and
+ * answers `challenge`; takes over j. */
+static void auth_job_challenge(struct auth_job *j) {
+        struct request *r = j->r;
+        struct daemon *d = j->d;
+        const char *opname = j->login ? "login" : "authenticate";
+        int64_t timeout = d->config->conversation_timeout;
+        char uid[16], step[16];
+        json_t *prompts, *extra;
+        int k;
+
+        if (r->abandoned || r->conn->fd < 0 || conn_peer_gone(r->conn)) {
+                request_drop(r);
+                conversation_end(j, "the client went away");
+                return;
+        }
+
+        prompts = json_array();
+        for (size_t i = 0; prompts && i < latch_req_n_prompts(j->lreq); i++) {
+                const char *m = NULL;
+                int style = latch_req_prompt(j->lreq, i, &m);
+                json_array_append_new(prompts, json_pack("{s:s, s:s}", "style", style_name(style), "message", m));
+        }
+        k = prompts ? conversation_add(d->conversations, j->peer_uid, now_usec() + (uint64_t) timeout * 1000000,
+                                       j, j->conversation)
+                    : -ENOMEM;
+        if (k < 0) {
+                json_decref(prompts);
+                log_msg(LOG_WARNING, "client %s: %s", r->conn->peer_desc,
+                        k == -EBUSY ? "too many conversations waiting; refusing another" : "out of memory");
+                reply_error(r, "unavailable", "too many conversations are waiting; try again later");
+                conversation_end(j, "no room for another conversation");
+                return;
+        }
+        j->step++;
+        extra = json_pack("{s:s, s:o, s:I}", "conversation", j->conversation, "prompts", prompts, "expires_at",
+                          (json_int_t) (daemon_now() + timeout));
+
+        snprintf(uid, sizeof uid, "%u", (unsigned) j->peer_uid);
+        snprintf(step, sizeof step, "%u", j->step);
+        log_fields(LOG_INFO,
+                   (const char *[]){ "LATCH_OP", opname, "LATCH_SERVICE", j->service, "LATCH_USER", j->user,
+                                     "LATCH_RESULT", "challenge", "LATCH_PEER_UID", uid, "LATCH_REMOTE", j->remote,
+                                     "LATCH_CONVERSATION_STEP", step, NULL },
+                   "%s for user '%s' on service '%s': challenge, step %u, %zu prompt(s)", opname, log_esc(j->user),
+                   log_esc(j->service), j->step, json_array_size(prompts));
+        reply_error_extra(r, "challenge", extra, "more input is needed: answer the prompts with 'respond'");
+
+        /* The table owns the job now; the request is answered. */
+        j->r = NULL;
+        request_unref(r);
+}
+
 /* Loop thread. */
 static void auth_job_done(struct work *w) {
         _cleanup_(auth_job_freep) struct auth_job *j = (struct auth_job *) w;
@@ -146,6 +292,11 @@ static void auth_job_done(struct work *w) {
         struct daemon *d = j->d;
         const char *opname = j->login ? "login" : "authenticate";
         char uid[16];
+
+        if (j->result == LATCH_INCOMPLETE && j->lreq && latch_req_challenge(j->lreq)) {
+                auth_job_challenge(TAKE_PTR(j));
+                return;
+        }
 
         snprintf(uid, sizeof uid, "%u", (unsigned) j->peer_uid);
         throttle_done(d->throttle, &j->ticket, j->result == LATCH_SUCCESS, now_usec());
@@ -242,7 +393,7 @@ static void start_auth(struct request *r, bool login) {
 
         if (arg_string(r->in.root, "service", true, OPS_MAX_NAME, &service, msg, sizeof msg) < 0 ||
             arg_string(r->in.root, "user", true, OPS_MAX_USER, &user, msg, sizeof msg) < 0 ||
-            arg_string(r->in.root, "password", true, OPS_MAX_PASSWORD, &password, msg, sizeof msg) < 0 ||
+            arg_string(r->in.root, "password", false, OPS_MAX_PASSWORD, &password, msg, sizeof msg) < 0 ||
             arg_string(r->in.root, "remote", false, OPS_MAX_REMOTE, &remote, msg, sizeof msg) < 0 ||
             (login && arg_bool(r->in.root, "token", &want_token, msg, sizeof msg) < 0) ||
             (login && arg_string(r->in.root, "audience", false, OPS_MAX_NAME, &audience, msg, sizeof msg) < 0)) {
@@ -257,7 +408,7 @@ static void start_auth(struct request *r, bool login) {
                 reply_error(r, "bad_request", "'remote' must be printable");
                 return;
         }
-        if (!*password) {
+        if (password && !*password) {
                 reply_error(r, "bad_request", "'password' must not be empty");
                 return;
         }
@@ -297,7 +448,8 @@ static void start_auth(struct request *r, bool login) {
                 return;
         }
         /* The request's copy of the password is not needed past here. */
-        sodium_memzero((char *) password, strlen(password));
+        if (password)
+                sodium_memzero((char *) password, strlen(password));
 
         j->r = request_ref(r);
         j->set = stackset_ref(d->stacks);
@@ -306,4 +458,69 @@ static void start_auth(struct request *r, bool login) {
 }
 
 void op_authenticate(struct request *r) { start_auth(r, false); }
+
+void op_respond(struct request *r) {
+        struct daemon *d = r->conn->d;
+        const char *id, *a[LATCH_PROMPTS_MAX];
+        struct auth_job *j;
+        json_t *answers, *v;
+        char msg[256];
+        size_t i, n;
+        int k;
+
+        if (arg_string(r->in.root, "conversation", true, 128, &id, msg, sizeof msg) < 0) {
+                reply_error(r, "bad_request", "%s", msg);
+                return;
+        }
+        answers = json_object_get(r->in.root, "answers");
+        if (!json_is_array(answers)) {
+                reply_error(r, "bad_request", "'answers' must be an array of strings");
+                return;
+        }
+        j = conversation_find(d->conversations, id, r->conn->peer.uid, now_usec());
+        if (!j) {
+                log_fields(LOG_NOTICE, (const char *[]){ "LATCH_OP", "respond", "LATCH_RESULT", "invalid_conversation", NULL },
+                           "client %s: respond to an unknown, used, expired or foreign conversation",
+                           r->conn->peer_desc);
+                reply_error(r, "invalid_conversation", "no such conversation: unknown, used or expired");
+                return;
+        }
+        /* A malformed answer does not use up the step: the owner may still
+         * answer it. */
+        n = json_array_size(answers);
+        if (n != latch_req_n_answers_expected(j->lreq)) {
+                reply_error(r, "bad_request", "expected %zu answer(s), one per secret or text prompt",
+                            latch_req_n_answers_expected(j->lreq));
+                return;
+        }
+        json_array_foreach(answers, i, v) {
+                if (!json_is_string(v) || json_string_length(v) > LATCH_ANSWER_MAX ||
+                    strlen(json_string_value(v)) != json_string_length(v)) {
+                        reply_error(r, "bad_request", "each answer must be a string of at most %d bytes",
+                                    LATCH_ANSWER_MAX);
+                        return;
+                }
+                a[i] = json_string_value(v);
+        }
+
+        j = conversation_take(d->conversations, id, r->conn->peer.uid, now_usec());
+        k = latch_req_set_answers(j->lreq, a, n);
+        /* The request's copies of the answers are not needed past here. */
+        json_array_foreach(answers, i, v)
+                sodium_memzero((char *) json_string_value(v), json_string_length(v));
+        if (k < 0) {
+                reply_error(r, "internal", "out of memory");
+                conversation_end(j, "out of memory");
+                return;
+        }
+
+        j->r = request_ref(r);
+        j->work.run = auth_job_run;
+        j->work.done = auth_job_done;
+        (void) request_set_deadline(r, ops_stack_deadline_usec(d));
+        if (workqueue_submit(d->pool, &j->work) < 0) {
+                reply_error(r, "unavailable", "latchd is busy; try again later");
+                conversation_end(j, "latchd is busy");
+        }
+}
 void op_login(struct request *r) { start_auth(r, true); }

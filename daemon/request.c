@@ -138,6 +138,33 @@ void reply_error(struct request *r, const char *code, const char *fmt, ...) {
         finish(r, o);
 }
 
+void reply_error_extra(struct request *r, const char *code, json_t *extra, const char *fmt, ...) {
+        char msg[512];
+        va_list ap;
+
+        if (r->replied) {
+                json_decref(extra);
+                return;
+        }
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        stats_count_error(&r->conn->d->stats, r->op_index, stats_error_index(code), now_usec());
+        json_t *o = reply_base(r, false);
+        if (!o || (extra && json_object_update(o, extra) < 0)) {
+                json_decref(o);
+                json_decref(extra);
+                r->conn->closing = true;
+                r->replied = true;
+                conn_reply_ready(r->conn);
+                return;
+        }
+        json_decref(extra);
+        json_object_set_new(o, "error", json_string(code));
+        json_object_set_new(o, "message", json_string(msg));
+        finish(r, o);
+}
+
 void request_drop(struct request *r) {
         if (r->replied)
                 return;

@@ -51,6 +51,10 @@ void reply_ok(struct request *r, json_t *results);
  * must hold no secret. */
 void reply_error(struct request *r, const char *code, const char *fmt, ...) _printf_(3, 4);
 
+/* reply_error() with more members in the object (takes the reference to
+ * `extra`, an object or NULL), for `challenge`. */
+void reply_error_extra(struct request *r, const char *code, json_t *extra, const char *fmt, ...) _printf_(4, 5);
+
 /* Ends a request without a reply, for a client known to be gone: it leaves
  * the connection's queue like an answered one. */
 void request_drop(struct request *r);

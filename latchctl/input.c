@@ -21,7 +21,7 @@ static volatile sig_atomic_t echo_off;
 /* A signal while echo is off must not leave the terminal mute. */
 static void restore_and_reraise(int sig) {
         if (echo_off)
-                (void) tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_termios);
+                (void) tcsetattr(STDIN_FILENO, TCSANOW, &saved_termios);
         signal(sig, SIG_DFL);
         raise(sig);
 }
@@ -32,7 +32,7 @@ static int set_echo(bool on) {
         if (on) {
                 if (!echo_off)
                         return 0;
-                (void) tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_termios);
+                (void) tcsetattr(STDIN_FILENO, TCSANOW, &saved_termios);
                 echo_off = 0;
                 for (size_t i = 0; i < ELEMENTSOF(sigs); i++)
                         signal(sigs[i], SIG_DFL);
@@ -46,7 +46,8 @@ static int set_echo(bool on) {
         for (size_t i = 0; i < ELEMENTSOF(sigs); i++)
                 signal(sigs[i], restore_and_reraise);
         echo_off = 1;
-        if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &t) < 0) {
+        /* TCSANOW: an answer typed as soon as the prompt shows is kept. */
+        if (tcsetattr(STDIN_FILENO, TCSANOW, &t) < 0) {
                 int r = -errno;
                 set_echo(true);
                 return r;
@@ -84,21 +85,71 @@ static int read_line(char *buf, size_t size, size_t *ret_len) {
         return 0;
 }
 
-static int prompt_line(const char *prompt, bool tty, char *buf, size_t size, size_t *ret_len) {
+static int prompt_line_echo(const char *prompt, bool tty, bool echo, char *buf, size_t size, size_t *ret_len) {
         int r;
 
         if (!tty)
                 return read_line(buf, size, ret_len);
 
-        fprintf(stderr, "%s", prompt);
-        fflush(stderr);
+        if (echo) {
+                fprintf(stderr, "%s", prompt);
+                fflush(stderr);
+                return read_line(buf, size, ret_len);
+        }
+        /* Echo goes off before the prompt shows: whatever is typed after
+         * seeing it is never echoed. */
         r = set_echo(false);
         if (r < 0)
                 return r;
+        fprintf(stderr, "%s", prompt);
+        fflush(stderr);
         r = read_line(buf, size, ret_len);
         set_echo(true);
         fputc('\n', stderr);
         return r;
+}
+
+static int prompt_line(const char *prompt, bool tty, char *buf, size_t size, size_t *ret_len) {
+        return prompt_line_echo(prompt, tty, false, buf, size, ret_len);
+}
+
+int read_answer_line(char **ret) {
+        size_t len;
+        int r;
+
+        char *buf = malloc(SECRET_MAX + 2);
+        if (!buf)
+                return -ENOMEM;
+        r = read_line(buf, SECRET_MAX + 2, &len);
+        if (r < 0) {
+                sodium_memzero(buf, SECRET_MAX + 2);
+                free(buf);
+                return r;
+        }
+        *ret = buf;
+        return 0;
+}
+
+int read_answer(const char *prompt, bool echo, char **ret) {
+        bool tty = isatty(STDIN_FILENO);
+        size_t len;
+        int r;
+
+        char *buf = malloc(SECRET_MAX + 2);
+        if (!buf)
+                return print_error(EXIT_UNAVAILABLE, "no_memory", "out of memory");
+        r = prompt_line_echo(prompt, tty, echo, buf, SECRET_MAX + 2, &len);
+        if (r < 0) {
+                sodium_memzero(buf, SECRET_MAX + 2);
+                free(buf);
+                if (r == -ENODATA)
+                        return print_error(EXIT_USAGE, "usage", "no answer on stdin");
+                if (r == -E2BIG)
+                        return print_error(EXIT_USAGE, "usage", "input line longer than %d bytes", SECRET_MAX);
+                return print_error(EXIT_USAGE, "usage", "cannot read stdin: %s", strerror(-r));
+        }
+        *ret = buf;
+        return 0;
 }
 
 int read_secret(const char *prompt, bool confirm, char **ret) {

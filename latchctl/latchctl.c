@@ -51,6 +51,7 @@ static void help(void) {
                "  hello                                 check that the daemon answers\n"
                "  authenticate SERVICE USER             check a password (from stdin or a prompt)\n"
                "  login SERVICE USER [--token] [--audience AUD]\n"
+               "  respond CONVERSATION                  answer a challenge (answers on stdin, one a line)\n"
                "                                        make a session (password as above)\n"
                "  validate SESSION                      check a session\n"
                "  logout SESSION                        end a session\n"
@@ -209,12 +210,6 @@ static int cmd_sessions_revoke(char **argv) {
         return run_call(call_sessions_revoke, argv, print_reply);
 }
 
-static int call_authenticate(latch_client *c, char **argv, const char *password, latch_reply **ret) {
-        return latch_authenticate(c, argv[0], argv[1], password, NULL, ret);
-}
-static int call_login(latch_client *c, char **argv, const char *password, latch_reply **ret) {
-        return latch_login(c, argv[0], argv[1], password, NULL, arg_token, arg_audience, ret);
-}
 static int call_validate(latch_client *c, char **argv, const char *session, latch_reply **ret) {
         return latch_validate(c, session, NULL, ret);
 }
@@ -225,12 +220,122 @@ static int call_token(latch_client *c, char **argv, const char *session, latch_r
         return latch_token(c, session, arg_audience, ret);
 }
 
-/* authenticate and login: SERVICE USER, password from stdin or a prompt. */
-static int cmd_authenticate(char **argv) {
-        return run_call_from(call_authenticate, argv, SECRET_PROMPT, "Password: ", print_reply);
+/*
+ * Goes on with the conversation that call result `r` may have started: on
+ * a terminal shows each prompt and reads each answer (no echo for secret
+ * ones); with --json and no terminal prints the challenge and stops (exit 1:
+ * `latchctl respond` continues); otherwise reads the answers from stdin, one
+ * a line. Ends with the op's own result.
+ */
+static int converse(latch_client *c, int r, latch_reply **reply) {
+        bool tty = isatty(STDIN_FILENO);
+
+        while (r == LATCH_ERR_CHALLENGE) {
+                const latch_reply *ch = latch_last_challenge(c);
+                size_t n = ch ? latch_reply_count(ch, "prompts") : 0, k = 0;
+                char *answers[8] = {};
+                _cleanup_free_ char *id = NULL;
+                int e = EXIT_DONE;
+
+                if (!ch || n > 8)
+                        return print_client_error(c, r);
+                if (arg_json && !tty) {
+                        _cleanup_(latch_secret_freep) char *text = latch_reply_json(ch, NULL);
+                        if (!text)
+                                return print_error(EXIT_UNAVAILABLE, "no_memory", "out of memory");
+                        print_json_text(text);
+                        return EXIT_REFUSED;
+                }
+                id = strdup(latch_reply_string(ch, "conversation") ?: "");
+                if (!id)
+                        return print_error(EXIT_UNAVAILABLE, "no_memory", "out of memory");
+                for (size_t i = 0; i < n && e == EXIT_DONE; i++) {
+                        const char *style = latch_reply_item_string(ch, "prompts", i, "style") ?: "";
+                        const char *msg = latch_reply_item_string(ch, "prompts", i, "message") ?: "";
+                        bool secret = streq(style, "secret");
+                        if (!secret && !streq(style, "text")) {
+                                /* info and error: shown, never answered */
+                                if (tty)
+                                        fprintf(stderr, "%s\n", msg);
+                                continue;
+                        }
+                        _cleanup_free_ char *label = NULL;
+                        if (asprintf(&label, "%s%s", msg, msg[0] && msg[strlen(msg) - 1] == ' ' ? "" : " ") < 0)
+                                label = NULL;
+                        e = read_answer(label ?: msg, !secret, &answers[k]);
+                        if (e == EXIT_DONE)
+                                k++;
+                }
+                if (e == EXIT_DONE) {
+                        latch_reply_free(*reply);
+                        *reply = NULL;
+                        r = latch_respond(c, id, (const char *const *) answers, k, reply);
+                }
+                for (size_t i = 0; i < k; i++)
+                        latch_secret_free(answers[i]);
+                if (e != EXIT_DONE)
+                        return e;
+        }
+        if (r != LATCH_OK)
+                return print_client_error(c, r);
+        return print_reply(*reply);
 }
-static int cmd_login(char **argv) {
-        return run_call_from(call_login, argv, SECRET_PROMPT, "Password: ", print_reply);
+
+/* authenticate and login: SERVICE USER. On a terminal the stack asks for
+ * what it needs (the password first, as a rule); otherwise the password is
+ * the first line of stdin. */
+static int cmd_password_op(char **argv, bool login) {
+        _cleanup_(latch_client_freep) latch_client *c = NULL;
+        _cleanup_(latch_reply_freep) latch_reply *reply = NULL;
+        _cleanup_(latch_secret_freep) char *password = NULL;
+        int r;
+
+        r = client_open(&c);
+        if (r != EXIT_DONE)
+                return r;
+        if (!isatty(STDIN_FILENO)) {
+                r = read_secret("Password: ", false, &password);
+                if (r != EXIT_DONE)
+                        return r;
+        }
+
+        if (login)
+                r = latch_login(c, argv[0], argv[1], password, NULL, arg_token, arg_audience, &reply);
+        else
+                r = latch_authenticate(c, argv[0], argv[1], password, NULL, &reply);
+        return converse(c, r, &reply);
+}
+
+static int cmd_authenticate(char **argv) { return cmd_password_op(argv, false); }
+static int cmd_login(char **argv) { return cmd_password_op(argv, true); }
+
+/* respond CONVERSATION: the answers on stdin, one a line (as many lines as
+ * there are), then goes on like authenticate/login. */
+static int cmd_respond(char **argv) {
+        _cleanup_(latch_client_freep) latch_client *c = NULL;
+        _cleanup_(latch_reply_freep) latch_reply *reply = NULL;
+        char *answers[8] = {};
+        size_t k = 0;
+        int r;
+
+        r = client_open(&c);
+        if (r != EXIT_DONE)
+                return r;
+        while (k < 8) {
+                r = read_answer_line(&answers[k]);
+                if (r == -ENODATA)
+                        break;
+                if (r < 0) {
+                        for (size_t i = 0; i < k; i++)
+                                latch_secret_free(answers[i]);
+                        return print_error(EXIT_USAGE, "usage", "cannot read the answers: %s", strerror(-r));
+                }
+                k++;
+        }
+        r = latch_respond(c, argv[0], (const char *const *) answers, k, &reply);
+        for (size_t i = 0; i < k; i++)
+                latch_secret_free(answers[i]);
+        return converse(c, r, &reply);
 }
 /* validate, logout, token issue: SESSION, possibly "-". */
 static int cmd_validate(char **argv) {
@@ -383,6 +488,7 @@ static const struct command {
         { "hello",        NULL,      0, 0, 0,                                   cmd_hello },
         { "authenticate", NULL,      2, 2, 0,                                   cmd_authenticate },
         { "login",        NULL,      2, 2, OPT_TOKEN | OPT_AUDIENCE,            cmd_login },
+        { "respond",      NULL,      1, 1, 0,                                   cmd_respond },
         { "validate",     NULL,      1, 1, 0,                                   cmd_validate },
         { "logout",       NULL,      1, 1, 0,                                   cmd_logout },
         { "token",        "issue",   1, 1, OPT_AUDIENCE,                        cmd_token_issue },

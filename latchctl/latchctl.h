@@ -77,3 +77,12 @@ static inline void latch_secret_freep(char **p) {
  * code. */
 int cmd_totp(const char *socket, const char *service, const char *action, char **argv);
 int cmd_faillock(const char *socket, const char *service, const char *action, char **argv);
+
+/* One answer to a conversation's prompt: on a terminal shows `prompt` and
+ * reads a line, echoed only when `echo`; otherwise reads one line of stdin.
+ * *ret is released with latch_secret_free(). Returns 0 or an exit code
+ * (printed). */
+int read_answer(const char *prompt, bool echo, char **ret);
+/* One line of stdin, no prompt, nothing printed: 0, -ENODATA at the end,
+ * -E2BIG, -ENOMEM or another negative errno. */
+int read_answer_line(char **ret);

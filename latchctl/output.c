@@ -22,6 +22,8 @@ int exit_code_for(int err) {
         case LATCH_ERR_INVALID_TOKEN:
         case LATCH_ERR_FORBIDDEN:
         case LATCH_ERR_UNKNOWN_SERVICE:
+        case LATCH_ERR_CHALLENGE:            /* more input, which nobody gave */
+        case LATCH_ERR_INVALID_CONVERSATION:
                 return EXIT_REFUSED;
         /* latchd refusing the request's form means the input was bad (a
          * malformed argument, or one too large to send). */

@@ -28,6 +28,7 @@ struct latch_client {
 
         int last_error;
         char *last_code;        /* latchd's "error" for the last failed call, or NULL */
+        latch_reply *last_challenge; /* the last call's `challenge` answer, or NULL */
         char last_message[LATCH_MESSAGE_MAX];
 };
 
@@ -49,6 +50,9 @@ struct client_request {
 void client_request_begin(struct client_request *req, const char *op);
 /* A NULL value is skipped. */
 void client_request_add_string(struct client_request *req, const char *key, const char *value);
+/* An array of strings (secrets: written straight into the buffer). */
+void client_request_add_string_array(struct client_request *req, const char *key, const char *const *values,
+                                     size_t n);
 void client_request_add_bool(struct client_request *req, const char *key, bool value);
 /* Closes the object and fills in the length. Returns LATCH_OK or the first
  * error met while writing. */

@@ -62,7 +62,13 @@ _public_ void latch_client_free(latch_client *client) {
         client_disconnect(client);
         free(client->socket_path);
         free(client->last_code);
+        latch_reply_free(client->last_challenge);
         free(client);
+}
+
+_public_ const latch_reply *latch_last_challenge(const latch_client *client) {
+        assert_return(client, NULL);
+        return client->last_challenge;
 }
 
 _public_ const char *latch_client_socket_path(const latch_client *client) {
@@ -300,9 +306,17 @@ static int client_attempt(latch_client *c, const struct client_request *req, uin
                 const char *code = json_string_value(json_object_get(resp, "error"));
                 const char *message = json_string_value(json_object_get(resp, "message"));
 
-                if (code)
+                if (code) {
                         client_fail_server(c, code, message);
-                else
+                        if (c->last_error == LATCH_ERR_CHALLENGE) {
+                                latch_reply *reply = calloc(1, sizeof(*reply));
+                                if (reply) {
+                                        reply->response = TAKE_PTR(resp);
+                                        reply->raw = TAKE_PTR(raw.data);
+                                        c->last_challenge = reply;
+                                }
+                        }
+                } else
                         client_fail(c, LATCH_ERR_PROTOCOL, "malformed error response (no \"error\" code)");
                 return c->last_error;
         }

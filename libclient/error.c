@@ -31,6 +31,8 @@ static const struct {
         [LATCH_ERR_INVALID_ARGUMENT] = { "invalid_argument", "invalid argument" },
         [LATCH_ERR_NO_MEMORY]        = { "no_memory",        "out of memory" },
         [LATCH_ERR_IO]               = { "io",               "input/output error" },
+        [LATCH_ERR_CHALLENGE]        = { "challenge",        "more input is needed" },
+        [LATCH_ERR_INVALID_CONVERSATION] = { "invalid_conversation", "unknown, used or expired conversation" },
 };
 
 _public_ const char *latch_strerror(int err) {
@@ -53,6 +55,9 @@ _public_ int latch_error_from_code(const char *code) {
         for (int e = LATCH_ERR_BAD_REQUEST; e <= LATCH_ERR_INTERNAL; e++)
                 if (streq(code, errors[e].name))
                         return e;
+        for (int e = LATCH_ERR_CHALLENGE; e <= LATCH_ERR_INVALID_CONVERSATION; e++)
+                if (streq(code, errors[e].name))
+                        return e;
         return LATCH_ERR_UNKNOWN;
 }
 
@@ -60,6 +65,8 @@ int client_fail(latch_client *c, int err, const char *fmt, ...) {
         c->last_error = err;
         free(c->last_code);
         c->last_code = NULL;
+        latch_reply_free(c->last_challenge);
+        c->last_challenge = NULL;
 
         if (!fmt) {
                 snprintf(c->last_message, sizeof(c->last_message), "%s", latch_strerror(err));
@@ -77,6 +84,8 @@ void client_succeed(latch_client *c) {
         c->last_error = LATCH_OK;
         free(c->last_code);
         c->last_code = NULL;
+        latch_reply_free(c->last_challenge);
+        c->last_challenge = NULL;
         snprintf(c->last_message, sizeof(c->last_message), "%s", latch_strerror(LATCH_OK));
 }
 

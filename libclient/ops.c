@@ -64,7 +64,7 @@ _public_ int latch_hello(latch_client *client, latch_reply **ret) {
 _public_ int latch_authenticate(latch_client *client, const char *service, const char *user,
                                 const char *password, const char *remote, latch_reply **ret) {
         return string_op(client, "authenticate",
-                         ARGS({ "service", service, true }, { "user", user, true }, { "password", password, true },
+                         ARGS({ "service", service, true }, { "user", user, true }, { "password", password, false },
                               { "remote", remote, false }),
                          ret);
 }
@@ -85,6 +85,24 @@ _public_ int latch_login(latch_client *client, const char *service, const char *
         add_args(&req, args, ELEMENTSOF(args));
         if (want_token)
                 client_request_add_bool(&req, "token", true);
+        return client_request_send(client, &req, ret);
+}
+
+_public_ int latch_respond(latch_client *client, const char *conversation, const char *const *answers,
+                           size_t n_answers, latch_reply **ret) {
+        struct client_request req;
+
+        assert_return(client, LATCH_ERR_INVALID_ARGUMENT);
+        require_arg(client, conversation);
+        if (n_answers > 0 && !answers)
+                return client_fail(client, LATCH_ERR_INVALID_ARGUMENT, "answers is NULL");
+        for (size_t i = 0; i < n_answers; i++)
+                if (!answers[i])
+                        return client_fail(client, LATCH_ERR_INVALID_ARGUMENT, "answer %zu is NULL", i);
+
+        client_request_begin(&req, "respond");
+        client_request_add_string(&req, "conversation", conversation);
+        client_request_add_string_array(&req, "answers", answers, n_answers);
         return client_request_send(client, &req, ret);
 }
 

@@ -87,6 +87,18 @@ void client_request_add_string(struct client_request *req, const char *key, cons
         client_request_put_json_string(req, value);
 }
 
+void client_request_add_string_array(struct client_request *req, const char *key, const char *const *values,
+                                     size_t n) {
+        client_request_put_key(req, key);
+        client_request_put(req, "[", 1);
+        for (size_t i = 0; i < n; i++) {
+                if (i > 0)
+                        client_request_put(req, ",", 1);
+                client_request_put_json_string(req, values[i]);
+        }
+        client_request_put(req, "]", 1);
+}
+
 void client_request_add_bool(struct client_request *req, const char *key, bool value) {
         client_request_put_key(req, key);
         client_request_put(req, value ? "true" : "false", value ? 4 : 5);

@@ -81,6 +81,8 @@ enum latch_error {
         LATCH_ERR_INVALID_ARGUMENT,  /* a bad argument (usage error) */
         LATCH_ERR_NO_MEMORY,         /* out of memory */
         LATCH_ERR_IO,                /* a file could not be read (errno says why) */
+        LATCH_ERR_CHALLENGE,         /* "challenge": more input is needed (see Conversations) */
+        LATCH_ERR_INVALID_CONVERSATION, /* "invalid_conversation": unknown, used, expired or another peer's */
         _LATCH_ERR_MAX
 };
 
@@ -278,6 +280,38 @@ int latch_authenticate(latch_client *client, const char *service, const char *us
 int latch_login(latch_client *client, const char *service, const char *user,
                 const char *password, const char *remote, bool want_token,
                 const char *audience, latch_reply **ret);
+
+/*
+ * Conversations. authenticate and login (password NULL: the stack asks for
+ * it) may fail with LATCH_ERR_CHALLENGE: the stack needs more input. The
+ * challenge is then latch_last_challenge(): its members `conversation` (the
+ * id to respond to), `expires_at`, `message`, and the array `prompts`, whose
+ * items have `style` ("secret": ask without echo, "text": ask with echo,
+ * "info"/"error": show only) and `message` (read them with
+ * latch_reply_count() and latch_reply_item_string()). Show the prompts,
+ * then call latch_respond() with one answer per secret/text prompt, in
+ * order. Its result is the original op's: its results, a refusal, or
+ * another LATCH_ERR_CHALLENGE (each step has a new id; an id is good for
+ * one latch_respond() only). A program that does not know conversations
+ * sees a failure: it fails closed.
+ */
+
+/* The challenge of the last call on this handle when it failed with
+ * LATCH_ERR_CHALLENGE, else NULL. Borrowed from the handle: valid until
+ * the next call on it or latch_client_free(). Synchronous calls only (the
+ * latch_submit_*() callbacks get their reply through latch_call_json()
+ * style JSON instead). */
+const latch_reply *latch_last_challenge(const latch_client *client);
+
+/* op "respond": continues conversation `conversation` with `n_answers`
+ * answers (secrets: the request buffer holding them is wiped once sent; the
+ * caller wipes its own copies). Returns what the op that started it
+ * returns (LATCH_OK and its reply, LATCH_ERR_DENIED, LATCH_ERR_CHALLENGE,
+ * ...), or LATCH_ERR_INVALID_CONVERSATION (unknown, used, expired, or
+ * started by another uid), LATCH_ERR_BAD_REQUEST (wrong number of answers:
+ * the conversation is still there). Never resent. */
+int latch_respond(latch_client *client, const char *conversation, const char *const *answers, size_t n_answers,
+                  latch_reply **ret);
 
 /* op "validate": `service` (optional) must match the session's; results
  * `user`, `service`, `handle`, `created_at`, `expires_at`,

@@ -11,6 +11,17 @@
  * success, pam_debug's default. As in pam_debug, the first `auth=` (or
  * `acct=`) argument wins. Unlike pam_debug, an unknown name or argument is an
  * error at open(), so a typo in a stack is caught by --check-config.
+ *
+ * It can also converse before deciding (ABI 1.1), for tests and benchmarks
+ * of conversations:
+ *
+ *   auth required debug ask=secret:Password: ask=text:Code: expect=pw expect=123456
+ *
+ * Each `ask=STYLE:MESSAGE` (style secret, text, info or error) is a prompt
+ * of the auth call: the first call posts them all and returns
+ * LATCH_INCOMPLETE; the call that continues it compares the answers, in
+ * order, with the `expect=` arguments (any missing expect accepts anything)
+ * and returns auth_err on a mismatch, else the auth= result.
  */
 
 #include <errno.h>
@@ -56,10 +67,40 @@ static const char *const result_names[_LATCH_RESULT_MAX] = {
         [LATCH_INCOMPLETE] = "incomplete",
 };
 
+#define DEBUG_ASKS_MAX 8
+
 struct debug_state {
         int auth;
         int account;
+        const struct latch_host *host;
+        size_t n_asks, n_expects;
+        int ask_style[DEBUG_ASKS_MAX];
+        char *ask_message[DEBUG_ASKS_MAX];
+        char *expect[DEBUG_ASKS_MAX];
 };
+
+static int style_from_name(const char *s, size_t n) {
+        static const struct { const char *name; int style; } styles[] = {
+                { "secret", LATCH_PROMPT_SECRET }, { "text", LATCH_PROMPT_TEXT },
+                { "error", LATCH_PROMPT_ERROR },   { "info", LATCH_PROMPT_INFO },
+        };
+        for (size_t i = 0; i < sizeof styles / sizeof styles[0]; i++)
+                if (strlen(styles[i].name) == n && strncmp(s, styles[i].name, n) == 0)
+                        return styles[i].style;
+        return -EINVAL;
+}
+
+static void debug_close(void *state) {
+        struct debug_state *st = state;
+
+        if (!st)
+                return;
+        for (size_t i = 0; i < st->n_asks; i++)
+                free(st->ask_message[i]);
+        for (size_t i = 0; i < st->n_expects; i++)
+                free(st->expect[i]);
+        free(st);
+}
 
 static int result_from_name(const char *s) {
         for (int i = 0; i < _LATCH_RESULT_MAX; i++)
@@ -78,12 +119,44 @@ static int debug_open(const struct latch_host *host, struct latch_ctx *ctx, int 
                 return -ENOMEM;
         st->auth = LATCH_SUCCESS;
         st->account = LATCH_SUCCESS;
+        st->host = host;
 
         for (int i = 0; i < argc; i++) {
                 const char *a = argv[i], *eq = strchr(a, '=');
                 bool *seen;
                 int *slot, r;
 
+                if (eq && (size_t) (eq - a) == 3 && strncmp(a, "ask", 3) == 0) {
+                        const char *colon = strchr(eq + 1, ':');
+                        int style = colon ? style_from_name(eq + 1, (size_t) (colon - eq - 1)) : -EINVAL;
+                        if (style < 0 || !colon[1] || st->n_asks >= DEBUG_ASKS_MAX) {
+                                host->log(ctx, NULL, LATCH_LOG_ERR,
+                                          "bad argument '%s' (expected ask=secret|text|info|error:MESSAGE, at most %d)",
+                                          a, DEBUG_ASKS_MAX);
+                                debug_close(st);
+                                return -EINVAL;
+                        }
+                        st->ask_style[st->n_asks] = style;
+                        st->ask_message[st->n_asks] = strdup(colon + 1);
+                        if (!st->ask_message[st->n_asks++]) {
+                                debug_close(st);
+                                return -ENOMEM;
+                        }
+                        continue;
+                }
+                if (eq && (size_t) (eq - a) == 6 && strncmp(a, "expect", 6) == 0) {
+                        if (st->n_expects >= DEBUG_ASKS_MAX) {
+                                host->log(ctx, NULL, LATCH_LOG_ERR, "too many expect= arguments");
+                                debug_close(st);
+                                return -EINVAL;
+                        }
+                        st->expect[st->n_expects] = strdup(eq + 1);
+                        if (!st->expect[st->n_expects++]) {
+                                debug_close(st);
+                                return -ENOMEM;
+                        }
+                        continue;
+                }
                 if (eq && (size_t) (eq - a) == 4 && strncmp(a, "auth", 4) == 0) {
                         slot = &st->auth;
                         seen = &seen_auth;
@@ -94,14 +167,14 @@ static int debug_open(const struct latch_host *host, struct latch_ctx *ctx, int 
                 } else {
                         host->log(ctx, NULL, LATCH_LOG_ERR,
                                   "unknown argument '%s' (expected auth=RESULT or acct=RESULT)", a);
-                        free(st);
+                        debug_close(st);
                         return -EINVAL;
                 }
 
                 r = result_from_name(eq + 1);
                 if (r < 0) {
                         host->log(ctx, NULL, LATCH_LOG_ERR, "unknown result name '%s' in '%s'", eq + 1, a);
-                        free(st);
+                        debug_close(st);
                         return -EINVAL;
                 }
                 /* pam_debug takes the first argument for an event. */
@@ -114,12 +187,36 @@ static int debug_open(const struct latch_host *host, struct latch_ctx *ctx, int 
         return 0;
 }
 
-static void debug_close(void *state) {
-        free(state);
-}
+/* Marks a request whose prompts were posted (the slot holds no memory). */
+static char asked_marker;
 
 static int debug_auth(void *state, struct latch_req *req) {
-        return ((const struct debug_state *) state)->auth;
+        const struct debug_state *st = state;
+        const struct latch_host *host = st->host;
+        size_t k = 0;
+
+        if (st->n_asks == 0)
+                return st->auth;
+        if (host->get_data(req) != &asked_marker) {
+                for (size_t i = 0; i < st->n_asks; i++)
+                        if (host->prompt(req, st->ask_style[i], st->ask_message[i]) < 0)
+                                return LATCH_CONV_ERR;
+                if (host->set_data(req, &asked_marker, NULL) < 0)
+                        return LATCH_BUF_ERR;
+                return LATCH_INCOMPLETE;
+        }
+        (void) host->set_data(req, NULL, NULL);
+        for (size_t i = 0; i < st->n_asks; i++) {
+                const char *ans = host->answer(req, (int) i);
+                if (st->ask_style[i] != LATCH_PROMPT_SECRET && st->ask_style[i] != LATCH_PROMPT_TEXT)
+                        continue;
+                if (!ans)
+                        return LATCH_CONV_ERR;
+                if (k < st->n_expects && strcmp(ans, st->expect[k]) != 0)
+                        return LATCH_AUTH_ERR;
+                k++;
+        }
+        return st->auth;
 }
 
 static int debug_account(void *state, struct latch_req *req) {
@@ -135,5 +232,5 @@ static const struct latch_plugin debug_plugin = {
         .account = debug_account,
 };
 
-/* log is the only host service it calls. */
-LATCH_PLUGIN_DEFINE(debug_plugin, log)
+/* get_data is the last host service it calls (conversations need 1.1). */
+LATCH_PLUGIN_DEFINE(debug_plugin, get_data)

@@ -1,0 +1,232 @@
+# SPDX-License-Identifier: MIT
+"""Conversations: challenge, respond, and their abuse (replays, foreign
+peers, late and malformed answers, floods, a killed daemon)."""
+
+import os
+import select
+import socket
+import subprocess
+import time
+import unittest
+
+from harness import DaemonTest, frame, read_frame, scaled
+
+# Password then a code, through the file plugin and a prompting debug line.
+STACK = ("auth required file path={users}\n"
+         "auth required debug ask=info:A_code_was_sent ask=secret:Code: expect=424242\n"
+         "account required file path={users}\n")
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+class TestConversations(DaemonTest):
+    def start(self, extra=""):
+        users = os.path.join(self.tmp, "users")
+        return self.daemon(services={"demo": STACK.format(users=users),
+                                     # No password hashing: cheap to start by the thousand.
+                                     "flood": "auth required debug ask=secret:Code: expect=1\n"
+                                              "account required debug\n"},
+                           config_extra=extra)
+
+    def begin(self, d, sock=None, op="login", **kw):
+        req = {"op": op, "service": "demo", "user": "demo", **kw}
+        r = d.call(req, sock=sock)
+        self.assertFalse(r["ok"], r)
+        self.assertEqual(r["error"], "challenge", r)
+        return r
+
+    def test_password_then_code_makes_a_session(self):
+        d = self.start()
+        s = d.connect()
+        c1 = self.begin(d, s, id=7)
+        self.assertEqual(c1["id"], 7)
+        self.assertEqual(c1["prompts"], [{"style": "secret", "message": "Password:"}])
+        self.assertGreaterEqual(len(c1["conversation"]), 43, "at least 256 bits, base64url")
+        self.assertGreater(c1["expires_at"], time.time())
+        c2 = d.call({"op": "respond", "conversation": c1["conversation"], "answers": ["demo-password"]}, sock=s)
+        self.assertEqual(c2["error"], "challenge", c2)
+        self.assertNotEqual(c2["conversation"], c1["conversation"], "each step gets a new id")
+        self.assertEqual(c2["prompts"], [{"style": "info", "message": "A_code_was_sent"},
+                                         {"style": "secret", "message": "Code:"}])
+        # Answers only for secret/text prompts: one here.
+        done = d.call({"op": "respond", "conversation": c2["conversation"], "answers": ["424242"]})
+        self.assertTrue(done["ok"], done)
+        self.assertEqual(done["user"], "demo")
+        v = d.call({"op": "validate", "session": done["session"]})
+        self.assertTrue(v["ok"], v)
+        # A replayed step is refused, and changes nothing.
+        again = d.call({"op": "respond", "conversation": c2["conversation"], "answers": ["424242"]})
+        self.assertEqual(again["error"], "invalid_conversation")
+        log = d.log()
+        self.assertNotIn("424242", log)
+        self.assertNotIn("demo-password", log)
+        self.assertIn("challenge, step 2", log)
+
+    def test_password_given_answers_the_first_prompt(self):
+        d = self.start()
+        c = self.begin(d, op="authenticate", password="demo-password")
+        self.assertEqual(c["prompts"][-1]["message"], "Code:")
+        r = d.call({"op": "respond", "conversation": c["conversation"], "answers": ["424242"]})
+        self.assertTrue(r["ok"], r)
+        self.assertEqual(r["claims"]["groups"], ["users"])
+
+    def test_wrong_answers_are_refused_at_the_end(self):
+        d = self.start()
+        c = self.begin(d, op="authenticate", password="wrong")
+        r = d.call({"op": "respond", "conversation": c["conversation"], "answers": ["424242"]})
+        self.assertEqual(r["error"], "denied", r)
+        c = self.begin(d, op="authenticate", password="demo-password")
+        r = d.call({"op": "respond", "conversation": c["conversation"], "answers": ["000000"]})
+        self.assertEqual(r["error"], "denied", r)
+
+    def test_bad_answers_keep_the_conversation(self):
+        d = self.start()
+        c = self.begin(d, op="authenticate", password="demo-password")
+        cid = c["conversation"]
+        for bad in ([], ["1", "2"], [5], None, "424242"):
+            req = {"op": "respond", "conversation": cid}
+            if bad is not None:
+                req["answers"] = bad
+            r = d.call(req)
+            self.assertEqual(r["error"], "bad_request", (bad, r))
+        for bad_id in ("", "x" * 43, cid[:-1] + ("A" if cid[-1] != "A" else "B")):
+            r = d.call({"op": "respond", "conversation": bad_id, "answers": ["424242"]})
+            self.assertEqual(r["error"], "invalid_conversation", r)
+        r = d.call({"op": "respond", "conversation": cid, "answers": ["424242"]})
+        self.assertTrue(r["ok"], r)
+
+    def test_foreign_peer_cannot_answer(self):
+        d = self.start()
+        os.chmod(d.sock, 0o666)
+        c = self.begin(d, op="authenticate", password="demo-password")
+        # The same request from another uid.
+        code = (
+            "import socket,struct,json,sys\n"
+            "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+            "b=json.dumps({'op':'respond','conversation':sys.argv[2],'answers':['424242']}).encode()\n"
+            "s.sendall(struct.pack('>I',len(b))+b)\n"
+            "n=struct.unpack('>I',s.recv(4,socket.MSG_WAITALL))[0]\n"
+            "print(json.loads(s.recv(n,socket.MSG_WAITALL))['error'])\n")
+        r = subprocess.run(["python3", "-c", code, d.sock, c["conversation"]], capture_output=True, text=True,
+                           user=65534, group=65534, timeout=30)
+        self.assertEqual(r.stdout.strip(), "invalid_conversation", r.stderr)
+        # ...which did not end it for its owner.
+        r = d.call({"op": "respond", "conversation": c["conversation"], "answers": ["424242"]})
+        self.assertTrue(r["ok"], r)
+
+    def test_late_answer(self):
+        d = self.start("conversation_timeout = 1s\n")
+        c = self.begin(d, op="authenticate", password="demo-password")
+        time.sleep(scaled(2.5))
+        r = d.call({"op": "respond", "conversation": c["conversation"], "answers": ["424242"]})
+        self.assertEqual(r["error"], "invalid_conversation", r)
+        self.assertIn("expired", d.log())
+
+    def test_client_without_conversations_is_refused(self):
+        d = self.start()
+        # latchctl --json without a terminal: the challenge, exit 1.
+        r = d.ctl("authenticate", "demo", "demo", input="demo-password\n", json_out=True)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertEqual(r.json["error"], "challenge")
+
+    def test_latchctl_respond_continues(self):
+        d = self.start()
+        r = d.ctl("login", "demo", "demo", input="demo-password\n", json_out=True)
+        self.assertEqual((r.returncode, r.json["error"]), (1, "challenge"), r.stdout + r.stderr)
+        self.assertEqual(r.json["prompts"][-1], {"style": "secret", "message": "Code:"})
+        r = d.ctl("respond", r.json["conversation"], input="424242\n", json_out=True)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(r.json["user"], "demo")
+        self.assertIn("session", r.json)
+
+    def test_latchctl_on_a_terminal_walks_password_then_code(self):
+        d = self.start()
+        import pty
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.environ["LATCH_SOCKET"] = d.sock
+            os.execv(os.environ["LATCHCTL"], [os.environ["LATCHCTL"], "login", "demo", "demo"])
+        seen = b""
+
+        def expect(text, timeout=scaled(20)):
+            nonlocal seen
+            end = time.time() + timeout
+            while text.encode() not in seen:
+                self.assertLess(time.time(), end, f"no {text!r} in {seen!r}")
+                if not select.select([fd], [], [], 0.2)[0]:
+                    continue
+                try:
+                    chunk = os.read(fd, 1024)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            self.assertIn(text.encode(), seen)
+
+        expect("Password: ")
+        os.write(fd, b"demo-password\n")
+        expect("A_code_was_sent")
+        expect("Code: ")
+        os.write(fd, b"424242\n")
+        expect("session")
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0, seen)
+        # Secret answers are not echoed.
+        self.assertNotIn(b"demo-password", seen)
+        self.assertNotIn(b"424242", seen)
+
+    def test_abandoned_conversations_leave_memory_flat(self):
+        # The throttle would (rightly) slow a flood of attempts for one user
+        # down to a crawl; this is about memory.
+        d = self.start("conversation_timeout = 2s\n[throttle]\nenabled = no\n")
+        s = d.connect(timeout=60)
+
+        def burst(n):
+            sent = 0
+            while sent < n:
+                batch = min(200, n - sent)
+                s.sendall(b"".join(frame({"op": "authenticate", "service": "flood", "user": "demo"})
+                                   for _ in range(batch)))
+                for _ in range(batch):
+                    r = read_frame(s, timeout=60)
+                    self.assertIn(r.get("error"), ("challenge", "unavailable"), r)
+                sent += batch
+
+        burst(2000)
+        time.sleep(scaled(3))
+        before = rss_kib(d.proc.pid)
+        burst(10000)
+        time.sleep(scaled(3))
+        after = rss_kib(d.proc.pid)
+        print(f"RSS after 2,000 conversations: {before} KiB; after 10,000 more: {after} KiB")
+        # Flat: no per-conversation growth (10,000 kept would be megabytes).
+        self.assertLess(after - before, 2048, f"RSS grew from {before} KiB to {after} KiB")
+        # The table drained, and new conversations still work.
+        c = d.call({"op": "authenticate", "service": "flood", "user": "demo"})
+        self.assertEqual(c["error"], "challenge", c)
+        r = d.call({"op": "respond", "conversation": c["conversation"], "answers": ["1"]})
+        self.assertTrue(r["ok"], r)
+        s.close()
+
+    def test_kill9_mid_conversation_leaves_no_session(self):
+        d = self.start()
+        c = self.begin(d, op="login", password="demo-password")
+        d.kill9()
+        d.start()
+        r = d.call({"op": "respond", "conversation": c["conversation"], "answers": ["424242"]})
+        self.assertEqual(r["error"], "invalid_conversation", r)
+        listed = d.ctl("sessions", "list", json_out=True)
+        self.assertEqual(listed.returncode, 0, listed.stdout + listed.stderr)
+        self.assertEqual(listed.json["sessions"], [])
+
+
+if __name__ == "__main__":
+    unittest.main()
