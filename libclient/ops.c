@@ -72,7 +72,7 @@ _public_ int latch_authenticate(latch_client *client, const char *service, const
 _public_ int latch_login(latch_client *client, const char *service, const char *user, const char *password,
                          const char *remote, bool want_token, const char *audience, latch_reply **ret) {
         const struct arg args[] = {
-                { "service", service, true }, { "user", user, true },         { "password", password, true },
+                { "service", service, true }, { "user", user, true },         { "password", password, false },
                 { "remote", remote, false },  { "audience", audience, false },
         };
         struct client_request req;
@@ -93,7 +93,9 @@ _public_ int latch_respond(latch_client *client, const char *conversation, const
         struct client_request req;
 
         assert_return(client, LATCH_ERR_INVALID_ARGUMENT);
-        require_arg(client, conversation);
+        int r = check_args(client, ARGS({ "conversation", conversation, true }));
+        if (r != LATCH_OK)
+                return r;
         if (n_answers > 0 && !answers)
                 return client_fail(client, LATCH_ERR_INVALID_ARGUMENT, "answers is NULL");
         for (size_t i = 0; i < n_answers; i++)
