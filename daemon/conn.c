@@ -539,10 +539,13 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         }
         uint64_t now = now_usec();
         /* Work of ours in flight, or a whole frame waiting for its turn, is
-         * not the client's idleness. */
-        if (c->inflight > 0 || conn_has_frame(c) || now < c->last_activity_usec + timeout) {
-                uint64_t next = c->inflight > 0 || conn_has_frame(c) ? now + timeout
-                                                                      : c->last_activity_usec + timeout;
+         * not the client's idleness. A frame held back because the client
+         * does not read its replies (CONN_MAX_OUTPUT waiting) waits on the
+         * client: that is idleness, or it could hold the connection open
+         * for good. */
+        bool ours = c->inflight > 0 || (conn_has_frame(c) && c->out_len - c->out_off < CONN_MAX_OUTPUT);
+        if (ours || now < c->last_activity_usec + timeout) {
+                uint64_t next = ours ? now + timeout : c->last_activity_usec + timeout;
                 (void) sd_event_source_set_time(s, next);
                 (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
                 goto out;

@@ -10,7 +10,9 @@
  * written; past either, the connection is not read until it drains. A
  * client that sends no complete frame for client_timeout while nothing of
  * it is in flight is dropped (so is one trickling a frame byte by byte);
- * input waiting in the socket is read before that judgement.
+ * input waiting in the socket is read before that judgement, and frames
+ * held back only because the client leaves its replies unread do not count
+ * as work of ours.
  *
  * After end-of-file from the client (a half-close), every whole frame
  * received before it is answered, in order, before the connection closes.

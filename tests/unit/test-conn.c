@@ -356,6 +356,52 @@ static void test_stall_past_client_timeout(void **state) {
         close(other[1]);
 }
 
+/* A client that stops reading its replies: once latchd stops taking its
+ * frames (the replies fill CONN_MAX_OUTPUT), the frames left in the buffer
+ * wait on the client, not on latchd. It is dropped after client_timeout
+ * like any idle client, not kept for as long as it cares to wait. */
+static void test_unread_replies_are_idleness(void **state) {
+        struct fixture *f = *state;
+        char json[64];
+        uint8_t buf[64];
+        int sv[2];
+
+        f->d.config->client_timeout = 1;
+        /* Re-arm the timer for the shorter timeout, as a fresh connection. */
+        while (f->d.conns)
+                conn_close(f->d.conns);
+        close(f->client);
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        assert_int_equal(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
+        assert_int_equal(conn_new(&f->d, sv[0], &f->c), 0);
+        f->client = sv[1];
+
+        assert_int_equal(fcntl(f->client, F_SETFL, O_NONBLOCK), 0);
+        for (unsigned stuck = 0, sent = 0; stuck < 50;) {
+                snprintf(json, sizeof json, "{\"op\": \"hello\", \"id\": %u}", sent);
+                size_t n = put_frame(buf, json);
+                ssize_t k = send(f->client, buf, n, MSG_NOSIGNAL);
+                if (k == (ssize_t) n) {
+                        sent++;
+                        stuck = 0;
+                        continue;
+                }
+                assert_true(k < 0 && errno == EAGAIN);
+                turn(f);
+                stuck++;
+        }
+        assert_non_null(f->d.conns);
+        assert_true(f->c->out_len - f->c->out_off >= CONN_MAX_OUTPUT / 2);
+
+        /* Well past client_timeout, the loop turning all along. */
+        for (unsigned i = 0; i < 30 && f->d.conns; i++) {
+                usleep(100 * 1000);
+                (void) sd_event_run(f->d.event, 1000);
+        }
+        assert_null(f->d.conns);
+        assert_int_equal(f->d.stats.connections_timed_out, 1);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_framing, setup, teardown),
@@ -365,6 +411,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_half_close, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_half_close_exact, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stall_past_client_timeout, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_unread_replies_are_idleness, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
