@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* latch-http's settings: a small INI file read with inih. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
 #include <stdio.h>
@@ -110,15 +111,15 @@ bool http_metrics_listen_is_valid(const char *value) {
         size_t hn = (size_t) (colon - value);
         if (hn == 5 && strncmp(value, "[::1]", 5) == 0)
                 return true;
-        /* 127.0.0.0/8, dotted quad. */
+        /* 127.0.0.0/8, as inet_pton() reads it when latch-http binds (a
+         * plain dotted quad: no sign, no leading zero, no blank). */
         char host[16];
+        struct in_addr a;
         if (hn >= sizeof host)
                 return false;
         memcpy(host, value, hn);
         host[hn] = '\0';
-        unsigned a, b, d, e;
-        char tail;
-        return sscanf(host, "%u.%u.%u.%u%c", &a, &b, &d, &e, &tail) == 4 && a == 127 && b < 256 && d < 256 && e < 256;
+        return inet_pton(AF_INET, host, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
 }
 
 int http_config_set(struct http_config *c, const char *key, const char *value) {

@@ -189,6 +189,21 @@ static void test_config(void **state) {
         assert_int_equal(http_config_set(&c, "no_such_key", "1"), -ENOENT);
         assert_string_equal(c.cookie_name, "__Host-wiki");
 
+        /* metrics_listen: what --check-config passes, latch-http can bind
+         * (a loopback address as inet_pton() reads it). */
+        static const char *const good_listen[] = { "127.0.0.1:9100", "127.1.2.3:1", "[::1]:65535",
+                                                   "/run/latch/metrics.sock" };
+        static const char *const bad_listen[] = { "127.0.0.01:9100", "127.0.0.+1:9100", "127.0.0. 1:9100",
+                                                  "0127.0.0.1:9100", "128.0.0.1:9100", "127.0.0:9100",
+                                                  "127.0.0.1:0", "127.0.0.1:65536", "[::]:9100", "[::1]:",
+                                                  "localhost:9100", "relative.sock" };
+        for (size_t i = 0; i < sizeof good_listen / sizeof good_listen[0]; i++)
+                assert_true(http_metrics_listen_is_valid(good_listen[i]));
+        for (size_t i = 0; i < sizeof bad_listen / sizeof bad_listen[0]; i++) {
+                if (http_metrics_listen_is_valid(bad_listen[i]))
+                        fail_msg("metrics_listen = %s accepted", bad_listen[i]);
+        }
+
         /* Errors name the file and line. */
         f = fopen(path, "w");
         fputs("[http]\nservice = ok\nbogus = 1\n[other]\n", f);
