@@ -1,0 +1,543 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tests of the session store's files (daemon/store.c): modes, owners and
+ * foreign layouts, a full disk, links, cut-short files, faults and bit
+ * flips. STORE_TEST_SEED as in test-store.c.
+ */
+
+#include "store-test.h"
+
+/* ---- 6. permissions and foreign files ---- */
+
+static void write_file(const char *dir, const char *name, const void *data, size_t n) {
+        char *p;
+        int fd;
+
+        assert_true(asprintf(&p, "%s/%s", dir, name) > 0);
+        fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, data, n), (ssize_t) n);
+        close(fd);
+        free(p);
+}
+
+static void set_layout(const char *dir, uint32_t version, bool foreign) {
+        MDB_env *env;
+        MDB_txn *txn;
+        MDB_dbi dbi;
+        char *path;
+
+        assert_true(asprintf(&path, "%s/sessions.mdb", dir) > 0);
+        assert_int_equal(mdb_env_create(&env), 0);
+        assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+        assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR, 0600), 0);
+        assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+        if (foreign) {
+                MDB_val k = { 3, (void *) "foo" }, v = { 3, (void *) "bar" };
+                assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+                assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+        } else {
+                MDB_val k = { 6, (void *) "layout" }, v = { sizeof version, &version };
+                assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+                assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+        }
+        assert_int_equal(mdb_txn_commit(txn), 0);
+        mdb_env_close(env);
+        free(path);
+}
+
+static void test_permissions(void **state) {
+        char *dir = make_dir();
+        store *s = NULL;
+        struct stat st;
+        char *path;
+        uint8_t garbage[8192];
+
+        assert_int_equal(chmod(dir, 0770), 0);
+        assert_int_equal(store_open(dir, &s), -EPERM);
+        assert_null(s);
+        assert_int_equal(chmod(dir, 0702), 0);
+        assert_int_equal(store_open(dir, &s), -EPERM);
+        assert_int_equal(chmod(dir, 0700), 0);
+        if (geteuid() == 0) {
+                assert_int_equal(chown(dir, 65534, 65534), 0);
+                assert_int_equal(store_open(dir, &s), -EPERM);
+                assert_int_equal(chown(dir, 0, 0), 0);
+        }
+        assert_int_equal(store_open("/nonexistent/latch-store", &s), -ENOENT);
+
+        /* A good one: files 0600 and close-on-exec. */
+        assert_int_equal(store_open(dir, &s), 0);
+        assert_true(asprintf(&path, "%s/sessions.mdb", dir) > 0);
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0600);
+        free(path);
+        assert_true(asprintf(&path, "%s/sessions.mdb-lock", dir) > 0);
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0600);
+        free(path);
+
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *de;
+        size_t ours = 0;
+        assert_non_null(d);
+        while ((de = readdir(d))) {
+                char link[PATH_MAX], target[PATH_MAX];
+                ssize_t l;
+                int fd = atoi(de->d_name);
+
+                if (de->d_name[0] == '.' || fd == dirfd(d))
+                        continue;
+                snprintf(link, sizeof link, "/proc/self/fd/%s", de->d_name);
+                l = readlink(link, target, sizeof target - 1);
+                if (l < 0)
+                        continue;
+                target[l] = '\0';
+                if (strncmp(target, dir, strlen(dir)) != 0)
+                        continue;
+                ours++;
+                assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+        }
+        closedir(d);
+        assert_true(ours >= 2);
+        store_close(s);
+        s = NULL;
+
+        /* A future layout version, and a foreign LMDB file. */
+        set_layout(dir, 2, false);
+        assert_int_equal(store_open(dir, &s), -EINVAL);
+        set_layout(dir, 1, false);
+        assert_int_equal(store_open(dir, &s), 0);
+        store_close(s);
+        s = NULL;
+        remove_dir(dir);
+
+        dir = make_dir();
+        set_layout(dir, 0, true);
+        assert_int_equal(store_open(dir, &s), -EINVAL);
+        remove_dir(dir);
+
+        /* Garbage. */
+        dir = make_dir();
+        for (size_t i = 0; i < sizeof garbage; i++)
+                garbage[i] = (uint8_t) (i * 131 + 7);
+        write_file(dir, "sessions.mdb", garbage, sizeof garbage);
+        assert_int_equal(store_open(dir, &s), -EINVAL);
+        write_file(dir, "sessions.mdb", "not lmdb", 8);
+        assert_int_equal(store_open(dir, &s), -EINVAL);
+        assert_null(s);
+        remove_dir(dir);
+}
+
+/* ---- 6b. disk full ---- */
+
+/* Runs in a child, since it lowers RLIMIT_FSIZE: the file can no longer
+ * grow, which LMDB sees as EFBIG from pwrite(), as it would see ENOSPC on a
+ * full disk. Returns an exit code: 0 when all went as expected. */
+static int disk_full_child(const char *dir) {
+        store *s = NULL;
+        struct rlimit rl;
+        struct stat st;
+        char *path;
+        size_t i, ok = 0;
+        int r = 0;
+
+        if (store_open(dir, &s) < 0)
+                return 10;
+        if (asprintf(&path, "%s/sessions.mdb", dir) < 0 || stat(path, &st) < 0)
+                return 11;
+        signal(SIGXFSZ, SIG_IGN);
+        rl = (struct rlimit) { .rlim_cur = st.st_size + 64 * 1024, .rlim_max = RLIM_INFINITY };
+        if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
+                return 12;
+
+        for (i = 0; i < 100000; i++) {
+                struct session_info info;
+                uint8_t key[STORE_KEY_SIZE];
+
+                make_key(key, 7000000 + i);
+                make_info(&info, 7000000 + i, "filler", "wiki", "{\"groups\":[\"users\"]}", 0, 1000000, 1000000);
+                r = store_session_create(s, key, &info);
+                if (r < 0) {
+                        /* Nothing of the failed session is left. */
+                        if (store_session_get(s, key, 0, noop_fn, NULL) != -ENOENT)
+                                return 13;
+                        break;
+                }
+                ok++;
+        }
+        if (r != -ENOSPC) {
+                fprintf(stderr, "disk full: got %d after %zu sessions\n", r, ok);
+                return 14;
+        }
+        if (store_check_consistency(s) != 0)
+                return 15;
+        if (list_count_nocmocka(s, "filler") != ok)
+                return 16;
+        fprintf(stderr, "disk full: -ENOSPC after %zu sessions\n", ok);
+        store_close(s);
+        free(path);
+        return 0;
+}
+
+static void test_disk_full(void **state) {
+        char *dir = make_dir();
+        store *s;
+        pid_t pid;
+        int status;
+
+        /* Create the environment first, at full size limits. */
+        s = open_store(dir, 0, false);
+        store_close(s);
+
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+                _exit(disk_full_child(dir));
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+
+        /* Intact, and writable again with room. */
+        s = open_store(dir, 0, false);
+        assert_int_equal(store_check_consistency(s), 0);
+        assert_true(list_count(s, "filler", NULL, 0) > 0);
+        size_t n;
+        assert_int_equal(store_session_revoke_user(s, "filler", &n), 0);
+        assert_true(n > 0);
+        assert_int_equal(store_check_consistency(s), 0);
+        store_close(s);
+        remove_dir(dir);
+}
+
+/* ---- 9. hostile files: modes, links, cut short, faults, bit flips ---- */
+
+static char *path_in(const char *dir, const char *name) {
+        char *p;
+
+        assert_true(asprintf(&p, "%s/%s", dir, name) > 0);
+        return p;
+}
+
+/* A store of n sessions (closed again); the size of its file. */
+static off_t fill_store(const char *dir, size_t n) {
+        store *s = open_store(dir, 0, true);
+        struct stat st;
+        char *p = path_in(dir, "sessions.mdb");
+
+        for (size_t i = 0; i < n; i++) {
+                struct session_info info;
+                uint8_t key[STORE_KEY_SIZE];
+
+                make_key(key, 9000000 + i);
+                make_info(&info, 9000000 + i, i % 2 ? "alice" : "bob", "wiki", "{\"groups\":[\"users\"]}", 1000,
+                          1000000, 100000);
+                assert_int_equal(store_session_create(s, key, &info), 0);
+        }
+        store_close(s);
+        assert_int_equal(stat(p, &st), 0);
+        free(p);
+        return st.st_size;
+}
+
+/* Opens expecting `want`, with a problem line that contains `needle`. */
+static void open_refused(const char *dir, int want, const char *needle) {
+        char *problem = NULL;
+        store *s = NULL;
+
+        assert_int_equal(store_open_checked(dir, NULL, &s, &problem), want);
+        assert_null(s);
+        assert_non_null(problem);
+        if (!strstr(problem, needle))
+                fail_msg("'%s' not in '%s'", needle, problem);
+        assert_null(strchr(problem, '\n'));
+        free(problem);
+}
+
+static void test_open_refuses_loose_modes(void **state) {
+        char *dir = make_dir();
+        char *db = path_in(dir, "sessions.mdb"), *lock = path_in(dir, "sessions.mdb-lock"),
+             *stray = path_in(dir, "notes"), *fix;
+        store *s = NULL;
+
+        fill_store(dir, 10);
+
+        /* Read or search access for group or others is refused too, not
+         * only write access. */
+        const struct {
+                const char *path;
+                mode_t bad, good;
+        } cases[] = {
+                { dir, 0750, 0700 }, { dir, 0705, 0700 }, { dir, 0755, 0700 },
+                { db, 0640, 0600 },  { db, 0604, 0600 },  { db, 0644, 0600 },
+                { lock, 0660, 0600 }, { lock, 0666, 0600 },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                assert_int_equal(chmod(cases[i].path, cases[i].bad), 0);
+                assert_true(asprintf(&fix, "chmod %s %s", cases[i].path == dir ? "0700" : "0600", cases[i].path) >
+                            0);
+                open_refused(dir, -EPERM, fix);
+                free(fix);
+                assert_int_equal(chmod(cases[i].path, cases[i].good), 0);
+        }
+
+        /* Any other file in the folder as well. */
+        write_file(dir, "notes", "x", 1);
+        assert_int_equal(chmod(stray, 0644), 0);
+        open_refused(dir, -EPERM, "chmod 0600");
+        assert_int_equal(chmod(stray, 0600), 0);
+
+        assert_int_equal(store_open(dir, &s), 0);
+        store_close(s);
+        unlink(stray);
+        free(stray);
+        free(db);
+        free(lock);
+        remove_dir(dir);
+}
+
+static void test_open_refuses_links(void **state) {
+        char *dir = make_dir(), *elsewhere = make_dir();
+        char *db = path_in(dir, "sessions.mdb"), *lock = path_in(dir, "sessions.mdb-lock");
+        char *target = path_in(elsewhere, "sessions.mdb"), *target_lock = path_in(elsewhere, "sessions.mdb-lock");
+        struct stat st;
+        store *s = NULL;
+
+        /* A link to a file elsewhere: not written through. */
+        write_file(elsewhere, "sessions.mdb", "", 0);
+        assert_int_equal(symlink(target, db), 0);
+        open_refused(dir, -ELOOP, "is a symbolic link");
+        assert_int_equal(stat(target, &st), 0);
+        assert_int_equal(st.st_size, 0);
+
+        /* A dangling link: its target is not created. */
+        assert_int_equal(unlink(target), 0);
+        open_refused(dir, -ELOOP, "is a symbolic link");
+        assert_int_equal(lstat(target, &st), -1);
+        assert_int_equal(unlink(db), 0);
+
+        /* The lock file likewise. */
+        fill_store(dir, 3);
+        assert_int_equal(rename(lock, target_lock), 0);
+        assert_int_equal(symlink(target_lock, lock), 0);
+        open_refused(dir, -ELOOP, "sessions.mdb-lock is a symbolic link");
+        assert_int_equal(unlink(lock), 0);
+
+        assert_int_equal(store_open(dir, &s), 0);
+        store_close(s);
+        unlink(target_lock);
+        free(db);
+        free(lock);
+        free(target);
+        free(target_lock);
+        remove_dir(dir);
+        remove_dir(elsewhere);
+}
+
+static void test_open_refuses_cut_short(void **state) {
+        char *dir = make_dir();
+        char *db = path_in(dir, "sessions.mdb");
+        long page = sysconf(_SC_PAGESIZE);
+        off_t size = fill_store(dir, 2000);
+        uint8_t key[STORE_KEY_SIZE];
+        store *s = NULL;
+
+        assert_true(size > 16 * page);
+        /* Half of it, then only its two meta pages: either would fault
+         * (SIGBUS) on the first read of a page past the end. */
+        assert_int_equal(truncate(db, size / 2 / page * page), 0);
+        open_refused(dir, -EUCLEAN, "is damaged");
+        open_refused(dir, -EUCLEAN, "OPERATIONS.md");
+        assert_int_equal(truncate(db, 2 * page), 0);
+        open_refused(dir, -EUCLEAN, "is damaged");
+
+        /* Moved away as the message says, a new store starts. */
+        assert_int_equal(unlink(db), 0);
+        assert_int_equal(store_open(dir, &s), 0);
+        make_key(key, 9000000);
+        assert_int_equal(store_session_get(s, key, 0, noop_fn, NULL), -ENOENT);
+        store_close(s);
+        free(db);
+        remove_dir(dir);
+}
+
+/* The file cut short under a running store: with store_catch_faults() the
+ * next read ends the process with STORE_EXIT_FAULT and one line naming the
+ * file, not a silent SIGBUS. */
+static void test_fault_while_open(void **state) {
+        char *dir = make_dir();
+        char *db = path_in(dir, "sessions.mdb");
+        char out[4096] = "";
+        size_t got = 0;
+        int pipefd[2], status;
+        pid_t pid;
+
+        fill_store(dir, 2000);
+        assert_int_equal(pipe2(pipefd, O_CLOEXEC), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                store *s = NULL;
+                size_t n = 0;
+
+                signal(SIGBUS, SIG_DFL); /* not cmocka's: the store's own must take it */
+
+                dup2(pipefd[1], STDERR_FILENO);
+                if (store_open(dir, &s) < 0 || store_catch_faults(s) < 0)
+                        _exit(10);
+                if (truncate(db, 2 * sysconf(_SC_PAGESIZE)) < 0)
+                        _exit(11);
+                (void) store_session_list(s, NULL, NULL, 0, count_fn, &n);
+                _exit(12); /* not reached: the list reads pages past the end */
+        }
+        close(pipefd[1]);
+        for (;;) {
+                ssize_t r = read(pipefd[0], out + got, sizeof out - 1 - got);
+                if (r <= 0)
+                        break;
+                got += (size_t) r;
+        }
+        close(pipefd[0]);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        if (!WIFEXITED(status))
+                fail_msg("the child died by signal %d", WTERMSIG(status));
+        assert_int_equal(WEXITSTATUS(status), STORE_EXIT_FAULT);
+        assert_non_null(strstr(out, "store damaged"));
+        assert_non_null(strstr(out, db));
+        free(db);
+        remove_dir(dir);
+}
+
+/* Bit flips in the data pages: every call answers, damage reads as
+ * -EUCLEAN, never as -ENOMEM or -EIO. Forked per seed: a flip may make
+ * LMDB read a page past the end of the file (SIGBUS, caught as
+ * STORE_EXIT_FAULT), which is also an acceptable end. */
+static int bit_flip_child(const char *dir, uint64_t rs, size_t n) {
+        store *s = NULL;
+        size_t damaged = 0, count = 0;
+        int r;
+
+        r = store_open(dir, &s);
+        if (r == -EUCLEAN || r == -EINVAL)
+                return 0; /* refused at open: the damage was in what open reads */
+        if (r < 0)
+                return 20;
+        if (store_catch_faults(s) < 0)
+                return 21;
+        for (size_t i = 0; i < n; i++) {
+                uint8_t key[STORE_KEY_SIZE];
+
+                make_key(key, 9000000 + i);
+                r = store_session_get(s, key, 2000, noop_fn, NULL);
+                if (r == -EUCLEAN)
+                        damaged++;
+                else if (r != 0 && r != -ENOENT) {
+                        fprintf(stderr, "get: %s\n", strerror(-r));
+                        return 22;
+                }
+        }
+        const char *users[] = { NULL, "alice", "bob" };
+        for (size_t i = 0; i < ELEMENTSOF(users); i++) {
+                r = store_session_list(s, users[i], NULL, 2000, count_fn, &count);
+                if (r == -EUCLEAN)
+                        damaged++;
+                else if (r != 0) {
+                        fprintf(stderr, "list: %s\n", strerror(-r));
+                        return 24;
+                }
+        }
+        r = store_check_consistency(s);
+        if (r == -EUCLEAN)
+                damaged++;
+        else if (r != 0) {
+                fprintf(stderr, "check: %s\n", strerror(-r));
+                return 25;
+        }
+        /* Writes after damage was seen are refused without touching LMDB;
+         * writes through damage not seen yet may meet it as a page number
+         * past any the file can hold (-ENOSPC, from EFBIG) or as a failed
+         * write (-EIO), which LMDB cannot tell from the disk's own. */
+        for (size_t i = 0; i < n; i += 8) {
+                uint8_t key[STORE_KEY_SIZE];
+
+                make_key(key, 9000000 + i);
+                r = store_session_touch(s, key, 3000);
+                if (damaged > 0 && r != -EUCLEAN) {
+                        fprintf(stderr, "touch after damage: %s\n", strerror(-r));
+                        return 26;
+                }
+                if (r != 0 && r != -ENOENT && r != -EUCLEAN && r != -ENOSPC && r != -EIO) {
+                        fprintf(stderr, "touch: %s\n", strerror(-r));
+                        return 23;
+                }
+                (void) rs;
+        }
+        store_close(s);
+        return damaged > 0 ? 0 : 1;
+}
+
+static void test_bit_flips(void **state) {
+        const size_t n = 2000;
+        long page = sysconf(_SC_PAGESIZE);
+        unsigned damaged = 0, refused_or_faulted = 0;
+
+        for (unsigned round = 0; round < 16; round++) {
+                char *dir = make_dir(), *db = path_in(dir, "sessions.mdb");
+                uint64_t rs = seed ^ (round * 104729);
+                off_t size = fill_store(dir, n);
+                int fd, status;
+                pid_t pid;
+
+                fd = open(db, O_RDWR | O_CLOEXEC);
+                assert_true(fd >= 0);
+                for (unsigned i = 0; i < 200; i++) {
+                        off_t pages = size / page;
+                        off_t off = (2 + (off_t) rnd_below(&rs, (uint64_t) (pages - 2))) * page + 16 +
+                                    (off_t) rnd_below(&rs, (uint64_t) page - 16);
+                        uint8_t b;
+
+                        assert_int_equal(pread(fd, &b, 1, off), 1);
+                        b ^= (uint8_t) (1u << rnd_below(&rs, 8));
+                        assert_int_equal(pwrite(fd, &b, 1, off), 1);
+                }
+                close(fd);
+
+                pid = fork();
+                assert_true(pid >= 0);
+                if (pid == 0) {
+                        /* cmocka's own handlers would carry on in the child. */
+                        signal(SIGSEGV, SIG_DFL);
+                        signal(SIGBUS, SIG_DFL);
+                        signal(SIGABRT, SIG_DFL);
+                        _exit(bit_flip_child(dir, rs, n));
+                }
+                assert_int_equal(waitpid(pid, &status, 0), pid);
+                if (!WIFEXITED(status))
+                        fail_msg("round %u: the child died by signal %d", round, WTERMSIG(status));
+                if (WEXITSTATUS(status) == STORE_EXIT_FAULT)
+                        refused_or_faulted++;
+                else if (WEXITSTATUS(status) == 0)
+                        damaged++;
+                else if (WEXITSTATUS(status) != 1)
+                        fail_msg("round %u: child status %d", round, WEXITSTATUS(status));
+                free(db);
+                remove_dir(dir);
+        }
+        print_message("bit flips: %u rounds read damage as -EUCLEAN, %u ended in a logged fault exit\n", damaged,
+                      refused_or_faulted);
+        assert_true(damaged > 0);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_permissions),
+                cmocka_unit_test(test_disk_full),
+                cmocka_unit_test(test_open_refuses_loose_modes),
+                cmocka_unit_test(test_open_refuses_links),
+                cmocka_unit_test(test_open_refuses_cut_short),
+                cmocka_unit_test(test_fault_while_open),
+                cmocka_unit_test(test_bit_flips),
+        };
+
+        return store_test_main(tests, ELEMENTSOF(tests), "store-files");
+}
