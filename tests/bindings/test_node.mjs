@@ -217,6 +217,20 @@ test('idempotent ops are resent once, others never; timeouts; junk', async () =>
   c.close(); f.stop();
 });
 
+test('close() fails what latchd did not answer, resends nothing', async () => {
+  const f = await fake('silent');
+  const c = new L.Client({ socketPath: f.sock, timeout: 10000 });
+  const p = c.validate('S'.repeat(44));
+  const q = assert.rejects(p, L.Disconnected);
+  await new Promise((r) => setTimeout(r, 300)); // connected and sent
+  c.close();
+  await q;
+  // No connection was opened again for the closed client.
+  await new Promise((r) => setTimeout(r, 300));
+  assert.ok(c.conns.every((x) => x === null));
+  f.stop();
+});
+
 test('cookies by liblatch rules', () => {
   assert.equal(L.buildCookie('abc', 2000, { now: 1000 }),
     '__Host-latch=abc; Max-Age=1000; Path=/; Secure; HttpOnly; SameSite=Lax');

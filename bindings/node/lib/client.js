@@ -114,6 +114,12 @@ class Conn {
     const lost = this.pending;
     this.pending = [];
     const path = this.client.socketPath;
+    if (this.closing) {
+      // Closed by close(): what latchd did not answer before the close
+      // fails; nothing is resent on a connection of the closed client.
+      for (const p of lost) p.settle(new Disconnected(`the client was closed before the answer from ${path}`));
+      return;
+    }
     if (!this.connected) {
       // Nothing was sent: this is not a dropped request but no daemon.
       const why = this.error ? (this.error.code || this.error.message) : 'closed';
@@ -138,6 +144,7 @@ class Conn {
 
   close() {
     this.dead = true;
+    this.closing = true;
     this.sock.end();
   }
 }
@@ -227,7 +234,11 @@ export class Client {
   respond(conversation, answers) { return this.call('respond', { conversation, answers: [...answers] }); }
   passwd(service, user, { remote } = {}) { return this.call('passwd', { service, user, remote }); }
 
-  /** Closes the connections (requests in flight fail with Disconnected). */
+  /**
+   * Closes the connections: requests in flight get latchd's answer if it
+   * comes before the close (latchd answers what it received before a
+   * half-close), else fail with Disconnected; none is resent.
+   */
   close() {
     for (const list of [this.conns, this.slow]) {
       for (let i = 0; i < list.length; i++) {
