@@ -370,6 +370,25 @@ class FakeTest(unittest.TestCase):
         with self.assertRaises(latch.Disconnected):
             asyncio.run(go2())
 
+    def test_async_close_resends_nothing(self):
+        silent = self.fake("silent")
+
+        async def go():
+            a = latch.AsyncClient(silent.sock, timeout=10, connections=1)
+            t = asyncio.ensure_future(a.validate("S" * 44))
+            await asyncio.sleep(0.3)  # connected and sent
+            await a.close()
+            try:
+                await t
+                outcome = None
+            except latch.LatchError as e:
+                outcome = type(e)
+            await asyncio.sleep(0.3)
+            return outcome, a._lanes[0]
+        outcome, lane = asyncio.run(go())
+        self.assertIs(outcome, latch.Disconnected)
+        self.assertEqual(lane, [None], "no connection opened again for the closed client")
+
     def test_timeout_and_protocol_errors(self):
         silent = self.fake("silent")
         with self.assertRaises(latch.Timeout):

@@ -36,6 +36,7 @@ class _AConn:
         self.pending: Deque[_Pending] = collections.deque()
         self.buf = bytearray()
         self.dead = False
+        self.closing = False
         self.outbox: Optional[List[bytes]] = None
         self.connecting: Optional["asyncio.Future[None]"] = None
 
@@ -111,6 +112,12 @@ class _AConn:
         self.pending.clear()
         owner = self.owner
         path = owner.socket_path
+        if self.closing:
+            # Closed by close(): nothing is resent for a closed client.
+            for p in lost:
+                if not p.future.done():
+                    p.future.set_exception(Disconnected(f"the client was closed before the answer from {path}"))
+            return
         resend = []
         for p in lost:
             if p.future.done():
@@ -127,6 +134,7 @@ class _AConn:
 
     def close(self) -> None:
         self.dead = True
+        self.closing = True
         if self.transport is not None:
             self.transport.close()
 
@@ -228,7 +236,8 @@ class AsyncClient(Ops):
         return list(await asyncio.gather(*(one(op, a) for op, a in calls)))
 
     async def close(self) -> None:
-        """Closes the connections (requests in flight fail)."""
+        """Closes the connections (requests in flight fail with
+        Disconnected; none is resent)."""
         for conns in self._lanes:
             for i, c in enumerate(conns):
                 if c is not None:
