@@ -62,7 +62,7 @@ extract() { # FILE NAME: the fenced block after the line "<!-- NAME: ..."
                 found == 2 && /^```$/ { exit }
                 found == 2 { print }' "$1"
 }
-for f in allowlist.c Makefile; do
+for f in allowlist.c askcode.c Makefile; do
         extract "$srcdir/docs/PLUGINS.md" "examples/plugin/$f" >"$tmp/quoted-$f"
         [ -s "$tmp/quoted-$f" ] || fail "docs/PLUGINS.md does not quote examples/plugin/$f"
         diff -u "$srcdir/examples/plugin/$f" "$tmp/quoted-$f" >&2 ||
