@@ -6,12 +6,17 @@
  * Linux-PAM's pam_debug: the first argument "auth=NAME" (or "acct=NAME")
  * names the result of the auth (account) call; a name pam_debug does not know
  * means success, as does a missing argument. The plugin "missing" does not
- * exist (-ENOENT); "broken" fails to open with a message. Calls and outcomes
+ * exist (-ENOENT); "broken" fails to open with a message. "asker" is
+ * "debug" that returns LATCH_INCOMPLETE on its odd-numbered calls of each
+ * type and its result on the even ones, as tests/stack/pam_asker.c does
+ * in libpam (a stack that got LATCH_INCOMPLETE is resumed at the line that
+ * returned it, which is called again). Calls and outcomes
  * are counted per module, atomically, so threads may share one table.
  */
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +25,8 @@
 
 struct debug_module {
         int result[2]; /* per enum stack_type */
+        bool asker;
+        int asked[2];  /* asker: calls so far, per type */
         atomic_int calls;
         atomic_int outcomes;
         atomic_int last_outcome;
@@ -57,7 +64,7 @@ static int debug_open(void *userdata, const char *plugin, int argc, const char *
                         *ret_error = NULL;
                 return -EINVAL;
         }
-        if (strcmp(plugin, "debug") != 0)
+        if (strcmp(plugin, "debug") != 0 && strcmp(plugin, "asker") != 0)
                 return -ENOENT;
 
         m = calloc(1, sizeof(*m));
@@ -65,6 +72,7 @@ static int debug_open(void *userdata, const char *plugin, int argc, const char *
                 return -ENOMEM;
         m->result[STACK_AUTH] = debug_parse("auth", argc, argv);
         m->result[STACK_ACCOUNT] = debug_parse("acct", argc, argv);
+        m->asker = strcmp(plugin, "asker") == 0;
         atomic_init(&m->last_outcome, -1);
         if (state) {
                 m->next = state->modules;
@@ -93,6 +101,8 @@ static int debug_call(void *userdata, void *module, enum stack_type type, struct
         struct debug_module *m = module;
 
         atomic_fetch_add(&m->calls, 1);
+        if (m->asker && ++m->asked[type] % 2 == 1)
+                return LATCH_INCOMPLETE;
         return m->result[type];
 }
 

@@ -14,9 +14,20 @@
  * through pamtester(1) with files in /etc/pam.d (root only; the files carry a
  * unique prefix and are removed at exit, on failure and on signals).
  *
+ * Conversations: with STACK_DIFF_ASKER naming tests/stack/pam_asker.so, a
+ * third of the module lines are "askers" instead, which return
+ * PAM_INCOMPLETE before deciding (pam_asker.c; "asker" in debug-ops.h).
+ * libpam's application calls pam_authenticate()/pam_acct_mgmt() again while
+ * they answer PAM_INCOMPLETE, and libpam resumes at the module that returned
+ * it with its saved state (pamh->former); latch runs stack_run_resumable()
+ * again the same way. At most ROUNDS_MAX rounds each (a pam_debug line
+ * returning incomplete would ask for ever), and the final results must be
+ * equal. Stacks with askers skip the pamtester subset (pamtester gives up
+ * on PAM_INCOMPLETE).
+ *
  * Environment: STACK_DIFF_SEED (default 20261123), STACK_DIFF_COUNT (default
- * 3000), STACK_DIFF_PAMTESTER (default 60; 0 disables). Exit 77 when libpam
- * or pam_debug.so is unusable.
+ * 3000), STACK_DIFF_PAMTESTER (default 60; 0 disables), STACK_DIFF_ASKER.
+ * Exit 77 when libpam or pam_debug.so is unusable.
  */
 
 #include <dirent.h>
@@ -68,7 +79,13 @@ struct gline {
         int target; /* sub-file index for include/substack */
         char control[512];
         char args[256];
+        bool asker;
 };
+
+/* tests/stack/pam_asker.so, or NULL: no askers. */
+static const char *asker_path;
+static unsigned asker_ids;
+#define ROUNDS_MAX 8
 
 #define N_FILES 3 /* 0: the service, 1 and 2: sub-files */
 #define LINES_MAX 6 /* per file */
@@ -148,6 +165,11 @@ static void random_line(struct gline *l, int file) {
         if (l->kind == KIND_MODULE) {
                 size_t n = 0;
 
+                if (asker_path && chance(33)) {
+                        l->asker = true;
+                        n += (size_t) snprintf(l->args + n, sizeof(l->args) - n, " id=%u", asker_ids++);
+                }
+
                 if (chance(10))
                         n += (size_t) snprintf(l->args + n, sizeof(l->args) - n, " [x y\\]z]");
                 if (chance(90))
@@ -196,7 +218,8 @@ static int write_file(const char *path, const struct gfile *gf, bool pam, const 
                         break;
                 default:
                         fprintf(out, "%s\t%s  %s%s\n", l->type, l->control,
-                                pam ? "pam_debug.so" : "debug", l->args);
+                                pam ? (l->asker ? asker_path : "pam_debug.so") : (l->asker ? "asker" : "debug"),
+                                l->args);
                 }
         }
         if (fclose(out) < 0)
@@ -218,6 +241,7 @@ static void print_stack(FILE *out, const struct gfile files[N_FILES]) {
                                 fprintf(out, "  %s%s %s %s%s\n", l->kind == KIND_MISSING ? "-" : "",
                                         l->type, l->control,
                                         l->kind == KIND_MISSING ? "pam_latchtest_missing.so"
+                                        : l->asker              ? "pam_asker.so"
                                                                 : "pam_debug.so",
                                         l->args);
                 }
@@ -241,7 +265,12 @@ static int pam_eval(const char *confdir, const char *service, enum stack_type ty
         r = pam_start_confdir(service, "latchtest", &conv, confdir, &pamh);
         if (r != PAM_SUCCESS)
                 return -1000 - r;
-        r = type == STACK_AUTH ? pam_authenticate(pamh, PAM_SILENT) : pam_acct_mgmt(pamh, PAM_SILENT);
+        /* An application whose module asked calls again: libpam resumes. */
+        for (int round = 0; round < ROUNDS_MAX; round++) {
+                r = type == STACK_AUTH ? pam_authenticate(pamh, PAM_SILENT) : pam_acct_mgmt(pamh, PAM_SILENT);
+                if (r != PAM_INCOMPLETE)
+                        break;
+        }
         pam_end(pamh, r);
         return r;
 }
@@ -327,6 +356,16 @@ static void diag_print(void *userdata, const char *file, unsigned line, const ch
         fprintf(stderr, "  latch: %s:%u: %s\n", file, line, message);
 }
 
+static unsigned resumed[2]; /* latch evaluations that resumed a stack */
+
+static bool has_asker(const struct gfile files[N_FILES]) {
+        for (int f = 0; f < N_FILES; f++)
+                for (int i = 0; i < files[f].n; i++)
+                        if (files[f].lines[i].asker)
+                                return true;
+        return false;
+}
+
 static int latch_eval(const char *dir, int results[2], size_t sizes[2]) {
         struct services *s = NULL;
         const struct stack *st;
@@ -341,7 +380,14 @@ static int latch_eval(const char *dir, int results[2], size_t sizes[2]) {
                 return -ENOENT;
         }
         for (int t = 0; t < 2; t++) {
-                results[t] = stack_run(st, (enum stack_type) t, NULL);
+                struct stack_former former = {};
+
+                for (int round = 0; round < ROUNDS_MAX; round++) {
+                        results[t] = stack_run_resumable(st, (enum stack_type) t, NULL, &former);
+                        if (results[t] != LATCH_INCOMPLETE)
+                                break;
+                        resumed[t]++;
+                }
                 sizes[t] = stack_size(st, (enum stack_type) t);
         }
         services_free(s);
@@ -431,6 +477,8 @@ static void rm_rf(const char *dir) {
 }
 
 int main(void) {
+        unsigned with_askers = 0;
+
         const char *e;
         uint64_t seed = 20261123;
         unsigned count = 3000, n_pamtester = 60;
@@ -444,6 +492,8 @@ int main(void) {
                 seed = strtoull(e, NULL, 0);
         if ((e = getenv("STACK_DIFF_COUNT")))
                 count = (unsigned) strtoul(e, NULL, 0);
+        if ((e = getenv("STACK_DIFF_ASKER")) && *e == '/')
+                asker_path = e;
         if ((e = getenv("STACK_DIFF_PAMTESTER")))
                 n_pamtester = (unsigned) strtoul(e, NULL, 0);
         rng_state = seed ? seed : 1;
@@ -544,7 +594,9 @@ int main(void) {
                 /* The pamtester subset: real /etc/pam.d files, a real PAM
                  * application. Only stacks where both types have modules:
                  * otherwise libpam would fall back to /etc/pam.d/other. */
-                if (pamtester_ran < n_pamtester && sizes[0] > 0 && sizes[1] > 0 && n % 7 == 0) {
+                if (has_asker(files))
+                        with_askers++;
+                if (pamtester_ran < n_pamtester && sizes[0] > 0 && sizes[1] > 0 && n % 7 == 0 && !has_asker(files)) {
                         int pt[2];
 
                         etc_written = 1;
@@ -577,6 +629,8 @@ int main(void) {
                "%u also through pamtester; %u with auth modules, %u with account modules; "
                "%u mismatches\n",
                (unsigned long long) seed, ran, pamtester_ran, nonempty[0], nonempty[1], mismatches);
+        printf("  conversations: %u stacks with modules that return incomplete before deciding; "
+               "%u auth and %u account runs resumed\n", with_askers, resumed[0], resumed[1]);
         for (int t = 0; t < 2; t++) {
                 printf("  %s results:", t == 0 ? "auth" : "account");
                 for (int i = 0; i < _LATCH_RESULT_MAX; i++)
