@@ -152,6 +152,27 @@ class TestConversations(DaemonTest):
         r = d.call({"op": "respond", "conversation": c["conversation"], "answers": ["731903"]})
         self.assertEqual(r["error"], "denied", r)
 
+    def test_faillock_counts_a_conversation_once(self):
+        users = os.path.join(self.tmp, "users")
+        # deny=2: counted per step, one failed two-step conversation would lock.
+        d = self.daemon(services={"demo": "auth requisite faillock deny=2 unlock_time=10min\n" +
+                                          STACK.format(users=users)},
+                        config_extra="[throttle]\nenabled = no\n")
+        c1 = self.begin(d, op="authenticate")
+        c2 = d.call({"op": "respond", "conversation": c1["conversation"], "answers": ["demo-password"]})
+        r = d.call({"op": "respond", "conversation": c2["conversation"], "answers": ["000000"]})
+        self.assertEqual(r["error"], "denied", r)
+        c = self.begin(d, op="authenticate", password="demo-password")
+        r = d.call({"op": "respond", "conversation": c["conversation"], "answers": ["424242"]})
+        self.assertTrue(r["ok"], "one failure so far: not locked")
+        # Two final failures lock, as they would without conversations.
+        for _ in range(2):
+            c = self.begin(d, op="authenticate", password="demo-password")
+            r = d.call({"op": "respond", "conversation": c["conversation"], "answers": ["000000"]})
+            self.assertEqual(r["error"], "denied", r)
+        r = d.call({"op": "authenticate", "service": "demo", "user": "demo", "password": "demo-password"})
+        self.assertEqual(r["error"], "denied", "locked: refused before any prompt")
+
     def test_latchctl_respond_continues(self):
         d = self.start()
         r = d.ctl("login", "demo", "demo", input="demo-password\n", json_out=True)

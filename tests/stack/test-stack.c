@@ -499,6 +499,73 @@ static void test_load_dir_errors(void **state) {
 
 /* ---- evaluation: outcomes and threads ---- */
 
+/* Conversations: a stack stopped by a line that returned incomplete
+ * resumes at that line, in auth and then in account; the lines before it
+ * are not called again, and outcome() comes once, with the final result. */
+static void test_authenticate_steps(void **state) {
+        struct fixture *f = *state;
+        struct services *s = NULL;
+        const struct stack *st;
+        struct debug_module *m[4];
+        struct stack_auth_state as = {};
+        int i = 0;
+
+        st = load_text(f, "auth required debug\n"
+                          "auth required asker auth=auth_err\n"
+                          "auth optional debug\n"
+                          "account required asker\n",
+                       &s);
+        for (struct debug_module *p = f->ops.modules; p; p = p->next)
+                m[3 - i++] = p;
+        assert_int_equal(i, 4);
+
+        /* auth asks: nothing reported yet. */
+        assert_int_equal(stack_authenticate_step(st, NULL, &as), LATCH_INCOMPLETE);
+        assert_int_equal(atomic_load(&m[0]->calls), 1);
+        assert_int_equal(atomic_load(&m[1]->calls), 1);
+        assert_int_equal(atomic_load(&m[2]->calls), 0);
+        for (i = 0; i < 4; i++)
+                assert_int_equal(atomic_load(&m[i]->outcomes), 0);
+        /* Resumed at the asker, which now fails the required line: auth
+         * fails, account never runs, every line called hears it once. */
+        assert_int_equal(stack_authenticate_step(st, NULL, &as), LATCH_AUTH_ERR);
+        assert_int_equal(atomic_load(&m[0]->calls), 1);
+        assert_int_equal(atomic_load(&m[1]->calls), 2);
+        assert_int_equal(atomic_load(&m[2]->calls), 1);
+        assert_int_equal(atomic_load(&m[3]->calls), 0);
+        for (i = 0; i < 3; i++) {
+                assert_int_equal(atomic_load(&m[i]->outcomes), 1);
+                assert_int_equal(atomic_load(&m[i]->last_outcome), LATCH_AUTH_ERR);
+        }
+        assert_int_equal(atomic_load(&m[3]->outcomes), 0);
+        services_free(s);
+
+        /* Asking in auth, then in account, then success. */
+        st = load_text(f, "auth required asker\n"
+                          "account required asker\n",
+                       &s);
+        memset(&as, 0, sizeof as);
+        assert_int_equal(stack_authenticate_step(st, NULL, &as), LATCH_INCOMPLETE);
+        assert_int_equal(stack_authenticate_step(st, NULL, &as), LATCH_INCOMPLETE);
+        assert_int_equal(stack_authenticate_step(st, NULL, &as), LATCH_SUCCESS);
+        for (struct debug_module *p = f->ops.modules; p; p = p->next) {
+                assert_int_equal(atomic_load(&p->calls), 2);
+                assert_int_equal(atomic_load(&p->outcomes), 1);
+                assert_int_equal(atomic_load(&p->last_outcome), LATCH_SUCCESS);
+        }
+        services_free(s);
+
+        /* Abandoned while waiting: the lines called hear of the failure. */
+        st = load_text(f, "auth required debug\nauth required asker\naccount required debug\n", &s);
+        memset(&as, 0, sizeof as);
+        assert_int_equal(stack_authenticate_step(st, NULL, &as), LATCH_INCOMPLETE);
+        stack_authenticate_end(st, NULL, &as, LATCH_CONV_ERR);
+        i = 0;
+        for (struct debug_module *p = f->ops.modules; p; p = p->next, i++)
+                assert_int_equal(atomic_load(&p->outcomes), i == 0 ? 0 : 1); /* newest first: account's */
+        services_free(s);
+}
+
 static void test_outcome(void **state) {
         struct fixture *f = *state;
         struct services *s = NULL;
@@ -618,6 +685,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_include_errors, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_load_dir_errors, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_authenticate_steps, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_outcome, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
         };
