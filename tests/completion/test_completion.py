@@ -54,7 +54,7 @@ class Completion(unittest.TestCase):
     def test_commands(self):
         self.assertEqual(self.complete("latchctl "),
                          sorted("hello authenticate login validate logout token jwks sessions keys stats status "
-                                "reload user".split()))
+                                "reload user totp faillock".split()))
         self.assertEqual(self.complete("latchctl st"), ["stats", "status"])
         self.assertEqual(self.complete("latchctl --json se"), ["sessions"])
         self.assertEqual(self.complete("latchctl --socket /tmp/x.sock lo"), ["login", "logout"])
@@ -64,6 +64,8 @@ class Completion(unittest.TestCase):
         self.assertEqual(self.complete("latchctl sessions r"), ["revoke"])
         self.assertEqual(self.complete("latchctl keys "), ["rotate"])
         self.assertEqual(self.complete("latchctl user "), ["add", "del", "passwd"])
+        self.assertEqual(self.complete("latchctl totp "), ["confirm", "enroll", "recovery", "remove", "status"])
+        self.assertEqual(self.complete("latchctl faillock "), ["reset", "show"])
 
     def test_options(self):
         self.assertEqual(self.complete("latchctl --"), ["--help", "--json", "--socket", "--version"])
@@ -72,6 +74,7 @@ class Completion(unittest.TestCase):
         self.assertEqual(self.complete("latchctl token verify TOKEN --"),
                          ["--audience", "--issuer", "--json", "--jwks"])
         self.assertEqual(self.complete("latchctl sessions list --"), ["--json", "--service", "--user"])
+        self.assertEqual(self.complete("latchctl totp enroll alice --"), ["--json", "--service"])
 
     def test_service_names(self):
         self.assertEqual(self.complete("latchctl login "), ["intranet", "webmail", "wiki"])
