@@ -52,8 +52,8 @@ def main():
                               "bench-totp": "auth required permit\nauth required totp window=10\n"
                                             "account required permit\n"},
                users={})
-    d.start()
     try:
+        d.start()
         s = d.connect()
         secrets = {}
         step = int(time.time()) // 30
