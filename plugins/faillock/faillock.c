@@ -48,6 +48,8 @@
 
 #include <latch/plugin.h>
 
+#include "plugin-store.h"
+
 #define TALLY_ENTRY_SIZE 8
 #define DENY_MAX (LATCH_KV_VALUE_MAX / TALLY_ENTRY_SIZE)
 
@@ -202,8 +204,6 @@ static int parse_duration(const char *s, int64_t *ret) {
 static int faillock_open(const struct latch_host *host, struct latch_ctx *ctx, int argc, const char *const *argv,
                          void **ret_state) {
         struct faillock_state *s;
-        uint8_t probe_buf[1];
-        size_t probe_len = sizeof(probe_buf);
         int r;
 
         s = calloc(1, sizeof(*s));
@@ -252,12 +252,9 @@ static int faillock_open(const struct latch_host *host, struct latch_ctx *ctx, i
 
         /* The tally must be shared by every worker and survive restarts: a
          * host without its store (an isolated worker) cannot run this. */
-        r = host->kv_get(ctx, "", 1, probe_buf, &probe_len);
-        if (r == -ENOTSUP) {
-                host->log(ctx, NULL, LATCH_LOG_ERR,
-                          "needs latchd's state store, which this host does not offer (isolated plugin?)");
+        r = plugin_require_store(host, ctx);
+        if (r < 0)
                 goto fail;
-        }
 
         *ret_state = s;
         return 0;

@@ -61,6 +61,7 @@
 #include <latch/plugin.h>
 
 #include "otp.h"
+#include "plugin-store.h"
 
 #define RECOVERY_CODES 10
 #define RECOVERY_BYTES 10   /* 80 bits: 16 base32 characters */
@@ -472,8 +473,6 @@ static bool issuer_ok(const char *s) {
 static int totp_open(const struct latch_host *host, struct latch_ctx *ctx, int argc, const char *const *argv,
                      void **ret_state) {
         struct totp_state *s;
-        uint8_t probe[1];
-        size_t probe_len = sizeof probe;
         int r;
 
         if (sodium_init() < 0) {
@@ -536,12 +535,8 @@ static int totp_open(const struct latch_host *host, struct latch_ctx *ctx, int a
         }
 
         /* Secrets and the replay record must live in latchd's state. */
-        r = host->kv_get(ctx, "", 1, probe, &probe_len);
-        if (r == -ENOTSUP) {
-                host->log(ctx, NULL, LATCH_LOG_ERR,
-                          "needs latchd's state store, which this host does not offer (isolated plugin?)");
+        if (plugin_require_store(host, ctx) < 0)
                 goto fail;
-        }
         *ret_state = s;
         return 0;
 fail:
