@@ -113,42 +113,17 @@ void reply_ok(struct request *r, json_t *results) {
         finish(r, o);
 }
 
-void reply_error(struct request *r, const char *code, const char *fmt, ...) {
+/* The one place an error reply is built: reply_error() and
+ * reply_error_extra() differ only in the members `extra` adds (its reference
+ * is taken, also when nothing is sent). */
+static void reply_error_va(struct request *r, const char *code, json_t *extra, const char *fmt, va_list ap) {
         char msg[512];
-        va_list ap;
-
-        if (r->replied)
-                return;
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        stats_count_error(&r->conn->d->stats, r->op_index, stats_error_index(code), now_usec());
-        json_t *o = reply_base(r, false);
-        if (!o) {
-                r->conn->closing = true;
-                r->replied = true;
-                conn_reply_ready(r->conn);
-                return;
-        }
-        json_object_set_new(o, "error", json_string(code));
-        /* json_string refuses invalid UTF-8; messages are ours, but a user
-         * name echoed into one might not be. */
-        json_t *m = json_string(msg);
-        json_object_set_new(o, "message", m ? m : json_string("(unprintable message)"));
-        finish(r, o);
-}
-
-void reply_error_extra(struct request *r, const char *code, json_t *extra, const char *fmt, ...) {
-        char msg[512];
-        va_list ap;
 
         if (r->replied) {
                 json_decref(extra);
                 return;
         }
-        va_start(ap, fmt);
         vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
         stats_count_error(&r->conn->d->stats, r->op_index, stats_error_index(code), now_usec());
         json_t *o = reply_base(r, false);
         if (!o || (extra && json_object_update(o, extra) < 0)) {
@@ -161,8 +136,27 @@ void reply_error_extra(struct request *r, const char *code, json_t *extra, const
         }
         json_decref(extra);
         json_object_set_new(o, "error", json_string(code));
-        json_object_set_new(o, "message", json_string(msg));
+        /* json_string refuses invalid UTF-8; messages are ours, but a user
+         * name echoed into one might not be. */
+        json_t *m = json_string(msg);
+        json_object_set_new(o, "message", m ? m : json_string("(unprintable message)"));
         finish(r, o);
+}
+
+void reply_error(struct request *r, const char *code, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        reply_error_va(r, code, NULL, fmt, ap);
+        va_end(ap);
+}
+
+void reply_error_extra(struct request *r, const char *code, json_t *extra, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        reply_error_va(r, code, extra, fmt, ap);
+        va_end(ap);
 }
 
 void request_drop(struct request *r) {
