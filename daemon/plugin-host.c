@@ -34,18 +34,24 @@ static const struct latch_host host_services;
 
 /* ---- helpers ---- */
 
+/* Returns the formatted text in a new string, or NULL when out of memory. */
+static _printf_(1, 0) char *format_va(const char *fmt, va_list ap) {
+        char *s;
+
+        if (vasprintf(&s, fmt, ap) < 0)
+                return NULL;
+        return s;
+}
+
 _printf_(2, 3) void plugin_set_error(char **ret_error, const char *fmt, ...) {
         va_list ap;
-        char *s;
 
         if (!ret_error)
                 return;
 
         va_start(ap, fmt);
-        if (vasprintf(&s, fmt, ap) < 0)
-                s = NULL;
+        *ret_error = format_va(fmt, ap); /* NULL on ENOMEM: the errno still tells */
         va_end(ap);
-        *ret_error = s; /* NULL on ENOMEM: the errno still tells */
 }
 
 static bool plugin_name_is_valid(const char *s) {
@@ -250,15 +256,12 @@ _printf_(6, 7) void plugin_host_emitf(const struct plugin_host *h, int priority,
                                       const struct latch_req *req, bool raw, const char *fmt, ...) {
         _cleanup_free_ char *msg = NULL;
         va_list ap;
-        int r;
 
         va_start(ap, fmt);
-        r = vasprintf(&msg, fmt, ap);
+        msg = format_va(fmt, ap);
         va_end(ap);
-        if (r < 0) {
-                msg = NULL;
+        if (!msg)
                 return;
-        }
         plugin_host_emit(h, priority, name, req, raw, msg);
 }
 
@@ -277,18 +280,15 @@ static _printf_(4, 5) void host_log(const struct latch_ctx *cctx, const struct l
         _cleanup_free_ char *msg = NULL;
         const char *name = ctx && ctx->module ? ctx->module->name : "plugin";
         va_list ap;
-        int r;
 
         if (!fmt)
                 return;
 
         va_start(ap, fmt);
-        r = vasprintf(&msg, fmt, ap);
+        msg = format_va(fmt, ap);
         va_end(ap);
-        if (r < 0) {
-                msg = NULL;
+        if (!msg)
                 return;
-        }
 
         /* A plugin may not raise alerts or emergencies, nor pick a facility. */
         priority = MAX(LOG_ERR, LOG_PRI(priority));
