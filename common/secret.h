@@ -6,6 +6,7 @@
  * secret lives in memory that is wiped before it is released.
  */
 
+#include <errno.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,29 @@ static inline char *secret_strndup(const char *s, size_t n) {
         memcpy(r, s, n);
         r[n] = '\0';
         return r;
+}
+
+/* Makes room for `more` bytes past the `len` in use of a buffer that holds
+ * secrets (*cap bytes at *buf, which may be NULL): a larger one (twice the
+ * size, or what is needed and 256 more) takes the bytes in use, and the old
+ * one is wiped and freed, where realloc() could leave a copy behind. Returns
+ * 0, or -ENOMEM with the buffer unchanged. */
+static inline int secret_buf_reserve(char **buf, size_t *cap, size_t len, size_t more) {
+        if (*cap - len >= more)
+                return 0;
+
+        size_t m = MAX(*cap * 2, len + more + 256);
+        char *d = malloc(m);
+        if (!d)
+                return -ENOMEM;
+        if (*buf) {
+                memcpy(d, *buf, len);
+                sodium_memzero(*buf, *cap);
+                free(*buf);
+        }
+        *buf = d;
+        *cap = m;
+        return 0;
 }
 
 /* Constant-time equality of two buffers of the same length. */

@@ -11,6 +11,7 @@
 
 #include "client-internal.h"
 #include "macro.h"
+#include "secret.h"
 #include "wire.h"
 
 /* The ops whose repetition changes nothing that matters (validate slides
@@ -28,22 +29,10 @@ bool op_is_idempotent(const char *op) {
 static bool client_request_reserve(struct client_request *req, size_t more) {
         if (req->error)
                 return false;
-        if (req->cap - req->len >= more)
-                return true;
-
-        size_t cap = MAX(req->cap * 2, req->len + more + 256);
-        char *buf = malloc(cap);
-        if (!buf) {
+        if (secret_buf_reserve(&req->buf, &req->cap, req->len, more) < 0) {
                 req->error = LATCH_ERR_NO_MEMORY;
                 return false;
         }
-        if (req->buf) {
-                memcpy(buf, req->buf, req->len);
-                sodium_memzero(req->buf, req->cap);
-                free(req->buf);
-        }
-        req->buf = buf;
-        req->cap = cap;
         return true;
 }
 

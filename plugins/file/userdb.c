@@ -508,19 +508,8 @@ static void outbuf_done(struct outbuf *o) {
 static int outbuf_put(struct outbuf *o, const char *s, size_t n) {
         if (n == 0)
                 return 0;
-        if (o->allocated - o->len < n) {
-                size_t m = MAX(o->allocated * 2, o->len + n + 256);
-                char *d = malloc(m);
-                if (!d)
-                        return -ENOMEM;
-                if (o->data) {
-                        memcpy(d, o->data, o->len);
-                        sodium_memzero(o->data, o->allocated);
-                        free(o->data);
-                }
-                o->data = d;
-                o->allocated = m;
-        }
+        if (secret_buf_reserve(&o->data, &o->allocated, o->len, n) < 0)
+                return -ENOMEM;
         memcpy(o->data + o->len, s, n);
         o->len += n;
         return 0;
