@@ -13,6 +13,7 @@
 
 #include "latch/latch.h"
 #include "macro.h"
+#include "secret.h"
 
 #define COOKIE_DEFAULT_NAME "__Host-latch"
 #define COOKIE_HOST_PREFIX "__Host-"
@@ -174,12 +175,9 @@ _public_ int latch_cookie_parse(const char *cookie_header, const char *name, cha
 
                         if ((size_t) (ke - k) == name_len && memcmp(k, name, name_len) == 0 &&
                             session_is_valid(v, (size_t) (ve - v))) {
-                                size_t n = (size_t) (ve - v);
-                                char *s = malloc(n + 1);
+                                char *s = secret_strndup(v, (size_t) (ve - v));
                                 if (!s)
                                         return LATCH_ERR_NO_MEMORY;
-                                memcpy(s, v, n);
-                                s[n] = '\0';
                                 *ret_session = s;
                                 return LATCH_OK;
                         }
