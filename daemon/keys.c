@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fs-util.h"
 #include "jwt.h"
 #include "keys.h"
 #include "macro.h"
@@ -221,10 +222,9 @@ static int key_read(int dfd, const char *name, struct key *ret) {
         fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
         if (fd < 0)
                 return negative_errno();
-        if (fstat(fd, &st) < 0)
-                return negative_errno();
-        if (!S_ISREG(st.st_mode))
-                return -EINVAL;
+        r = fstat_regular(fd, &st);
+        if (r < 0)
+                return r;
         r = check_private(&st);
         if (r < 0)
                 return r;

@@ -41,6 +41,7 @@
 
 #include <latch/plugin.h>
 
+#include "fs-util.h"
 #include "macro.h"
 #include "secret.h"
 #include "userdb.h"
@@ -115,10 +116,9 @@ static int load_table(struct file_state *s, struct table **ret_table, struct fil
         if (fd < 0)
                 return negative_errno();
         /* fstat the fd we read, so the signature matches the content */
-        if (fstat(fd, &st) < 0)
-                return negative_errno();
-        if (!S_ISREG(st.st_mode))
-                return -EINVAL;
+        r = fstat_regular(fd, &st);
+        if (r < 0)
+                return r;
         r = userdb_parse_fd(fd, s->path, diag_log, s, &db);
         if (r < 0)
                 return r;

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fs-util.h"
 #include "macro.h"
 #include "secret.h"
 #include "userdb.h"
@@ -722,10 +723,9 @@ static int userdb_edit(const char *path, enum edit_op op, const char *user,
                         return negative_errno();
                 exists = false;
         } else {
-                if (fstat(fd, &st) < 0)
-                        return negative_errno();
-                if (!S_ISREG(st.st_mode))
-                        return -EINVAL;
+                r = fstat_regular(fd, &st);
+                if (r < 0)
+                        return r;
                 r = read_all(fd, &in, &in_len);
                 if (r < 0)
                         return r;
