@@ -116,7 +116,8 @@ void reply_ok(struct request *r, json_t *results) {
 /* The one place an error reply is built: reply_error() and
  * reply_error_extra() differ only in the members `extra` adds (its reference
  * is taken, also when nothing is sent). */
-static void reply_error_va(struct request *r, const char *code, json_t *extra, const char *fmt, va_list ap) {
+static _printf_(4, 0) void reply_error_va(struct request *r, const char *code, json_t *extra, const char *fmt,
+                                          va_list ap) {
         char msg[512];
 
         if (r->replied) {
