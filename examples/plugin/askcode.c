@@ -9,8 +9,10 @@
  *   auth  required  askcode codes=/etc/latch/codes
  *
  * The codes file holds "user:code" lines (keep it readable by latchd only).
- * A user not in it gets LATCH_USER_UNKNOWN, so "[user_unknown=ignore]" makes
- * the code optional for them.
+ * A user not in it gets LATCH_USER_UNKNOWN, so the control
+ * "[success=ok user_unknown=ignore default=bad]" makes the code optional for
+ * them (with "[user_unknown=ignore]" alone, as in Linux-PAM, every value it
+ * does not name, success included, counts as a failure).
  *
  * The conversation: the first call posts an info line and a secret prompt
  * and returns LATCH_INCOMPLETE; latchd sends them to the client as a

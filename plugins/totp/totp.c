@@ -10,8 +10,8 @@
  * auth() asks "Verification code:" through the conversation and accepts a
  * code of any time step within `window` steps of now, or one of the user's
  * one-time recovery codes. A user with no (confirmed) enrollment gets
- * user_unknown without being asked, so `[user_unknown=ignore]` makes the
- * factor optional.
+ * user_unknown without being asked, so
+ * `[success=ok user_unknown=ignore default=bad]` makes the factor optional.
  *
  * The line's digits, period, algorithm and issuer are what an enrollment
  * made through it gets; afterwards each user's record keeps its own (the
