@@ -136,14 +136,16 @@ int http_config_set(struct http_config *c, const char *key, const char *value) {
         if (streq(key, "cookie_name")) {
                 if (!cookie_name_is_valid(value))
                         return -EINVAL;
-                _cleanup_free_ char *csrf = NULL;
-                if (asprintf(&csrf, "%s-csrf", value) < 0)
+                _cleanup_free_ char *csrf = NULL, *step = NULL;
+                if (asprintf(&csrf, "%s-csrf", value) < 0 || asprintf(&step, "%s-step", value) < 0)
                         return -ENOMEM;
                 int r = set_string(&c->cookie_name, value);
                 if (r < 0)
                         return r;
                 free(c->csrf_cookie_name);
                 c->csrf_cookie_name = TAKE_PTR(csrf);
+                free(c->step_cookie_name);
+                c->step_cookie_name = TAKE_PTR(step);
                 return 0;
         }
         if (streq(key, "token_on_auth"))
@@ -204,6 +206,7 @@ void http_config_done(struct http_config *c) {
         free(c->service);
         free(c->cookie_name);
         free(c->csrf_cookie_name);
+        free(c->step_cookie_name);
         free(c->proxy_header);
         free(c->title);
         free(c->metrics_listen);

@@ -17,6 +17,7 @@ struct http_config {
         char *service;          /* latchd service for login and validate */
         char *cookie_name;      /* the session cookie */
         char *csrf_cookie_name; /* the login form's double-submit cookie: cookie_name + "-csrf" */
+        char *step_cookie_name; /* a waiting conversation's id: cookie_name + "-step" */
         bool token_on_auth;     /* GET /auth adds Authorization: Bearer <fresh JWT> */
         char *proxy_header;     /* trusted header with the client's address, NULL for none */
         char *origins[HTTP_MAX_ORIGINS]; /* allowed Origin values; none: the request's own Host */

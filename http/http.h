@@ -56,7 +56,43 @@ enum MHD_Result http_respond(struct http_request *r, unsigned status, struct MHD
 /* A plain-text answer. */
 enum MHD_Result http_respond_text(struct http_request *r, unsigned status, const char *text);
 
-/* The routes (routes.c). */
+/* Shared by the login routes (routes.c). */
+/* Whether a state-changing request comes from this site (Origin/Referer). */
+bool http_origin_ok(const struct http_request *r);
+/* Whether the body is application/x-www-form-urlencoded. */
+bool http_is_form(const struct http_request *r);
+/* Whether the form's csrf field equals the CSRF cookie (constant time). */
+bool http_csrf_ok(const struct http_request *r);
+/* rd when it is a path on this site, else "/". */
+const char *http_redirect_target(const char *rd);
+/* Logs a failed latchd call (its message quoted). */
+void http_log_latchd_error(const char *what, latch_client *client, int err);
+/* The form's CSRF token (the browser's, or a new one) into csrf (wiped by
+ * the caller), and its Set-Cookie value in *ret_cookie. 0 or -ENOMEM. */
+int http_csrf_token(const struct http_request *r, char csrf[static 64], char **ret_cookie);
+/* An HTML page with the login pages' headers (CSP, no framing) and up to
+ * two Set-Cookie values (NULL: none). */
+enum MHD_Result http_respond_page(struct http_request *r, unsigned status, const char *page, const char *cookie1,
+                                  const char *cookie2);
+/* The login form (a fresh CSRF cookie, plus extra_cookie unless NULL). */
+enum MHD_Result http_respond_login_form(struct http_request *r, unsigned status, const char *rd, const char *error,
+                                        const char *user, const char *extra_cookie);
+/* A 303 to `location`, with up to two Set-Cookie values. */
+enum MHD_Result http_respond_redirect(struct http_request *r, const char *location, const char *cookie1,
+                                      const char *cookie2);
+/* The end of a login: the session cookie from latchd's `reply` (plus
+ * extra_cookie), and a 303 to rd (when safe, else "/"). */
+enum MHD_Result http_respond_signed_in(struct http_request *r, const latch_reply *reply, const char *rd,
+                                       const char *extra_cookie);
+
+/* Conversations (converse.c): the page for the challenge that the last
+ * call on `client` failed with (LATCH_ERR_CHALLENGE), which keeps the
+ * conversation id in an HttpOnly, SameSite=Strict cookie. */
+enum MHD_Result http_respond_challenge(struct http_request *r, latch_client *client, const char *rd);
+
+/* The routes (routes.c, converse.c). */
+enum MHD_Result route_login_step_form(struct http_request *r);
+enum MHD_Result route_login_step(struct http_request *r);
 enum MHD_Result route_auth(struct http_request *r);
 enum MHD_Result route_login_form(struct http_request *r);
 enum MHD_Result route_login_redirect(struct http_request *r);
@@ -73,6 +109,27 @@ enum MHD_Result route_jwks(struct http_request *r);
  * argument is escaped.
  */
 char *http_login_page(const char *title, const char *rd, const char *csrf, const char *error, const char *user);
+
+/* One prompt of a step page: its style (`secret`, `text`, `info`,
+ * `error`) and message, from latchd. */
+struct http_prompt {
+        const char *style;
+        const char *message;
+};
+
+/*
+ * A step of a login whose stack asks more (page.c): each secret/text prompt
+ * is a labelled field named answer0, answer1, ... (in order), each
+ * info/error prompt a paragraph. `step` is the hidden tag that binds the
+ * form to its conversation (never the conversation id). New string or NULL.
+ */
+char *http_step_page(const char *title, const char *rd, const char *csrf, const char *step,
+                     const struct http_prompt *prompts, size_t n_prompts);
+
+/* The page for a sign-in step that can no longer be used (expired, used,
+ * from another tab): says so, with a link back to the login form for rd.
+ * New string or NULL. */
+char *http_step_expired_page(const char *title, const char *rd);
 
 /* Binds and listens on a Unix socket at `path` (replacing a stale one)
  * with permissions `mode` (server.c). Returns the fd or a negative errno. */

@@ -6,32 +6,38 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "http.h"
 #include "macro.h"
 #include "policy.h"
 
-static const char page_format[] =
-        "<!DOCTYPE html>\n"
-        "<html lang=\"en\">\n"
-        "<head>\n"
-        "<meta charset=\"utf-8\">\n"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-        "<title>%s</title>\n"
-        "<style>\n"
-        "body{font:1.1rem/1.5 system-ui,sans-serif;margin:0;padding:1rem;background:#f4f4f4;color:#111}\n"
-        "main{max-width:22rem;margin:3rem auto;padding:1.5rem;background:#fff;border:1px solid #ccc;border-radius:.5rem}\n"
-        "h1{font-size:1.5rem;margin-top:0}\n"
-        "label{display:block;margin-top:1rem;font-weight:600}\n"
-        "input{box-sizing:border-box;width:100%%;font:inherit;padding:.6rem;margin-top:.25rem;border:1px solid #555;border-radius:.25rem}\n"
-        "input:focus,button:focus{outline:3px solid #1a5fb4;outline-offset:2px}\n"
-        "button{margin-top:1.5rem;width:100%%;font:inherit;padding:.7rem;border:0;border-radius:.25rem;background:#1a5fb4;color:#fff;cursor:pointer}\n"
-        ".error{color:#a51d2d;background:#fbe9eb;border:1px solid #a51d2d;padding:.5rem;border-radius:.25rem}\n"
-        "</style>\n"
-        "</head>\n"
-        "<body>\n"
-        "<main>\n"
+#define PAGE_HEAD \
+        "<!DOCTYPE html>\n" \
+        "<html lang=\"en\">\n" \
+        "<head>\n" \
+        "<meta charset=\"utf-8\">\n" \
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n" \
+        "<title>%s</title>\n" \
+        "<style>\n" \
+        "body{font:1.1rem/1.5 system-ui,sans-serif;margin:0;padding:1rem;background:#f4f4f4;color:#111}\n" \
+        "main{max-width:22rem;margin:3rem auto;padding:1.5rem;background:#fff;border:1px solid #ccc;border-radius:.5rem}\n" \
+        "h1{font-size:1.5rem;margin-top:0}\n" \
+        "label{display:block;margin-top:1rem;font-weight:600}\n" \
+        "input{box-sizing:border-box;width:100%%;font:inherit;padding:.6rem;margin-top:.25rem;border:1px solid #555;border-radius:.25rem}\n" \
+        "input:focus,button:focus{outline:3px solid #1a5fb4;outline-offset:2px}\n" \
+        "button{margin-top:1.5rem;width:100%%;font:inherit;padding:.7rem;border:0;border-radius:.25rem;background:#1a5fb4;color:#fff;cursor:pointer}\n" \
+        ".error{color:#a51d2d;background:#fbe9eb;border:1px solid #a51d2d;padding:.5rem;border-radius:.25rem}\n" \
+        ".info{background:#eef4fb;border:1px solid #1a5fb4;padding:.5rem;border-radius:.25rem}\n" \
+        "a{color:#1a5fb4}\n" \
+        "</style>\n" \
+        "</head>\n" \
+        "<body>\n" \
+        "<main>\n" \
         "<h1>%s</h1>\n"
+
+static const char page_format[] =
+        PAGE_HEAD
         "%s"
         "<form method=\"post\" action=\"/login\">\n"
         "<input type=\"hidden\" name=\"csrf\" value=\"%s\">\n"
@@ -64,6 +70,97 @@ char *http_login_page(const char *title, const char *rd, const char *csrf, const
         bool retry = user && *user;
         if (asprintf(&page, page_format, t, t, error_html, c, r, u, retry ? "" : " autofocus",
                      retry ? " autofocus" : "") < 0)
+                return NULL;
+        return page;
+}
+
+static const char step_format[] =
+        PAGE_HEAD
+        "<form method=\"post\" action=\"/login/step\">\n"
+        "<input type=\"hidden\" name=\"csrf\" value=\"%s\">\n"
+        "<input type=\"hidden\" name=\"step\" value=\"%s\">\n"
+        "<input type=\"hidden\" name=\"rd\" value=\"%s\">\n"
+        "%s"
+        "<button type=\"submit\">Continue</button>\n"
+        "</form>\n"
+        "<p><a href=\"/login?rd=%s\">Start again</a></p>\n"
+        "</main>\n"
+        "</body>\n"
+        "</html>\n";
+
+static const char expired_format[] =
+        PAGE_HEAD
+        "<p class=\"error\" role=\"alert\" id=\"error\">This sign-in step has expired or was already used. Please start again.</p>\n"
+        "<p><a id=\"start-again\" href=\"/login?rd=%s\">Start again</a></p>\n"
+        "</main>\n"
+        "</body>\n"
+        "</html>\n";
+
+/* Appends the HTML of one prompt to *html (realloc'd). */
+static int append_prompt(char **html, size_t *n_fields, const struct http_prompt *p) {
+        _cleanup_free_ char *m = http_html_escape(p->message ? p->message : "");
+        _cleanup_free_ char *piece = NULL;
+        const char *style = p->style ? p->style : "";
+        bool secret = streq(style, "secret");
+        int k;
+
+        if (!m)
+                return -1;
+        if (secret || streq(style, "text")) {
+                /* The first field gets the focus; a secret is never echoed. */
+                k = asprintf(&piece,
+                             "<label for=\"answer%zu\">%s</label>\n"
+                             "<input id=\"answer%zu\" name=\"answer%zu\" type=\"%s\" autocomplete=\"%s\" "
+                             "autocapitalize=\"none\" spellcheck=\"false\"%s>\n",
+                             *n_fields, m, *n_fields, *n_fields, secret ? "password" : "text",
+                             http_prompt_autocomplete(style, p->message), *n_fields == 0 ? " autofocus" : "");
+                (*n_fields)++;
+        } else if (streq(style, "error"))
+                k = asprintf(&piece, "<p class=\"error\" role=\"alert\">%s</p>\n", m);
+        else
+                k = asprintf(&piece, "<p class=\"info\" role=\"status\">%s</p>\n", m);
+        if (k < 0)
+                return -1;
+        size_t old = *html ? strlen(*html) : 0, add = strlen(piece);
+        char *n = realloc(*html, old + add + 1);
+        if (!n)
+                return -1;
+        memcpy(n + old, piece, add + 1);
+        *html = n;
+        return 0;
+}
+
+char *http_step_page(const char *title, const char *rd, const char *csrf, const char *step,
+                     const struct http_prompt *prompts, size_t n_prompts) {
+        _cleanup_free_ char *t = http_html_escape(title ? title : "Sign in");
+        _cleanup_free_ char *r = http_html_escape(rd ? rd : "/");
+        _cleanup_free_ char *q = http_query_encode(rd ? rd : "/");
+        _cleanup_free_ char *qe = q ? http_html_escape(q) : NULL;
+        _cleanup_free_ char *c = http_html_escape(csrf ? csrf : "");
+        _cleanup_free_ char *s = http_html_escape(step ? step : "");
+        _cleanup_free_ char *fields = strdup("");
+        size_t n_fields = 0;
+        char *page = NULL;
+
+        if (!t || !r || !qe || !c || !s || !fields)
+                return NULL;
+        for (size_t i = 0; i < n_prompts; i++)
+                if (append_prompt(&fields, &n_fields, &prompts[i]) < 0)
+                        return NULL;
+        if (asprintf(&page, step_format, t, t, c, s, r, fields, qe) < 0)
+                return NULL;
+        return page;
+}
+
+char *http_step_expired_page(const char *title, const char *rd) {
+        _cleanup_free_ char *t = http_html_escape(title ? title : "Sign in");
+        _cleanup_free_ char *q = http_query_encode(rd ? rd : "/");
+        _cleanup_free_ char *qe = q ? http_html_escape(q) : NULL;
+        char *page = NULL;
+
+        if (!t || !qe)
+                return NULL;
+        if (asprintf(&page, expired_format, t, t, qe) < 0)
                 return NULL;
         return page;
 }

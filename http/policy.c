@@ -326,3 +326,27 @@ char *http_log_time(time_t t, char *buf, size_t size) {
                 snprintf(buf, size, "@%lld", (long long) t);
         return buf;
 }
+
+static bool contains_ci(const char *haystack, const char *needle) {
+        size_t n = strlen(needle);
+        for (const char *p = haystack; *p; p++)
+                if (strncasecmp(p, needle, n) == 0)
+                        return true;
+        return false;
+}
+
+const char *http_prompt_autocomplete(const char *style, const char *message) {
+        const char *m = message ? message : "";
+        bool password = contains_ci(m, "password") || contains_ci(m, "passphrase");
+
+        if (password && (contains_ci(m, "new") || contains_ci(m, "retype") ||
+                         contains_ci(m, "repeat") || contains_ci(m, "again") ||
+                         contains_ci(m, "confirm")))
+                return "new-password";
+        if (password)
+                return "current-password";
+        if ((style && streq(style, "secret")) || contains_ci(m, "code") || contains_ci(m, "pin") ||
+            contains_ci(m, "token") || contains_ci(m, "otp"))
+                return "one-time-code";
+        return "off";
+}

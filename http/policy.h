@@ -89,3 +89,13 @@ char *http_log_quote(const char *s, char *buf, size_t size);
 /* The time `t` as ISO 8601 UTC, "2026-05-01T12:00:00Z", into buf (at
  * least 21 bytes). Returns `buf`. */
 char *http_log_time(time_t t, char *buf, size_t size);
+
+/*
+ * The autocomplete hint of the field for a prompt of a login step, from its
+ * style (`secret` or `text`) and message, for password managers and phones:
+ * "new-password" when the message asks for a new password (it names a new
+ * or repeated password), "current-password" when it asks for the password,
+ * "one-time-code" when it asks a secret or a code (a one-time code, a PIN,
+ * a token), else "off". Case-insensitive; NULL message: as empty.
+ */
+const char *http_prompt_autocomplete(const char *style, const char *message);

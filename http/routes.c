@@ -6,6 +6,8 @@
  *
  *   GET  /auth                    nginx auth_request: 204 + X-Latch-* or 401
  *   GET  /login, POST /login      the form; login sets the cookie, redirects
+ *   POST /login/step              the next form of a login whose stack asks
+ *                                 more (converse.c); GET: "start again"
  *   GET  /login-redirect          for nginx's error_page: 303 to the form, with
  *                                 X-Original-URI (the page asked for) as rd
  *   POST /logout                  ends the session, clears the cookie
@@ -47,7 +49,7 @@ static bool is_refusal(int err) {
 
 /* latchd's message may quote what a client sent (a user name, a
  * service): it is quoted and escaped like every client string. */
-static void log_latchd_error(const char *what, latch_client *client, int err) {
+void http_log_latchd_error(const char *what, latch_client *client, int err) {
         char message[512], now[32];
         fprintf(stderr, "latch-http: %s: %s: %s at %s\n", what, latch_error_name(err),
                 http_log_quote(latch_last_message(client), message, sizeof message),
@@ -59,7 +61,7 @@ static void log_latchd_error(const char *what, latch_client *client, int err) {
 static enum MHD_Result respond_latchd_error(struct http_request *r, const char *what, latch_client *client, int err) {
         if (is_refusal(err))
                 return http_respond_text(r, MHD_HTTP_UNAUTHORIZED, "not signed in");
-        log_latchd_error(what, client, err);
+        http_log_latchd_error(what, client, err);
         return http_respond_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the authentication service is unavailable");
 }
 
@@ -139,7 +141,7 @@ enum MHD_Result route_auth(struct http_request *r) {
 }
 
 /* The page to go to after login: rd when it is a path on this site, else "/". */
-static const char *redirect_target(const char *rd) {
+const char *http_redirect_target(const char *rd) {
         return http_redirect_is_safe(rd) ? rd : "/";
 }
 
@@ -151,12 +153,7 @@ static void csrf_token_new(char buf[static 64]) {
         sodium_memzero(raw, sizeof raw);
 }
 
-/* Answers with the login form, a fresh CSRF token and its cookie. */
-static enum MHD_Result respond_form(struct http_request *r, unsigned status, const char *rd, const char *error,
-                                    const char *user) {
-        char csrf[64];
-        _cleanup_free_ char *cookie = NULL, *page = NULL;
-
+int http_csrf_token(const struct http_request *r, char csrf[static 64], char **ret_cookie) {
         /* Keep the browser's token when it has a good one: two open tabs
          * must both be able to sign in. */
         _cleanup_(latch_secret_freep) char *old = NULL;
@@ -166,16 +163,20 @@ static enum MHD_Result respond_form(struct http_request *r, unsigned status, con
         else
                 csrf_token_new(csrf);
         if (latch_cookie_build(csrf, (int64_t) time(NULL) + CSRF_LIFETIME, 0, r->config->csrf_cookie_name, "Strict",
-                               NULL, &cookie) != LATCH_OK)
-                return MHD_NO;
-        page = http_login_page(r->config->title, redirect_target(rd), csrf, error, user);
-        sodium_memzero(csrf, sizeof csrf);
-        if (!page)
-                return MHD_NO;
+                               NULL, ret_cookie) != LATCH_OK) {
+                sodium_memzero(csrf, 64);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+enum MHD_Result http_respond_page(struct http_request *r, unsigned status, const char *page, const char *cookie1,
+                                  const char *cookie2) {
         struct MHD_Response *resp = http_response_new("text/html; charset=utf-8", page);
         if (!resp)
                 return MHD_NO;
-        if (!http_response_header(resp, "Set-Cookie", cookie) ||
+        if ((cookie1 && !http_response_header(resp, "Set-Cookie", cookie1)) ||
+            (cookie2 && !http_response_header(resp, "Set-Cookie", cookie2)) ||
             !http_response_header(resp, "Content-Security-Policy",
                                   "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
                                   "frame-ancestors 'none'; base-uri 'none'") ||
@@ -187,8 +188,19 @@ static enum MHD_Result respond_form(struct http_request *r, unsigned status, con
         return http_respond(r, status, resp);
 }
 
-static enum MHD_Result respond_redirect(struct http_request *r, const char *location, const char *cookie1,
-                                        const char *cookie2);
+enum MHD_Result http_respond_login_form(struct http_request *r, unsigned status, const char *rd, const char *error,
+                                        const char *user, const char *extra_cookie) {
+        char csrf[64];
+        _cleanup_free_ char *cookie = NULL, *page = NULL;
+
+        if (http_csrf_token(r, csrf, &cookie) < 0)
+                return MHD_NO;
+        page = http_login_page(r->config->title, http_redirect_target(rd), csrf, error, user);
+        sodium_memzero(csrf, sizeof csrf);
+        if (!page)
+                return MHD_NO;
+        return http_respond_page(r, status, page, cookie, extra_cookie);
+}
 
 enum MHD_Result route_login_redirect(struct http_request *r) {
         /* nginx's $request_uri, raw: a path with its whole query string,
@@ -202,27 +214,27 @@ enum MHD_Result route_login_redirect(struct http_request *r) {
                         return MHD_NO;
         } else if (!(location = strdup("/login")))
                 return MHD_NO;
-        return respond_redirect(r, location, NULL, NULL);
+        return http_respond_redirect(r, location, NULL, NULL);
 }
 
 enum MHD_Result route_login_form(struct http_request *r) {
-        return respond_form(r, MHD_HTTP_OK, http_query(r, "rd"), NULL, NULL);
+        return http_respond_login_form(r, MHD_HTTP_OK, http_query(r, "rd"), NULL, NULL, NULL);
 }
 
-static bool origin_ok(const struct http_request *r) {
+bool http_origin_ok(const struct http_request *r) {
         return http_origin_is_allowed(r->config->origins, r->config->n_origins, http_header(r, "Origin"),
                                       http_header(r, "Referer"), http_header(r, "Host"),
                                       http_header(r, "Sec-Fetch-Site"));
 }
 
-static bool is_form(const struct http_request *r) {
+bool http_is_form(const struct http_request *r) {
         const char *t = http_header(r, "Content-Type");
         const char *f = "application/x-www-form-urlencoded";
         return t && strncasecmp(t, f, strlen(f)) == 0 && (t[strlen(f)] == '\0' || t[strlen(f)] == ';');
 }
 
 /* Whether the form's csrf field equals the CSRF cookie (constant time). */
-static bool csrf_ok(const struct http_request *r) {
+bool http_csrf_ok(const struct http_request *r) {
         _cleanup_secret_ char *field = NULL;
         _cleanup_(latch_secret_freep) char *cookie = NULL;
 
@@ -234,7 +246,7 @@ static bool csrf_ok(const struct http_request *r) {
 }
 
 /* A 303 to `location`, with up to two Set-Cookie values. */
-static enum MHD_Result respond_redirect(struct http_request *r, const char *location, const char *cookie1,
+enum MHD_Result http_respond_redirect(struct http_request *r, const char *location, const char *cookie1,
                                         const char *cookie2) {
         struct MHD_Response *resp = http_response_new("text/plain; charset=utf-8", "see other\n");
         if (!resp)
@@ -252,22 +264,21 @@ enum MHD_Result route_login(struct http_request *r) {
         _cleanup_free_ char *rd = NULL, *user = NULL;
         _cleanup_secret_ char *password = NULL;
         _cleanup_(latch_reply_freep) latch_reply *reply = NULL;
-        _cleanup_(latch_secret_freep) char *cookie = NULL;
         char remote_buf[64];
 
-        if (!origin_ok(r))
+        if (!http_origin_ok(r))
                 return http_respond_text(r, MHD_HTTP_FORBIDDEN, "cross-origin request refused");
-        if (!is_form(r))
+        if (!http_is_form(r))
                 return http_respond_text(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "expected a form");
         const char *body = r->body ? r->body : "";
         (void) http_form_get(body, r->body_len, "rd", &rd);
-        if (!csrf_ok(r))
-                return respond_form(r, MHD_HTTP_FORBIDDEN, rd, "This form has expired. Please sign in again.", NULL);
+        if (!http_csrf_ok(r))
+                return http_respond_login_form(r, MHD_HTTP_FORBIDDEN, rd, "This form has expired. Please sign in again.", NULL, NULL);
         if (http_form_get(body, r->body_len, "user", &user) < 0 ||
             http_form_get(body, r->body_len, "password", &password) < 0 || !*user || strlen(user) > USER_MAX ||
             strlen(password) > PASSWORD_MAX)
-                return respond_form(r, MHD_HTTP_BAD_REQUEST, rd, "Please enter your user name and password.",
-                                    user && strlen(user) <= USER_MAX ? user : NULL);
+                return http_respond_login_form(r, MHD_HTTP_BAD_REQUEST, rd, "Please enter your user name and password.",
+                                    user && strlen(user) <= USER_MAX ? user : NULL, NULL);
 
         latch_client *client = http_client(r->config);
         if (!client)
@@ -284,19 +295,29 @@ enum MHD_Result route_login(struct http_request *r) {
                         http_log_quote(user, quoted, sizeof quoted), remote ? remote : "(unknown)",
                         http_log_time(time(NULL), now, sizeof now),
                         k == LATCH_ERR_DENIED ? "" : ": not a valid user name");
-                return respond_form(r, MHD_HTTP_UNAUTHORIZED, rd, "Wrong user name or password.", user);
+                return http_respond_login_form(r, MHD_HTTP_UNAUTHORIZED, rd, "Wrong user name or password.", user, NULL);
         }
+        /* The stack asks for more (a code, a new password): the next
+         * form of the sequence (converse.c). */
+        if (k == LATCH_ERR_CHALLENGE)
+                return http_respond_challenge(r, client, rd);
         if (k != LATCH_OK) {
-                log_latchd_error("login", client, k);
-                return respond_form(r, MHD_HTTP_SERVICE_UNAVAILABLE, rd,
-                                    "Signing in is not possible right now. Please try again later.", user);
+                http_log_latchd_error("login", client, k);
+                return http_respond_login_form(r, MHD_HTTP_SERVICE_UNAVAILABLE, rd,
+                                    "Signing in is not possible right now. Please try again later.", user, NULL);
         }
+        return http_respond_signed_in(r, reply, rd, NULL);
+}
+
+enum MHD_Result http_respond_signed_in(struct http_request *r, const latch_reply *reply, const char *rd,
+                                       const char *extra_cookie) {
+        _cleanup_(latch_secret_freep) char *cookie = NULL;
         const char *session = latch_reply_string(reply, "session");
         int64_t expires_at = 0;
         if (!session || latch_reply_int(reply, "expires_at", &expires_at) != LATCH_OK ||
             latch_cookie_build(session, expires_at, 0, r->config->cookie_name, "Lax", NULL, &cookie) != LATCH_OK)
                 return http_respond_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "bad answer from latchd");
-        return respond_redirect(r, redirect_target(rd), cookie, NULL);
+        return http_respond_redirect(r, http_redirect_target(rd), cookie, extra_cookie);
 }
 
 enum MHD_Result route_logout(struct http_request *r) {
@@ -304,7 +325,7 @@ enum MHD_Result route_logout(struct http_request *r) {
         _cleanup_free_ char *clear = NULL, *rd = NULL;
         _cleanup_free_ char *location = NULL;
 
-        if (!origin_ok(r))
+        if (!http_origin_ok(r))
                 return http_respond_text(r, MHD_HTTP_FORBIDDEN, "cross-origin request refused");
         session = session_from_cookie(r);
         if (session) {
@@ -313,14 +334,14 @@ enum MHD_Result route_logout(struct http_request *r) {
                         return MHD_NO;
                 int k = latch_logout(client, session, NULL);
                 if (k != LATCH_OK && k != LATCH_ERR_INVALID_SESSION) {
-                        log_latchd_error("logout", client, k);
+                        http_log_latchd_error("logout", client, k);
                         return http_respond_text(r, MHD_HTTP_SERVICE_UNAVAILABLE,
                                                  "the authentication service is unavailable");
                 }
         }
         if (latch_cookie_build_clear(r->config->cookie_name, "Lax", NULL, &clear) != LATCH_OK)
                 return MHD_NO;
-        if (r->body && is_form(r))
+        if (r->body && http_is_form(r))
                 (void) http_form_get(r->body, r->body_len, "rd", &rd);
         if (http_redirect_is_safe(rd))
                 location = strdup(rd);
@@ -328,7 +349,7 @@ enum MHD_Result route_logout(struct http_request *r) {
                 location = strdup("/login");
         if (!location)
                 return MHD_NO;
-        return respond_redirect(r, location, clear, NULL);
+        return http_respond_redirect(r, location, clear, NULL);
 }
 
 enum MHD_Result route_token(struct http_request *r) {
@@ -377,7 +398,7 @@ enum MHD_Result route_jwks(struct http_request *r) {
                 return MHD_NO;
         int k = latch_jwks(client, &reply);
         if (k != LATCH_OK) {
-                log_latchd_error("jwks", client, k);
+                http_log_latchd_error("jwks", client, k);
                 return http_respond_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the authentication service is unavailable");
         }
         _cleanup_free_ char *jwks = latch_reply_json(reply, NULL);

@@ -163,6 +163,7 @@ static enum MHD_Result dispatch(struct http_request *r) {
         } routes[] = {
                 { "/auth", route_auth, NULL },
                 { "/login", route_login_form, route_login },
+                { "/login/step", route_login_step_form, route_login_step },
                 { "/login-redirect", route_login_redirect, NULL },
                 { "/logout", NULL, route_logout },
                 { "/token", route_token, NULL },

@@ -62,12 +62,17 @@ class HttpTest(harness.DaemonTest):
 
     http_conf = ""
     daemon_config = ""
+    # {service: stack text}, "{users}" standing for the users file; None:
+    # the `file` stack on service "demo".
+    services = None
 
     def setUp(self):
         if not CURL:
             self.skipTest("curl is not installed")
         super().setUp()
-        self.d = self.daemon(users=USERS, config_extra=self.daemon_config)
+        users = os.path.join(self.tmp, "users")
+        services = {k: v.format(users=users) for k, v in self.services.items()} if self.services else None
+        self.d = self.daemon(users=USERS, config_extra=self.daemon_config, services=services)
         self.stack = None
 
     def start_stack(self, nginx=True, http_conf=None):
@@ -150,6 +155,9 @@ class HttpTest(harness.DaemonTest):
         return self.curl("/login", jar=jar, data=body, direct=direct,
                          headers=[f"Origin: {origin or (self.origin() if not direct else 'http://localhost')}",
                                   "Content-Type: application/x-www-form-urlencoded"])
+
+    def cookie_from_jar(self, jar, name):
+        return self.session_from_jar(jar, name)
 
     def session_from_jar(self, jar, name="__Host-latch"):
         with open(jar) as f:

@@ -548,6 +548,222 @@ class Process(HttpTest):
         self.assertEqual(self.stack.stop(), 0)
         self.assertFalse(os.path.exists(self.stack.http_sock))
 
+# Password (the login form), then a code: the `debug` line asks.
+TWO_STEP = ("auth required file path={users}\n"
+            "auth required debug ask=info:A_code_was_sent ask=secret:Code: expect=424242\n"
+            "account required file path={users}\n")
+STEP_COOKIE = "__Host-latch-step"
+
+
+class TwoStepLogin(HttpTest):
+    """Logins whose stack asks a code after the password: a sequence of
+    forms, the conversation id only in an HttpOnly SameSite=Strict cookie."""
+
+    services = {"demo": TWO_STEP}
+
+    def step_fields(self, r):
+        """The hidden fields of a step form."""
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(b'action="/login/step"', r.body)
+        fields = {}
+        for name in ("csrf", "step", "rd"):
+            m = re.search(rb'name="%s" value="([^"]*)"' % name.encode(), r.body)
+            self.assertIsNotNone(m, r)
+            fields[name] = html.unescape(m.group(1).decode())
+        return fields
+
+    def answer(self, jar, fields, *answers, cookie=None, origin=None):
+        body = dict(fields)
+        for i, a in enumerate(answers):
+            body[f"answer{i}"] = a
+        headers = [f"Origin: {origin or self.origin()}", FORM]
+        if cookie is not None:
+            headers.append("Cookie: " + cookie)
+        return self.curl("/login/step", jar=jar if cookie is None else None, data=urlencode(body),
+                         headers=headers)
+
+    def assert_expired(self, r):
+        self.assertEqual(r.status, 403, r)
+        self.assertIn(b"This sign-in step has expired or was already used", r.body)
+        self.assertRegex(r.body, rb'<a id="start-again" href="/login\?rd=[^"]*">Start again</a>')
+
+    def test_password_then_code_signs_in(self):
+        self.start_stack()
+        jar = self.jar()
+        r = self.login(jar, rd="/app/page")
+        fields = self.step_fields(r)
+        # The prompts: the info as text, the code as a labelled secret field.
+        self.assertIn(b'<p class="info" role="status">A_code_was_sent</p>', r.body)
+        self.assertIn(b'<label for="answer0">Code:</label>', r.body)
+        self.assertRegex(r.body, rb'<input id="answer0" name="answer0" type="password" '
+                                 rb'autocomplete="one-time-code"[^>]* autofocus>')
+        self.assertNotIn(b"answer1", r.body)
+        self.assertEqual(fields["rd"], "/app/page")
+        # The conversation id: in an HttpOnly, Secure, SameSite=Strict
+        # __Host- cookie, never in the page or a URL.
+        conversation = self.cookie_from_jar(jar, STEP_COOKIE)
+        self.assertIsNotNone(conversation)
+        self.assertEqual(len(conversation), 43)
+        self.assertNotIn(conversation.encode(), r.body)
+        self.assertNotIn(conversation, fields["step"])
+        step_cookie = [c for c in r.all("Set-Cookie") if c.startswith(STEP_COOKIE + "=")]
+        self.assertEqual(len(step_cookie), 1, r)
+        for attr in ("HttpOnly", "Secure", "SameSite=Strict", "Path=/"):
+            self.assertIn(attr, step_cookie[0])
+        self.assertIsNone(self.session_from_jar(jar), "no session before the code")
+        r = self.answer(jar, fields, "424242")
+        self.assertEqual(r.status, 303, r)
+        self.assertEqual(r.header("Location"), "/app/page")
+        self.assertNotIn(conversation, r.header("Location"))
+        self.assertIsNotNone(self.session_from_jar(jar))
+        self.assertIsNone(self.cookie_from_jar(jar, STEP_COOKIE), "the step cookie is cleared")
+        r = self.curl("/app/page", jar=jar)
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(b'<strong id="user">demo</strong>', r.body)
+
+    def test_wrong_code_is_refused(self):
+        self.start_stack()
+        jar = self.jar()
+        fields = self.step_fields(self.login(jar))
+        r = self.answer(jar, fields, "000000")
+        self.assertEqual(r.status, 401, r)
+        self.assertIn(b"Sign-in failed: a wrong password or code. Please start again.", r.body)
+        self.assertIn(b'action="/login"', r.body, "the login form again")
+        self.assertIsNone(self.session_from_jar(jar))
+        self.assertIsNone(self.cookie_from_jar(jar, STEP_COOKIE))
+        self.assertIn("login refused at a later sign-in step", self.stack.http_log_text())
+        self.assertNotIn("000000", self.stack.http_log_text())
+        # A wrong password: `required` goes on, so the code is still asked
+        # (the page does not tell which answer was wrong), then refused.
+        fields = self.step_fields(self.login(jar, password="wrong"))
+        r = self.answer(jar, fields, "424242")
+        self.assertEqual(r.status, 401, r)
+        self.assertIsNone(self.session_from_jar(jar))
+
+    def test_replayed_form_is_a_clear_page(self):
+        self.start_stack()
+        jar = self.jar()
+        fields = self.step_fields(self.login(jar))
+        # What the browser sends on a reload or after the back button: the
+        # same body and the same cookies.
+        cookie = (f"__Host-latch-csrf={fields['csrf']}; "
+                  f"{STEP_COOKIE}={self.cookie_from_jar(jar, STEP_COOKIE)}")
+        r = self.answer(None, fields, "424242", cookie=cookie)
+        self.assertEqual(r.status, 303, r)
+        r = self.answer(None, fields, "424242", cookie=cookie)
+        self.assert_expired(r)
+        self.assertIsNone(r.header("Location"), "no second session")
+        self.assertTrue(any(c.startswith(STEP_COOKIE + "=;") for c in r.all("Set-Cookie")), r)
+        # A replayed wrong answer too.
+        fields = self.step_fields(self.login(jar))
+        cookie = (f"__Host-latch-csrf={fields['csrf']}; "
+                  f"{STEP_COOKIE}={self.cookie_from_jar(jar, STEP_COOKIE)}")
+        self.assertEqual(self.answer(None, fields, "1", cookie=cookie).status, 401)
+        self.assert_expired(self.answer(None, fields, "424242", cookie=cookie))
+
+    def test_reload_and_direct_get_are_a_clear_page(self):
+        self.start_stack()
+        r = self.curl("/login/step?rd=/app/x")
+        self.assert_expired(r)
+        self.assertIn(b'href="/login?rd=/app/x"', r.body)
+        r = self.curl("/login/step", "-I")
+        self.assertEqual(r.status, 403, r)
+
+    def test_missing_or_forged_step_cookie(self):
+        self.start_stack()
+        jar = self.jar()
+        fields = self.step_fields(self.login(jar))
+        real = self.cookie_from_jar(jar, STEP_COOKIE)
+        csrf = f"__Host-latch-csrf={fields['csrf']}"
+        # No step cookie (another browser, or it expired there).
+        self.assert_expired(self.answer(None, fields, "424242", cookie=csrf))
+        # A made-up id: its step tag does not match the form's...
+        forged = "A" * 43
+        r = self.answer(None, fields, "424242", cookie=f"{csrf}; {STEP_COOKIE}={forged}")
+        self.assert_expired(r)
+        # ...and with a made-up tag to match, latchd knows no such conversation.
+        import base64
+        import hashlib
+        tag = base64.urlsafe_b64encode(hashlib.blake2b(forged.encode(), digest_size=16).digest()).rstrip(b"=")
+        r = self.answer(None, dict(fields, step=tag.decode()), "424242", cookie=f"{csrf}; {STEP_COOKIE}={forged}")
+        self.assert_expired(r)
+        # No CSRF cookie, or a form without the token.
+        self.assert_expired(self.answer(None, fields, "424242", cookie=f"{STEP_COOKIE}={real}"))
+        self.assert_expired(self.answer(None, dict(fields, csrf=""), "424242",
+                                        cookie=f"{csrf}; {STEP_COOKIE}={real}"))
+        # Cross-origin: refused before anything else.
+        r = self.answer(None, fields, "424242", cookie=f"{csrf}; {STEP_COOKIE}={real}",
+                        origin="https://evil.example")
+        self.assertEqual(r.status, 403, r)
+        self.assertIn(b"cross-origin request refused", r.body)
+        # None of that used the real conversation up.
+        r = self.answer(jar, fields, "424242")
+        self.assertEqual(r.status, 303, r)
+        self.assertNotIn(" 500 ", self.stack.http_log_text())
+
+    def test_second_tab(self):
+        self.start_stack()
+        jar = self.jar()
+        first = self.step_fields(self.login(jar, rd="/app/one"))
+        second = self.step_fields(self.login(jar, rd="/app/two"))
+        # The first tab's form belongs to a conversation this browser
+        # left: a clear page, and the second tab's step is not used up.
+        self.assert_expired(self.answer(jar, first, "424242"))
+        r = self.answer(jar, second, "424242")
+        self.assertEqual(r.status, 303, r)
+        self.assertEqual(r.header("Location"), "/app/two")
+
+    def test_wrong_number_of_answers(self):
+        self.start_stack()
+        jar = self.jar()
+        fields = self.step_fields(self.login(jar))
+        self.assert_expired(self.answer(jar, fields, "424242", "extra"))
+        self.assert_expired(self.answer(jar, dict(fields, answer16="x")))
+
+
+class TwoStepPrompts(HttpTest):
+    """Each kind of prompt gets its field: a new password, an echoed code,
+    an error shown as text."""
+
+    services = {"demo": "auth required file path={users}\n"
+                        "auth required debug ask=error:Your_password_has_expired ask=secret:New_password: "
+                        "ask=text:Verification_code: expect=n3w expect=123\n"
+                        "account required file path={users}\n"}
+
+    def test_fields(self):
+        self.start_stack()
+        jar = self.jar()
+        r = self.login(jar)
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(b'<p class="error" role="alert">Your_password_has_expired</p>', r.body)
+        self.assertRegex(r.body, rb'<label for="answer0">New_password:</label>\n<input id="answer0" name="answer0" '
+                                 rb'type="password" autocomplete="new-password"')
+        self.assertRegex(r.body, rb'<label for="answer1">Verification_code:</label>\n<input id="answer1" '
+                                 rb'name="answer1" type="text" autocomplete="one-time-code"')
+        fields = TwoStepLogin.step_fields(self, r)
+        r = TwoStepLogin.answer(self, jar, fields, "n3w", "123")
+        self.assertEqual(r.status, 303, r)
+
+
+class TwoStepExpiry(HttpTest):
+    daemon_config = "conversation_timeout = 1s\n"
+    services = {"demo": TWO_STEP}
+
+    def test_expired_conversation(self):
+        self.start_stack()
+        jar = self.jar()
+        r = self.login(jar)
+        fields = TwoStepLogin.step_fields(self, r)
+        cookie = (f"__Host-latch-csrf={fields['csrf']}; "
+                  f"{STEP_COOKIE}={self.cookie_from_jar(jar, STEP_COOKIE)}")
+        time.sleep(harness.scaled(3))
+        # A browser drops the expired cookie; one that kept it gets the
+        # same page from latchd's invalid_conversation.
+        TwoStepLogin.assert_expired(self, TwoStepLogin.answer(self, None, fields, "424242",
+                                                              cookie=f"__Host-latch-csrf={fields['csrf']}"))
+        TwoStepLogin.assert_expired(self, TwoStepLogin.answer(self, None, fields, "424242", cookie=cookie))
+        self.assertIsNone(self.session_from_jar(jar))
+
 
 if __name__ == "__main__":
     unittest.main()
