@@ -338,15 +338,21 @@ static bool contains_ci(const char *haystack, const char *needle) {
 const char *http_prompt_autocomplete(const char *style, const char *message) {
         const char *m = message ? message : "";
         bool password = contains_ci(m, "password") || contains_ci(m, "passphrase");
+        bool code = contains_ci(m, "code") || contains_ci(m, "one-time") || contains_ci(m, "otp") ||
+                    contains_ci(m, "oath") || contains_ci(m, "pin") || contains_ci(m, "token");
 
-        if (password && (contains_ci(m, "new") || contains_ci(m, "retype") ||
-                         contains_ci(m, "repeat") || contains_ci(m, "again") ||
-                         contains_ci(m, "confirm")))
+        if (password && !code &&
+            (contains_ci(m, "new") || contains_ci(m, "retype") || contains_ci(m, "repeat") ||
+             contains_ci(m, "again") || contains_ci(m, "confirm")))
                 return "new-password";
+        /* pam_oath asks "One-time password (OATH)": a code, not the password. */
+        if (code)
+                return "one-time-code";
         if (password)
                 return "current-password";
-        if ((style && streq(style, "secret")) || contains_ci(m, "code") || contains_ci(m, "pin") ||
-            contains_ci(m, "token") || contains_ci(m, "otp"))
+        /* The web form sends the password first: any other secret comes
+         * after it, a second factor. */
+        if (style && streq(style, "secret"))
                 return "one-time-code";
         return "off";
 }

@@ -93,9 +93,11 @@ char *http_log_time(time_t t, char *buf, size_t size);
 /*
  * The autocomplete hint of the field for a prompt of a login step, from its
  * style (`secret` or `text`) and message, for password managers and phones:
- * "new-password" when the message asks for a new password (it names a new
- * or repeated password), "current-password" when it asks for the password,
- * "one-time-code" when it asks a secret or a code (a one-time code, a PIN,
- * a token), else "off". Case-insensitive; NULL message: as empty.
+ * "new-password" when the message asks for a new password (a password that
+ * is new, retyped, repeated or confirmed), "one-time-code" when it asks for
+ * a code (a code, one-time password, OTP, OATH, PIN or token) or any other
+ * secret (the password came first, on the login form), "current-password"
+ * when it asks for the password, else "off". Case-insensitive; NULL
+ * message: as empty.
  */
 const char *http_prompt_autocomplete(const char *style, const char *message);

@@ -4,7 +4,7 @@
  * latchd: the Cookie header (liblatch's latch_cookie_parse), the form body
  * (http_form_get), the redirect target rd (http_redirect_is_safe, its
  * encoding for /login-redirect), the client's address header, Origin
- * checks, and the escaping of all of these for pages and log lines.
+ * checks, the step form's fields and a prompt's autocomplete hint, and the escaping of all of these for pages and log lines.
  *
  * Input: up to four parts split at NUL bytes: a Cookie header, a form
  * body, an rd value, a header value (address, Origin). Beyond not
@@ -93,7 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         release(session);
 
         /* The form: every field latch-http reads, and what a decoded value may hold. */
-        static const char *const keys[] = { "csrf", "user", "password", "rd" };
+        static const char *const keys[] = { "csrf", "user", "password", "rd", "step", "answer0", "answer1" };
         for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
                 char *v = NULL;
                 int r = http_form_get(part[1], len[1], keys[i], &v);
@@ -145,6 +145,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (strcasecmp(part[0], "cross-site") == 0)
                 check(!b);
         check_log_quote(part[3]);
+
+        /* A prompt's message (latchd's, from a plugin): its field's
+         * autocomplete hint is always one of four fixed words. */
+        const char *hint = http_prompt_autocomplete(part[0], part[3]);
+        check(strcmp(hint, "new-password") == 0 || strcmp(hint, "current-password") == 0 ||
+              strcmp(hint, "one-time-code") == 0 || strcmp(hint, "off") == 0);
         if (http_header_value_is_safe(part[3]))
                 check(!strpbrk(part[3], "\r\n") && strlen(part[3]) <= 4096);
 

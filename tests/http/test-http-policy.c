@@ -226,6 +226,24 @@ static void test_query_encode(void **state) {
         free(s);
 }
 
+static void test_prompt_autocomplete(void **state) {
+        /* What password managers and phones fill in for each step field. */
+        assert_string_equal(http_prompt_autocomplete("secret", "Password:"), "current-password");
+        assert_string_equal(http_prompt_autocomplete("secret", "Password for alice: "), "current-password");
+        assert_string_equal(http_prompt_autocomplete("secret", "New password:"), "new-password");
+        assert_string_equal(http_prompt_autocomplete("secret", "Retype new UNIX password: "), "new-password");
+        assert_string_equal(http_prompt_autocomplete("secret", "Confirm password:"), "new-password");
+        assert_string_equal(http_prompt_autocomplete("secret", "Code:"), "one-time-code");
+        assert_string_equal(http_prompt_autocomplete("secret", "One-time password (OATH) for `alice': "),
+                            "one-time-code");
+        assert_string_equal(http_prompt_autocomplete("secret", "Verification code: "), "one-time-code");
+        assert_string_equal(http_prompt_autocomplete("text", "Verification code: "), "one-time-code");
+        assert_string_equal(http_prompt_autocomplete("text", "PIN:"), "one-time-code");
+        assert_string_equal(http_prompt_autocomplete("secret", "Answer:"), "one-time-code");
+        assert_string_equal(http_prompt_autocomplete("text", "Your favourite colour?"), "off");
+        assert_string_equal(http_prompt_autocomplete(NULL, NULL), "off");
+}
+
 static void test_log_quote(void **state) {
         char buf[256];
 
@@ -261,7 +279,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_redirect),   cmocka_unit_test(test_origin_host), cmocka_unit_test(test_origin_list),
                 cmocka_unit_test(test_remote),     cmocka_unit_test(test_form),        cmocka_unit_test(test_escape),
-                cmocka_unit_test(test_config),     cmocka_unit_test(test_query_encode), cmocka_unit_test(test_log_quote),
+                cmocka_unit_test(test_config),     cmocka_unit_test(test_query_encode), cmocka_unit_test(test_log_quote), cmocka_unit_test(test_prompt_autocomplete),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
