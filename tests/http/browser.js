@@ -1,18 +1,152 @@
 // SPDX-License-Identifier: MIT
 // The browser walk of the latch-http test, in headless Debian chromium
-// driven by playwright-core. Usage: node browser.js URL USER_DATA_DIR SCREENSHOT_DIR
+// driven by playwright-core. Usage: node browser.js URL USER_DATA_DIR SCREENSHOT_DIR [two-step]
 // Prints one JSON object with what it saw; exits non-zero on a failed step.
+// With two-step, it walks a login whose stack asks a code after the
+// password (the service of TwoStepBrowser in test_browser.py).
 'use strict';
 
 const { chromium } = require('playwright-core');
 
-const [base, userDataDir, shots] = process.argv.slice(2);
+const [base, userDataDir, shots, mode] = process.argv.slice(2);
 const seen = { steps: [] };
 
 function step(name, ok, detail) {
   seen.steps.push({ name, ok, detail });
   if (!ok)
     throw new Error(`${name}: ${detail}`);
+}
+
+// The one-step walk: errors, sign in, logout, a phone without JavaScript.
+async function oneStep(context, page) {
+  // 1. The protected page sends us to the form.
+  await page.goto(base + '/app/page');
+  const u1 = new URL(page.url());
+  step('redirected to the login form', u1.pathname === '/login' && u1.searchParams.get('rd') === '/app/page',
+       page.url());
+  step('the form has labelled fields', await page.getByLabel('User name').count() === 1 &&
+       await page.getByLabel('Password').count() === 1, 'labels');
+
+  // 2. A wrong password shows an error.
+  await page.getByLabel('User name').fill('demo');
+  await page.getByLabel('Password').fill('not-the-password');
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Sign in' }).click()]);
+  const err = await page.locator('#error').textContent().catch(() => null);
+  step('a wrong password shows an error', err === 'Wrong user name or password.', String(err));
+  step('no session cookie after a failure',
+       !(await context.cookies()).some((c) => c.name === '__Host-latch'), 'cookie set');
+  await page.screenshot({ path: shots + '/browser-1-error.png' });
+
+  // 3. The right password leads to the protected page, which names us.
+  await page.getByLabel('Password').fill('demo-password');
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Sign in' }).click()]);
+  step('back on the protected page', new URL(page.url()).pathname === '/app/page', page.url());
+  const user = await page.locator('#user').textContent();
+  step('the page shows the user', user === 'demo', String(user));
+  const cookie = (await context.cookies()).find((c) => c.name === '__Host-latch');
+  step('the __Host- cookie is stored over http://localhost',
+       !!cookie && cookie.secure && cookie.httpOnly && cookie.sameSite === 'Lax' && cookie.path === '/',
+       JSON.stringify(cookie));
+  await page.screenshot({ path: shots + '/browser-2-signed-in.png', fullPage: true });
+
+  // 4. Logout, and the protected page asks for the login again.
+  await Promise.all([page.waitForNavigation(), page.locator('#logout').click()]);
+  step('logout lands on the form', new URL(page.url()).pathname === '/login', page.url());
+  step('the cookie is gone', !(await context.cookies()).some((c) => c.name === '__Host-latch'), 'still there');
+  await page.goto(base + '/app/page');
+  step('the protected page redirects to login again', new URL(page.url()).pathname === '/login', page.url());
+  await page.screenshot({ path: shots + '/browser-3-signed-out.png' });
+
+  // 5. The form on a phone, with JavaScript off: no sideways scrolling,
+  // and signing in still works (the page has no script to need).
+  const nojs = await chromium.launchPersistentContext(userDataDir + '-nojs', {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    javaScriptEnabled: false,
+    viewport: { width: 360, height: 640 },
+    isMobile: true,
+    hasTouch: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    timeout: 120000,
+  });
+  try {
+    nojs.setDefaultTimeout(60000);
+    const p2 = nojs.pages()[0] || await nojs.newPage();
+    await p2.goto(base + '/app/page');
+    const box = await p2.locator('#password').boundingBox();
+    step('the form fits a phone screen', box && box.x >= 0 && box.x + box.width <= 360, JSON.stringify(box));
+    await p2.screenshot({ path: shots + '/browser-4-phone.png' });
+    await p2.locator('#user').fill('demo');
+    await p2.locator('#password').fill('demo-password');
+    await Promise.all([p2.waitForNavigation(), p2.locator('button[type=submit]').click()]);
+    step('signing in works without JavaScript', (await p2.locator('#user').textContent()) === 'demo', p2.url());
+  } finally {
+    await nojs.close();
+  }
+}
+
+// Password, then a code on a second form; a wrong code; the reload of a
+// used step; each form's fields and the step cookie.
+async function twoStep(context, page) {
+  const stepCookie = async () => (await context.cookies()).find((c) => c.name === '__Host-latch-step');
+  const signIn = async () => {
+    await page.goto(base + '/app/page');
+    await page.getByLabel('User name').fill('demo');
+    await page.getByLabel('Password').fill('demo-password');
+    await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Sign in' }).click()]);
+  };
+
+  // 1. User and password, then the code form.
+  await signIn();
+  // The first step answers the POST of the login form: the URL stays
+  // /login, with no query.
+  step('the password leads to the code form', new URL(page.url()).search === '' &&
+       await page.locator('form[action="/login/step"]').count() === 1, page.url());
+  const code = page.getByLabel('Code:');
+  step('the code field is labelled, secret, a one-time code',
+       await code.count() === 1 && await code.getAttribute('type') === 'password' &&
+       await code.getAttribute('autocomplete') === 'one-time-code', await page.content());
+  step('the info prompt is shown as text',
+       (await page.locator('p.info').textContent()) === 'A_code_was_sent', await page.content());
+  const c1 = await stepCookie();
+  step('the conversation is in an HttpOnly, Secure, SameSite=Strict cookie',
+       !!c1 && c1.httpOnly && c1.secure && c1.sameSite === 'Strict' && c1.path === '/', JSON.stringify(c1));
+  step('the conversation id is not in the page or the URL',
+       !(await page.content()).includes(c1.value) && !page.url().includes(c1.value), 'leaked');
+  step('no session before the code', !(await context.cookies()).some((c) => c.name === '__Host-latch'), 'set');
+  await page.screenshot({ path: shots + '/browser-5-code.png' });
+
+  // 2. A wrong code: refused, the login form again, no session.
+  await code.fill('000000');
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Continue' }).click()]);
+  const err = await page.locator('#error').textContent().catch(() => null);
+  step('a wrong code is refused', err === 'Sign-in failed: a wrong password or code. Please start again.',
+       String(err));
+  step('no session after a wrong code', !(await context.cookies()).some((c) => c.name === '__Host-latch'), 'set');
+  await page.screenshot({ path: shots + '/browser-6-refused.png' });
+
+  // 3. The right code: the protected page, signed in.
+  await signIn();
+  await page.getByLabel('Code:').fill('424242');
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Continue' }).click()]);
+  step('the code leads back to the protected page', new URL(page.url()).pathname === '/app/page', page.url());
+  step('the page shows the user', (await page.locator('#user').textContent()) === 'demo', page.url());
+  const session = (await context.cookies()).find((c) => c.name === '__Host-latch');
+  step('the session cookie is set as by a one-step login',
+       !!session && session.secure && session.httpOnly && session.sameSite === 'Lax', JSON.stringify(session));
+  step('the step cookie is gone', !(await stepCookie()), 'still there');
+  await page.screenshot({ path: shots + '/browser-7-two-step-signed-in.png', fullPage: true });
+
+  // 4. The step's address opened again (a reload, a bookmark): a clear
+  // page whose link starts again.
+  await page.goto(base + '/login/step');
+  const expired = await page.locator('#error').textContent().catch(() => null);
+  step('a used step is a clear page', /expired or was already used/.test(String(expired)), String(expired));
+  await page.screenshot({ path: shots + '/browser-8-expired.png' });
+  await Promise.all([page.waitForNavigation(), page.getByRole('link', { name: 'Start again' }).click()]);
+  step('its link leads to the login form', new URL(page.url()).pathname === '/login' &&
+       await page.getByLabel('User name').count() === 1, page.url());
 }
 
 (async () => {
@@ -26,72 +160,10 @@ function step(name, ok, detail) {
   context.setDefaultTimeout(60000);
   try {
     const page = context.pages()[0] || await context.newPage();
-
-    // 1. The protected page sends us to the form.
-    await page.goto(base + '/app/page');
-    const u1 = new URL(page.url());
-    step('redirected to the login form', u1.pathname === '/login' && u1.searchParams.get('rd') === '/app/page',
-         page.url());
-    step('the form has labelled fields', await page.getByLabel('User name').count() === 1 &&
-         await page.getByLabel('Password').count() === 1, 'labels');
-
-    // 2. A wrong password shows an error.
-    await page.getByLabel('User name').fill('demo');
-    await page.getByLabel('Password').fill('not-the-password');
-    await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Sign in' }).click()]);
-    const err = await page.locator('#error').textContent().catch(() => null);
-    step('a wrong password shows an error', err === 'Wrong user name or password.', String(err));
-    step('no session cookie after a failure',
-         !(await context.cookies()).some((c) => c.name === '__Host-latch'), 'cookie set');
-    await page.screenshot({ path: shots + '/browser-1-error.png' });
-
-    // 3. The right password leads to the protected page, which names us.
-    await page.getByLabel('Password').fill('demo-password');
-    await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Sign in' }).click()]);
-    step('back on the protected page', new URL(page.url()).pathname === '/app/page', page.url());
-    const user = await page.locator('#user').textContent();
-    step('the page shows the user', user === 'demo', String(user));
-    const cookie = (await context.cookies()).find((c) => c.name === '__Host-latch');
-    step('the __Host- cookie is stored over http://localhost',
-         !!cookie && cookie.secure && cookie.httpOnly && cookie.sameSite === 'Lax' && cookie.path === '/',
-         JSON.stringify(cookie));
-    await page.screenshot({ path: shots + '/browser-2-signed-in.png', fullPage: true });
-
-    // 4. Logout, and the protected page asks for the login again.
-    await Promise.all([page.waitForNavigation(), page.locator('#logout').click()]);
-    step('logout lands on the form', new URL(page.url()).pathname === '/login', page.url());
-    step('the cookie is gone', !(await context.cookies()).some((c) => c.name === '__Host-latch'), 'still there');
-    await page.goto(base + '/app/page');
-    step('the protected page redirects to login again', new URL(page.url()).pathname === '/login', page.url());
-    await page.screenshot({ path: shots + '/browser-3-signed-out.png' });
-
-    // 5. The form on a phone, with JavaScript off: no sideways scrolling,
-    // and signing in still works (the page has no script to need).
-    const nojs = await chromium.launchPersistentContext(userDataDir + '-nojs', {
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      javaScriptEnabled: false,
-      viewport: { width: 360, height: 640 },
-      isMobile: true,
-      hasTouch: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-             '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      timeout: 120000,
-    });
-    try {
-      nojs.setDefaultTimeout(60000);
-      const p2 = nojs.pages()[0] || await nojs.newPage();
-      await p2.goto(base + '/app/page');
-      const box = await p2.locator('#password').boundingBox();
-      step('the form fits a phone screen', box && box.x >= 0 && box.x + box.width <= 360, JSON.stringify(box));
-      await p2.screenshot({ path: shots + '/browser-4-phone.png' });
-      await p2.locator('#user').fill('demo');
-      await p2.locator('#password').fill('demo-password');
-      await Promise.all([p2.waitForNavigation(), p2.locator('button[type=submit]').click()]);
-      step('signing in works without JavaScript', (await p2.locator('#user').textContent()) === 'demo', p2.url());
-    } finally {
-      await nojs.close();
-    }
+    if (mode === 'two-step')
+      await twoStep(context, page);
+    else
+      await oneStep(context, page);
     seen.ok = true;
   } catch (e) {
     seen.ok = false;

@@ -4,8 +4,9 @@ playwright-core (installed from npm into the build folder at test time),
 through nginx: protected page -> login form -> wrong password shows an
 error -> right password -> the page shows the user -> logout -> the page
 asks for the login again; then, on a phone-sized screen with JavaScript
-off, the form fits and signing in works. Screenshots go to the build
-folder.
+off, the form fits and signing in works. And a two-step login (password,
+then a code on a second form; a wrong code; a used step opened again).
+Screenshots go to the build folder.
 
 Exits 77 (skipped) when chromium, node, npm or nginx is missing, or when
 playwright-core cannot be installed (no registry)."""
@@ -38,6 +39,43 @@ def playwright_ready():
     if r.returncode != 0:
         return "cannot install playwright-core from npm:\n" + r.stderr[-2000:]
     return None
+
+
+def walk(test, mode, shots):
+    test.start_stack()
+    profile = os.path.join(test.tmp, "chromium-profile")
+    os.makedirs(profile)
+    env = dict(os.environ, NODE_PATH=os.path.join(NODE_DIR, "node_modules"))
+    r = subprocess.run(["node", os.path.join(HERE, "browser.js"), test.stack.url("").rstrip("/"), profile,
+                        ARTIFACTS] + ([mode] if mode else []), capture_output=True, text=True, env=env, timeout=600)
+    lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
+    seen = json.loads(lines[-1]) if lines else {"ok": False, "error": r.stdout + r.stderr}
+    for s in seen.get("steps", []):
+        print(("ok  " if s["ok"] else "FAIL") + " " + s["name"])
+    test.assertTrue(seen.get("ok"), json.dumps(seen, indent=1) + "\n" + r.stderr[-3000:] +
+                    "\nlatch-http:\n" + test.stack.http_log_text()[-2000:])
+    test.assertEqual(r.returncode, 0)
+    for name in shots:
+        path = os.path.join(ARTIFACTS, name)
+        # Removed first: a screenshot left by an earlier run proves nothing.
+        test.assertGreater(os.path.getsize(path), 1000, path)
+    print("screenshots in", ARTIFACTS)
+
+
+class TwoStepBrowser(HttpTest):
+    """Password, then a code asked by the stack's `debug` line."""
+
+    services = {"demo": "auth required file path={users}\n"
+                        "auth required debug ask=info:A_code_was_sent ask=secret:Code: expect=424242\n"
+                        "account required file path={users}\n"}
+    SHOTS = ("browser-5-code.png", "browser-6-refused.png", "browser-7-two-step-signed-in.png",
+             "browser-8-expired.png")
+
+    def test_two_step_walk(self):
+        for name in self.SHOTS:
+            if os.path.exists(os.path.join(ARTIFACTS, name)):
+                os.unlink(os.path.join(ARTIFACTS, name))
+        walk(self, "two-step", self.SHOTS)
 
 
 class Browser(HttpTest):
