@@ -13,9 +13,12 @@
 #include "conversation.h"
 #include "macro.h"
 
+#define USER_KEY_BYTES 16
+
 struct conversation {
         char id[CONVERSATION_ID_LEN + 1];
         uid_t uid;
+        uint8_t user_key[USER_KEY_BYTES]; /* BLAKE2b of service, NUL, user */
         uint64_t expires_usec;
         void *payload;
 };
@@ -65,22 +68,37 @@ void conversations_free(struct conversations *t) {
         free(t);
 }
 
-int conversation_add(struct conversations *t, uid_t uid, uint64_t expires_usec, void *payload,
-                     char ret_id[CONVERSATION_ID_LEN + 1]) {
-        uint8_t raw[CONVERSATION_ID_BYTES];
-        size_t mine = 0;
+static void user_key(const char *service, const char *user, uint8_t ret[USER_KEY_BYTES]) {
+        crypto_generichash_state h;
+
+        crypto_generichash_init(&h, NULL, 0, USER_KEY_BYTES);
+        crypto_generichash_update(&h, (const uint8_t *) service, strlen(service) + 1);
+        crypto_generichash_update(&h, (const uint8_t *) user, strlen(user));
+        crypto_generichash_final(&h, ret, USER_KEY_BYTES);
+}
+
+int conversation_add(struct conversations *t, uid_t uid, const char *service, const char *user,
+                     uint64_t expires_usec, void *payload, char ret_id[CONVERSATION_ID_LEN + 1]) {
+        uint8_t raw[CONVERSATION_ID_BYTES], key[USER_KEY_BYTES];
+        size_t mine = 0, users = 0;
 
         assert_return(t, -EINVAL);
+        assert_return(service, -EINVAL);
+        assert_return(user, -EINVAL);
         assert_return(payload, -EINVAL);
 
         if (t->n >= CONVERSATIONS_MAX)
                 return -EBUSY;
-        for (size_t i = 0; i < t->n; i++)
+        user_key(service, user, key);
+        for (size_t i = 0; i < t->n; i++) {
                 mine += t->v[i].uid == uid;
-        if (mine >= CONVERSATIONS_PER_PEER_MAX)
+                users += memcmp(t->v[i].user_key, key, sizeof key) == 0;
+        }
+        if (mine >= CONVERSATIONS_PER_PEER_MAX || users >= CONVERSATIONS_PER_USER_MAX)
                 return -EBUSY;
 
         struct conversation *c = &t->v[t->n];
+        memcpy(c->user_key, key, sizeof key);
         randombytes_buf(raw, sizeof raw);
         sodium_bin2base64(c->id, sizeof c->id, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
         sodium_memzero(raw, sizeof raw);

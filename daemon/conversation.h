@@ -15,8 +15,14 @@
  * the same uid (latchctl respond does), never from another uid. Lookups
  * compare ids in constant time.
  *
- * Caps: at most CONVERSATIONS_MAX in all and CONVERSATIONS_PER_PEER_MAX per
- * uid; beyond them conversation_add() refuses (-EBUSY) and nothing grows.
+ * Caps: at most CONVERSATIONS_MAX in all, CONVERSATIONS_PER_PEER_MAX per
+ * uid, and CONVERSATIONS_PER_USER_MAX per (service, user); beyond them
+ * conversation_add() refuses (-EBUSY) and nothing grows. The per-user cap is
+ * what keeps a second factor from being guessed in bulk: lines before the
+ * one that asked (faillock's lock check among them) ran when the
+ * conversation started, so without it a client could park a thousand
+ * conversations while the user is unlocked and answer them all at once.
+ * With it, at most that many answers are in flight past a faillock check.
  *
  * Loop thread only.
  */
@@ -31,6 +37,7 @@
 #define CONVERSATION_ID_LEN 43
 #define CONVERSATIONS_MAX 4096
 #define CONVERSATIONS_PER_PEER_MAX 1024
+#define CONVERSATIONS_PER_USER_MAX 4
 
 struct conversations;
 
@@ -42,12 +49,13 @@ int conversations_new(conversation_end_fn end, struct conversations **ret);
 /* Ends every conversation left (end(payload, false)) and frees the table. */
 void conversations_free(struct conversations *t);
 
-/* Adds a conversation for `uid` holding `payload`, expiring at monotonic
- * `expires_usec`. Writes its id (CONVERSATION_ID_LEN + 1 bytes) to ret_id.
- * Returns 0, -EBUSY (a cap is reached: the payload stays the caller's) or
- * -ENOMEM. */
-int conversation_add(struct conversations *t, uid_t uid, uint64_t expires_usec, void *payload,
-                     char ret_id[CONVERSATION_ID_LEN + 1]);
+/* Adds a conversation for `uid`, on behalf of `user` of `service` (the cap
+ * per user; neither is kept, only a hash of the pair), holding `payload`,
+ * expiring at monotonic `expires_usec`. Writes its id (CONVERSATION_ID_LEN
+ * + 1 bytes) to ret_id. Returns 0, -EBUSY (a cap is reached: the payload
+ * stays the caller's) or -ENOMEM. */
+int conversation_add(struct conversations *t, uid_t uid, const char *service, const char *user,
+                     uint64_t expires_usec, void *payload, char ret_id[CONVERSATION_ID_LEN + 1]);
 
 /* The payload of conversation `id` for `uid` at `now_usec`, left in the
  * table, or NULL: unknown, already taken, expired or another uid's (all

@@ -255,8 +255,8 @@ static void auth_job_challenge(struct auth_job *j) {
                 int style = latch_req_prompt(j->lreq, i, &m);
                 json_array_append_new(prompts, json_pack("{s:s, s:s}", "style", style_name(style), "message", m));
         }
-        k = prompts ? conversation_add(d->conversations, j->peer_uid, now_usec() + (uint64_t) timeout * 1000000,
-                                       j, j->conversation)
+        k = prompts ? conversation_add(d->conversations, j->peer_uid, j->service, j->user,
+                                       now_usec() + (uint64_t) timeout * 1000000, j, j->conversation)
                     : -ENOMEM;
         if (k < 0) {
                 json_decref(prompts);

@@ -221,6 +221,28 @@ class TestConversations(DaemonTest):
         self.assertNotIn(b"demo-password", seen)
         self.assertNotIn(b"424242", seen)
 
+    def test_one_user_has_only_a_few_conversations_waiting(self):
+        # Lines before the one that asked (faillock's lock check) ran when a
+        # conversation started: were there no cap per user, a client could
+        # park a thousand at the code prompt and answer them all at once.
+        users = os.path.join(self.tmp, "users")
+        d = self.daemon(services={"demo": "auth requisite faillock deny=3 unlock_time=10min\n" +
+                                          STACK.format(users=users)},
+                        config_extra="[throttle]\nenabled = no\n")
+        parked = [self.begin(d, op="authenticate", password="demo-password") for _ in range(4)]
+        r = d.call({"op": "authenticate", "service": "demo", "user": "demo", "password": "demo-password"})
+        self.assertEqual(r["error"], "unavailable", r)
+        # Another user of the same service is not held up.
+        other = d.call({"op": "authenticate", "service": "demo", "user": "eve", "password": "x"})
+        self.assertEqual(other["error"], "challenge", other)
+        # Wrong codes for all four: counted, and the user is locked (deny=3).
+        for c in parked:
+            r = d.call({"op": "respond", "conversation": c["conversation"], "answers": ["000000"]})
+            self.assertEqual(r["error"], "denied", r)
+        r = d.call({"op": "authenticate", "service": "demo", "user": "demo", "password": "demo-password"})
+        self.assertEqual(r["error"], "denied", "locked: refused before any prompt")
+        self.assertIn("too many conversations waiting", d.log())
+
     def test_abandoned_conversations_leave_memory_flat(self):
         # The throttle would (rightly) slow a flood of attempts for one user
         # down to a crawl; this is about memory.
@@ -242,8 +264,9 @@ class TestConversations(DaemonTest):
             sent = 0
             while sent < n:
                 batch = min(200, n - sent)
-                s.sendall(b"".join(frame({"op": "authenticate", "service": "flood", "user": "demo"})
-                                   for _ in range(batch)))
+                # A user per conversation: one user may have only a few waiting.
+                s.sendall(b"".join(frame({"op": "authenticate", "service": "flood", "user": f"u{sent + i}"})
+                                   for i in range(batch)))
                 for _ in range(batch):
                     r = read_frame(s, timeout=60)
                     self.assertIn(r.get("error"), ("challenge", "unavailable"), r)

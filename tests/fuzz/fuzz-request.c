@@ -26,7 +26,7 @@ static struct conversations *table(void) {
 
         if (!t) {
                 if (sodium_init() < 0 || conversations_new(never_ends, &t) < 0 ||
-                    conversation_add(t, 0, UINT64_MAX, &payload, id) < 0)
+                    conversation_add(t, 0, "fuzz", "fuzz", UINT64_MAX, &payload, id) < 0)
                         abort();
         }
         return t;
