@@ -130,16 +130,12 @@ void op_validate(struct request *r) {
         struct daemon *d = r->conn->d;
         const char *session, *service;
         uint8_t key[STORE_KEY_SIZE];
-        char msg[256];
 
-        if (arg_string(r->in.root, "session", true, OPS_MAX_SESSION, &session, msg, sizeof msg) < 0 ||
-            arg_string(r->in.root, "service", false, OPS_MAX_NAME, &service, msg, sizeof msg) < 0) {
-                reply_error(r, "bad_request", "%s", msg);
+        if (ops_session_args(r, "service", &session, &service) < 0)
                 return;
-        }
         uint64_t start = r->start_usec;
         struct validate_ctx v = { .d = d, .r = r, .service = service, .now = daemon_now() };
-        int k = session_id_key(session, key) ? store_session_get(d->store, key, v.now, validate_found, &v) : -ENOENT;
+        int k = ops_session_get(d, session, key, v.now, validate_found, &v);
         if (v.touch)
                 touch_later(d, key, v.now);
         sodium_memzero(key, sizeof key);
@@ -227,12 +223,9 @@ static int logout_found(void *userdata, const struct session_info *s) {
 void op_logout(struct request *r) {
         struct daemon *d = r->conn->d;
         const char *session;
-        char msg[256];
 
-        if (arg_string(r->in.root, "session", true, OPS_MAX_SESSION, &session, msg, sizeof msg) < 0) {
-                reply_error(r, "bad_request", "%s", msg);
+        if (ops_session_args(r, NULL, &session, NULL) < 0)
                 return;
-        }
         struct logout_job *j = calloc(1, sizeof(*j));
         if (!j) {
                 reply_error(r, "internal", "out of memory");
@@ -241,8 +234,7 @@ void op_logout(struct request *r) {
         j->work = (struct work){ .run = logout_run, .done = logout_done };
         j->d = d;
         struct logout_ctx c = { d, r, j, false, false };
-        int k = session_id_key(session, j->key) ? store_session_get(d->store, j->key, daemon_now(), logout_found, &c)
-                                                 : -ENOENT;
+        int k = ops_session_get(d, session, j->key, daemon_now(), logout_found, &c);
         if (k < 0 || !c.found || !c.allowed || !j->user || !j->service) {
                 if (k == -ENOENT || (k >= 0 && !c.found))
                         reply_error(r, "invalid_session", INVALID_SESSION_MESSAGE);

@@ -36,18 +36,13 @@ void op_token(struct request *r) {
         struct daemon *d = r->conn->d;
         const char *session, *audience;
         uint8_t key[STORE_KEY_SIZE];
-        char msg[256];
         struct token_lookup t = { .r = -ENOENT };
         _cleanup_secret_ char *token = NULL;
         int64_t exp = 0;
 
-        if (arg_string(r->in.root, "session", true, OPS_MAX_SESSION, &session, msg, sizeof msg) < 0 ||
-            arg_string(r->in.root, "audience", false, OPS_MAX_NAME, &audience, msg, sizeof msg) < 0) {
-                reply_error(r, "bad_request", "%s", msg);
+        if (ops_session_args(r, "audience", &session, &audience) < 0)
                 return;
-        }
-        int k = session_id_key(session, key) ? store_session_get(d->store, key, daemon_now(), token_copy_session, &t)
-                                              : -ENOENT;
+        int k = ops_session_get(d, session, key, daemon_now(), token_copy_session, &t);
         sodium_memzero(key, sizeof key);
         if (k >= 0)
                 k = t.r;

@@ -7,8 +7,10 @@
 
 #include "conn.h"
 #include "daemon-state.h"
+#include "decode.h"
 #include "log.h"
 #include "ops-common.h"
+#include "session.h"
 #include "workqueue.h"
 
 #define DEFAULT_STACK_DEADLINE_USEC (10ULL * 1000000)
@@ -125,6 +127,24 @@ void ops_log_store_damaged(const char *what, int err) {
                 "%s: session store damaged (%s): restore sessions.mdb from a backup (see \"State: back up and "
                 "restore\" in docs/OPERATIONS.md)",
                 what, strerror(-err));
+}
+
+int ops_session_args(struct request *r, const char *opt_name, const char **ret_session, const char **ret_opt) {
+        char msg[256];
+
+        if (arg_string(r->in.root, "session", true, OPS_MAX_SESSION, ret_session, msg, sizeof msg) < 0 ||
+            (opt_name && arg_string(r->in.root, opt_name, false, OPS_MAX_NAME, ret_opt, msg, sizeof msg) < 0)) {
+                reply_error(r, "bad_request", "%s", msg);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+int ops_session_get(struct daemon *d, const char *session, uint8_t ret_key[STORE_KEY_SIZE], int64_t now, session_fn fn,
+                    void *userdata) {
+        if (!session_id_key(session, ret_key))
+                return -ENOENT;
+        return store_session_get(d->store, ret_key, now, fn, userdata);
 }
 
 void ops_reply_store_error(struct request *r, const char *what, int err) {

@@ -45,6 +45,18 @@ void ops_submit_write(struct request *r, struct work *w);
  * `unavailable` (try again later). `what` names the op for the log line. */
 void ops_reply_store_error(struct request *r, const char *what, int err);
 
+/* The prologue of the ops on one session (validate, token, logout): reads
+ * the required "session" argument and, when `opt_name` is not NULL, the
+ * optional name argument of that name into *ret_opt. On bad input answers
+ * `bad_request` and returns -EINVAL. */
+int ops_session_args(struct request *r, const char *opt_name, const char **ret_session, const char **ret_opt);
+
+/* store_session_get() by the session id the client sent, its key left in
+ * `ret_key` (the caller wipes it). An id of the wrong shape is -ENOENT, as
+ * an unknown one: the answer must not tell them apart. */
+int ops_session_get(struct daemon *d, const char *session, uint8_t ret_key[STORE_KEY_SIZE], int64_t now, session_fn fn,
+                    void *userdata);
+
 /* The log line of a damaged store, for answers not sent by reply_error(). */
 void ops_log_store_damaged(const char *what, int err);
 
