@@ -99,31 +99,13 @@ static const struct plugin_isolation_ops isolation_ops;
 /* One message from a worker: -EBADMSG when it is not a frame of a JSON
  * object within WORKER_ANSWER_MAX. */
 static int worker_recv(int fd, uint64_t deadline, json_t **ret) {
-        _cleanup_free_ uint8_t *buf = NULL;
         uint8_t hdr[WIRE_HEADER];
-        json_t *o;
-        uint32_t n;
         int r;
 
         r = wire_recv_all(fd, hdr, sizeof(hdr), deadline);
         if (r < 0)
                 return r;
-        n = wire_get_header(hdr);
-        if (n == 0 || n > WORKER_ANSWER_MAX)
-                return -EBADMSG;
-        buf = malloc(n);
-        if (!buf)
-                return -ENOMEM;
-        r = wire_recv_all(fd, buf, n, deadline);
-        if (r < 0)
-                return r;
-        o = json_loadb((const char *) buf, n, JSON_REJECT_DUPLICATES, NULL);
-        if (!json_is_object(o)) {
-                json_decref(o);
-                return -EBADMSG;
-        }
-        *ret = o;
-        return 0;
+        return worker_recv_payload(fd, hdr, WORKER_ANSWER_MAX, deadline, ret);
 }
 
 /* Sends `frame` (header included) and reads the answer, logging the log

@@ -46,9 +46,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "wire.h"
 
 /* Worker → latchd: a result, a few claims, or one log line. */
 #define WORKER_ANSWER_MAX (64U * 1024U)
 /* latchd → worker: a request (latchd's own frames are at most 16 MiB). */
 #define WORKER_REQUEST_MAX (16U * 1024U * 1024U + 4096U)
+
+/* Reads the payload of the frame whose header is `hdr` and parses it:
+ * 0 and a JSON object, -EBADMSG when the frame is empty, longer than `max`
+ * or not an object, or wire_recv_all()'s error. The payload (it may hold a
+ * password) is wiped. Both sides read their messages with it. */
+int worker_recv_payload(int fd, const uint8_t hdr[WIRE_HEADER], uint32_t max, uint64_t deadline, json_t **ret);

@@ -118,9 +118,6 @@ static void send_or_die(json_t *o) {
  * or a negative errno. The frame (it may hold a password) is wiped. */
 static int recv_frame(json_t **ret) {
         uint8_t hdr[WIRE_HEADER];
-        uint8_t *buf;
-        json_t *o;
-        uint32_t n;
         ssize_t k;
         int r;
 
@@ -134,24 +131,8 @@ static int recv_frame(json_t **ret) {
         r = wire_recv_all(SOCKET_FD, hdr + 1, sizeof(hdr) - 1, WIRE_NO_DEADLINE);
         if (r < 0)
                 return r;
-        n = wire_get_header(hdr);
-        if (n == 0 || n > WORKER_REQUEST_MAX)
-                return -EBADMSG;
-        buf = malloc(n);
-        if (!buf)
-                return -ENOMEM;
-        r = wire_recv_all(SOCKET_FD, buf, n, WIRE_NO_DEADLINE);
-        o = r < 0 ? NULL : json_loadb((const char *) buf, n, JSON_REJECT_DUPLICATES, NULL);
-        sodium_memzero(buf, n);
-        free(buf);
-        if (r < 0)
-                return r;
-        if (!json_is_object(o)) {
-                json_decref(o);
-                return -EBADMSG;
-        }
-        *ret = o;
-        return 1;
+        r = worker_recv_payload(SOCKET_FD, hdr, WORKER_REQUEST_MAX, WIRE_NO_DEADLINE, ret);
+        return r < 0 ? r : 1;
 }
 
 /* ---- the plugin's side ---- */
