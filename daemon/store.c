@@ -1407,8 +1407,23 @@ static int session_remove(store *s, MDB_txn *txn, const uint8_t key[STORE_KEY_SI
         return 0;
 }
 
-int store_session_get(store *s, const uint8_t key[STORE_KEY_SIZE], int64_t now, session_fn fn, void *userdata) {
+/* Calls fn on the session at `key` in `txn`, its recorded slide applied;
+ * -ENOENT when there is none or it is no longer live at `now`. */
+static int session_get_txn(store *s, MDB_txn *txn, const uint8_t key[STORE_KEY_SIZE], int64_t now, session_fn fn,
+                           void *userdata) {
         struct session_info info;
+        int r;
+
+        r = session_lookup(s, txn, key, &info);
+        if (r != 0)
+                return r;
+        slide_apply(s, key, &info);
+        if (!session_is_live(&info, now))
+                return -ENOENT;
+        return callback(fn, userdata, &info);
+}
+
+int store_session_get(store *s, const uint8_t key[STORE_KEY_SIZE], int64_t now, session_fn fn, void *userdata) {
         MDB_txn *txn;
         int r;
 
@@ -1420,13 +1435,7 @@ int store_session_get(store *s, const uint8_t key[STORE_KEY_SIZE], int64_t now, 
         if (r < 0)
                 return r;
 
-        r = session_lookup(s, txn, key, &info);
-        if (r == 0)
-                slide_apply(s, key, &info);
-        if (r == 0 && !session_is_live(&info, now))
-                r = -ENOENT;
-        if (r == 0)
-                r = callback(fn, userdata, &info);
+        r = session_get_txn(s, txn, key, now, fn, userdata);
 
         read_end(s, txn);
         return store_result(s, r);
@@ -1450,7 +1459,6 @@ static bool handle_valid(const char *handle) {
 }
 
 int store_session_get_by_handle(store *s, const char *handle, int64_t now, session_fn fn, void *userdata) {
-        struct session_info info;
         uint8_t key[STORE_KEY_SIZE];
         MDB_txn *txn;
         int r;
@@ -1467,13 +1475,7 @@ int store_session_get_by_handle(store *s, const char *handle, int64_t now, sessi
 
         r = handle_lookup(s, txn, handle, key);
         if (r == 0)
-                r = session_lookup(s, txn, key, &info);
-        if (r == 0)
-                slide_apply(s, key, &info);
-        if (r == 0 && !session_is_live(&info, now))
-                r = -ENOENT;
-        if (r == 0)
-                r = callback(fn, userdata, &info);
+                r = session_get_txn(s, txn, key, now, fn, userdata);
 
         read_end(s, txn);
         return store_result(s, r);
