@@ -68,6 +68,20 @@ void conn_unref(struct conn *c) {
         free(c);
 }
 
+/* Takes the oldest request off the queue if its reply is made: replies
+ * leave in the order the requests came. NULL when there is none. */
+static struct request *conn_pop_replied(struct conn *c) {
+        struct request *r = c->head;
+
+        if (!r || !r->replied)
+                return NULL;
+        c->head = r->next;
+        if (!c->head)
+                c->tail = NULL;
+        c->inflight--;
+        return r;
+}
+
 void conn_close(struct conn *c) {
         if (c->fd < 0)
                 return;
@@ -88,14 +102,8 @@ void conn_close(struct conn *c) {
         d->n_conns--;
         /* Requests still running keep the struct alive; their replies are
          * dropped. Free the replies already made. */
-        while (c->head && c->head->replied) {
-                struct request *r = c->head;
-                c->head = r->next;
-                if (!c->head)
-                        c->tail = NULL;
-                c->inflight--;
+        for (struct request *r; (r = conn_pop_replied(c));)
                 request_unref(r);
-        }
         if (c->in)
                 sodium_memzero(c->in, c->in_cap);
         free(c->in);
@@ -184,12 +192,7 @@ void conn_reply_ready(struct conn *c) {
 
         /* Freeing a request may drop the last other reference to c. */
         conn_ref(c);
-        while (c->head && c->head->replied) {
-                struct request *r = c->head;
-                c->head = r->next;
-                if (!c->head)
-                        c->tail = NULL;
-                c->inflight--;
+        for (struct request *r; (r = conn_pop_replied(c));) {
                 /* A dropped request (its client left) has no reply bytes. */
                 if (c->fd >= 0 && r->reply && !c->peer_hup && out_append(c, r->reply, r->reply_len) < 0)
                         c->closing = true;
