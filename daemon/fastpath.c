@@ -280,6 +280,32 @@ static void fast_error(struct conn *c, const struct fp_value *id, int op, int er
         reply_end(c, &w);
 }
 
+/* ops_session_get() for the session id of the request: -ENOENT for one of
+ * the wrong length, as for one of the wrong shape. The key is left in
+ * ret_key (the caller wipes it). */
+static int fast_session_get(struct daemon *d, const struct fp_request *q, uint8_t ret_key[STORE_KEY_SIZE], int64_t now,
+                            session_fn fn, void *userdata) {
+        char session[SESSION_ID_LEN + 1];
+        int k;
+
+        if (q->session.n != SESSION_ID_LEN)
+                return -ENOENT;
+        memcpy(session, q->session.p, SESSION_ID_LEN);
+        session[SESSION_ID_LEN] = '\0';
+        k = ops_session_get(d, session, ret_key, now, fn, userdata);
+        sodium_memzero(session, sizeof session);
+        return k;
+}
+
+/* The request's audience as a C string in buf, or NULL when it has none. */
+static const char *fast_audience(const struct fp_request *q, char buf[static OPS_MAX_NAME + 1]) {
+        if (q->audience.kind != FP_STRING)
+                return NULL;
+        memcpy(buf, q->audience.p, q->audience.n);
+        buf[q->audience.n] = '\0';
+        return buf;
+}
+
 /* ---- validate ---- */
 
 struct fast_validate {
@@ -377,20 +403,12 @@ static void fast_validate(struct conn *c, const struct fp_request *q) {
         int index = validate_index();
         uint64_t start = c->last_activity_usec; /* when the frame was taken */
         uint8_t key[STORE_KEY_SIZE];
-        char session[SESSION_ID_LEN + 1];
-        bool shaped = false;
 
         if (index >= 0 && index < STATS_MAX_OPS)
                 d->stats.requests[index]++;
 
         struct fast_validate v = { .c = c, .q = q, .now = daemon_now() };
-        if (q->session.n == SESSION_ID_LEN) {
-                memcpy(session, q->session.p, SESSION_ID_LEN);
-                session[SESSION_ID_LEN] = '\0';
-                shaped = session_id_key(session, key);
-                sodium_memzero(session, sizeof session);
-        }
-        int k = shaped ? store_session_get(d->store, key, v.now, fast_validate_found, &v) : -ENOENT;
+        int k = fast_session_get(d, q, key, v.now, fast_validate_found, &v);
         if (v.touch)
                 validate_touch_later(d, key, v.now);
         sodium_memzero(key, sizeof key);
@@ -432,27 +450,15 @@ static void fast_token(struct conn *c, const struct fp_request *q) {
         uint64_t start = c->last_activity_usec;
         struct fast_token_lookup t = { .r = -ENOENT };
         uint8_t key[STORE_KEY_SIZE];
-        char session[SESSION_ID_LEN + 1], audience_buf[OPS_MAX_NAME + 1];
-        const char *audience = NULL;
+        char audience_buf[OPS_MAX_NAME + 1];
         char *token = NULL;
         int64_t exp = 0;
-        bool shaped = false;
         struct out w;
 
         if (index >= 0 && index < STATS_MAX_OPS)
                 d->stats.requests[index]++;
-        if (q->audience.kind == FP_STRING) {
-                memcpy(audience_buf, q->audience.p, q->audience.n);
-                audience_buf[q->audience.n] = '\0';
-                audience = audience_buf;
-        }
-        if (q->session.n == SESSION_ID_LEN) {
-                memcpy(session, q->session.p, SESSION_ID_LEN);
-                session[SESSION_ID_LEN] = '\0';
-                shaped = session_id_key(session, key);
-                sodium_memzero(session, sizeof session);
-        }
-        int k = shaped ? store_session_get(d->store, key, daemon_now(), fast_token_copy, &t) : -ENOENT;
+        const char *audience = fast_audience(q, audience_buf);
+        int k = fast_session_get(d, q, key, daemon_now(), fast_token_copy, &t);
         sodium_memzero(key, sizeof key);
         if (k >= 0)
                 k = t.r;
@@ -581,14 +587,10 @@ static void fast_verify(struct conn *c, const struct fp_request *q) {
 
         if (index >= 0 && index < STATS_MAX_OPS)
                 d->stats.requests[index]++;
-        if (q->audience.kind == FP_STRING) {
-                memcpy(audience_buf, q->audience.p, q->audience.n);
-                audience_buf[q->audience.n] = '\0';
-        }
         struct jwt_verify_options opts = {
                 .now = daemon_now(),
                 .leeway = d->config->token_leeway,
-                .audience = q->audience.kind == FP_STRING ? audience_buf : NULL,
+                .audience = fast_audience(q, audience_buf),
                 .issuer = d->config->issuer,
         };
         /* The answers of op_verify(), in its order. */
