@@ -65,6 +65,22 @@ static enum MHD_Result respond_latchd_error(struct http_request *r, const char *
         return http_respond_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the authentication service is unavailable");
 }
 
+/* The latchd client for a request that holds a session cookie: NULL, with
+ * *ret the answer already given, when there is no session (401) or no
+ * client. */
+static latch_client *signed_in_client(struct http_request *r, const char *session, enum MHD_Result *ret) {
+        latch_client *client;
+
+        if (!session) {
+                *ret = http_respond_text(r, MHD_HTTP_UNAUTHORIZED, "not signed in");
+                return NULL;
+        }
+        client = http_client(r->config);
+        if (!client)
+                *ret = MHD_NO;
+        return client;
+}
+
 /* The "groups" claim as "a,b,c" (new string; "" without groups). Names
  * that hold a comma or an unsafe byte are left out. */
 static char *groups_from_reply(const latch_reply *reply) {
@@ -94,12 +110,11 @@ static char *groups_from_reply(const latch_reply *reply) {
 enum MHD_Result route_auth(struct http_request *r) {
         _cleanup_(latch_secret_freep) char *session = session_from_cookie(r);
         _cleanup_(latch_reply_freep) latch_reply *reply = NULL, *token_reply = NULL;
+        enum MHD_Result ret;
 
-        if (!session)
-                return http_respond_text(r, MHD_HTTP_UNAUTHORIZED, "not signed in");
-        latch_client *client = http_client(r->config);
+        latch_client *client = signed_in_client(r, session, &ret);
         if (!client)
-                return MHD_NO;
+                return ret;
         /* The fast path: one validate, which runs no plugin in latchd. */
         int k = latch_validate(client, session, r->config->service, &reply);
         if (k != LATCH_OK)
@@ -356,12 +371,11 @@ enum MHD_Result route_token(struct http_request *r) {
         _cleanup_(latch_secret_freep) char *session = session_from_cookie(r);
         _cleanup_(latch_reply_freep) latch_reply *reply = NULL, *token_reply = NULL;
         int64_t exp = 0;
+        enum MHD_Result ret;
 
-        if (!session)
-                return http_respond_text(r, MHD_HTTP_UNAUTHORIZED, "not signed in");
-        latch_client *client = http_client(r->config);
+        latch_client *client = signed_in_client(r, session, &ret);
         if (!client)
-                return MHD_NO;
+                return ret;
         /* validate first: it checks the session's service and slides it. */
         int k = latch_validate(client, session, r->config->service, &reply);
         if (k == LATCH_OK)
