@@ -9,6 +9,9 @@ in the environment (see tests/e2e/meson.build).
 
 import json
 import os
+import pty
+import re
+import select
 import shutil
 import signal
 import socket
@@ -43,6 +46,34 @@ def wait_for(predicate, timeout, what="the condition"):
             raise AssertionError(f"{what}: not reached within {scaled(timeout):.0f}s")
         time.sleep(0.05)
 PLUGINS = {k[len("LATCH_PLUGIN_"):].lower(): v for k, v in os.environ.items() if k.startswith("LATCH_PLUGIN_")}
+
+
+def on_pty(argv, answers, env, timeout=30):
+    """Runs argv on a pseudo-terminal, answering each prompt (a regex) with
+    its line. Returns (exit code, everything the terminal showed)."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(argv[0], argv, env)
+    out = b""
+    pending = list(answers)
+    deadline = time.time() + scaled(timeout)
+    while True:
+        r, _, _ = select.select([fd], [], [], max(0.0, deadline - time.time()))
+        if not r:
+            os.kill(pid, 9)
+            raise AssertionError("no progress on the terminal: " + out.decode(errors="replace"))
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+        if pending and re.search(pending[0][0], out.decode(errors="replace").rsplit("\n", 1)[-1]):
+            os.write(fd, (pending.pop(0)[1] + "\n").encode())
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
 
 
 def frame(obj_or_bytes):

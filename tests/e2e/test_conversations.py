@@ -3,13 +3,11 @@
 peers, late and malformed answers, floods, a killed daemon)."""
 
 import os
-import select
-import socket
 import subprocess
 import time
 import unittest
 
-from harness import DaemonTest, frame, read_frame, scaled
+from harness import DaemonTest, frame, on_pty, read_frame, scaled
 
 # Password then a code, through the file plugin and a prompting debug line.
 STACK = ("auth required file path={users}\n"
@@ -185,41 +183,14 @@ class TestConversations(DaemonTest):
 
     def test_latchctl_on_a_terminal_walks_password_then_code(self):
         d = self.start()
-        import pty
-        pid, fd = pty.fork()
-        if pid == 0:
-            os.environ["LATCH_SOCKET"] = d.sock
-            os.execv(os.environ["LATCHCTL"], [os.environ["LATCHCTL"], "login", "demo", "demo"])
-        seen = b""
-
-        def expect(text, timeout=scaled(20)):
-            nonlocal seen
-            end = time.time() + timeout
-            while text.encode() not in seen:
-                self.assertLess(time.time(), end, f"no {text!r} in {seen!r}")
-                if not select.select([fd], [], [], 0.2)[0]:
-                    continue
-                try:
-                    chunk = os.read(fd, 1024)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                seen += chunk
-            self.assertIn(text.encode(), seen)
-
-        expect("Password: ")
-        os.write(fd, b"demo-password\n")
-        expect("A_code_was_sent")
-        expect("Code: ")
-        os.write(fd, b"424242\n")
-        expect("session")
-        _, status = os.waitpid(pid, 0)
-        os.close(fd)
-        self.assertEqual(os.waitstatus_to_exitcode(status), 0, seen)
+        rc, out = on_pty([os.environ["LATCHCTL"], "--socket", d.sock, "login", "demo", "demo"],
+                         [(r"Password: ?$", "demo-password"), (r"Code: ?$", "424242")], d.env(), timeout=20)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("A_code_was_sent", out)
+        self.assertIn("session", out)
         # Secret answers are not echoed.
-        self.assertNotIn(b"demo-password", seen)
-        self.assertNotIn(b"424242", seen)
+        self.assertNotIn("demo-password", out)
+        self.assertNotIn("424242", out)
 
     def test_one_user_has_only_a_few_conversations_waiting(self):
         # Lines before the one that asked (faillock's lock check) ran when a

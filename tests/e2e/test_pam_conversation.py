@@ -3,14 +3,11 @@
 (pam_oath with oathtool's codes, pam_unix before it) through latch-worker."""
 
 import os
-import pty
-import select
 import shutil
 import subprocess
-import time
 import unittest
 
-from harness import DaemonTest, scaled
+from harness import DaemonTest, on_pty
 
 SECRET = "3132333435363738393031323334353637383930"
 OATH = "/lib/x86_64-linux-gnu/security/pam_oath.so"
@@ -121,37 +118,11 @@ class TestPamConversation(DaemonTest):
 
     def test_latchctl_on_a_terminal_walks_password_then_code(self):
         d = self.start()
-        pid, fd = pty.fork()
-        if pid == 0:
-            os.environ["LATCH_SOCKET"] = d.sock
-            os.execv(os.environ["LATCHCTL"], [os.environ["LATCHCTL"], "login", "sys", self.user])
-        seen = b""
-
-        def expect(text, timeout=scaled(30)):
-            nonlocal seen
-            end = time.time() + timeout
-            while text.encode() not in seen:
-                self.assertLess(time.time(), end, f"no {text!r} in {seen!r}")
-                if not select.select([fd], [], [], 0.2)[0]:
-                    continue
-                try:
-                    chunk = os.read(fd, 1024)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                seen += chunk
-            self.assertIn(text.encode(), seen)
-
-        expect("assword: ")
-        os.write(fd, b"Pam-Pass-1\n")
-        expect("One-time password")
-        os.write(fd, code().encode() + b"\n")
-        expect("session")
-        _, status = os.waitpid(pid, 0)
-        os.close(fd)
-        self.assertEqual(os.waitstatus_to_exitcode(status), 0, seen)
-        self.assertNotIn(b"Pam-Pass-1", seen)
+        rc, out = on_pty([os.environ["LATCHCTL"], "--socket", d.sock, "login", "sys", self.user],
+                         [(r"assword: ?$", "Pam-Pass-1"), (r"One-time password", code())], d.env())
+        self.assertEqual(rc, 0, out)
+        self.assertIn("session", out)
+        self.assertNotIn("Pam-Pass-1", out)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import subprocess
 import time
 import unittest
 
-from harness import LATCHCTL, DaemonTest, scaled
+from harness import LATCHCTL, DaemonTest, on_pty, scaled
 
 TOTP_LOGIN = os.environ.get("LATCH_TOTP_LOGIN", "totp-login")
 
@@ -38,34 +38,6 @@ class Codes:
 
     def current(self):
         return oathtool(self.secret, at=self.step * 30)
-
-
-def on_pty(argv, answers, env, timeout=30):
-    """Runs argv on a pseudo-terminal, answering each prompt (a regex) with
-    its line. Returns (exit code, everything the terminal showed)."""
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execve(argv[0], argv, env)
-    out = b""
-    pending = list(answers)
-    deadline = time.time() + scaled(timeout)
-    while True:
-        r, _, _ = select.select([fd], [], [], max(0.0, deadline - time.time()))
-        if not r:
-            os.kill(pid, 9)
-            raise AssertionError("no progress on the terminal: " + out.decode(errors="replace"))
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-        if pending and re.search(pending[0][0], out.decode(errors="replace").rsplit("\n", 1)[-1]):
-            os.write(fd, (pending.pop(0)[1] + "\n").encode())
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
 
 
 @unittest.skipUnless(shutil.which("oathtool"), "needs oathtool")
