@@ -17,8 +17,9 @@
  *   entry(host)        once per load; may return NULL to refuse the host.
  *   open(ctx, args)    once per stack line that names the plugin, with that
  *                      line's arguments; returns the line's private state.
- *   auth / account     once per request reaching that line, possibly from
- *                      several threads at once (see "Threads").
+ *   auth / account /   once per request reaching that line, possibly from
+ *   password           several threads at once (see "Threads"); password
+ *                      (ABI 1.2) twice per change, see "Password changes".
  *   outcome            after the whole stack has decided, for every line
  *                      that took part in the request.
  *   close(state)       when the stack is dropped (reload, shutdown).
@@ -59,6 +60,28 @@
  * sets PAM_AUTHTOK. A plugin built against ABI 1.0 cannot ask: when the
  * request has no password yet, the host asks "Password:" on its behalf
  * before calling it, so it always sees a password, exactly as before 1.1.
+ *
+ * Password changes (ABI 1.2), Linux-PAM's pam_chauthtok(3): the `password`
+ * stack runs twice over, as libpam runs it. First a preliminary pass calls
+ * every line's password() with LATCH_PRELIM_CHECK: check that a change can
+ * happen (the backend answers; the current password, LATCH_ITEM_OLDPASSWORD,
+ * is right: ask for it with a `secret` prompt when it is NULL, then set it
+ * with host->set_item()); change nothing. Only when that pass succeeds, an
+ * update pass calls them again with LATCH_UPDATE_AUTHTOK: take the new
+ * password from LATCH_ITEM_PASSWORD, or ask for it twice (new and repeated)
+ * when it is NULL and set it with host->set_item() for the lines after you
+ * (Linux-PAM's use_authtok), check its quality, and store it. Either pass
+ * may converse (LATCH_INCOMPLETE) and resumes as auth() does. In the
+ * password stack answers never become items by themselves: a plugin sets
+ * LATCH_ITEM_OLDPASSWORD and LATCH_ITEM_PASSWORD explicitly.
+ * LATCH_CHANGE_EXPIRED_AUTHTOK is added to both passes when the change
+ * completes a login whose account stack answered LATCH_NEW_AUTHTOK_REQD;
+ * the password that login used is then LATCH_ITEM_OLDPASSWORD (check it
+ * still), and LATCH_ITEM_PASSWORD starts NULL. LATCH_ITEM_OP is "passwd"
+ * for the `passwd` op and "login" for an expired password changed during a
+ * login. A plugin without password() (or built against ABI 1.0 or 1.1)
+ * makes its password lines return LATCH_MODULE_UNKNOWN, as a PAM module
+ * lacking pam_sm_chauthtok does.
  */
 
 #include <stddef.h>
@@ -69,7 +92,7 @@ extern "C" {
 #endif
 
 #define LATCH_PLUGIN_ABI_MAJOR 1
-#define LATCH_PLUGIN_ABI_MINOR 1
+#define LATCH_PLUGIN_ABI_MINOR 2
 #define LATCH_PLUGIN_ENTRY_SYMBOL "latch_plugin_entry"
 
 #if defined(__GNUC__)
@@ -124,7 +147,19 @@ enum latch_item {
         LATCH_ITEM_PASSWORD = 3,/* the password (PAM_AUTHTOK), never log or keep it; since
                                  * 1.1 NULL until the client sent or answered one */
         LATCH_ITEM_REMOTE = 4,  /* the end user's address, or NULL */
-        LATCH_ITEM_OP = 5       /* "authenticate" or "login" */
+        LATCH_ITEM_OP = 5,      /* "authenticate", "login" or (ABI 1.2) "passwd" */
+        LATCH_ITEM_OLDPASSWORD = 6 /* ABI 1.2, the password stack only: the current
+                                    * password (PAM_OLDAUTHTOK), NULL until a line set it */
+};
+
+/* Flags of password() (ABI 1.2): the values of Linux-PAM's PAM_* flags of
+ * pam_sm_chauthtok(). Each call has exactly one of LATCH_PRELIM_CHECK and
+ * LATCH_UPDATE_AUTHTOK, perhaps with LATCH_CHANGE_EXPIRED_AUTHTOK. */
+enum latch_password_flag {
+        LATCH_CHANGE_EXPIRED_AUTHTOK = 0x0020, /* the change completes a login whose
+                                                * password expired */
+        LATCH_UPDATE_AUTHTOK = 0x2000,         /* the update pass: store the new password */
+        LATCH_PRELIM_CHECK = 0x4000            /* the preliminary pass: check, change nothing */
 };
 
 /* Prompt styles for host->prompt() (ABI 1.1): the values of Linux-PAM's
@@ -249,6 +284,17 @@ struct latch_host {
          * get_data returns the slot or NULL. */
         int (*set_data)(struct latch_req *req, void *data, void (*cleanup)(void *data));
         void *(*get_data)(const struct latch_req *req);
+
+        /* ---- ABI 1.2: password changes ---- */
+
+        /* Sets LATCH_ITEM_PASSWORD or LATCH_ITEM_OLDPASSWORD (as
+         * pam_set_item() sets PAM_AUTHTOK and PAM_OLDAUTHTOK) for the rest
+         * of the request; `value` is copied (NULL clears the item) and the
+         * copy wiped when replaced or when the request ends. Only inside
+         * auth(), account() or password(). Returns 0, -EINVAL (another
+         * item, or a value over LATCH_ANSWER_MAX bytes), -ENOTSUP (outside
+         * those calls) or -ENOMEM. */
+        int (*set_item)(struct latch_req *req, int item, const char *value);
 };
 
 /*
@@ -284,6 +330,21 @@ struct latch_admin {
         /* The message of a failed call (admin() returning < 0), one line for
          * a human; copied. Never put a secret in it. */
         void (*fail)(struct latch_admin *a, const char *fmt, ...) LATCH_PLUGIN_PRINTF(2, 3);
+
+        /* ---- ABI 1.2 (check `size` before reading) ---- */
+
+        /* 1 when the caller is not an administrator but the user named by
+         * arg("user") acting on their own account through a signed-in
+         * session (latch-http's account pages, `plugin` with `session`);
+         * refuse (-EPERM, after a->fail()) what a user may not do to
+         * themself. 0 for an administrator. */
+        int self;
+        /* With `self`: 1 when the user re-authenticated in this very request
+         * (the service's auth stack succeeded again with the password they
+         * gave). Changes to a factor (enroll, remove, new recovery codes)
+         * should require it; looking (status) and confirming an enrollment
+         * begun in a re-authenticated call need not. */
+        int reauthenticated;
 };
 
 /* What a plugin provides. Unused entry points may be NULL (a NULL auth or
@@ -332,6 +393,20 @@ struct latch_plugin {
          * the user has no enrollment) and -EEXIST answer `bad_request`;
          * anything else answers `unavailable`. */
         int (*admin)(void *state, struct latch_admin *a);
+
+        /* ---- ABI 1.2 (the host reads it only when `size` covers it) ---- */
+
+        /* One pass of a password change (see "Password changes" above):
+         * `flags` holds LATCH_PRELIM_CHECK or LATCH_UPDATE_AUTHTOK, perhaps
+         * with LATCH_CHANGE_EXPIRED_AUTHTOK. Returns an enum latch_result:
+         * LATCH_SUCCESS, LATCH_IGNORE (this line has nothing to change, e.g.
+         * the user is not in its database: return LATCH_USER_UNKNOWN then,
+         * as pam_unix does), LATCH_AUTHTOK_ERR (the new password is refused:
+         * too short, the user's name, the two entries differ),
+         * LATCH_AUTH_ERR or LATCH_PERM_DENIED (the current password is
+         * wrong), LATCH_AUTHTOK_LOCK_BUSY or LATCH_TRY_AGAIN (the database
+         * is busy), LATCH_INCOMPLETE (a prompt is up), ... */
+        int (*password)(void *state, struct latch_req *req, int flags);
 };
 
 /* Fills the size/ABI header of a struct latch_plugin initialiser. */
