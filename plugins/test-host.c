@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,8 @@ static const char *host_item(const struct latch_req *req, int item) {
                 return req->remote;
         case LATCH_ITEM_OP:
                 return req->op;
+        case LATCH_ITEM_OLDPASSWORD:
+                return req->oldpassword;
         default:
                 return NULL;
         }
@@ -144,6 +147,42 @@ static int host_set_data(struct latch_req *req, void *data, void (*cleanup)(void
 
 static void *host_get_data(const struct latch_req *req) { return req->data; }
 
+static void wipe_free(char **p) {
+        if (*p) {
+                explicit_bzero(*p, strlen(*p));
+                free(*p);
+                *p = NULL;
+        }
+}
+
+static int host_set_item(struct latch_req *req, int item, const char *value) {
+        char **copy;
+        const char **cur;
+
+        switch (item) {
+        case LATCH_ITEM_PASSWORD:
+                copy = &req->password_copy;
+                cur = &req->password;
+                break;
+        case LATCH_ITEM_OLDPASSWORD:
+                copy = &req->oldpassword_copy;
+                cur = &req->oldpassword;
+                break;
+        default:
+                return -EINVAL;
+        }
+        if (value && strlen(value) > LATCH_ANSWER_MAX)
+                return -EINVAL;
+        char *n = NULL;
+        if (value && !(n = strdup(value)))
+                return -ENOMEM;
+        wipe_free(copy);
+        *copy = n;
+        *cur = n;
+        req->n_set_items++;
+        return 0;
+}
+
 const struct latch_host test_host = {
         .size = sizeof(struct latch_host),
         .abi_major = LATCH_PLUGIN_ABI_MAJOR,
@@ -159,6 +198,7 @@ const struct latch_host test_host = {
         .answer = host_answer,
         .set_data = host_set_data,
         .get_data = host_get_data,
+        .set_item = host_set_item,
 };
 
 struct latch_req test_req(const char *user, const char *password) {
@@ -171,12 +211,46 @@ struct latch_req test_req(const char *user, const char *password) {
         };
 }
 
-void test_req_done(struct latch_req *req) {
-        json_decref(req->claims);
-        req->claims = NULL;
+struct latch_req test_req_passwd(const char *user) {
+        struct latch_req req = test_req(user, NULL);
+        req.op = "passwd";
+        return req;
+}
+
+static void drop_prompts(struct latch_req *req) {
         for (int i = 0; i < req->n_prompts; i++)
                 free(req->prompts[i]);
         req->n_prompts = 0;
+}
+
+void test_req_answer(struct latch_req *req, int n, const char *const *answers) {
+        drop_prompts(req);
+        if (n < 0)
+                n = 0;
+        if (n > LATCH_PROMPTS_MAX)
+                n = LATCH_PROMPTS_MAX;
+        for (int i = 0; i < n; i++)
+                req->answers[i] = answers[i];
+        req->n_answers = n;
+}
+
+int test_password(const struct latch_plugin *plugin, void *state, struct latch_req *req,
+                  int flags) {
+        if (plugin->size < offsetof(struct latch_plugin, password) + sizeof(plugin->password) ||
+            !plugin->password)
+                return LATCH_MODULE_UNKNOWN;
+        return plugin->password(state, req, flags);
+}
+
+void test_req_done(struct latch_req *req) {
+        json_decref(req->claims);
+        req->claims = NULL;
+        drop_prompts(req);
+        req->n_answers = 0;
+        wipe_free(&req->password_copy);
+        wipe_free(&req->oldpassword_copy);
+        req->password = NULL;
+        req->oldpassword = NULL;
         if (req->cleanup)
                 req->cleanup(req->data);
         req->cleanup = NULL;

@@ -6,6 +6,12 @@
  * and into a buffer the test can search, the clock is pinned, request items
  * come from a struct, claims go into a Jansson object and the key-value store
  * answers -ENOTSUP. Nothing here depends on the daemon.
+ *
+ * A conversation is driven by hand: the plugin's call returns
+ * LATCH_INCOMPLETE with its prompts in req.prompts; test_req_answer() hands
+ * the answers to the next call (and drops those prompts, as the real host
+ * does); the test calls the same entry point again. A password change calls
+ * test_password() once per pass, as the host's password stack would.
  */
 
 #include <jansson.h>
@@ -23,7 +29,15 @@ struct latch_ctx {
 struct latch_req {
         const char *service;
         const char *user;
+        /* LATCH_ITEM_PASSWORD and LATCH_ITEM_OLDPASSWORD: a test may point
+         * them at its own strings; host->set_item() points them at copies it
+         * owns (password_copy, oldpassword_copy), wiped when replaced and by
+         * test_req_done(). */
         const char *password;
+        const char *oldpassword;
+        char *password_copy;
+        char *oldpassword_copy;
+        unsigned n_set_items; /* how many times host->set_item() succeeded */
         const char *remote;
         const char *op;
         json_t *claims;
@@ -41,9 +55,25 @@ struct latch_req {
 
 extern const struct latch_host test_host;
 
-/* A request for `user` with `password` on service "test". */
+/* A request for `user` with `password` on service "test" (op "authenticate"). */
 struct latch_req test_req(const char *user, const char *password);
+/* A password change for `user` on service "test": op "passwd", no
+ * LATCH_ITEM_PASSWORD nor LATCH_ITEM_OLDPASSWORD yet. */
+struct latch_req test_req_passwd(const char *user);
+/* Frees what the request owns (claims, prompts, item copies, the set_data
+ * slot through its cleanup). */
 void test_req_done(struct latch_req *req);
+
+/* Continues a conversation: drops the prompts the last call posted and
+ * makes answers[0..n-1] (borrowed; n at most LATCH_PROMPTS_MAX, 0 for none)
+ * what host->answer() returns in the next call. */
+void test_req_answer(struct latch_req *req, int n, const char *const *answers);
+
+/* Calls plugin->password(state, req, flags) as the host would: returns
+ * LATCH_MODULE_UNKNOWN when the plugin's struct (its `size`) predates
+ * password() or the entry point is NULL. */
+int test_password(const struct latch_plugin *plugin, void *state, struct latch_req *req,
+                  int flags);
 
 /* dlopen()s `path` (RTLD_NOW|RTLD_LOCAL), calls its entry with test_host and
  * checks the returned struct's size and ABI. Returns 0, or -1 after printing
