@@ -173,8 +173,10 @@ enum latch_prompt_style {
 };
 
 /* At most this many prompts per call, each message at most this many bytes
- * (UTF-8, no control characters but '\n' and '\t'); an answer is at most
- * LATCH_ANSWER_MAX bytes. */
+ * (UTF-8; no control characters but '\n' and '\t', so no C1 controls
+ * U+0080-U+009F either; no U+2028/U+2029, nor the bidirectional embeddings,
+ * overrides and isolates U+202A-U+202E and U+2066-U+2069); an answer is at
+ * most LATCH_ANSWER_MAX bytes. */
 #define LATCH_PROMPTS_MAX 8
 #define LATCH_PROMPT_MESSAGE_MAX 512
 #define LATCH_ANSWER_MAX 4096

@@ -12,6 +12,9 @@
  *          (host->now()), "args" (the line's arguments) and "groups"
  *          (appended twice); it logs a line per call and per outcome.
  *          open() refuses, logging why, when an argument is "fail".
+ *          Users "asker..." are asked a code (below); the user "say" gets
+ *          its password posted as an info prompt (LATCH_INCOMPLETE when
+ *          the host took it, LATCH_CONV_ERR when it refused it).
  *
  * Every variant but echo adds the "pid" claim when it answers.
  */
@@ -113,9 +116,11 @@ static int iso_auth(void *state, struct latch_req *req) {
         char buf[32];
         DIR *d;
 
-        /* ABI 1.1: "asker" is asked a code; the request's slot (which must
+        /* ABI 1.1: "asker..." is asked a code; the request's slot (which must
          * still be in this process) holds the pid that asked. */
-        if (strcmp(host->item(req, LATCH_ITEM_USER), "asker") == 0) {
+        if (strcmp(host->item(req, LATCH_ITEM_USER), "say") == 0)
+                return host->prompt(req, LATCH_PROMPT_INFO, pw ?: "") == 0 ? LATCH_INCOMPLETE : LATCH_CONV_ERR;
+        if (strncmp(host->item(req, LATCH_ITEM_USER), "asker", 5) == 0) {
                 pid_t *asked = host->get_data(req);
                 if (!asked) {
                         asked = malloc(sizeof(*asked));

@@ -20,6 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -213,6 +216,149 @@ static void test_conversation_isolated(void **unused) {
 
         plugin_line_close(l);
         plugin_host_free(h);
+}
+
+/* What a prompt may say holds for an isolated plugin as for one in latchd:
+ * the worker's host refuses a plugin's prompt that would reorder the line
+ * or drive the terminal, and latchd refuses it again from the worker (which
+ * runs foreign code: a PAM module's messages come through it). */
+static const char *const spoofing[] = {
+        "\x1b]0;owned\x07Password:",          /* ESC, BEL */
+        "\xc2\x9b" "2JPassword:",             /* U+009B, the 8-bit CSI */
+        "Enter \xe2\x80\xae:edoc",            /* U+202E RIGHT-TO-LEFT OVERRIDE */
+        "\xe2\x81\xa7" "Code:" "\xe2\x81\xa9", /* U+2067 RLI ... U+2069 PDI */
+        "Code:\xe2\x80\xa8Password:",         /* U+2028 LINE SEPARATOR */
+};
+
+static void test_prompt_messages_checked_in_the_worker(void **unused) {
+        struct plugin_host *h = host_new("echo", 1, 5000, 0);
+        struct plugin_line *l = line_open(h, "echo", 0, NULL);
+        struct latch_req *req = NULL;
+        const char *msg;
+
+        assert_int_equal(latch_req_new("login", "svc", "say", "Código:", NULL, &req), 0);
+        assert_int_equal(plugin_line_call(l, STACK_AUTH, req), LATCH_INCOMPLETE);
+        assert_int_equal(latch_req_prompt(req, 0, &msg), LATCH_PROMPT_INFO);
+        assert_string_equal(msg, "Código:");
+        latch_req_free(req);
+        for (size_t i = 0; i < ELEMENTSOF(spoofing); i++) {
+                assert_int_equal(latch_req_new("login", "svc", "say", spoofing[i], NULL, &req), 0);
+                if (plugin_line_call(l, STACK_AUTH, req) != LATCH_CONV_ERR)
+                        fail_msg("prompt %zu taken", i);
+                assert_int_equal(latch_req_n_prompts(req), 0);
+                latch_req_free(req);
+        }
+        plugin_line_close(l);
+        host_free_checked(h);
+}
+
+/* A worker that speaks the protocol but relays whatever it likes: it
+ * answers every call with the prompt `fake_prompt` (a frame it writes
+ * itself, past any check of latch-worker's). */
+struct fake_worker {
+        int listen_fd;
+        const char *prompt;
+        pthread_t thread;
+};
+
+static int fake_send(int fd, json_t *o) {
+        char *s = json_dumps(o, JSON_COMPACT);
+        uint32_t n = htonl((uint32_t) strlen(s));
+        int r = write(fd, &n, 4) == 4 && write(fd, s, strlen(s)) == (ssize_t) strlen(s) ? 0 : -1;
+        free(s);
+        json_decref(o);
+        return r;
+}
+
+static json_t *fake_recv(int fd) {
+        uint32_t n;
+        char *b;
+        json_t *o;
+
+        if (recv(fd, &n, 4, MSG_WAITALL) != 4)
+                return NULL;
+        n = ntohl(n);
+        b = malloc(n);
+        if (!b || recv(fd, b, n, MSG_WAITALL) != (ssize_t) n) {
+                free(b);
+                return NULL;
+        }
+        o = json_loadb(b, n, 0, NULL);
+        free(b);
+        return o;
+}
+
+static void *fake_worker_run(void *p) {
+        struct fake_worker *f = p;
+        int fd;
+
+        while ((fd = accept4(f->listen_fd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+                json_t *m;
+                while ((m = fake_recv(fd))) {
+                        bool open = json_object_get(m, "open");
+                        json_decref(m);
+                        if (open)
+                                fake_send(fd, json_pack("{s:{s:s, s:i, s:b}}", "ready", "name", "echo", "pid", 1,
+                                                        "outcome", 0));
+                        else
+                                fake_send(fd, json_pack("{s:i, s:[{s:i, s:s}]}", "result", LATCH_INCOMPLETE,
+                                                        "prompts", "style", LATCH_PROMPT_INFO, "message", f->prompt));
+                }
+                close(fd);
+        }
+        return NULL;
+}
+
+static void test_prompt_messages_checked_from_the_worker(void **unused) {
+        char dir[] = "/tmp/latch-test-isolation-XXXXXX";
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct plugin_host *h = NULL;
+        struct fake_worker f = {};
+        struct plugin_line *l;
+        struct latch_req *req;
+        const char *msg;
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/w.sock", dir);
+        f.listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(f.listen_fd >= 0);
+        assert_int_equal(bind(f.listen_fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        assert_int_equal(listen(f.listen_fd, 8), 0);
+        f.prompt = "Código:";
+        assert_int_equal(pthread_create(&f.thread, NULL, fake_worker_run, &f), 0);
+
+        struct plugin_config pc = { .name = (char *) "echo", .timeout_ms = 5000, .isolate = 1,
+                                    .max_requests = 10000, .worker_socket = sa.sun_path };
+        assert_int_equal(plugin_host_new(plugin_dir, NULL, &h), 0);
+        plugin_host_set_log(h, capture_log, NULL);
+        assert_int_equal(plugin_host_configure(h, &pc, 1, worker_path), 0);
+        l = line_open(h, "echo", 0, NULL);
+
+        assert_int_equal(latch_req_new("login", "svc", "alice", NULL, NULL, &req), 0);
+        assert_int_equal(plugin_line_call(l, STACK_AUTH, req), LATCH_INCOMPLETE);
+        assert_int_equal(latch_req_prompt(req, 0, &msg), LATCH_PROMPT_INFO);
+        assert_string_equal(msg, "Código:");
+        latch_req_free(req);
+        for (size_t i = 0; i < ELEMENTSOF(spoofing); i++) {
+                /* The thread reads it at its next call: a request is over
+                 * (and the thread waits in recv()) before this changes. */
+                f.prompt = spoofing[i];
+                log_reset();
+                assert_int_equal(latch_req_new("login", "svc", "alice", NULL, NULL, &req), 0);
+                if (plugin_line_call(l, STACK_AUTH, req) != LATCH_AUTHINFO_UNAVAIL)
+                        fail_msg("prompt %zu taken", i);
+                assert_int_equal(latch_req_n_prompts(req), 0);
+                assert_true(log_has("plugin 'echo': worker sent a malformed answer; replaced"));
+                latch_req_free(req);
+        }
+
+        plugin_line_close(l);
+        plugin_host_free(h);
+        shutdown(f.listen_fd, SHUT_RDWR);
+        pthread_join(f.thread, NULL);
+        close(f.listen_fd);
+        unlink(sa.sun_path);
+        rmdir(dir);
 }
 
 static void test_in_process_unless_isolated(void **unused) {
@@ -443,6 +589,8 @@ int main(int argc, char *argv[]) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_echo_round_trip),
                 cmocka_unit_test(test_conversation_isolated),
+                cmocka_unit_test(test_prompt_messages_checked_in_the_worker),
+                cmocka_unit_test(test_prompt_messages_checked_from_the_worker),
                 cmocka_unit_test(test_in_process_unless_isolated),
                 cmocka_unit_test(test_pam_isolated_by_default),
                 cmocka_unit_test(test_open_errors),

@@ -463,6 +463,55 @@ static void test_conversation(void **unused) {
         plugin_host_free(h);
 }
 
+/* What a prompt may say: text in any script, '\n' and '\t'; never what a
+ * terminal would take as a command, nor what reorders or breaks the line
+ * the user reads (a plugin, or a PAM module the pam plugin relays, must not
+ * make a prompt look like something else). */
+static void test_prompt_messages(void **unused) {
+        static const char *const good[] = {
+                "Password:", "Código de verificación:", "Пароль:", "暗証番号:", "כתובת:", "A\tcode\nwas sent.",
+                "\xe2\x80\x8b\xe2\x80\x8d", /* U+200B, U+200D: invisible, but reorder nothing */
+                "\xc2\xa0\xc2\xbf",             /* U+00A0, U+00BF: the first printable code points past C1 */
+        };
+        static const char *const bad[] = {
+                "\x1b[2J\x1b[HPassword:",       /* C0: ESC */
+                "Code:\r",                       /* C0: CR */
+                "Code:\x7f",                     /* DEL */
+                "\xc2\x9b" "2JPassword:",        /* U+009B: the 8-bit CSI */
+                "\xc2\x9d" "0;title\xc2\x9c",   /* U+009D OSC ... U+009C ST */
+                "\xc2\x80", "\xc2\x85", "\xc2\x9f", /* the ends and NEL of C1 */
+                "Code:\xe2\x80\xa8Password:",    /* U+2028 LINE SEPARATOR */
+                "Code:\xe2\x80\xa9",             /* U+2029 PARAGRAPH SEPARATOR */
+                "\xe2\x80\xaa", "\xe2\x80\xab", "\xe2\x80\xac", "\xe2\x80\xad", /* LRE RLE PDF LRO */
+                "Enter \xe2\x80\xae:edoc",        /* U+202E RIGHT-TO-LEFT OVERRIDE */
+                "\xe2\x81\xa6", "\xe2\x81\xa7", "\xe2\x81\xa8", "\xe2\x81\xa9", /* LRI RLI FSI PDI */
+                "\xc3(", "\xed\xa0\x80", "\xc0\xaf", /* not UTF-8: cut, a surrogate, overlong */
+        };
+        struct plugin_host *h = host_new(NULL);
+        struct plugin_line *l = NULL;
+        const char *msg;
+
+        assert_int_equal(plugin_line_open(h, "tp_conv", 0, NULL, &l, NULL), 0);
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                struct latch_req *req = NULL;
+                assert_int_equal(latch_req_new("login", "svc", "say", good[i], NULL, &req), 0);
+                assert_int_equal(plugin_line_call(l, STACK_AUTH, req), LATCH_INCOMPLETE);
+                assert_int_equal(latch_req_prompt(req, 0, &msg), LATCH_PROMPT_INFO);
+                assert_string_equal(msg, good[i]);
+                latch_req_free(req);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                struct latch_req *req = NULL;
+                assert_int_equal(latch_req_new("login", "svc", "say", bad[i], NULL, &req), 0);
+                if (plugin_line_call(l, STACK_AUTH, req) != LATCH_CONV_ERR)
+                        fail_msg("prompt %zu taken", i);
+                assert_int_equal(latch_req_n_prompts(req), 0);
+                latch_req_free(req);
+        }
+        plugin_line_close(l);
+        plugin_host_free(h);
+}
+
 static void test_items(void **unused) {
         struct plugin_host *h = host_new(NULL);
         struct latch_req *req = NULL, *req2 = NULL;
@@ -942,6 +991,7 @@ int main(int argc, char *argv[]) {
                 cmocka_unit_test(test_items),
                 cmocka_unit_test(test_abi10_plugin),
                 cmocka_unit_test(test_conversation),
+                cmocka_unit_test(test_prompt_messages),
                 cmocka_unit_test(test_clock),
                 cmocka_unit_test(test_claims),
                 cmocka_unit_test(test_claims_threads),

@@ -79,7 +79,9 @@ LATCH_PLUGIN_EXPORT const struct latch_plugin *latch_plugin_entry(const struct l
 #elif defined(TP_VARIANT_CONV)
 
 /* ABI 1.1: asks for a code (with an info line first), keeps a counter in
- * the request's slot across the two calls, and accepts "123456". */
+ * the request's slot across the two calls, and accepts "123456". For the
+ * user "say" it posts the request's password as an info prompt instead:
+ * LATCH_INCOMPLETE when the host took it, LATCH_CONV_ERR when it refused. */
 LATCH_PLUGIN_EXPORT int tpc_cleanups;
 
 static const struct latch_host *tpc_host;
@@ -100,6 +102,10 @@ static int tpc_auth(void *state, struct latch_req *req) {
         int *calls = tpc_host->get_data(req);
         const char *code;
 
+        if (strcmp(tpc_host->item(req, LATCH_ITEM_USER), "say") == 0)
+                return tpc_host->prompt(req, LATCH_PROMPT_INFO, tpc_host->item(req, LATCH_ITEM_PASSWORD)) == 0
+                               ? LATCH_INCOMPLETE
+                               : LATCH_CONV_ERR;
         if (!calls) {
                 calls = calloc(1, sizeof(*calls));
                 if (!calls || tpc_host->set_data(req, calls, tpc_cleanup) < 0)
