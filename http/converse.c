@@ -1,23 +1,29 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Logins whose stack asks more than the password (a one-time code, a new
- * password): latchd answers `challenge` with prompts and a conversation id,
- * and each answer goes back with `respond` (docs/PROTOCOL.md,
- * "Conversations"). The login page becomes a sequence of forms:
+ * Conversations as a sequence of forms. When a stack asks more than the
+ * first form gave (a one-time code, a new password, the current password
+ * of a password change), latchd answers `challenge` with prompts and a
+ * conversation id, and each answer goes back with `respond`
+ * (docs/PROTOCOL.md, "Conversations"). Each step becomes a form:
  *
  *   POST /login       user and password; on a challenge, the first step form
  *   POST /login/step  the answers of one step; the next step form, the
  *                     refusal (the login form again) or the session
  *   GET  /login/step  (a reload, a bookmark, the back button): "start again"
  *
+ * and the same for a password change (password.c) under /password. What
+ * differs between the two is a struct http_flow: where the forms post, how
+ * the end is answered.
+ *
  * The conversation id is a bearer secret for one step: it lives only in the
  * step cookie (HttpOnly, Secure, SameSite=Strict, __Host- like the session
  * cookie, expiring with the conversation), never in a URL or a page. The
  * step form carries the CSRF token (double-submit, as the login form) and a
- * step tag, a hash of the id: a form from another tab or an older step does
- * not match the browser's current conversation and is answered "start
- * again" without using that conversation up. latchd makes every id
- * single-use, so a replayed form ends the same way.
+ * step tag, a hash of the flow and the id: a form from another tab, an
+ * older step or another flow does not match the browser's current
+ * conversation and is answered "start again" without using that
+ * conversation up. latchd makes every id single-use, so a replayed form
+ * ends the same way.
  */
 #include <errno.h>
 #include <sodium.h>
@@ -39,18 +45,37 @@
 DEFINE_TRIVIAL_CLEANUP_FUNC(latch_reply *, latch_reply_free);
 static inline void latch_secret_freep(char **p) { latch_secret_free(*p); }
 
-/* The step tag of conversation `id` (base64url of a BLAKE2b hash, which
- * tells nothing of the id) into buf. */
-static void step_tag(const char *id, char buf[static 32]) {
+/*
+ * The step tag of conversation `id` in `flow` (base64url of a BLAKE2b hash
+ * of the purpose, whether the step asks a new password, and the id, which
+ * tells nothing of the id) into buf. The purpose keeps a password change's
+ * form from being answered at /login/step and the other way round; the
+ * new-password bit tells the refusal page what the step asked.
+ */
+static void step_tag(const struct http_flow *flow, bool new_password, const char *id, char buf[static 32]) {
+        crypto_generichash_state st;
         uint8_t hash[STEP_TAG_BYTES];
-        crypto_generichash(hash, sizeof hash, (const uint8_t *) id, strlen(id), NULL, 0);
+
+        crypto_generichash_init(&st, NULL, 0, sizeof hash);
+        crypto_generichash_update(&st, (const uint8_t *) flow->purpose, strlen(flow->purpose));
+        if (new_password)
+                crypto_generichash_update(&st, (const uint8_t *) "+new", 4);
+        crypto_generichash_update(&st, (const uint8_t *) "", 1);
+        crypto_generichash_update(&st, (const uint8_t *) id, strlen(id));
+        crypto_generichash_final(&st, hash, sizeof hash);
         sodium_bin2base64(buf, 32, hash, sizeof hash, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 }
 
-/* "This sign-in step expired, start again", clearing the step cookie unless
+static const char *flow_title(const struct http_request *r, const struct http_flow *flow) {
+        return flow->title ? flow->title : r->config->title;
+}
+
+/* "This step expired, start again", clearing the step cookie unless
  * keep_cookie (the cookie belongs to a newer step of another tab). */
-static enum MHD_Result respond_expired(struct http_request *r, const char *rd, bool keep_cookie) {
-        _cleanup_free_ char *page = http_step_expired_page(r->config->title, http_redirect_target(rd));
+static enum MHD_Result respond_expired(struct http_request *r, const struct http_flow *flow, const char *rd,
+                                       bool keep_cookie) {
+        _cleanup_free_ char *page = http_step_expired_page(flow_title(r, flow), flow->step_name, flow->start_path,
+                                                           http_redirect_target(rd));
         _cleanup_free_ char *clear = NULL;
 
         if (!page)
@@ -60,61 +85,78 @@ static enum MHD_Result respond_expired(struct http_request *r, const char *rd, b
         return http_respond_page(r, MHD_HTTP_FORBIDDEN, page, clear, NULL);
 }
 
-enum MHD_Result http_respond_challenge(struct http_request *r, latch_client *client, const char *rd) {
+enum MHD_Result http_respond_challenge(struct http_request *r, latch_client *client, const struct http_flow *flow,
+                                       const char *rd) {
         const latch_reply *challenge = latch_last_challenge(client);
         struct http_prompt prompts[STEP_PROMPTS_MAX];
         _cleanup_(latch_secret_freep) char *step_cookie = NULL;
         _cleanup_free_ char *csrf_cookie = NULL, *page = NULL;
         char csrf[64], tag[32];
         int64_t expires_at = 0;
+        bool new_password = false;
 
         const char *id = challenge ? latch_reply_string(challenge, "conversation") : NULL;
         size_t n = challenge ? latch_reply_count(challenge, "prompts") : 0;
         if (!id || n == 0 || n > STEP_PROMPTS_MAX || latch_reply_int(challenge, "expires_at", &expires_at) != LATCH_OK) {
-                fprintf(stderr, "latch-http: login: a challenge without a conversation or with 0 or more than %d "
-                                "prompts\n", STEP_PROMPTS_MAX);
-                return http_respond_login_form(r, MHD_HTTP_SERVICE_UNAVAILABLE, rd,
-                                               "Signing in is not possible right now. Please try again later.", NULL,
-                                               NULL);
+                fprintf(stderr, "latch-http: %s: a challenge without a conversation or with 0 or more than %d "
+                                "prompts\n", flow->purpose, STEP_PROMPTS_MAX);
+                return flow->unavailable(r, rd, NULL);
         }
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
                 prompts[i] = (struct http_prompt) {
                         .style = latch_reply_item_string(challenge, "prompts", i, "style"),
                         .message = latch_reply_item_string(challenge, "prompts", i, "message"),
                 };
+                new_password = new_password || http_prompt_asks_new_password(prompts[i].style, prompts[i].message);
+        }
         if (latch_cookie_build(id, expires_at, 0, r->config->step_cookie_name, "Strict", NULL, &step_cookie) !=
             LATCH_OK) {
-                fprintf(stderr, "latch-http: login: latchd's conversation id cannot be a cookie\n");
-                return http_respond_login_form(r, MHD_HTTP_SERVICE_UNAVAILABLE, rd,
-                                               "Signing in is not possible right now. Please try again later.", NULL,
-                                               NULL);
+                fprintf(stderr, "latch-http: %s: latchd's conversation id cannot be a cookie\n", flow->purpose);
+                return flow->unavailable(r, rd, NULL);
         }
         if (http_csrf_token(r, csrf, &csrf_cookie) < 0)
                 return MHD_NO;
-        step_tag(id, tag);
-        page = http_step_page(r->config->title, http_redirect_target(rd), csrf, tag, prompts, n);
+        step_tag(flow, new_password, id, tag);
+        const struct http_step_form form = {
+                .title = flow->title ? flow->title : new_password ? HTTP_PASSWORD_TITLE : r->config->title,
+                .action = flow->step_path,
+                .start_path = flow->start_path,
+                .note = new_password ? flow->new_password_note : NULL,
+                .rd = http_redirect_target(rd),
+                .csrf = csrf,
+                .step = tag,
+        };
+        page = http_step_page(&form, prompts, n);
         sodium_memzero(csrf, sizeof csrf);
         if (!page)
                 return MHD_NO;
         return http_respond_page(r, MHD_HTTP_OK, page, csrf_cookie, step_cookie);
 }
 
-enum MHD_Result route_login_step_form(struct http_request *r) {
+enum MHD_Result http_step_get(struct http_request *r, const struct http_flow *flow) {
         /* Reached by a reload or a link: the step's form was a POST answer,
          * and its conversation cannot be shown again. */
-        return respond_expired(r, http_query(r, "rd"), true);
+        return respond_expired(r, flow, http_query(r, "rd"), true);
 }
 
-/* Whether the form's step tag is the tag of conversation `id`. */
-static bool step_ok(const struct http_request *r, const char *id) {
+/* Whether the form's step tag is a tag of conversation `id` in `flow`, and
+ * whether that step asked a new password. */
+static bool step_ok(const struct http_request *r, const struct http_flow *flow, const char *id,
+                    bool *ret_new_password) {
         _cleanup_free_ char *field = NULL;
-        char tag[32];
 
         if (http_form_get(r->body ? r->body : "", r->body_len, "step", &field) < 0)
                 return false;
-        step_tag(id, tag);
-        size_t n = strlen(tag);
-        return strlen(field) == n && secret_equal(field, tag, n);
+        for (int new_password = 0; new_password <= 1; new_password++) {
+                char tag[32];
+                step_tag(flow, new_password, id, tag);
+                size_t n = strlen(tag);
+                if (strlen(field) == n && secret_equal(field, tag, n)) {
+                        *ret_new_password = new_password;
+                        return true;
+                }
+        }
+        return false;
 }
 
 /* The fields answer0, answer1, ... up to the first missing one, into
@@ -142,12 +184,12 @@ static int answers_from_form(const struct http_request *r, char *answers[static 
         return (int) n;
 }
 
-enum MHD_Result route_login_step(struct http_request *r) {
+enum MHD_Result http_step_post(struct http_request *r, const struct http_flow *flow) {
         _cleanup_free_ char *rd = NULL, *clear = NULL;
         _cleanup_(latch_secret_freep) char *id = NULL;
         _cleanup_(latch_reply_freep) latch_reply *reply = NULL;
         char *answers[STEP_PROMPTS_MAX] = { NULL };
-        char remote_buf[64];
+        bool new_password = false;
 
         if (!http_origin_ok(r))
                 return http_respond_text(r, MHD_HTTP_FORBIDDEN, "cross-origin request refused");
@@ -159,14 +201,14 @@ enum MHD_Result route_login_step(struct http_request *r) {
         /* No conversation (expired cookie, another browser) or a form that
          * is not this browser's: nothing to continue. */
         if (!id || !http_csrf_ok(r))
-                return respond_expired(r, rd, false);
-        /* A form of another tab or an older step: the browser's current
-         * conversation is left to the form it belongs to. */
-        if (!step_ok(r, id))
-                return respond_expired(r, rd, true);
+                return respond_expired(r, flow, rd, false);
+        /* A form of another tab, an older step or another flow: the
+         * browser's current conversation is left to the form it belongs to. */
+        if (!step_ok(r, flow, id, &new_password))
+                return respond_expired(r, flow, rd, true);
         int n = answers_from_form(r, answers);
         if (n < 0)
-                return n == -ENOMEM ? MHD_NO : respond_expired(r, rd, false);
+                return n == -ENOMEM ? MHD_NO : respond_expired(r, flow, rd, false);
 
         latch_client *client = http_client(r->config);
         if (!client) {
@@ -179,26 +221,64 @@ enum MHD_Result route_login_step(struct http_request *r) {
                 secret_free(answers[i]);
 
         if (k == LATCH_ERR_CHALLENGE)
-                return http_respond_challenge(r, client, rd);
+                return http_respond_challenge(r, client, flow, rd);
         if (latch_cookie_build_clear(r->config->step_cookie_name, "Strict", NULL, &clear) != LATCH_OK)
                 return MHD_NO;
         if (k == LATCH_OK)
-                return http_respond_signed_in(r, reply, rd, clear);
+                return flow->done(r, reply, rd, clear);
         /* Used, expired, or answered with the wrong number of fields (a
          * form not made from this step's prompts): start again. */
         if (k == LATCH_ERR_INVALID_CONVERSATION || k == LATCH_ERR_BAD_REQUEST || k == LATCH_ERR_INVALID_ARGUMENT)
-                return respond_expired(r, rd, false);
-        if (k == LATCH_ERR_DENIED) {
-                char now[32];
-                const char *remote = http_remote(r, remote_buf, sizeof remote_buf);
-                /* remote passed http_remote_from_header(): address characters only. */
-                fprintf(stderr, "latch-http: login refused at a later sign-in step from %s at %s\n",
-                        remote ? remote : "(unknown)", http_log_time(time(NULL), now, sizeof now));
-                return http_respond_login_form(r, MHD_HTTP_UNAUTHORIZED, rd,
-                                               "Sign-in failed: a wrong password or code. Please start again.", NULL,
-                                               clear);
-        }
+                return respond_expired(r, flow, rd, false);
+        if (k == LATCH_ERR_DENIED)
+                return flow->refused(r, rd, new_password, clear);
         http_log_latchd_error("respond", client, k);
+        return flow->unavailable(r, rd, clear);
+}
+
+/* The login's flow: its end is the session cookie, its refusal the login
+ * form again. */
+
+static enum MHD_Result login_done(struct http_request *r, const latch_reply *reply, const char *rd,
+                                  const char *clear) {
+        return http_respond_signed_in(r, reply, rd, clear);
+}
+
+static enum MHD_Result login_refused(struct http_request *r, const char *rd, bool new_password, const char *clear) {
+        char now[32], remote_buf[64];
+        const char *remote = http_remote(r, remote_buf, sizeof remote_buf);
+
+        /* remote passed http_remote_from_header(): address characters only. */
+        fprintf(stderr, "latch-http: login refused at a later sign-in step%s from %s at %s\n",
+                new_password ? " (a new password)" : "", remote ? remote : "(unknown)",
+                http_log_time(time(NULL), now, sizeof now));
+        return http_respond_login_form(r, MHD_HTTP_UNAUTHORIZED, rd,
+                                       new_password ? "The new password was not accepted, and you are not signed "
+                                                      "in. Please start again."
+                                                    : "Sign-in failed: a wrong password or code. Please start again.",
+                                       NULL, clear);
+}
+
+static enum MHD_Result login_unavailable(struct http_request *r, const char *rd, const char *clear) {
         return http_respond_login_form(r, MHD_HTTP_SERVICE_UNAVAILABLE, rd,
                                        "Signing in is not possible right now. Please try again later.", NULL, clear);
+}
+
+const struct http_flow http_flow_login = {
+        .purpose = "login",
+        .step_path = "/login/step",
+        .start_path = "/login",
+        .new_password_note = "Your password must be changed before you can sign in.",
+        .step_name = "sign-in step",
+        .done = login_done,
+        .refused = login_refused,
+        .unavailable = login_unavailable,
+};
+
+enum MHD_Result route_login_step_form(struct http_request *r) {
+        return http_step_get(r, &http_flow_login);
+}
+
+enum MHD_Result route_login_step(struct http_request *r) {
+        return http_step_post(r, &http_flow_login);
 }

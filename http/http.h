@@ -10,6 +10,7 @@
 #include <microhttpd.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "conf.h"
@@ -85,10 +86,54 @@ enum MHD_Result http_respond_redirect(struct http_request *r, const char *locati
 enum MHD_Result http_respond_signed_in(struct http_request *r, const latch_reply *reply, const char *rd,
                                        const char *extra_cookie);
 
-/* Conversations (converse.c): the page for the challenge that the last
- * call on `client` failed with (LATCH_ERR_CHALLENGE), which keeps the
- * conversation id in an HttpOnly, SameSite=Strict cookie. */
-enum MHD_Result http_respond_challenge(struct http_request *r, latch_client *client, const char *rd);
+/*
+ * The signed-in browser (routes.c): the session id of its cookie and
+ * latchd's `validate` answer for it, checked against this service. Returns
+ * 0 with *ret_client (the thread's, borrowed), *ret_session
+ * (latch_secret_free()) and *ret_validate (latch_reply_free()); -ENOENT
+ * when there is no session cookie or latchd refuses it; -ENOMEM; -EIO when
+ * latchd cannot answer (logged).
+ */
+int http_signed_in(struct http_request *r, latch_client **ret_client, char **ret_session,
+                   latch_reply **ret_validate);
+
+/*
+ * Conversations (converse.c). A flow is what a sequence of step forms is
+ * for (a login: POST /login, then /login/step). It says where its forms post, where
+ * "start again" leads, and how an answer of latchd ends it. `clear` is the
+ * Set-Cookie value that clears the step cookie; `new_password` says
+ * whether the answered step asked for a new password.
+ */
+struct http_flow {
+        const char *purpose;    /* bound into each step form's tag */
+        const char *step_path;  /* "/login/step": where the step forms post */
+        const char *start_path; /* "/login": the page that starts it again */
+        const char *title;      /* of every page; NULL: the configured title,
+                                 * or HTTP_PASSWORD_TITLE for a step that asks
+                                 * a new password */
+        const char *new_password_note; /* above a step asking a new password */
+        const char *step_name;  /* "sign-in step": in "This ... has expired" */
+        /* latchd's result. */
+        enum MHD_Result (*done)(struct http_request *r, const latch_reply *reply, const char *rd,
+                                const char *clear);
+        /* latchd refused (denied). */
+        enum MHD_Result (*refused)(struct http_request *r, const char *rd, bool new_password, const char *clear);
+        /* latchd failed or answered nonsense (already logged). */
+        enum MHD_Result (*unavailable)(struct http_request *r, const char *rd, const char *clear);
+};
+
+extern const struct http_flow http_flow_login;
+
+/* The step form for the challenge that the last call on `client` failed
+ * with (LATCH_ERR_CHALLENGE), which keeps the conversation id in an
+ * HttpOnly, SameSite=Strict cookie. */
+enum MHD_Result http_respond_challenge(struct http_request *r, latch_client *client, const struct http_flow *flow,
+                                       const char *rd);
+/* POST of a step form of `flow`: its answers to latchd, then the next step
+ * or the flow's end. */
+enum MHD_Result http_step_post(struct http_request *r, const struct http_flow *flow);
+/* GET of a step form's address (a reload, a bookmark): "start again". */
+enum MHD_Result http_step_get(struct http_request *r, const struct http_flow *flow);
 
 /* The routes (routes.c, converse.c). */
 enum MHD_Result route_login_step_form(struct http_request *r);
@@ -117,19 +162,32 @@ struct http_prompt {
         const char *message;
 };
 
-/*
- * A step of a login whose stack asks more (page.c): each secret/text prompt
- * is a labelled field named answer0, answer1, ... (in order), each
- * info/error prompt a paragraph. `step` is the hidden tag that binds the
- * form to its conversation (never the conversation id). New string or NULL.
- */
-char *http_step_page(const char *title, const char *rd, const char *csrf, const char *step,
-                     const struct http_prompt *prompts, size_t n_prompts);
+/* The form of one step of a conversation. */
+struct http_step_form {
+        const char *title;
+        const char *action;     /* where it posts: "/login/step" */
+        const char *start_path; /* its "Start again" link: "/login" */
+        const char *note;       /* shown above the prompts, or NULL */
+        const char *rd;
+        const char *csrf;
+        const char *step;       /* the tag binding it to its conversation */
+};
 
-/* The page for a sign-in step that can no longer be used (expired, used,
- * from another tab): says so, with a link back to the login form for rd.
- * New string or NULL. */
-char *http_step_expired_page(const char *title, const char *rd);
+/*
+ * A step of a conversation (page.c): each secret/text prompt is a labelled
+ * field named answer0, answer1, ... (in order), each info/error prompt a
+ * paragraph. `step` is the hidden tag that binds the form to its
+ * conversation (never the conversation id). New string or NULL.
+ */
+char *http_step_page(const struct http_step_form *f, const struct http_prompt *prompts, size_t n_prompts);
+
+/* The page for a step that can no longer be used (expired, used, from
+ * another tab): says so (`what`: "sign-in step"), with a link back to
+ * start_path for rd. New string or NULL. */
+char *http_step_expired_page(const char *title, const char *what, const char *start_path, const char *rd);
+
+/* The title of the password pages and of a login step asking a new one. */
+#define HTTP_PASSWORD_TITLE "Change your password"
 
 /* Binds and listens on a Unix socket at `path` (replacing a stale one)
  * with permissions `mode` (server.c). Returns the fd or a negative errno. */

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The login page: plain HTML, no script (works without JavaScript), labels
- * tied to their inputs, autocomplete hints for password managers, a
- * viewport for phones, and the error announced to screen readers.
+ * The pages of latch-http (login, the steps of a conversation): plain HTML, no script (works without JavaScript),
+ * labels tied to their inputs, autocomplete hints for password managers, a
+ * viewport for phones, and errors announced to screen readers. Every string
+ * put in a page is escaped.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,22 +77,23 @@ char *http_login_page(const char *title, const char *rd, const char *csrf, const
 
 static const char step_format[] =
         PAGE_HEAD
-        "<form method=\"post\" action=\"/login/step\">\n"
+        "%s"
+        "<form method=\"post\" action=\"%s\">\n"
         "<input type=\"hidden\" name=\"csrf\" value=\"%s\">\n"
         "<input type=\"hidden\" name=\"step\" value=\"%s\">\n"
         "<input type=\"hidden\" name=\"rd\" value=\"%s\">\n"
         "%s"
         "<button type=\"submit\">Continue</button>\n"
         "</form>\n"
-        "<p><a href=\"/login?rd=%s\">Start again</a></p>\n"
+        "<p><a href=\"%s?rd=%s\">Start again</a></p>\n"
         "</main>\n"
         "</body>\n"
         "</html>\n";
 
 static const char expired_format[] =
         PAGE_HEAD
-        "<p class=\"error\" role=\"alert\" id=\"error\">This sign-in step has expired or was already used. Please start again.</p>\n"
-        "<p><a id=\"start-again\" href=\"/login?rd=%s\">Start again</a></p>\n"
+        "<p class=\"error\" role=\"alert\" id=\"error\">This %s has expired or was already used. Please start again.</p>\n"
+        "<p><a id=\"start-again\" href=\"%s?rd=%s\">Start again</a></p>\n"
         "</main>\n"
         "</body>\n"
         "</html>\n";
@@ -130,37 +132,46 @@ static int append_prompt(char **html, size_t *n_fields, const struct http_prompt
         return 0;
 }
 
-char *http_step_page(const char *title, const char *rd, const char *csrf, const char *step,
-                     const struct http_prompt *prompts, size_t n_prompts) {
-        _cleanup_free_ char *t = http_html_escape(title ? title : "Sign in");
-        _cleanup_free_ char *r = http_html_escape(rd ? rd : "/");
-        _cleanup_free_ char *q = http_query_encode(rd ? rd : "/");
+char *http_step_page(const struct http_step_form *f, const struct http_prompt *prompts, size_t n_prompts) {
+        _cleanup_free_ char *t = http_html_escape(f->title ? f->title : "Sign in");
+        _cleanup_free_ char *a = http_html_escape(f->action);
+        _cleanup_free_ char *sp = http_html_escape(f->start_path);
+        _cleanup_free_ char *r = http_html_escape(f->rd ? f->rd : "/");
+        _cleanup_free_ char *q = http_query_encode(f->rd ? f->rd : "/");
         _cleanup_free_ char *qe = q ? http_html_escape(q) : NULL;
-        _cleanup_free_ char *c = http_html_escape(csrf ? csrf : "");
-        _cleanup_free_ char *s = http_html_escape(step ? step : "");
+        _cleanup_free_ char *c = http_html_escape(f->csrf ? f->csrf : "");
+        _cleanup_free_ char *s = http_html_escape(f->step ? f->step : "");
+        _cleanup_free_ char *note = NULL;
         _cleanup_free_ char *fields = strdup("");
         size_t n_fields = 0;
         char *page = NULL;
 
-        if (!t || !r || !qe || !c || !s || !fields)
+        if (!t || !a || !sp || !r || !qe || !c || !s || !fields)
                 return NULL;
+        if (f->note) {
+                _cleanup_free_ char *m = http_html_escape(f->note);
+                if (!m || asprintf(&note, "<p class=\"info\" id=\"note\">%s</p>\n", m) < 0)
+                        return NULL;
+        }
         for (size_t i = 0; i < n_prompts; i++)
                 if (append_prompt(&fields, &n_fields, &prompts[i]) < 0)
                         return NULL;
-        if (asprintf(&page, step_format, t, t, c, s, r, fields, qe) < 0)
+        if (asprintf(&page, step_format, t, t, note ? note : "", a, c, s, r, fields, sp, qe) < 0)
                 return NULL;
         return page;
 }
 
-char *http_step_expired_page(const char *title, const char *rd) {
+char *http_step_expired_page(const char *title, const char *what, const char *start_path, const char *rd) {
         _cleanup_free_ char *t = http_html_escape(title ? title : "Sign in");
+        _cleanup_free_ char *w = http_html_escape(what);
+        _cleanup_free_ char *sp = http_html_escape(start_path);
         _cleanup_free_ char *q = http_query_encode(rd ? rd : "/");
         _cleanup_free_ char *qe = q ? http_html_escape(q) : NULL;
         char *page = NULL;
 
-        if (!t || !qe)
+        if (!t || !w || !sp || !qe)
                 return NULL;
-        if (asprintf(&page, expired_format, t, t, qe) < 0)
+        if (asprintf(&page, expired_format, t, t, w, sp, qe) < 0)
                 return NULL;
         return page;
 }

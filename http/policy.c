@@ -356,3 +356,8 @@ const char *http_prompt_autocomplete(const char *style, const char *message) {
                 return "one-time-code";
         return "off";
 }
+
+bool http_prompt_asks_new_password(const char *style, const char *message) {
+        return style && (streq(style, "secret") || streq(style, "text")) &&
+               streq(http_prompt_autocomplete(style, message), "new-password");
+}

@@ -101,3 +101,9 @@ char *http_log_time(time_t t, char *buf, size_t size);
  * message: as empty.
  */
 const char *http_prompt_autocomplete(const char *style, const char *message);
+
+/* Whether a prompt of a step asks for a new password: a `secret` or
+ * `text` prompt whose autocomplete hint is "new-password". A step with one
+ * is a password change (an expired password inside a login, or the
+ * password page), and is titled so. */
+bool http_prompt_asks_new_password(const char *style, const char *message);

@@ -65,20 +65,48 @@ static enum MHD_Result respond_latchd_error(struct http_request *r, const char *
         return http_respond_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the authentication service is unavailable");
 }
 
-/* The latchd client for a request that holds a session cookie: NULL, with
- * *ret the answer already given, when there is no session (401) or no
- * client. */
-static latch_client *signed_in_client(struct http_request *r, const char *session, enum MHD_Result *ret) {
-        latch_client *client;
+int http_signed_in(struct http_request *r, latch_client **ret_client, char **ret_session,
+                   latch_reply **ret_validate) {
+        _cleanup_(latch_secret_freep) char *session = session_from_cookie(r);
+        latch_reply *reply = NULL;
 
-        if (!session) {
-                *ret = http_respond_text(r, MHD_HTTP_UNAUTHORIZED, "not signed in");
-                return NULL;
-        }
-        client = http_client(r->config);
+        if (!session)
+                return -ENOENT;
+        latch_client *client = http_client(r->config);
         if (!client)
+                return -ENOMEM;
+        /* One validate, which runs no plugin in latchd: it checks the
+         * session's service and slides its idle expiry. */
+        int k = latch_validate(client, session, r->config->service, &reply);
+        if (k == LATCH_ERR_NO_MEMORY)
+                return -ENOMEM;
+        if (k != LATCH_OK) {
+                if (is_refusal(k))
+                        return -ENOENT;
+                http_log_latchd_error("validate", client, k);
+                return -EIO;
+        }
+        *ret_client = client;
+        *ret_session = TAKE_PTR(session);
+        *ret_validate = reply;
+        return 0;
+}
+
+/* The latchd client and validate answer for a request that holds a valid
+ * session cookie: NULL, with *ret the answer already given, when there is
+ * no session (401), latchd cannot answer (503) or no memory. */
+static latch_client *signed_in_client(struct http_request *r, char **ret_session, latch_reply **ret_validate,
+                                      enum MHD_Result *ret) {
+        latch_client *client = NULL;
+
+        int k = http_signed_in(r, &client, ret_session, ret_validate);
+        if (k == -ENOENT)
+                *ret = http_respond_text(r, MHD_HTTP_UNAUTHORIZED, "not signed in");
+        else if (k == -EIO)
+                *ret = http_respond_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the authentication service is unavailable");
+        else if (k < 0)
                 *ret = MHD_NO;
-        return client;
+        return k < 0 ? NULL : client;
 }
 
 /* The "groups" claim as "a,b,c" (new string; "" without groups). Names
@@ -108,17 +136,15 @@ static char *groups_from_reply(const latch_reply *reply) {
 }
 
 enum MHD_Result route_auth(struct http_request *r) {
-        _cleanup_(latch_secret_freep) char *session = session_from_cookie(r);
+        _cleanup_(latch_secret_freep) char *session = NULL;
         _cleanup_(latch_reply_freep) latch_reply *reply = NULL, *token_reply = NULL;
         enum MHD_Result ret;
+        int k;
 
-        latch_client *client = signed_in_client(r, session, &ret);
+        /* The fast path: one validate, which runs no plugin in latchd. */
+        latch_client *client = signed_in_client(r, &session, &reply, &ret);
         if (!client)
                 return ret;
-        /* The fast path: one validate, which runs no plugin in latchd. */
-        int k = latch_validate(client, session, r->config->service, &reply);
-        if (k != LATCH_OK)
-                return respond_latchd_error(r, "validate", client, k);
 
         const char *user = latch_reply_string(reply, "user");
         const char *handle = latch_reply_string(reply, "handle");
@@ -315,7 +341,7 @@ enum MHD_Result route_login(struct http_request *r) {
         /* The stack asks for more (a code, a new password): the next
          * form of the sequence (converse.c). */
         if (k == LATCH_ERR_CHALLENGE)
-                return http_respond_challenge(r, client, rd);
+                return http_respond_challenge(r, client, &http_flow_login, rd);
         if (k != LATCH_OK) {
                 http_log_latchd_error("login", client, k);
                 return http_respond_login_form(r, MHD_HTTP_SERVICE_UNAVAILABLE, rd,
@@ -368,18 +394,16 @@ enum MHD_Result route_logout(struct http_request *r) {
 }
 
 enum MHD_Result route_token(struct http_request *r) {
-        _cleanup_(latch_secret_freep) char *session = session_from_cookie(r);
+        _cleanup_(latch_secret_freep) char *session = NULL;
         _cleanup_(latch_reply_freep) latch_reply *reply = NULL, *token_reply = NULL;
         int64_t exp = 0;
         enum MHD_Result ret;
 
-        latch_client *client = signed_in_client(r, session, &ret);
+        /* validate first: it checks the session's service and slides it. */
+        latch_client *client = signed_in_client(r, &session, &reply, &ret);
         if (!client)
                 return ret;
-        /* validate first: it checks the session's service and slides it. */
-        int k = latch_validate(client, session, r->config->service, &reply);
-        if (k == LATCH_OK)
-                k = latch_token(client, session, NULL, &token_reply);
+        int k = latch_token(client, session, NULL, &token_reply);
         if (k != LATCH_OK)
                 return respond_latchd_error(r, "token", client, k);
         const char *token = latch_reply_string(token_reply, "token");

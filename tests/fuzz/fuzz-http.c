@@ -151,6 +151,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const char *hint = http_prompt_autocomplete(part[0], part[3]);
         check(strcmp(hint, "new-password") == 0 || strcmp(hint, "current-password") == 0 ||
               strcmp(hint, "one-time-code") == 0 || strcmp(hint, "off") == 0);
+        /* A prompt titles its step a password change only when its field
+         * is a new password's. */
+        if (http_prompt_asks_new_password(part[0], part[3]))
+                check(strcmp(hint, "new-password") == 0 &&
+                      (strcmp(part[0], "secret") == 0 || strcmp(part[0], "text") == 0));
         if (http_header_value_is_safe(part[3]))
                 check(!strpbrk(part[3], "\r\n") && strlen(part[3]) <= 4096);
 

@@ -244,6 +244,24 @@ static void test_prompt_autocomplete(void **state) {
         assert_string_equal(http_prompt_autocomplete(NULL, NULL), "off");
 }
 
+static void test_prompt_asks_new_password(void **state) {
+        /* The prompts of pam_unix, pam_pwquality and the file plugin's
+         * password stack: a step with a new password is a password change. */
+        assert_true(http_prompt_asks_new_password("secret", "New password: "));
+        assert_true(http_prompt_asks_new_password("secret", "Retype new password: "));
+        assert_true(http_prompt_asks_new_password("secret", "Enter new UNIX password: "));
+        assert_true(http_prompt_asks_new_password("text", "Repeat the new password:"));
+        /* The current password, codes, and text that is only shown, are not. */
+        assert_false(http_prompt_asks_new_password("secret", "Current password: "));
+        assert_false(http_prompt_asks_new_password("secret", "(current) UNIX password: "));
+        assert_false(http_prompt_asks_new_password("secret", "Password:"));
+        assert_false(http_prompt_asks_new_password("secret", "New code:"));
+        assert_false(http_prompt_asks_new_password("error", "BAD PASSWORD: the new password is too short"));
+        assert_false(http_prompt_asks_new_password("info", "Choose a new password"));
+        assert_false(http_prompt_asks_new_password(NULL, "New password:"));
+        assert_false(http_prompt_asks_new_password("secret", NULL));
+}
+
 static void test_log_quote(void **state) {
         char buf[256];
 
@@ -280,6 +298,7 @@ int main(void) {
                 cmocka_unit_test(test_redirect),   cmocka_unit_test(test_origin_host), cmocka_unit_test(test_origin_list),
                 cmocka_unit_test(test_remote),     cmocka_unit_test(test_form),        cmocka_unit_test(test_escape),
                 cmocka_unit_test(test_config),     cmocka_unit_test(test_query_encode), cmocka_unit_test(test_log_quote), cmocka_unit_test(test_prompt_autocomplete),
+                cmocka_unit_test(test_prompt_asks_new_password),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -598,6 +598,8 @@ class TwoStepLogin(HttpTest):
         self.assertRegex(r.body, rb'<input id="answer0" name="answer0" type="password" '
                                  rb'autocomplete="one-time-code"[^>]* autofocus>')
         self.assertNotIn(b"answer1", r.body)
+        self.assertIn(b"<h1>Sign in</h1>", r.body)
+        self.assertNotIn(b'id="note"', r.body)
         self.assertEqual(fields["rd"], "/app/page")
         # The conversation id: in an HttpOnly, Secure, SameSite=Strict
         # __Host- cookie, never in the page or a URL.
@@ -684,7 +686,8 @@ class TwoStepLogin(HttpTest):
         # ...and with a made-up tag to match, latchd knows no such conversation.
         import base64
         import hashlib
-        tag = base64.urlsafe_b64encode(hashlib.blake2b(forged.encode(), digest_size=16).digest()).rstrip(b"=")
+        tag = base64.urlsafe_b64encode(hashlib.blake2b(b"login\0" + forged.encode(),
+                                                       digest_size=16).digest()).rstrip(b"=")
         r = self.answer(None, dict(fields, step=tag.decode()), "424242", cookie=f"{csrf}; {STEP_COOKIE}={forged}")
         self.assert_expired(r)
         # No CSRF cookie, or a form without the token.
@@ -740,9 +743,20 @@ class TwoStepPrompts(HttpTest):
                                  rb'type="password" autocomplete="new-password"')
         self.assertRegex(r.body, rb'<label for="answer1">Verification_code:</label>\n<input id="answer1" '
                                  rb'name="answer1" type="text" autocomplete="one-time-code"')
+        # A step asking a new password is titled as a password change, with
+        # a note saying why the login goes on.
+        self.assertIn(b"<h1>Change your password</h1>", r.body)
+        self.assertIn(b'<p class="info" id="note">Your password must be changed before you can sign in.</p>', r.body)
         fields = TwoStepLogin.step_fields(self, r)
         r = TwoStepLogin.answer(self, jar, fields, "n3w", "123")
         self.assertEqual(r.status, 303, r)
+        # Refused there: the login form again, saying what was refused.
+        fields = TwoStepLogin.step_fields(self, self.login(jar))
+        r = TwoStepLogin.answer(self, jar, fields, "other", "123")
+        self.assertEqual(r.status, 401, r)
+        self.assertIn(b"The new password was not accepted, and you are not signed in. Please start again.", r.body)
+        self.assertIn(b'action="/login"', r.body)
+        self.assertIn("login refused at a later sign-in step (a new password) from", self.stack.http_log_text())
 
 
 class TwoStepExpiry(HttpTest):
