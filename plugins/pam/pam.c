@@ -3,8 +3,9 @@
 /*
  * The `pam` plugin: hands the request to the system's Linux-PAM.
  *
- *   auth    required pam service=NAME
- *   account required pam service=NAME
+ *   auth     required pam service=NAME
+ *   account  required pam service=NAME
+ *   password required pam service=NAME
  *
  * service= names a file in /etc/pam.d (no '/'). Every call runs on its own
  * PAM handle: pam_start(service, user), PAM_RHOST set to the request's remote
@@ -16,6 +17,36 @@
  * the stock Linux-PAM modules needs that for a decision).
  *
  * The PAM result is returned as it is: latch results use Linux-PAM's numbers.
+ * So pam_acct_mgmt()'s PAM_NEW_AUTHTOK_REQD (pam_unix: the shadow entry says
+ * the password must change, `chage -d 0` or past its maximum age) is
+ * LATCH_NEW_AUTHTOK_REQD, which makes a login go on to change it.
+ *
+ * Password changes (ABI 1.2, password()) bridge pam_chauthtok():
+ *
+ *   LATCH_PRELIM_CHECK  verifies the current password with pam_authenticate()
+ *                       on the same PAM service (its `auth` lines), relaying
+ *                       its conversation; LATCH_ITEM_OLDPASSWORD, when a line
+ *                       before set it (or the login whose password expired),
+ *                       answers the first no-echo prompt, else the client
+ *                       does. On success the password that answered becomes
+ *                       LATCH_ITEM_OLDPASSWORD. Nothing changes in this pass.
+ *   LATCH_UPDATE_AUTHTOK runs pam_chauthtok() (the service's `password`
+ *                       lines; PAM_CHANGE_EXPIRED_AUTHTOK when our flags have
+ *                       LATCH_CHANGE_EXPIRED_AUTHTOK), relaying its
+ *                       conversation. No-echo prompts asking for the current
+ *                       password (see asks_current()) are answered from
+ *                       LATCH_ITEM_OLDPASSWORD; the others (new, retype) from
+ *                       LATCH_ITEM_PASSWORD when a line before set it, else
+ *                       by the client, whose new password then becomes
+ *                       LATCH_ITEM_PASSWORD for the lines after.
+ *
+ * Why the preliminary pass verifies the current password itself: libpam runs
+ * both of pam_chauthtok()'s passes inside the one call, so the update pass is
+ * the only place it can run; and pam_unix, running as root (as it must, to
+ * read /etc/shadow), does not ask for or check the current password at all
+ * unless PAM_CHANGE_EXPIRED_AUTHTOK is set (root may set anyone's password,
+ * as passwd(1) lets it). Without the check, anyone able to call `passwd`
+ * could set any user's password.
  *
  * Conversation: the module's conversation reaches the client (plugin ABI
  * 1.1). pam_authenticate() or pam_acct_mgmt() runs on a thread of its own
@@ -58,12 +89,37 @@ struct pam_state {
 
 enum job_state { JOB_RUNNING, JOB_ASKING, JOB_DONE };
 
+/* What a job runs: pam_authenticate() for auth() and for password()'s
+ * preliminary pass, pam_acct_mgmt() for account(), pam_chauthtok() for
+ * password()'s update pass. */
+enum pam_step { STEP_AUTH, STEP_ACCOUNT, STEP_PRELIM, STEP_UPDATE };
+
+static const char *const step_call[] = {
+        [STEP_AUTH] = "pam_authenticate",
+        [STEP_ACCOUNT] = "pam_acct_mgmt",
+        [STEP_PRELIM] = "pam_authenticate",
+        [STEP_UPDATE] = "pam_chauthtok",
+};
+
 /* One request's PAM call, on its own thread (see the top of the file). */
 struct pam_job {
         struct pam_state *s;
-        int step;
+        int step;                /* enum pam_step */
+        int pam_flags;           /* STEP_UPDATE: 0 or PAM_CHANGE_EXPIRED_AUTHTOK */
         char *user, *remote;
-        char *password;          /* secret; NULL once it answered the first no-echo prompt */
+        /* Secrets. STEP_AUTH: the request's password, STEP_PRELIM: its
+         * current password (LATCH_ITEM_OLDPASSWORD); either answers the first
+         * no-echo prompt and is NULL after that. */
+        char *password;
+        bool asked_secret;       /* a no-echo prompt went by */
+        /* STEP_UPDATE: LATCH_ITEM_OLDPASSWORD and LATCH_ITEM_PASSWORD, which
+         * answer every prompt for the current and for a new password. */
+        char *old, *new;
+        /* The client's answer that becomes an item when the step succeeds:
+         * STEP_PRELIM, to the first no-echo prompt (the current password);
+         * STEP_UPDATE, the last one to a new-password prompt (the new
+         * password: a module that re-asks after a refusal asks both again). */
+        char *captured;
         pthread_t thread;
         bool started;
 
@@ -78,6 +134,7 @@ struct pam_job {
         char *text[LATCH_PROMPTS_MAX];
         bool answered;
         char *answer[LATCH_PROMPTS_MAX]; /* secrets */
+        bool capture[LATCH_PROMPTS_MAX]; /* the answer becomes `captured` */
         bool cancel;             /* the request ended: fail the conversation */
 };
 
@@ -95,6 +152,7 @@ static void job_clear_messages(struct pam_job *j) {
                 j->text[i] = NULL;
                 secret_free(j->answer[i]);
                 j->answer[i] = NULL;
+                j->capture[i] = false;
         }
         j->n = 0;
         j->answered = false;
@@ -112,6 +170,53 @@ static int latch_style(int pam_style) {
                 return LATCH_PROMPT_INFO;
         default:
                 return -1;
+        }
+}
+
+/* Whether a no-echo prompt of pam_chauthtok() asks for the current password
+ * rather than a new one. Modules say so in the message: pam_unix's "Current
+ * password: " (before Linux-PAM 1.4 "(current) UNIX password: "), pam_sss's
+ * "Current Password: ", pam_krb5's "Current Kerberos password: ", pam_ldap's
+ * "(current) LDAP Password: "; no stock module asks for a new password with
+ * that word. Modules translate their messages to the process's locale, and
+ * neither latchd nor latch-worker calls setlocale(), so it is "C": English. */
+static bool asks_current(const char *message) {
+        return message && strcasestr(message, "current");
+}
+
+/* A no-echo prompt (the job's lock held): answers it from what the request
+ * already holds, when it does. Returns 1 with *ret_resp set (a copy PAM
+ * frees), 0 to relay it to the client (*ret_capture: keep the answer), or
+ * -ENOMEM. */
+static int answer_secret(struct pam_job *j, const char *message, char **ret_resp, bool *ret_capture) {
+        const char *from = NULL;
+        bool first = !j->asked_secret;
+
+        j->asked_secret = true;
+        *ret_capture = false;
+        switch (j->step) {
+        case STEP_AUTH:
+        case STEP_PRELIM:
+                /* The request's (current) password answers the first one. */
+                if (j->password) {
+                        *ret_resp = TAKE_PTR(j->password);
+                        return 1;
+                }
+                *ret_capture = j->step == STEP_PRELIM && first;
+                return 0;
+        case STEP_UPDATE:
+                if (asks_current(message))
+                        from = j->old;
+                else {
+                        from = j->new;
+                        *ret_capture = !from;
+                }
+                if (!from)
+                        return 0;
+                *ret_resp = secret_strndup(from, strlen(from));
+                return *ret_resp ? 1 : -ENOMEM;
+        default:
+                return 0;
         }
 }
 
@@ -134,17 +239,21 @@ static int conv(int n, const struct pam_message **msg, struct pam_response **ret
         first = j->n;
         for (int i = 0; i < n; i++) {
                 int style = latch_style(msg[i]->msg_style);
+                bool capture = false;
                 slot[i] = -1;
                 if (style < 0)
                         goto fail;
-                if (style == LATCH_PROMPT_SECRET && j->password) {
-                        /* The request's password answers the first one. */
-                        resp[i].resp = TAKE_PTR(j->password);
-                        continue;
+                if (style == LATCH_PROMPT_SECRET) {
+                        int r = answer_secret(j, msg[i]->msg, &resp[i].resp, &capture);
+                        if (r < 0)
+                                goto fail;
+                        if (r > 0)
+                                continue;
                 }
                 if (j->n >= LATCH_PROMPTS_MAX)
                         goto fail;
                 slot[i] = j->n;
+                j->capture[j->n] = capture;
                 j->style[j->n] = style;
                 j->text[j->n] = strdup(msg[i]->msg ?: "");
                 if (!j->text[j->n])
@@ -166,9 +275,19 @@ static int conv(int n, const struct pam_message **msg, struct pam_response **ret
                 pthread_cond_wait(&j->cond, &j->lock);
         if (j->cancel)
                 goto fail;
-        for (int i = 0; i < n; i++)
-                if (slot[i] >= 0 && j->answer[slot[i]])
-                        resp[i].resp = TAKE_PTR(j->answer[slot[i]]);
+        for (int i = 0; i < n; i++) {
+                int k = slot[i];
+                if (k < 0 || !j->answer[k])
+                        continue;
+                if (j->capture[k]) {
+                        char *copy = secret_strndup(j->answer[k], strlen(j->answer[k]));
+                        if (!copy)
+                                goto fail;
+                        secret_free(j->captured);
+                        j->captured = copy;
+                }
+                resp[i].resp = TAKE_PTR(j->answer[k]);
+        }
         job_clear_messages(j);
         j->state = JOB_RUNNING;
         pthread_mutex_unlock(&j->lock);
@@ -190,8 +309,6 @@ static int map_result(int pam_code) {
                 return LATCH_SYSTEM_ERR;
         return pam_code;
 }
-
-enum pam_step { STEP_AUTH, STEP_ACCOUNT };
 
 /* The PAM call itself, on the job's thread. */
 static int run(struct pam_job *j) {
@@ -221,14 +338,24 @@ static int run(struct pam_job *j) {
                 return map_result(r);
         }
 
-        if (j->step == STEP_AUTH)
+        switch (j->step) {
+        case STEP_AUTH:
+        case STEP_PRELIM:
                 r = pam_authenticate(pamh, PAM_SILENT | PAM_DISALLOW_NULL_AUTHTOK);
-        else
+                break;
+        case STEP_ACCOUNT:
                 r = pam_acct_mgmt(pamh, PAM_SILENT | PAM_DISALLOW_NULL_AUTHTOK);
+                break;
+        default:
+                /* Not PAM_SILENT: a module refusing the new password says why
+                 * ("BAD PASSWORD: ...", "Sorry, passwords do not match.") as
+                 * it asks again, and the client must see it. */
+                r = pam_chauthtok(pamh, j->pam_flags);
+                break;
+        }
         if (r != PAM_SUCCESS)
-                s->host->log(s->ctx, NULL, LATCH_LOG_DEBUG, "%s(%s): %s",
-                             j->step == STEP_AUTH ? "pam_authenticate" : "pam_acct_mgmt", s->service,
-                             pam_strerror(pamh, r));
+                s->host->log(s->ctx, NULL, LATCH_LOG_DEBUG, "%s(%s): %s", step_call[j->step],
+                             s->service, pam_strerror(pamh, r));
         pam_end(pamh, r);
         return map_result(r);
 }
@@ -265,14 +392,30 @@ static void job_free(void *userdata) {
         free(j->user);
         free(j->remote);
         secret_free(j->password);
+        secret_free(j->old);
+        secret_free(j->new);
+        secret_free(j->captured);
         free(j);
 }
 
-static int job_new(struct pam_state *s, struct latch_req *req, int step, struct pam_job **ret) {
+/* A copy of a non-empty secret item into *ret (NULL when the item is absent
+ * or empty). Returns 0 or -ENOMEM. */
+static int copy_item(struct pam_state *s, struct latch_req *req, int item, char **ret) {
+        const char *v = s->host->item(req, item);
+
+        *ret = NULL;
+        if (!v || v[0] == '\0')
+                return 0;
+        *ret = secret_strndup(v, strlen(v));
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int job_new(struct pam_state *s, struct latch_req *req, int step, int pam_flags,
+                   struct pam_job **ret) {
         const char *user = s->host->item(req, LATCH_ITEM_USER);
         const char *remote = s->host->item(req, LATCH_ITEM_REMOTE);
-        const char *password = step == STEP_AUTH ? s->host->item(req, LATCH_ITEM_PASSWORD) : NULL;
         struct pam_job *j = calloc(1, sizeof *j);
+        int r = 0;
 
         if (!j)
                 return -ENOMEM;
@@ -280,10 +423,19 @@ static int job_new(struct pam_state *s, struct latch_req *req, int step, struct 
         pthread_cond_init(&j->cond, NULL);
         j->s = s;
         j->step = step;
+        j->pam_flags = pam_flags;
         j->user = strdup(user);
         j->remote = remote ? strdup(remote) : NULL;
-        j->password = password && password[0] ? secret_strndup(password, strlen(password)) : NULL;
-        if (!j->user || (remote && !j->remote) || (password && password[0] && !j->password)) {
+        if (step == STEP_AUTH)
+                r = copy_item(s, req, LATCH_ITEM_PASSWORD, &j->password);
+        else if (step == STEP_PRELIM)
+                r = copy_item(s, req, LATCH_ITEM_OLDPASSWORD, &j->password);
+        else if (step == STEP_UPDATE) {
+                r = copy_item(s, req, LATCH_ITEM_OLDPASSWORD, &j->old);
+                if (r >= 0)
+                        r = copy_item(s, req, LATCH_ITEM_PASSWORD, &j->new);
+        }
+        if (!j->user || (remote && !j->remote) || r < 0) {
                 job_free(j);
                 return -ENOMEM;
         }
@@ -291,7 +443,26 @@ static int job_new(struct pam_state *s, struct latch_req *req, int step, struct 
         return 0;
 }
 
-static int call(struct pam_state *s, struct latch_req *req, int step) {
+/* A password step that succeeded: the password the client gave becomes the
+ * request's item (see the top of the file). Returns the step's result. */
+static int job_set_items(struct pam_state *s, struct latch_req *req, struct pam_job *j) {
+        int item = j->step == STEP_PRELIM ? LATCH_ITEM_OLDPASSWORD : LATCH_ITEM_PASSWORD;
+        int r;
+
+        if (!j->captured)
+                return LATCH_SUCCESS;
+        r = s->host->set_item(req, item, j->captured);
+        if (r >= 0)
+                return LATCH_SUCCESS;
+        s->host->log(s->ctx, req, LATCH_LOG_ERR, "set_item(%s): %s",
+                     item == LATCH_ITEM_OLDPASSWORD ? "OLDPASSWORD" : "PASSWORD", strerror(-r));
+        /* After the update the password has changed: say so (the lines after
+         * this one will ask for the new password themselves). Before it,
+         * nothing happened: fail. */
+        return j->step == STEP_UPDATE ? LATCH_SUCCESS : LATCH_BUF_ERR;
+}
+
+static int call(struct pam_state *s, struct latch_req *req, int step, int pam_flags) {
         const char *user = s->host->item(req, LATCH_ITEM_USER);
         struct pam_job *j;
         int r;
@@ -301,10 +472,19 @@ static int call(struct pam_state *s, struct latch_req *req, int step) {
         /* A 1.0 host cannot converse: no prompts, as before. */
         if (s->host->size < LATCH_HOST_SIZE_FOR(get_data))
                 return LATCH_SYSTEM_ERR;
+        /* Only a 1.2 host calls password(), and it can set items. */
+        if ((step == STEP_PRELIM || step == STEP_UPDATE) && s->host->size < LATCH_HOST_SIZE_FOR(set_item))
+                return LATCH_SYSTEM_ERR;
 
         j = s->host->get_data(req);
+        if (j && j->step != step) {
+                /* Not the call that continues this job (a pass that never
+                 * came back, then the other one): end it and start over. */
+                (void) s->host->set_data(req, NULL, NULL);
+                j = NULL;
+        }
         if (!j) {
-                if (job_new(s, req, step, &j) < 0)
+                if (job_new(s, req, step, pam_flags, &j) < 0)
                         return LATCH_BUF_ERR;
                 if (s->host->set_data(req, j, job_free) < 0) {
                         job_free(j);
@@ -353,16 +533,28 @@ static int call(struct pam_state *s, struct latch_req *req, int step) {
                 s->host->log(s->ctx, req, LATCH_LOG_DEBUG, "%s: %s",
                              j->style[i] == LATCH_PROMPT_ERROR ? "error" : "info", j->text[i]);
         pthread_mutex_unlock(&j->lock);
+        if (r == LATCH_SUCCESS && (step == STEP_PRELIM || step == STEP_UPDATE))
+                r = job_set_items(s, req, j);
         (void) s->host->set_data(req, NULL, NULL); /* joins the thread */
         return r;
 }
 
 static int pam_plugin_auth(void *userdata, struct latch_req *req) {
-        return call(userdata, req, STEP_AUTH);
+        return call(userdata, req, STEP_AUTH, 0);
 }
 
 static int pam_plugin_account(void *userdata, struct latch_req *req) {
-        return call(userdata, req, STEP_ACCOUNT);
+        return call(userdata, req, STEP_ACCOUNT, 0);
+}
+
+static int pam_plugin_password(void *userdata, struct latch_req *req, int flags) {
+        int pam_flags = flags & LATCH_CHANGE_EXPIRED_AUTHTOK ? PAM_CHANGE_EXPIRED_AUTHTOK : 0;
+
+        if (flags & LATCH_PRELIM_CHECK)
+                return call(userdata, req, STEP_PRELIM, 0);
+        if (flags & LATCH_UPDATE_AUTHTOK)
+                return call(userdata, req, STEP_UPDATE, pam_flags);
+        return LATCH_SYSTEM_ERR;
 }
 
 static void pam_plugin_close(void *userdata) {
@@ -417,7 +609,10 @@ static const struct latch_plugin pam_plugin = {
         .close = pam_plugin_close,
         .auth = pam_plugin_auth,
         .account = pam_plugin_account,
+        .password = pam_plugin_password,
 };
 
-/* It converses: get_data (ABI 1.1) is the last host service it calls. */
+/* It converses: get_data (ABI 1.1) is the last host service auth() and
+ * account() call. password() also calls set_item (ABI 1.2), but only a 1.2
+ * host, which has it, calls password(): the plugin still loads in a 1.1 host. */
 LATCH_PLUGIN_DEFINE(pam_plugin, get_data)

@@ -33,17 +33,50 @@ static const char *plugin_path;
 static void *dl;
 static const struct latch_plugin *plugin;
 static char dir[] = "/tmp/test-pam-plugin-XXXXXX";
-static char svc_userdb[64], svc_debug[64], svc_rhost[64], svc_deny[64];
+static char svc_userdb[64], svc_debug[64], svc_rhost[64], svc_deny[64], svc_unix[64], svc_chdebug[64];
+static char unix_user[32];
 static struct latch_ctx ctx = { .name = "pam" };
 
 static void svc_path(char *buf, size_t size, const char *svc) {
         snprintf(buf, size, "/etc/pam.d/%s", svc);
 }
 
+/* Runs argv (an absolute path first) with `input` on its stdin, output to
+ * stderr. Returns its exit code, or -1. */
+static int run(const char *const argv[], const char *input) {
+        int fds[2];
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return -1;
+        pid_t pid = fork();
+        if (pid < 0)
+                return -1;
+        if (pid == 0) {
+                if (dup2(fds[0], 0) < 0 || dup2(2, 1) < 0)
+                        _exit(127);
+                execv(argv[0], (char *const *) argv);
+                _exit(127);
+        }
+        close(fds[0]);
+        if (input && write(fds[1], input, strlen(input)) != (ssize_t) strlen(input)) {
+                close(fds[1]);
+                return -1;
+        }
+        close(fds[1]);
+        int status;
+        if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+                return -1;
+        return WEXITSTATUS(status);
+}
+
 static void cleanup(void) {
-        const char *svcs[] = { svc_userdb, svc_debug, svc_rhost, svc_deny };
+        const char *svcs[] = { svc_userdb, svc_debug, svc_rhost, svc_deny, svc_unix, svc_chdebug };
         char p[256];
 
+        if (unix_user[0]) {
+                const char *const userdel[] = { "/usr/sbin/userdel", unix_user, NULL };
+                (void) run(userdel, NULL);
+                unix_user[0] = '\0';
+        }
         for (size_t i = 0; i < sizeof svcs / sizeof svcs[0]; i++)
                 if (svcs[i][0]) {
                         svc_path(p, sizeof p, svcs[i]);
@@ -128,8 +161,25 @@ static int group_setup(void **state) {
                           "account required pam_permit.so\n") < 0 ||
             write_service(svc_deny, sizeof svc_deny, "deny",
                           "auth    required pam_permit.so\n"
-                          "account required pam_deny.so\n") < 0) {
+                          "account required pam_deny.so\n") < 0 ||
+            write_service(svc_unix, sizeof svc_unix, "unix",
+                          "auth     required pam_unix.so\n"
+                          "account  required pam_unix.so\n"
+                          "password required pam_unix.so\n") < 0 ||
+            write_service(svc_chdebug, sizeof svc_chdebug, "chdebug",
+                          "auth     required pam_permit.so\n"
+                          "password required pam_debug.so chauthtok=authtok_lock_busy\n") < 0) {
                 perror("writing /etc/pam.d");
+                return -1;
+        }
+
+        snprintf(unix_user, sizeof unix_user, "latchpu%d", (int) getpid());
+        const char *const userdel[] = { "/usr/sbin/userdel", unix_user, NULL };
+        const char *const useradd[] = { "/usr/sbin/useradd", "-M", "-s", "/usr/sbin/nologin", unix_user, NULL };
+        (void) run(userdel, NULL);
+        if (run(useradd, NULL) != 0) {
+                fprintf(stderr, "useradd %s failed\n", unix_user);
+                unix_user[0] = '\0';
                 return -1;
         }
         return 0;
@@ -170,6 +220,7 @@ static void test_abi(void **state) {
         assert_int_equal(plugin->abi_major, LATCH_PLUGIN_ABI_MAJOR);
         assert_non_null(plugin->auth);
         assert_non_null(plugin->account);
+        assert_non_null(plugin->password);
         assert_int_equal(test_host_foreign_exports(plugin_path, &has_entry), 0);
         assert_true(has_entry);
 
@@ -242,6 +293,303 @@ static void test_rhost(void **state) {
         plugin->close(st);
 }
 
+/* ---- pam_unix: expiry and password changes ---- */
+
+static void set_password(const char *pw) {
+        char line[256];
+        const char *const chpasswd[] = { "/usr/sbin/chpasswd", NULL };
+        snprintf(line, sizeof line, "%s:%s\n", unix_user, pw);
+        assert_int_equal(run(chpasswd, line), 0);
+}
+
+static void expire_password(void) {
+        const char *const chage[] = { "/usr/bin/chage", "-d", "0", unix_user, NULL };
+        assert_int_equal(run(chage, NULL), 0);
+}
+
+/* The user's /etc/shadow line, to see whether a change happened. */
+static char *shadow_line(void) {
+        char line[1024], prefix[64];
+        char *found = NULL;
+        FILE *f = fopen("/etc/shadow", "re");
+
+        assert_non_null(f);
+        snprintf(prefix, sizeof prefix, "%s:", unix_user);
+        while (fgets(line, sizeof line, f))
+                if (strncmp(line, prefix, strlen(prefix)) == 0)
+                        found = strdup(line);
+        fclose(f);
+        assert_non_null(found);
+        return found;
+}
+
+/* One password() call; on LATCH_INCOMPLETE, the prompts it posted are in
+ * req->prompts. The previous call's answers are dropped afterwards. */
+static int pw_call(void *st, struct latch_req *req, int flags) {
+        for (int i = 0; i < req->n_prompts; i++)
+                free(req->prompts[i]);
+        req->n_prompts = 0;
+        int r = plugin->password(st, req, flags);
+        req->n_answers = 0;
+        return r;
+}
+
+/* The prompts of the last call that ask something, joined by '|'. */
+static const char *asked(const struct latch_req *req) {
+        static char buf[1024];
+        buf[0] = '\0';
+        for (int i = 0; i < req->n_prompts; i++)
+                if (req->styles[i] == LATCH_PROMPT_SECRET || req->styles[i] == LATCH_PROMPT_TEXT) {
+                        if (buf[0])
+                                strncat(buf, "|", sizeof buf - strlen(buf) - 1);
+                        strncat(buf, req->prompts[i], sizeof buf - strlen(buf) - 1);
+                }
+        return buf;
+}
+
+/* Answers the one question of the last call (info and error lines before
+ * it have no answer, as from a client). */
+static void answer(struct latch_req *req, const char *a) {
+        req->n_answers = 0;
+        for (int i = 0; i < req->n_prompts; i++) {
+                bool asks = req->styles[i] == LATCH_PROMPT_SECRET || req->styles[i] == LATCH_PROMPT_TEXT;
+                req->answers[i] = asks ? a : NULL;
+                req->n_answers = i + 1;
+                if (asks)
+                        break;
+        }
+}
+
+static int auth_unix(void *st, const char *pw) {
+        return call(st, true, unix_user, pw, NULL);
+}
+
+static void test_account_new_authtok_reqd(void **state) {
+        void *st = open_service(svc_unix);
+
+        set_password("Old-Pass-1");
+        assert_int_equal(call(st, false, unix_user, NULL, NULL), LATCH_SUCCESS);
+        expire_password();
+        /* pam_unix reads the expiry from /etc/shadow; it comes through as is */
+        assert_int_equal(call(st, false, unix_user, NULL, NULL), LATCH_NEW_AUTHTOK_REQD);
+        /* the password itself is still right: only the account step says so */
+        assert_int_equal(auth_unix(st, "Old-Pass-1"), LATCH_SUCCESS);
+        plugin->close(st);
+}
+
+static void test_passwd_through_the_conversation(void **state) {
+        void *st = open_service(svc_unix);
+        struct latch_req req = test_req(unix_user, NULL);
+
+        set_password("Old-Pass-1");
+        req.op = "passwd";
+        char *before = shadow_line();
+
+        /* prelim: pam_authenticate asks the current password */
+        assert_int_equal(pw_call(st, &req, LATCH_PRELIM_CHECK), LATCH_INCOMPLETE);
+        assert_string_equal(asked(&req), "Password: ");
+        assert_int_equal(req.styles[0], LATCH_PROMPT_SECRET);
+        answer(&req, "Old-Pass-1");
+        assert_int_equal(pw_call(st, &req, LATCH_PRELIM_CHECK), LATCH_SUCCESS);
+        assert_non_null(req.oldpassword);
+        assert_string_equal(req.oldpassword, "Old-Pass-1");
+        assert_null(req.password);
+        assert_null(req.data);
+        char *mid = shadow_line();
+        assert_string_equal(before, mid); /* the preliminary pass changed nothing */
+
+        /* update: pam_chauthtok asks the new password twice */
+        assert_int_equal(pw_call(st, &req, LATCH_UPDATE_AUTHTOK), LATCH_INCOMPLETE);
+        assert_string_equal(asked(&req), "New password: ");
+        answer(&req, "New-Pass-22");
+        assert_int_equal(pw_call(st, &req, LATCH_UPDATE_AUTHTOK), LATCH_INCOMPLETE);
+        assert_string_equal(asked(&req), "Retype new password: ");
+        answer(&req, "New-Pass-22");
+        assert_int_equal(pw_call(st, &req, LATCH_UPDATE_AUTHTOK), LATCH_SUCCESS);
+        /* the new password is the item for the lines after */
+        assert_non_null(req.password);
+        assert_string_equal(req.password, "New-Pass-22");
+        test_req_done(&req);
+
+        char *after = shadow_line();
+        assert_string_not_equal(before, after);
+        assert_int_equal(auth_unix(st, "New-Pass-22"), LATCH_SUCCESS);
+        assert_int_equal(auth_unix(st, "Old-Pass-1"), LATCH_AUTH_ERR);
+        free(before);
+        free(mid);
+        free(after);
+        plugin->close(st);
+}
+
+static void test_passwd_wrong_current_password(void **state) {
+        void *st = open_service(svc_unix);
+        struct latch_req req = test_req(unix_user, NULL);
+
+        set_password("Old-Pass-1");
+        req.op = "passwd";
+        char *before = shadow_line();
+        assert_int_equal(pw_call(st, &req, LATCH_PRELIM_CHECK), LATCH_INCOMPLETE);
+        answer(&req, "Not-The-Pass");
+        assert_int_equal(pw_call(st, &req, LATCH_PRELIM_CHECK), LATCH_AUTH_ERR);
+        assert_null(req.oldpassword);
+        test_req_done(&req);
+
+        /* a wrong OLDPASSWORD set by a line before: refused, nothing asked */
+        req = test_req(unix_user, NULL);
+        req.oldpassword = "Not-The-Pass";
+        assert_int_equal(pw_call(st, &req, LATCH_PRELIM_CHECK), LATCH_AUTH_ERR);
+        assert_int_equal(req.n_prompts, 0);
+        test_req_done(&req);
+
+        /* an unknown user */
+        req = test_req("latch-no-such-user", NULL);
+        req.oldpassword = "Old-Pass-1";
+        assert_int_equal(pw_call(st, &req, LATCH_PRELIM_CHECK), LATCH_USER_UNKNOWN);
+        test_req_done(&req);
+
+        char *after = shadow_line();
+        assert_string_equal(before, after);
+        assert_int_equal(auth_unix(st, "Old-Pass-1"), LATCH_SUCCESS);
+        free(before);
+        free(after);
+        plugin->close(st);
+}
+
+static void test_passwd_from_items(void **state) {
+        void *st = open_service(svc_unix);
+        struct latch_req req = test_req(unix_user, "New-Pass-33");
+
+        /* Lines before set both items: nothing is asked. */
+        set_password("Old-Pass-1");
+        req.op = "passwd";
+        req.oldpassword = "Old-Pass-1";
+        assert_int_equal(pw_call(st, &req, LATCH_PRELIM_CHECK), LATCH_SUCCESS);
+        assert_int_equal(req.n_prompts, 0);
+        assert_int_equal(pw_call(st, &req, LATCH_UPDATE_AUTHTOK), LATCH_SUCCESS);
+        assert_int_equal(req.n_prompts, 0);
+        test_req_done(&req);
+        assert_int_equal(auth_unix(st, "New-Pass-33"), LATCH_SUCCESS);
+        assert_int_equal(auth_unix(st, "Old-Pass-1"), LATCH_AUTH_ERR);
+        plugin->close(st);
+}
+
+static void test_passwd_retype_differs(void **state) {
+        void *st = open_service(svc_unix);
+        struct latch_req req = test_req(unix_user, NULL);
+
+        set_password("Old-Pass-1");
+        req.op = "passwd";
+        req.oldpassword = "Old-Pass-1";
+        char *before = shadow_line();
+        assert_int_equal(pw_call(st, &req, LATCH_PRELIM_CHECK), LATCH_SUCCESS);
+        assert_int_equal(pw_call(st, &req, LATCH_UPDATE_AUTHTOK), LATCH_INCOMPLETE);
+        answer(&req, "New-Pass-44");
+        assert_int_equal(pw_call(st, &req, LATCH_UPDATE_AUTHTOK), LATCH_INCOMPLETE);
+        answer(&req, "New-Pass-45");
+        int r = pw_call(st, &req, LATCH_UPDATE_AUTHTOK);
+        /* pam_unix tells the user why: the message goes with a question, or
+         * (none left) to the log */
+        if (r == LATCH_INCOMPLETE) {
+                bool said = false;
+                for (int i = 0; i < req.n_prompts; i++)
+                        said |= req.styles[i] == LATCH_PROMPT_ERROR &&
+                                strstr(req.prompts[i], "do not match") != NULL;
+                assert_true(said);
+        } else {
+                assert_int_not_equal(r, LATCH_SUCCESS);
+                assert_int_equal(test_host_log_count("error: Sorry, passwords do not match."), 1);
+        }
+        assert_null(req.password);
+        test_req_done(&req);
+        char *after = shadow_line();
+        assert_string_equal(before, after);
+        free(before);
+        free(after);
+        plugin->close(st);
+}
+
+static void test_expired_password_change(void **state) {
+        void *st = open_service(svc_unix);
+        struct latch_req req = test_req(unix_user, NULL);
+
+        set_password("Old-Pass-1");
+        expire_password();
+        assert_int_equal(call(st, false, unix_user, NULL, NULL), LATCH_NEW_AUTHTOK_REQD);
+
+        /* As a login continues: its password is OLDPASSWORD, PASSWORD NULL. */
+        req.op = "login";
+        req.oldpassword = "Old-Pass-1";
+        int ex = LATCH_CHANGE_EXPIRED_AUTHTOK;
+        assert_int_equal(pw_call(st, &req, LATCH_PRELIM_CHECK | ex), LATCH_SUCCESS);
+        assert_int_equal(req.n_prompts, 0);
+        /* pam_unix asks "Current password: " under PAM_CHANGE_EXPIRED_AUTHTOK:
+         * answered from OLDPASSWORD, so the client is asked the new one only */
+        assert_int_equal(pw_call(st, &req, LATCH_UPDATE_AUTHTOK | ex), LATCH_INCOMPLETE);
+        assert_string_equal(asked(&req), "New password: ");
+        /* with pam_unix's "Changing password for USER." before it */
+        assert_int_equal(req.n_prompts, 2);
+        assert_int_equal(req.styles[0], LATCH_PROMPT_INFO);
+        assert_non_null(strstr(req.prompts[0], unix_user));
+        answer(&req, "New-Pass-55");
+        assert_int_equal(pw_call(st, &req, LATCH_UPDATE_AUTHTOK | ex), LATCH_INCOMPLETE);
+        assert_string_equal(asked(&req), "Retype new password: ");
+        answer(&req, "New-Pass-55");
+        assert_int_equal(pw_call(st, &req, LATCH_UPDATE_AUTHTOK | ex), LATCH_SUCCESS);
+        assert_string_equal(req.password, "New-Pass-55");
+        test_req_done(&req);
+
+        assert_int_equal(call(st, false, unix_user, NULL, NULL), LATCH_SUCCESS);
+        assert_int_equal(auth_unix(st, "New-Pass-55"), LATCH_SUCCESS);
+        assert_int_equal(auth_unix(st, "Old-Pass-1"), LATCH_AUTH_ERR);
+
+        /* Expired again, and OLDPASSWORD unknown at the update pass (no
+         * line set it): "Current password: " goes to the client. */
+        expire_password();
+        req = test_req(unix_user, NULL);
+        req.op = "login";
+        assert_int_equal(pw_call(st, &req, LATCH_UPDATE_AUTHTOK | ex), LATCH_INCOMPLETE);
+        assert_string_equal(asked(&req), "Current password: ");
+        answer(&req, "wrong");
+        assert_int_not_equal(pw_call(st, &req, LATCH_UPDATE_AUTHTOK | ex), LATCH_SUCCESS);
+        test_req_done(&req);
+        assert_int_equal(auth_unix(st, "New-Pass-55"), LATCH_SUCCESS);
+        plugin->close(st);
+}
+
+static void test_passwd_abandoned_mid_conversation(void **state) {
+        void *st = open_service(svc_unix);
+        struct latch_req req = test_req(unix_user, NULL);
+
+        set_password("Old-Pass-1");
+        req.oldpassword = "Old-Pass-1";
+        char *before = shadow_line();
+        assert_int_equal(pw_call(st, &req, LATCH_PRELIM_CHECK), LATCH_SUCCESS);
+        assert_int_equal(pw_call(st, &req, LATCH_UPDATE_AUTHTOK), LATCH_INCOMPLETE);
+        answer(&req, "New-Pass-66");
+        assert_int_equal(pw_call(st, &req, LATCH_UPDATE_AUTHTOK), LATCH_INCOMPLETE);
+        /* the client never answers the retype: the request ends, the thread
+         * with it, and nothing changed */
+        test_req_done(&req);
+        char *after = shadow_line();
+        assert_string_equal(before, after);
+        free(before);
+        free(after);
+        plugin->close(st);
+}
+
+static void test_password_mapping(void **state) {
+        void *st = open_service(svc_chdebug);
+        struct latch_req req = test_req("alice", "x");
+
+        req.oldpassword = "y";
+        assert_int_equal(pw_call(st, &req, LATCH_PRELIM_CHECK), LATCH_SUCCESS);
+        assert_int_equal(pw_call(st, &req, LATCH_UPDATE_AUTHTOK), LATCH_AUTHTOK_LOCK_BUSY);
+        /* neither pass: a host error */
+        assert_int_equal(pw_call(st, &req, 0), LATCH_SYSTEM_ERR);
+        test_req_done(&req);
+        plugin->close(st);
+}
+
 int main(int argc, char *argv[]) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_abi),
@@ -249,6 +597,14 @@ int main(int argc, char *argv[]) {
                 cmocka_unit_test(test_userdb),
                 cmocka_unit_test(test_mapping),
                 cmocka_unit_test(test_rhost),
+                cmocka_unit_test(test_account_new_authtok_reqd),
+                cmocka_unit_test(test_passwd_through_the_conversation),
+                cmocka_unit_test(test_passwd_wrong_current_password),
+                cmocka_unit_test(test_passwd_from_items),
+                cmocka_unit_test(test_passwd_retype_differs),
+                cmocka_unit_test(test_expired_password_change),
+                cmocka_unit_test(test_passwd_abandoned_mid_conversation),
+                cmocka_unit_test(test_password_mapping),
         };
 
         if (argc != 2) {
