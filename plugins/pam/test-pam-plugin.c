@@ -565,10 +565,12 @@ static void test_passwd_abandoned_mid_conversation(void **state) {
         char *before = shadow_line();
         assert_int_equal(pw_call(st, &req, LATCH_PRELIM_CHECK), LATCH_SUCCESS);
         assert_int_equal(pw_call(st, &req, LATCH_UPDATE_AUTHTOK), LATCH_INCOMPLETE);
-        answer(&req, "New-Pass-66");
-        assert_int_equal(pw_call(st, &req, LATCH_UPDATE_AUTHTOK), LATCH_INCOMPLETE);
-        /* the client never answers the retype: the request ends, the thread
-         * with it, and nothing changed */
+        assert_string_equal(asked(&req), "New password: ");
+        /* The client never answers: the request ends, the module's thread
+         * with it (its conversation fails), and nothing changed. (Abandoning
+         * at the retype would do the same, but libpam 1.5.2's
+         * pam_get_authtok() then leaks the first answer, which LeakSanitizer
+         * reports; later Linux-PAM frees it.) */
         test_req_done(&req);
         char *after = shadow_line();
         assert_string_equal(before, after);
