@@ -251,8 +251,16 @@ static int converse(latch_client *c, int r, latch_reply **reply) {
                         return print_error(EXIT_UNAVAILABLE, "no_memory", "out of memory");
                 for (size_t i = 0; i < n && e == EXIT_DONE; i++) {
                         const char *style = latch_reply_item_string(ch, "prompts", i, "style") ?: "";
-                        const char *msg = latch_reply_item_string(ch, "prompts", i, "message") ?: "";
+                        /* Shown as text: the prompt came from a plugin, maybe
+                         * from a PAM module it relays, and must not drive
+                         * the terminal. */
+                        _cleanup_free_ char *msg =
+                                text_escape(latch_reply_item_string(ch, "prompts", i, "message") ?: "", true);
                         bool secret = streq(style, "secret");
+                        if (!msg) {
+                                e = print_error(EXIT_UNAVAILABLE, "no_memory", "out of memory");
+                                break;
+                        }
                         if (!secret && !streq(style, "text")) {
                                 /* info and error: shown, never answered */
                                 if (tty)

@@ -36,6 +36,20 @@ int print_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2))
 /* Prints the failure of a call on `client` and returns its exit code. */
 int print_client_error(latch_client *client, int err);
 
+/*
+ * Text that came from latchd (a prompt, an error message, a claim, a name),
+ * escaped for a terminal: a control character (C0, DEL, C1), a byte of
+ * invalid UTF-8, U+2028/U+2029, and the invisible and bidirectional format
+ * characters (U+200B-U+200F, U+202A-U+202E, U+2060-U+206F, U+FEFF) become
+ * \xNN or \uXXXX, so neither latchd nor a plugin can drive the terminal or
+ * make one line read as another. '\n' and '\t' stay when `multiline`, else
+ * become \n and \t. text_escape() returns a malloc()ed copy (NULL when out
+ * of memory); term_text() one that stays valid for the next seven calls
+ * (NULL for NULL).
+ */
+char *text_escape(const char *s, bool multiline);
+const char *term_text(const char *s);
+
 /* Prints a successful reply: its results as one JSON object with --json,
  * else readable `key: value` lines (nested objects flattened with dots). */
 int print_reply(const latch_reply *reply);

@@ -4,7 +4,9 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -37,6 +39,107 @@ int exit_code_for(int err) {
         }
 }
 
+/* ---- text from latchd, made safe for a terminal ---- */
+
+/* The length of the valid UTF-8 sequence at p (1 to 4), with its code point
+ * in *ret_cp; 0 when p starts no valid sequence (a stray continuation byte,
+ * an overlong form, a surrogate, beyond U+10FFFF, or cut short by the NUL). */
+static size_t utf8_decode(const unsigned char *p, uint32_t *ret_cp) {
+        unsigned char b = p[0], lo = 0x80, hi = 0xbf;
+        size_t len;
+        uint32_t cp;
+
+        if (b < 0x80) {
+                *ret_cp = b;
+                return 1;
+        }
+        if (b >= 0xc2 && b <= 0xdf) {
+                len = 2;
+                cp = b & 0x1f;
+        } else if (b >= 0xe0 && b <= 0xef) {
+                len = 3;
+                cp = b & 0x0f;
+                if (b == 0xe0)
+                        lo = 0xa0;
+                else if (b == 0xed)
+                        hi = 0x9f;
+        } else if (b >= 0xf0 && b <= 0xf4) {
+                len = 4;
+                cp = b & 0x07;
+                if (b == 0xf0)
+                        lo = 0x90;
+                else if (b == 0xf4)
+                        hi = 0x8f;
+        } else
+                return 0;
+        for (size_t i = 1; i < len; i++) {
+                if (p[i] < lo || p[i] > hi)
+                        return 0;
+                cp = (cp << 6) | (p[i] & 0x3f);
+                lo = 0x80;
+                hi = 0xbf;
+        }
+        *ret_cp = cp;
+        return len;
+}
+
+/* Code points a terminal takes as commands (C1: the 8-bit CSI, OSC, ...),
+ * or that end a line, reorder the text around them or hide. */
+static bool cp_not_text(uint32_t cp) {
+        return (cp >= 0x80 && cp <= 0x9f) || (cp >= 0x200b && cp <= 0x200f) || cp == 0x2028 || cp == 0x2029 ||
+               (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x206f) || cp == 0xfeff;
+}
+
+char *text_escape(const char *s, bool multiline) {
+        const unsigned char *p = (const unsigned char *) s;
+        char *buf, *o;
+
+        /* \uXXXX (6 bytes) is the longest escape of the shortest sequence
+         * that needs one (2 bytes); \xNN takes 4 for 1. */
+        buf = malloc(strlen(s) * 4 + 1);
+        if (!buf)
+                return NULL;
+        o = buf;
+        while (*p) {
+                uint32_t cp;
+                size_t used = utf8_decode(p, &cp);
+
+                if (used == 0) {
+                        o += sprintf(o, "\\x%02x", *p);
+                        used = 1;
+                } else if (used == 1 && (cp == '\n' || cp == '\t'))
+                        o += multiline ? sprintf(o, "%c", (char) cp) : sprintf(o, cp == '\n' ? "\\n" : "\\t");
+                else if (used == 1 && (cp < 0x20 || cp == 0x7f))
+                        o += sprintf(o, "\\x%02x", (unsigned) cp);
+                else if (cp_not_text(cp))
+                        o += sprintf(o, "\\u%04x", (unsigned) cp);
+                else {
+                        memcpy(o, p, used);
+                        o += used;
+                }
+                p += used;
+        }
+        *o = '\0';
+        return buf;
+}
+
+const char *term_text(const char *s) {
+        /* latchctl is single-threaded; a few strings are alive at once (the
+         * arguments of one printf). */
+        static char *slots[8];
+        static unsigned next;
+        char *e;
+
+        if (!s)
+                return NULL;
+        e = text_escape(s, false);
+        if (!e)
+                return "(out of memory)";
+        free(slots[next % ELEMENTSOF(slots)]);
+        slots[next++ % ELEMENTSOF(slots)] = e;
+        return e;
+}
+
 static void print_json_object(json_t *o) {
         json_dumpf(o, stdout, JSON_COMPACT);
         fputc('\n', stdout);
@@ -53,7 +156,7 @@ _printf_(3, 0) static int vprint_error(int exit_code, const char *code, const ch
                         print_json_object(o);
                 json_decref(o);
         } else
-                fprintf(stderr, "latchctl: %s\n", msg);
+                fprintf(stderr, "latchctl: %s\n", term_text(msg));
         return exit_code;
 }
 
@@ -106,7 +209,7 @@ static void print_lines(const char *prefix, json_t *o) {
         json_object_foreach(o, key, v) {
                 char name[256];
 
-                snprintf(name, sizeof(name), "%s%s%s", prefix, *prefix ? "." : "", key);
+                snprintf(name, sizeof(name), "%s%s%s", prefix, *prefix ? "." : "", term_text(key));
                 if (json_is_object(v) && json_object_size(v) > 0) {
                         print_lines(name, v);
                         continue;
@@ -114,7 +217,7 @@ static void print_lines(const char *prefix, json_t *o) {
 
                 printf("%s: ", name);
                 if (json_is_string(v))
-                        fputs(json_string_value(v), stdout);
+                        fputs(term_text(json_string_value(v)), stdout);
                 else if (json_is_integer(v) &&
                          (ends_with(key, "_at") || streq(key, "exp") || streq(key, "iat") || streq(key, "nbf"))) {
                         char when[64];
@@ -171,6 +274,7 @@ int print_jwks(const latch_reply *reply) {
 
 /* The last cell of a row is not padded (no trailing blanks). */
 static void print_cell(const char *s, size_t width, bool last) {
+        s = term_text(s);
         if (last)
                 printf("%s\n", s);
         else
@@ -210,7 +314,7 @@ int print_sessions(const latch_reply *reply) {
                                         s = cell;
                                 }
                                 if (pass == 0)
-                                        widths[c] = MAX(widths[c], strlen(s));
+                                        widths[c] = MAX(widths[c], strlen(term_text(s)));
                                 else
                                         print_cell(s, widths[c], c + 1 == ELEMENTSOF(columns));
                         }

@@ -114,7 +114,7 @@ static int totp_enroll(latch_client *c, const char *service, const char *user) {
                 return print_error(EXIT_UNAVAILABLE, "protocol", "the enrollment answer lacks uri or secret");
         printf("Scan this with an authenticator app, or add the URI or the secret by hand:\n\n");
         print_qr(uri);
-        printf("\n%s\nSecret: %s\n\n", uri, secret);
+        printf("\n%s\nSecret: %s\n\n", term_text(uri), term_text(secret));
         fflush(stdout);
 
         /* Nothing to read: leave it pending. */
@@ -146,7 +146,7 @@ static int totp_recovery(latch_client *c, const char *service, const char *user)
         printf("One-time recovery codes for %s (each works once, at the code prompt; "
                "the previous ones no longer work):\n\n", user);
         json_array_foreach(codes, i, v)
-                printf("  %s\n", json_string_value(v));
+                printf("  %s\n", term_text(json_string_value(v) ?: "?"));
         return EXIT_DONE;
 }
 

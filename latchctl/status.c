@@ -105,7 +105,7 @@ static void print_plugins(const json_t *list) {
                 return;
         }
         json_array_foreach(list, i, p)
-                printf("%s%s", i ? " " : "", json_string_value(p) ? json_string_value(p) : "?");
+                printf("%s%s", i ? " " : "", json_string_value(p) ? term_text(json_string_value(p)) : "?");
 }
 
 int print_status(const latch_reply *reply) {
@@ -124,10 +124,10 @@ int print_status(const latch_reply *reply) {
         }
 
         const char *version = json_string_value(json_object_get(o, "version"));
-        printf("latchd %s, up %s\n", version ? version : "(version unknown)",
+        printf("latchd %s, up %s\n", version ? term_text(version) : "(version unknown)",
                duration(int_at(o, "uptime", NULL), a, sizeof a));
         const char *socket = json_string_value(json_object_get(o, "socket"));
-        printf("Socket:    %s\n", socket ? socket : "?");
+        printf("Socket:    %s\n", socket ? term_text(socket) : "?");
 
         const json_t *services = json_object_get(o, "services");
         printf("Services:  %zu\n", json_array_size(services));
@@ -135,7 +135,7 @@ int print_status(const latch_reply *reply) {
         json_t *s;
         json_array_foreach(services, i, s) {
                 const char *name = json_string_value(json_object_get(s, "name"));
-                printf("  %-16s auth: ", name ? name : "?");
+                printf("  %-16s auth: ", name ? term_text(name) : "?");
                 print_plugins(json_object_get(s, "auth"));
                 fputs("; account: ", stdout);
                 print_plugins(json_object_get(s, "account"));
@@ -144,7 +144,7 @@ int print_status(const latch_reply *reply) {
 
         const json_t *keys = json_object_get(o, "keys");
         const char *kid = json_string_value(json_object_get(keys, "current"));
-        printf("Keys:      current %s, age %s\n", kid ? kid : "?", duration(int_at(o, "keys", "age"), a, sizeof a));
+        printf("Keys:      current %s, age %s\n", kid ? term_text(kid) : "?", duration(int_at(o, "keys", "age"), a, sizeof a));
         json_int_t next = int_at(o, "keys", "next_rotation");
         if (next >= 0)
                 printf("           next rotation %s\n", utc(next, b, sizeof b));

@@ -205,13 +205,19 @@ void json_wipe_strings(json_t *v) {
         }
 }
 
-/* Copies latchd's message, dropping control characters so a hostile or
- * broken daemon cannot write escape sequences to a terminal through us. */
+/* Copies latchd's message, blanking control characters so a hostile or
+ * broken daemon cannot write escape sequences to a terminal through us: C0
+ * and DEL, and the C1 controls U+0080-U+009F (0xc2 0x80-0x9f in UTF-8,
+ * which a UTF-8 terminal obeys as it does ESC [ for U+009B). */
 void client_fail_server(latch_client *c, const char *code, const char *message) {
         client_fail(c, latch_error_from_code(code), "%s", message ? message : latch_strerror(latch_error_from_code(code)));
-        for (char *p = c->last_message; *p; p++)
-                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+        for (unsigned char *p = (unsigned char *) c->last_message; *p; p++)
+                if (*p < 0x20 || *p == 0x7f)
                         *p = ' ';
+                else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+                        p[0] = p[1] = ' ';
+                        p++;
+                }
         c->last_code = strdup(code); /* NULL on ENOMEM: only a convenience is lost */
 }
 

@@ -179,7 +179,9 @@ int latch_last_error(const latch_client *client);
  * its errors, the library's otherwise ("cannot connect to PATH: ...").
  * "success" after a successful call. Borrowed: valid until the next call on
  * the handle or latch_client_free(). Never NULL (a static string when client
- * is NULL). Never holds a password or a session id.
+ * is NULL). Never holds a password or a session id. latchd's message comes
+ * with its control characters (C0, DEL, and C1 U+0080-U+009F) blanked, so
+ * that it cannot drive a terminal it is printed to.
  */
 const char *latch_last_message(const latch_client *client);
 

@@ -294,7 +294,7 @@ static void test_error_mapping(void **state) {
 
         for (size_t i = 0; i < N; i++) {
                 snprintf(replies[i], sizeof(replies[i]),
-                         "{\"ok\":false,\"error\":\"%s\",\"message\":\"message for %s\\u001b[31m\"}", codes[i].code,
+                         "{\"ok\":false,\"error\":\"%s\",\"message\":\"message for %s\\u001b[31m\\u009b0m\"}", codes[i].code,
                          codes[i].code);
                 steps[i] = (struct fake_step) { .reply = replies[i] };
         }
@@ -309,8 +309,9 @@ static void test_error_mapping(void **state) {
                 assert_null(r);
                 assert_int_equal(latch_last_error(c), codes[i].err);
                 assert_string_equal(latch_last_error_code(c), codes[i].code);
-                /* latchd's message, with the escape character defused. */
-                snprintf(expected, sizeof(expected), "message for %s [31m", codes[i].code);
+                /* latchd's message, with the escape character and the 8-bit
+                 * CSI (U+009B, which a UTF-8 terminal obeys too) defused. */
+                snprintf(expected, sizeof(expected), "message for %s [31m  0m", codes[i].code);
                 assert_string_equal(latch_last_message(c), expected);
                 assert_int_equal(latch_error_from_code(codes[i].code), codes[i].err);
                 if (codes[i].err != LATCH_ERR_UNKNOWN)

@@ -17,7 +17,7 @@ import threading
 import time
 import unittest
 
-from harness import LATCHCTL, SANITIZED, DaemonTest, frame, read_frame, scaled
+from harness import LATCHCTL, SANITIZED, DaemonTest, frame, on_pty, read_frame, scaled
 
 NOBODY = 65534
 
@@ -383,6 +383,94 @@ class TestSecretsInMemory(DaemonTest):
         with open(f"/proc/{d.proc.pid}/limits") as f:
             core_limit = [l.split()[4:6] for l in f if l.startswith("Max core file size")][0]
         self.assertEqual(core_limit, ["0", "0"], "core dumps are disabled")
+
+
+class FakeDaemon:
+    """A socket that answers each op with a scripted reply: a latchd (or a
+    plugin behind it) that says what it likes."""
+
+    def __init__(self, tmp, replies):
+        self.path = os.path.join(tmp, "fake.sock")
+        self.replies = replies
+        self.seen = []
+        self.srv = socket.socket(socket.AF_UNIX)
+        self.srv.bind(self.path)
+        self.srv.listen(8)
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            with c:
+                while True:
+                    try:
+                        req = read_frame(c, timeout=60)
+                    except (EOFError, OSError):
+                        break
+                    self.seen.append(req)
+                    c.sendall(frame({"id": req.get("id"), **self.replies[req["op"]]}))
+
+    def close(self):
+        self.srv.shutdown(socket.SHUT_RDWR)
+        self.srv.close()
+        self.thread.join(10)
+
+
+class TestTerminal(DaemonTest):
+    """latchctl shows what latchd sends (prompts, messages, results) as
+    text: nothing from the socket reaches the terminal as a control
+    sequence, nor reorders the line around it."""
+
+    # ESC sequences (a new window title, a cleared screen), the 8-bit CSI
+    # and OSC (C1: a terminal in UTF-8 takes them as commands too), BEL, CR,
+    # a right-to-left override, an isolate, a line separator, bytes that
+    # are not UTF-8.
+    INFO = "\x1b]0;pwned\x07\x1b[2JWelcome\r"
+    ERROR = "\u009b31mred\u009b0m \u009d0;title\u009c"
+    ASK = "\u202eEnter:edoc \u2067x\u2069\u2028y"
+    FINAL = "\x1b[31mno\u0085way"
+    BAD = ["\x1b", "\x07", "\r", "\u009b", "\u009d", "\u009c", "\u0085", "\u202e", "\u2067", "\u2069", "\u2028"]
+
+    def test_latchctl_escapes_what_it_shows(self):
+        fake = FakeDaemon(self.tmp, {
+            "login": {"ok": False, "error": "challenge", "message": "more input is needed",
+                      "conversation": "c" * 43, "expires_at": int(time.time()) + 120,
+                      "prompts": [{"style": "info", "message": self.INFO},
+                                  {"style": "error", "message": self.ERROR},
+                                  {"style": "secret", "message": self.ASK}]},
+            "respond": {"ok": False, "error": "denied", "message": self.FINAL},
+            "hello": {"ok": True, "version": 1, "server": "\x1b[8mhidden\x1b[0m\u202e"},
+        })
+        try:
+            rc, out = on_pty([LATCHCTL, "--socket", fake.path, "login", "svc", "alice"],
+                             [(r"edoc", "1234")], dict(os.environ))
+            self.assertEqual(rc, 1, out)
+            self.assertEqual(fake.seen[-1]["answers"], ["1234"])
+            # The pty turns each "\n" into "\r\n": those are latchctl's own.
+            shown = out.replace("\r\n", "\n")
+            for c in self.BAD:
+                self.assertNotIn(c, shown, repr(shown))
+            self.assertIn(r"\x1b]0;pwned\x07\x1b[2JWelcome\x0d", shown)
+            self.assertIn(r"\u009b31mred\u009b0m \u009d0;title\u009c", shown)
+            self.assertIn(r"\u202eEnter:edoc \u2067x\u2069\u2028y", shown)
+            # (liblatch blanks a message's C0 controls itself.)
+            self.assertRegex(shown, r"latchctl: .\[31mno(\\u0085| {2})way")
+
+            # Results too (a plugin's claims, a daemon's strings).
+            r = subprocess.run([LATCHCTL, "--socket", fake.path, "hello"], capture_output=True, text=True,
+                               timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout, "version: 1\nserver: \\x1b[8mhidden\\x1b[0m\\u202e\n")
+            # --json is for programs: the strings stay as they are (in JSON).
+            r = subprocess.run([LATCHCTL, "--socket", fake.path, "--json", "hello"], capture_output=True,
+                               text=True, timeout=60)
+            self.assertEqual(json.loads(r.stdout)["server"], "\x1b[8mhidden\x1b[0m\u202e")
+        finally:
+            fake.close()
 
 
 if __name__ == "__main__":
