@@ -293,7 +293,9 @@ static bool serve(struct plugin_line *l, json_t *o) {
 
         if (type >= 0) {
                 r = plugin_line_call(l, (enum stack_type) type, req);
-                json_t *reply = json_pack("{s:i, s:O}", "result", r, "claims", latch_req_claims(req));
+                /* A copy: the claims are cleared below while the reply
+                 * still has to carry them. */
+                json_t *reply = json_pack("{s:i, s:o}", "result", r, "claims", json_deep_copy(latch_req_claims(req)));
                 if (reply && r == LATCH_INCOMPLETE && latch_req_challenge(req)) {
                         json_t *ps = json_array();
                         for (size_t i = 0; i < latch_req_n_prompts(req); i++) {
