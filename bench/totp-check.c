@@ -80,13 +80,13 @@ static int check(struct plugin_line *l, const char *code, int *ret_result) {
 
         if (latch_req_new("login", "bench", "bench-user", "pw", NULL, &req) < 0)
                 return -1;
-        r = plugin_line_call(l, STACK_AUTH, req);
+        r = plugin_line_call(l, STACK_AUTH, req, 0);
         if (r == LATCH_INCOMPLETE) {
                 if (latch_req_set_answers(req, (const char *const[]){ code }, 1) < 0) {
                         latch_req_free(req);
                         return -1;
                 }
-                r = plugin_line_call(l, STACK_AUTH, req);
+                r = plugin_line_call(l, STACK_AUTH, req, 0);
         }
         latch_req_free(req);
         *ret_result = r;

@@ -57,8 +57,8 @@ static int glue_open(void *userdata, const char *plugin, int argc, const char *c
 
 static void glue_close(void *userdata, void *module) { plugin_line_close(module); }
 
-static int glue_call(void *userdata, void *module, enum stack_type type, struct latch_req *req) {
-        int r = plugin_line_call(module, type, req);
+static int glue_call(void *userdata, void *module, enum stack_type type, int flags, struct latch_req *req) {
+        int r = plugin_line_call(module, type, req, flags);
         /* faillock answers auth_err only for a locked user (see its
          * manual): the lockouts it enforced, for `stats`. Worker thread. */
         if (r == LATCH_AUTH_ERR && streq(plugin_line_name(module), "faillock"))
@@ -70,11 +70,16 @@ static void glue_outcome(void *userdata, void *module, struct latch_req *req, in
         plugin_line_outcome(module, req, result);
 }
 
+static void glue_expired_change(void *userdata, struct latch_req *req) {
+        latch_req_begin_expired_change(req);
+}
+
 const struct stack_module_ops daemon_stack_ops = {
         .open = glue_open,
         .close = glue_close,
         .call = glue_call,
         .outcome = glue_outcome,
+        .expired_change = glue_expired_change,
 };
 
 static void log_diag(void *userdata, const char *file, unsigned line, const char *message) {

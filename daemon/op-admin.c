@@ -26,7 +26,8 @@ static json_t *latency_json(const struct histogram *h) {
                          "p999_us", (json_int_t) histogram_quantile(h, 0.999));
 }
 
-/* [{"name", "auth": [plugins], "account": [plugins]}] of the loaded stacks. */
+/* [{"name", "auth": [plugins], "account": [plugins], "password": [plugins]}] of
+ * the loaded stacks. */
 static json_t *services_json(const struct daemon *d) {
         json_t *list = json_array();
         const struct services *sv = d->stacks ? d->stacks->services : NULL;

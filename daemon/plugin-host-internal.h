@@ -100,14 +100,18 @@ struct latch_req {
         char *service;
         char *user;
         char *password; /* secret: wiped on free; NULL until sent or answered */
+        char *oldpassword; /* secret (LATCH_ITEM_OLDPASSWORD): wiped; NULL until set */
         char *remote;
+        unsigned items_changed; /* 1 << item, for each item host->set_item() set */
 
         pthread_mutex_t claims_lock;
         json_t *claims;
 
         /* The conversation. A request is called by one thread at a time
          * (the stack runs its lines in turn), so none of this is locked. */
-        const struct plugin_line *calling; /* the line inside auth()/account(), or NULL */
+        const struct plugin_line *calling; /* the line inside auth()/account()/password(), or NULL */
+        int calling_type; /* the enum stack_type of the last call (answers to prompts of the
+                           * password stack never become the password) */
         struct req_prompt prompts[LATCH_PROMPTS_MAX]; /* posted by the call that returned INCOMPLETE */
         size_t n_prompts;
         bool challenge;    /* the last call returned INCOMPLETE and may be continued */
@@ -140,7 +144,7 @@ struct plugin_isolation_ops {
         void (*line_close)(struct plugin_line *l);
         /* plugin_line_call() and plugin_line_outcome() on an isolated
          * line (the latter only when the plugin has an outcome()). */
-        int (*call)(struct plugin_line *l, enum stack_type type, struct latch_req *req);
+        int (*call)(struct plugin_line *l, enum stack_type type, struct latch_req *req, int flags);
         void (*outcome)(struct plugin_line *l, struct latch_req *req, int result);
         /* Kills the worker kept for a request whose conversation ended
          * without continuing it (its plugin state goes with it). */

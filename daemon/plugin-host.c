@@ -29,6 +29,11 @@
 #define LATCH_PLUGIN_SIZE_1_0 \
         (offsetof(struct latch_plugin, outcome) + sizeof(((struct latch_plugin *) NULL)->outcome))
 
+/* Whether a plugin's struct (of `size` bytes as it knows it) has `field`:
+ * minor versions only append, so an older plugin's struct ends before it. */
+#define PLUGIN_HAS(p, field) \
+        ((p)->size >= offsetof(struct latch_plugin, field) + sizeof(((struct latch_plugin *) NULL)->field))
+
 #define CLAIM_NAME_MAX 64
 
 static const struct latch_host host_services;
@@ -328,9 +333,84 @@ static const char *host_item(const struct latch_req *req, int item) {
                 return req->remote;
         case LATCH_ITEM_OP:
                 return req->op;
+        case LATCH_ITEM_OLDPASSWORD:
+                return req->oldpassword;
         default:
                 return NULL;
         }
+}
+
+static char **secret_item_slot(struct latch_req *r, int item) {
+        switch (item) {
+        case LATCH_ITEM_PASSWORD:
+                return &r->password;
+        case LATCH_ITEM_OLDPASSWORD:
+                return &r->oldpassword;
+        default:
+                return NULL;
+        }
+}
+
+int latch_req_set_item(struct latch_req *r, int item, const char *value) {
+        char **slot, *copy = NULL;
+
+        assert_return(r, -EINVAL);
+        slot = secret_item_slot(r, item);
+        if (!slot)
+                return -EINVAL;
+        if (value) {
+                size_t n = strlen(value);
+                if (n > LATCH_ANSWER_MAX)
+                        return -EINVAL;
+                copy = secret_strndup(value, n);
+                if (!copy)
+                        return -ENOMEM;
+        }
+        secret_free(*slot);
+        *slot = copy;
+        return 0;
+}
+
+const char *latch_req_item(const struct latch_req *r, int item) {
+        if (!r)
+                return NULL;
+        if (item == LATCH_ITEM_PASSWORD)
+                return r->password;
+        if (item == LATCH_ITEM_OLDPASSWORD)
+                return r->oldpassword;
+        return NULL;
+}
+
+unsigned latch_req_take_items_changed(struct latch_req *r) {
+        unsigned m;
+
+        if (!r)
+                return 0;
+        m = r->items_changed;
+        r->items_changed = 0;
+        return m;
+}
+
+void latch_req_begin_expired_change(struct latch_req *r) {
+        if (!r)
+                return;
+        /* The password the login was made with is the current one now:
+         * moved, not copied, so that one copy of it exists. */
+        secret_free(r->oldpassword);
+        r->oldpassword = TAKE_PTR(r->password);
+}
+
+/* host->set_item() (ABI 1.2): only inside a call, as pam_set_item() of
+ * PAM_AUTHTOK and PAM_OLDAUTHTOK is only for modules. */
+static int host_set_item(struct latch_req *req, int item, const char *value) {
+        int r;
+
+        if (!req || !req->calling)
+                return -ENOTSUP;
+        r = latch_req_set_item(req, item, value);
+        if (r >= 0)
+                req->items_changed |= 1U << item;
+        return r;
 }
 
 static int claim_name_check(const char *name) {
@@ -553,6 +633,7 @@ static const struct latch_host host_services = {
         .answer = host_answer,
         .set_data = host_set_data,
         .get_data = host_get_data,
+        .set_item = host_set_item,
 };
 
 /* ---- the host ---- */
@@ -696,33 +777,46 @@ bool plugin_line_has_outcome(const struct plugin_line *l) {
         return l->has_outcome;
 }
 
-int plugin_line_call(struct plugin_line *l, enum stack_type type, struct latch_req *req) {
-        int (*fn)(void *state, struct latch_req *req);
+int plugin_line_call(struct plugin_line *l, enum stack_type type, struct latch_req *req, int flags) {
+        const struct latch_plugin *p;
+        int (*fn)(void *state, struct latch_req *req) = NULL;
         int r;
 
         assert_return(l, LATCH_SYSTEM_ERR);
         assert_return(req, LATCH_SYSTEM_ERR);
         assert_return((unsigned) type < _STACK_TYPE_MAX, LATCH_SYSTEM_ERR);
+        assert_return(type == STACK_PASSWORD || flags == 0, LATCH_SYSTEM_ERR);
 
         /* Prompts belong to the call that posted them. */
         req_prompts_clear(req);
         req->challenge = false;
+        req->calling_type = (int) type;
 
         if (l->iso) {
-                r = l->ctx.host->isolation_ops->call(l, type, req);
+                r = l->ctx.host->isolation_ops->call(l, type, req, flags);
                 req_answers_clear(req);
                 return r;
         }
 
-        fn = type == STACK_AUTH ? l->ctx.module->plugin->auth : l->ctx.module->plugin->account;
-        if (!fn) {
-                req_answers_clear(req);
-                return LATCH_MODULE_UNKNOWN;
+        p = l->ctx.module->plugin;
+        if (type == STACK_PASSWORD) {
+                /* A plugin of ABI 1.0 or 1.1 has no password(): its struct
+                 * ends before it, and reading past it reads garbage. */
+                if (!PLUGIN_HAS(p, password) || !p->password) {
+                        req_answers_clear(req);
+                        return LATCH_MODULE_UNKNOWN;
+                }
+        } else {
+                fn = type == STACK_AUTH ? p->auth : p->account;
+                if (!fn) {
+                        req_answers_clear(req);
+                        return LATCH_MODULE_UNKNOWN;
+                }
         }
 
         /* A 1.0 plugin cannot ask, and has always been given a password:
          * ask for it on its behalf (the answer becomes the password). */
-        if (!req->password && l->ctx.module->plugin->abi_minor == 0) {
+        if (fn && !req->password && p->abi_minor == 0) {
                 r = req_post_prompt(req, LATCH_PROMPT_SECRET, "Password:");
                 if (r < 0) {
                         req_answers_clear(req);
@@ -733,7 +827,7 @@ int plugin_line_call(struct plugin_line *l, enum stack_type type, struct latch_r
         }
 
         req->calling = l;
-        r = fn(l->state, req);
+        r = fn ? fn(l->state, req) : p->password(l->state, req, flags);
         req->calling = NULL;
         req_answers_clear(req);
         if (r < 0 || r >= _LATCH_RESULT_MAX) {
@@ -836,8 +930,10 @@ int latch_req_set_answers(struct latch_req *r, const char *const *answers, size_
                 k++;
         }
         /* As pam_get_authtok() sets PAM_AUTHTOK: the first password asked
-         * for is the request's password from now on. */
-        for (size_t i = 0; i < r->n_prompts && !r->password; i++)
+         * for is the request's password from now on. Not in the password
+         * stack, where the current password, the new one and its repetition
+         * are all asked: its plugins set the items themselves. */
+        for (size_t i = 0; i < r->n_prompts && !r->password && r->calling_type != STACK_PASSWORD; i++)
                 if (r->prompts[i].style == LATCH_PROMPT_SECRET) {
                         r->password = secret_strndup(a[i], strlen(a[i]));
                         if (!r->password)
@@ -904,6 +1000,7 @@ void latch_req_free(struct latch_req *r) {
         free(r->service);
         free(r->user);
         secret_free(r->password);
+        secret_free(r->oldpassword);
         free(r->remote);
         json_decref(r->claims);
         pthread_mutex_destroy(&r->claims_lock);

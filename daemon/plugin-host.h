@@ -158,9 +158,12 @@ bool plugin_line_is_isolated(const struct plugin_line *l);
  * so that lines without one cost no round trip). */
 bool plugin_line_has_outcome(const struct plugin_line *l);
 
-/* Calls the plugin's auth (STACK_AUTH) or account (STACK_ACCOUNT).
- * Returns an enum latch_result: LATCH_MODULE_UNKNOWN when the plugin lacks
- * that entry point, LATCH_SYSTEM_ERR (logged) when it returns a value outside
+/* Calls the plugin's auth (STACK_AUTH), account (STACK_ACCOUNT) or, with
+ * `flags` (enum latch_password_flag: one pass of a password change),
+ * password (STACK_PASSWORD); `flags` is 0 for auth and account. Returns an
+ * enum latch_result: LATCH_MODULE_UNKNOWN when the plugin lacks that entry
+ * point (password() also when the plugin's struct predates ABI 1.2),
+ * LATCH_SYSTEM_ERR (logged) when it returns a value outside
  * 0.._LATCH_RESULT_MAX-1, or a bad type or NULL argument is given.
  *
  * On an isolated line: waits (up to the line's deadline) for an idle worker
@@ -171,7 +174,7 @@ bool plugin_line_has_outcome(const struct plugin_line *l);
  * replaced). Log lines and claims the plugin made in the worker come back to
  * this request. A worker that has served max_requests calls is retired
  * after its answer. */
-int plugin_line_call(struct plugin_line *l, enum stack_type type, struct latch_req *req);
+int plugin_line_call(struct plugin_line *l, enum stack_type type, struct latch_req *req, int flags);
 
 /* Tells the plugin the stack's final result for a request this line took
  * part in (a no-op when it has no outcome()). On an isolated line, a worker
@@ -191,12 +194,27 @@ bool plugin_line_has_admin(const struct plugin_line *l);
 int plugin_line_admin(struct plugin_line *l, const char *action, json_t *args, json_t **ret_answer,
                       char **ret_message);
 
-/* Makes a request. Every string is copied; the password copy is wiped when
- * the request is freed. `remote` and `password` may be NULL (a password is
- * then asked for through the conversation); the others must not be.
- * Returns 0, -EINVAL or -ENOMEM. */
+/* Makes a request. `op` is what plugins read as LATCH_ITEM_OP
+ * ("authenticate", "login", "passwd"). Every string is copied; the password
+ * copy is wiped when the request is freed. `remote` and `password` may be
+ * NULL (a password is then asked for through the conversation); the others
+ * must not be. Returns 0, -EINVAL or -ENOMEM. */
 int latch_req_new(const char *op, const char *service, const char *user, const char *password,
                   const char *remote, struct latch_req **ret);
+
+/* The request items a plugin sets with host->set_item() (ABI 1.2):
+ * LATCH_ITEM_PASSWORD or LATCH_ITEM_OLDPASSWORD, copied into wiped memory
+ * (NULL clears it). The host's own way in, for latch-worker replaying what
+ * its plugin set and for tests. Returns 0, -EINVAL (another item, a value
+ * over LATCH_ANSWER_MAX bytes) or -ENOMEM (the item unchanged). */
+int latch_req_set_item(struct latch_req *r, int item, const char *value);
+
+/* A login whose password expired goes on as a password change (the account
+ * stack answered LATCH_NEW_AUTHTOK_REQD): the password the login used
+ * becomes LATCH_ITEM_OLDPASSWORD and LATCH_ITEM_PASSWORD is cleared, for the
+ * password stack to ask the new one. The stack engine calls it (through
+ * stack_module_ops.expired_change) before the first password pass. */
+void latch_req_begin_expired_change(struct latch_req *r);
 
 /*
  * The conversation (see <latch/plugin.h>). After a call that returned
@@ -221,6 +239,17 @@ int latch_req_set_answers(struct latch_req *r, const char *const *answers, size_
 
 /* Whether the request carries a password (sent or answered). */
 bool latch_req_has_password(const struct latch_req *r);
+
+/* Whether a call of this request set LATCH_ITEM_PASSWORD or
+ * LATCH_ITEM_OLDPASSWORD since the last latch_req_take_items_changed(), and
+ * forgets it: latch-worker sends those items back to latchd after each
+ * call. Returns a mask of (1 << LATCH_ITEM_PASSWORD) and
+ * (1 << LATCH_ITEM_OLDPASSWORD). */
+unsigned latch_req_take_items_changed(struct latch_req *r);
+/* The current value of a secret item (LATCH_ITEM_PASSWORD or
+ * LATCH_ITEM_OLDPASSWORD), NULL when unset. Borrowed: valid until the item
+ * changes or the request is freed. */
+const char *latch_req_item(const struct latch_req *r, int item);
 
 /* Frees a request, wiping the password and answers, running the plugins'
  * set_data() cleanups and killing workers kept for it. NULL is fine. */

@@ -159,7 +159,7 @@ static void json_dump_freep(char **s) { json_dump_free(*s); }
  * frame rather than through a json_t, whose copy could not be wiped: the
  * caller wipes the frame (its whole *ret_len) before freeing it. */
 static int request_frame(const struct plugin_line *l, const char *call, const struct latch_req *req, int result,
-                         uint8_t **ret, size_t *ret_len) {
+                         int flags, uint8_t **ret, size_t *ret_len) {
         _cleanup_(json_dump_freep) char *head = NULL;
         json_t *o;
         uint8_t *f;
@@ -173,7 +173,8 @@ static int request_frame(const struct plugin_line *l, const char *call, const st
         if (!o)
                 return -EINVAL; /* not UTF-8: the request's strings came from JSON, so never */
         if ((req->remote && json_object_set_new(o, "remote", json_string(req->remote)) < 0) ||
-            (streq(call, "outcome") && json_object_set_new(o, "result", json_integer(result)) < 0)) {
+            (streq(call, "outcome") && json_object_set_new(o, "result", json_integer(result)) < 0) ||
+            (streq(call, "password") && json_object_set_new(o, "flags", json_integer(flags)) < 0)) {
                 json_decref(o);
                 return -EINVAL;
         }
@@ -182,7 +183,7 @@ static int request_frame(const struct plugin_line *l, const char *call, const st
         if (!head)
                 return -ENOMEM;
 
-        /* head is "{...}": take off the '}' and append the password and
+        /* head is "{...}": take off the '}' and append the passwords and
          * the answers, the secrets of the frame. */
         hn = strlen(head) - 1;
         n = hn + strlen("}");
@@ -190,6 +191,8 @@ static int request_frame(const struct plugin_line *l, const char *call, const st
                 pn = strlen(req->password);
                 n += strlen(",\"password\":") + wire_json_string_len(req->password, pn);
         }
+        if (req->oldpassword)
+                n += strlen(",\"oldpassword\":") + wire_json_string_len(req->oldpassword, strlen(req->oldpassword));
         if (req->n_answers > 0) {
                 n += strlen(",\"answers\":[]");
                 for (size_t i = 0; i < req->n_answers; i++)
@@ -207,6 +210,10 @@ static int request_frame(const struct plugin_line *l, const char *call, const st
         if (req->password) {
                 p = stpcpy(p, ",\"password\":");
                 p = wire_json_string(p, req->password, strlen(req->password));
+        }
+        if (req->oldpassword) {
+                p = stpcpy(p, ",\"oldpassword\":");
+                p = wire_json_string(p, req->oldpassword, strlen(req->oldpassword));
         }
         if (req->n_answers > 0) {
                 p = stpcpy(p, ",\"answers\":[");
@@ -648,8 +655,45 @@ static void apply_claims(const struct plugin_line *l, struct latch_req *req, jso
         }
 }
 
-/* One call on an isolated line; `call` is "auth", "account" or "outcome". */
-static int iso_call(struct plugin_line *l, const char *call, struct latch_req *req, int result) {
+/* Sets on the request the items (LATCH_ITEM_PASSWORD, LATCH_ITEM_OLDPASSWORD)
+ * the worker's plugin set during the call: {"password": STRING|null,
+ * "oldpassword": ...}, each member only when set. Checks everything before
+ * changing anything: -EBADMSG for a malformed member, or -ENOMEM. */
+static int apply_items(struct latch_req *req, json_t *items) {
+        static const struct {
+                const char *name;
+                int item;
+        } names[] = { { "password", LATCH_ITEM_PASSWORD }, { "oldpassword", LATCH_ITEM_OLDPASSWORD } };
+        const char *key;
+        json_t *v;
+
+        if (!items)
+                return 0;
+        if (!json_is_object(items))
+                return -EBADMSG;
+        json_object_foreach(items, key, v) {
+                bool known = false;
+                for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                        known = known || streq(key, names[i].name);
+                if (!known || !(json_is_null(v) || json_is_string(v)) ||
+                    (json_is_string(v) && json_string_length(v) > LATCH_ANSWER_MAX) ||
+                    (json_is_string(v) && strlen(json_string_value(v)) != json_string_length(v)))
+                        return -EBADMSG;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                v = json_object_get(items, names[i].name);
+                if (!v)
+                        continue;
+                int r = latch_req_set_item(req, names[i].item, json_string_value(v));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* One call on an isolated line; `call` is "auth", "account", "password"
+ * (with `flags`) or "outcome". */
+static int iso_call(struct plugin_line *l, const char *call, struct latch_req *req, int result, int flags) {
         struct isolated_line *iso = l->iso;
         uint64_t deadline = wire_now_usec() + (uint64_t) iso->timeout_ms * 1000;
         _cleanup_free_ char *err = NULL;
@@ -659,7 +703,7 @@ static int iso_call(struct plugin_line *l, const char *call, struct latch_req *r
         size_t n = 0;
         int r;
 
-        r = request_frame(l, call, req, result, &frame, &n);
+        r = request_frame(l, call, req, result, flags, &frame, &n);
         if (r < 0) {
                 plugin_host_emitf(l->ctx.host, LOG_ERR, l->name, req, true,
                            "plugin '%s': cannot make the request for the worker: %s", l->name, strerror(-r));
@@ -701,6 +745,12 @@ static int iso_call(struct plugin_line *l, const char *call, struct latch_req *r
         }
         r = (int) json_integer_value(res);
         apply_claims(l, req, json_object_get(a, "claims"));
+        int ir = apply_items(req, json_object_get(a, "items"));
+        if (ir < 0) {
+                json_decref(a);
+                iso_drop(l, w, ir, req);
+                return ir == -ENOMEM ? LATCH_BUF_ERR : LATCH_AUTHINFO_UNAVAIL;
+        }
 
         if (r == LATCH_INCOMPLETE && json_is_array(json_object_get(a, "prompts"))) {
                 /* The plugin asked: keep this worker (and the plugin's state
@@ -985,12 +1035,12 @@ static void isolation_line_close(struct plugin_line *l) {
         l->iso = NULL;
 }
 
-static int isolation_call(struct plugin_line *l, enum stack_type type, struct latch_req *req) {
-        return iso_call(l, stack_type_to_string(type), req, 0);
+static int isolation_call(struct plugin_line *l, enum stack_type type, struct latch_req *req, int flags) {
+        return iso_call(l, stack_type_to_string(type), req, 0, flags);
 }
 
 static void isolation_outcome(struct plugin_line *l, struct latch_req *req, int result) {
-        (void) iso_call(l, "outcome", req, result);
+        (void) iso_call(l, "outcome", req, result, 0);
 }
 
 static const struct plugin_isolation_ops isolation_ops = {

@@ -5,8 +5,9 @@
  * The stacks a service has, named as a stack line's TYPE names them: one
  * enum and one spelling for the stack engine (stack.h), the plugin host
  * (plugin_line_call()) and latch-worker's protocol ({"call": "auth"}).
- * Linux-PAM's other two, "password" and "session", are not stacks here:
- * stack files may hold such lines, which are checked and ignored.
+ * "password" is Linux-PAM's pam_chauthtok() stack (a password change).
+ * Linux-PAM's "session" is not a stack here: stack files may hold such
+ * lines, which are checked and ignored.
  */
 
 #include <errno.h>
@@ -16,16 +17,19 @@
 enum stack_type {
         STACK_AUTH = 0,
         STACK_ACCOUNT = 1,
+        STACK_PASSWORD = 2,
         _STACK_TYPE_MAX
 };
 
-/* "auth", "account", or NULL for anything else. */
+/* "auth", "account", "password", or NULL for anything else. */
 static inline const char *stack_type_to_string(enum stack_type t) {
         switch (t) {
         case STACK_AUTH:
                 return "auth";
         case STACK_ACCOUNT:
                 return "account";
+        case STACK_PASSWORD:
+                return "password";
         default:
                 return NULL;
         }

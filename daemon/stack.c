@@ -3,9 +3,10 @@
  * The service-stack engine. Parsing follows libpam's pam_handlers.c and
  * pam_misc.c (line assembly, tokens, control parsing); evaluation is a
  * transcription of the decision logic of pam_dispatch.c:_pam_dispatch_aux()
- * for a fresh (non-resumed, non-cached-chain) call, which is what
- * pam_authenticate() and pam_acct_mgmt() run. tests/stack/ checks the result
- * against the real libpam on thousands of random stacks.
+ * (non-cached-chain, with pamh->former for resumption), which is what
+ * pam_authenticate(), pam_acct_mgmt() and each pass of pam_chauthtok() run;
+ * pam_chauthtok()'s two passes are libpam's pam_password.c. tests/stack/
+ * checks the results against the real libpam on thousands of random stacks.
  */
 
 #include <ctype.h>
@@ -68,7 +69,7 @@ static const struct {
         { "bad", ACTION_BAD },       { "die", ACTION_DIE }, { "reset", ACTION_RESET },
 };
 
-/* A line's type: an enum stack_type, or this for "password" and "session". */
+/* A line's type: an enum stack_type, or this for "session". */
 #define LINE_IGNORED _STACK_TYPE_MAX
 enum line_kind { KIND_MODULE, KIND_INCLUDE, KIND_SUBSTACK };
 
@@ -447,7 +448,7 @@ static int parse_line(struct loader *l, struct pfile *f, unsigned lineno, char *
         r = stack_type_from_string(type, true);
         if (r >= 0)
                 p->type = (uint8_t) r;
-        else if (strcasecmp(type, "password") == 0 || strcasecmp(type, "session") == 0)
+        else if (strcasecmp(type, "session") == 0)
                 p->type = LINE_IGNORED;
         else {
                 loader_report(l, f->path, lineno, "unknown type '%s'", type);
@@ -1142,7 +1143,7 @@ void *stack_module(const struct stack *st, enum stack_type type, size_t i) {
  * so the line that returned LATCH_INCOMPLETE is called again; when an entry
  * returns LATCH_INCOMPLETE they are saved in it.
  */
-static int run(const struct stack *st, enum stack_type type, struct latch_req *req, uint64_t *called,
+static int run(const struct stack *st, enum stack_type type, int flags, struct latch_req *req, uint64_t *called,
                struct stack_former *former, bool resumed) {
         const struct services *s = st->owner;
         const struct stack_entry *entries = st->entries[type];
@@ -1185,7 +1186,7 @@ static int run(const struct stack *st, enum stack_type type, struct latch_req *r
                 if (e->kind == ENTRY_MISSING)
                         retval = LATCH_MODULE_UNKNOWN;
                 else {
-                        retval = s->ops->call(s->ops_userdata, e->module, type, req);
+                        retval = s->ops->call(s->ops_userdata, e->module, type, flags, req);
                         if (called)
                                 called[i / 64] |= UINT64_C(1) << (i % 64);
                 }
@@ -1273,7 +1274,7 @@ int stack_run(const struct stack *st, enum stack_type type, struct latch_req *re
         assert_return(st, LATCH_SYSTEM_ERR);
         assert_return((unsigned) type < _STACK_TYPE_MAX, LATCH_SYSTEM_ERR);
 
-        return run(st, type, req, NULL, NULL, false);
+        return run(st, type, 0, req, NULL, NULL, false);
 }
 
 int stack_run_resumable(const struct stack *st, enum stack_type type, struct latch_req *req,
@@ -1286,14 +1287,15 @@ int stack_run_resumable(const struct stack *st, enum stack_type type, struct lat
         assert_return(former, LATCH_SYSTEM_ERR);
 
         resumed = former->waiting;
-        r = run(st, type, req, NULL, former, resumed);
+        r = run(st, type, 0, req, NULL, former, resumed);
         former->waiting = r == LATCH_INCOMPLETE;
         return r;
 }
 
-static void report_outcome(const struct stack *st, struct latch_req *req,
-                           uint64_t called[_STACK_TYPE_MAX][CALLED_WORDS], int r) {
+static void report_outcome(const struct stack *st, struct latch_req *req, const struct stack_auth_state *state,
+                           int r) {
         const struct services *s = st->owner;
+        const uint64_t(*called)[CALLED_WORDS] = state->called;
 
         for (int t = 0; t < _STACK_TYPE_MAX; t++)
                 for (size_t i = 0; i < st->n_entries[t]; i++) {
@@ -1328,30 +1330,103 @@ int stack_authenticate(const struct stack *st, struct latch_req *req) {
         return r;
 }
 
+/* One resumable run of `type` for a stepped request: resumes when the last
+ * run of the state returned LATCH_INCOMPLETE. */
+static int step_run(const struct stack *st, enum stack_type type, int flags, struct latch_req *req,
+                    struct stack_auth_state *state) {
+        int r;
+
+        r = run(st, type, flags, req, state->called[type], &state->former, state->former.waiting);
+        state->former.waiting = r == LATCH_INCOMPLETE;
+        return r;
+}
+
+/*
+ * pam_chauthtok()'s two passes over the password stack (libpam's
+ * pam_password.c): the preliminary pass, and only when it answers
+ * LATCH_SUCCESS the update pass. state->update is libpam's former.update:
+ * set once the preliminary pass succeeded, so that a resumed update pass
+ * does not run the preliminary one again. Returns LATCH_INCOMPLETE (the
+ * state waits) or the final result (not reported yet).
+ */
+static int chauthtok_passes(const struct stack *st, struct latch_req *req, struct stack_auth_state *state,
+                            int flags) {
+        int r;
+
+        state->type = STACK_PASSWORD;
+        if (!state->update) {
+                r = step_run(st, STACK_PASSWORD, flags | LATCH_PRELIM_CHECK, req, state);
+                if (r != LATCH_SUCCESS)
+                        return r;
+                state->update = true;
+        }
+        r = step_run(st, STACK_PASSWORD, flags | LATCH_UPDATE_AUTHTOK, req, state);
+        if (r != LATCH_INCOMPLETE)
+                state->update = false;
+        return r;
+}
+
+static int step_done(const struct stack *st, struct latch_req *req, struct stack_auth_state *state, int r) {
+        state->former.waiting = false;
+        state->update = false;
+        if (st->owner->ops->outcome)
+                report_outcome(st, req, state, r);
+        return r;
+}
+
 int stack_authenticate_step(const struct stack *st, struct latch_req *req, struct stack_auth_state *state) {
+        const struct services *s;
         int r;
 
         assert_return(st, LATCH_SYSTEM_ERR);
         assert_return(state, LATCH_SYSTEM_ERR);
+        s = st->owner;
 
-        if (state->type != STACK_ACCOUNT) {
-                r = run(st, STACK_AUTH, req, state->called[STACK_AUTH], &state->former, state->former.waiting);
-                state->former.waiting = r == LATCH_INCOMPLETE;
+        if (state->type == STACK_AUTH) {
+                r = step_run(st, STACK_AUTH, 0, req, state);
                 if (r == LATCH_INCOMPLETE)
                         return r;
                 if (r != LATCH_SUCCESS)
-                        goto done;
+                        return step_done(st, req, state, r);
                 state->type = STACK_ACCOUNT;
         }
-        r = run(st, STACK_ACCOUNT, req, state->called[STACK_ACCOUNT], &state->former, state->former.waiting);
-        state->former.waiting = r == LATCH_INCOMPLETE;
+        if (state->type == STACK_ACCOUNT) {
+                r = step_run(st, STACK_ACCOUNT, 0, req, state);
+                if (r == LATCH_INCOMPLETE)
+                        return r;
+                /* An expired password: the login goes on as a password change
+                 * (as login(1) calls pam_chauthtok(PAM_CHANGE_EXPIRED_AUTHTOK)
+                 * when pam_acct_mgmt() answers PAM_NEW_AUTHTOK_REQD), and its
+                 * result is the change's. */
+                if (r != LATCH_NEW_AUTHTOK_REQD || !state->change_expired)
+                        return step_done(st, req, state, r);
+                if (s->ops->expired_change)
+                        s->ops->expired_change(s->ops_userdata, req);
+                state->type = STACK_PASSWORD;
+                state->update = false;
+        }
+        r = chauthtok_passes(st, req, state, LATCH_CHANGE_EXPIRED_AUTHTOK);
         if (r == LATCH_INCOMPLETE)
                 return r;
-done:
-        state->former.waiting = false;
-        if (st->owner->ops->outcome)
-                report_outcome(st, req, state->called, r);
-        return r;
+        state->password_changed = r == LATCH_SUCCESS;
+        return step_done(st, req, state, r);
+}
+
+int stack_chauthtok_step(const struct stack *st, struct latch_req *req, struct stack_auth_state *state, int flags) {
+        int r;
+
+        assert_return(st, LATCH_SYSTEM_ERR);
+        assert_return(state, LATCH_SYSTEM_ERR);
+        /* The passes' flags are the engine's to set, as libpam refuses them
+         * from an application. */
+        assert_return(!(flags & (LATCH_PRELIM_CHECK | LATCH_UPDATE_AUTHTOK)), LATCH_SYSTEM_ERR);
+        assert_return(state->type == STACK_AUTH || state->type == STACK_PASSWORD, LATCH_SYSTEM_ERR);
+
+        r = chauthtok_passes(st, req, state, flags);
+        if (r == LATCH_INCOMPLETE)
+                return r;
+        state->password_changed = r == LATCH_SUCCESS;
+        return step_done(st, req, state, r);
 }
 
 void stack_authenticate_end(const struct stack *st, struct latch_req *req, struct stack_auth_state *state,
@@ -1359,6 +1434,7 @@ void stack_authenticate_end(const struct stack *st, struct latch_req *req, struc
         if (!st || !state)
                 return;
         state->former.waiting = false;
+        state->update = false;
         if (st->owner->ops->outcome)
-                report_outcome(st, req, state->called, result);
+                report_outcome(st, req, state, result);
 }

@@ -4,8 +4,9 @@
 /*
  * The service-stack engine: parses service files written in Linux-PAM's
  * pam.d syntax (pam.conf(5)) and evaluates them with exactly the decision
- * logic of Linux-PAM 1.5's libpam (_pam_dispatch_aux()), so that a stack
- * decides what Linux-PAM would decide given the same module results.
+ * logic of Linux-PAM 1.5's libpam (_pam_dispatch_aux(), and pam_chauthtok()'s
+ * two passes for the password stack), so that a stack decides what
+ * Linux-PAM would decide given the same module results.
  *
  * File syntax, one logical line per module:
  *
@@ -15,9 +16,9 @@
  *     on the next one (as libpam's line assembler). Words are separated by
  *     spaces, tabs and newlines only, as in libpam, which would keep a '\r'
  *     (CRLF file) in the last word of a line: here a '\r' is an error.
- *   - TYPE is "auth" or "account" (case-insensitive). "password" and
+ *   - TYPE is "auth", "account" or "password" (case-insensitive).
  *     "session" lines are syntax-checked and then ignored: latch has no such
- *     stacks, and accepting them lets a PAM file be reused as it is. Any other
+ *     stack, and accepting them lets a PAM file be reused as it is. Any other
  *     type is an error. A leading '-' means: if the plugin does not exist
  *     (ops->open() returns -ENOENT), keep the line as a module that cannot be
  *     loaded. Exactly like libpam, such a line is not skipped: it returns
@@ -71,13 +72,21 @@
  * an error (see above). Each module line of each service opens its own
  * module, even when the line comes from a file included by several services.
  * call returns an enum latch_result; it may run on several threads at once.
+ * Its `flags` are 0 for auth and account, and for the password stack those
+ * of the pass (enum latch_password_flag: LATCH_PRELIM_CHECK or
+ * LATCH_UPDATE_AUTHTOK, perhaps with LATCH_CHANGE_EXPIRED_AUTHTOK).
+ * expired_change (may be NULL) is called once when a login's account stack
+ * answered LATCH_NEW_AUTHTOK_REQD and the request goes on through the
+ * password stack (see stack_authenticate_step()); the daemon makes the
+ * login's password the current one there (latch_req_begin_expired_change()).
  */
 struct stack_module_ops {
         int (*open)(void *userdata, const char *plugin, int argc, const char *const *argv,
                     void **ret_module, char **ret_error);
         void (*close)(void *userdata, void *module);
-        int (*call)(void *userdata, void *module, enum stack_type type, struct latch_req *req);
+        int (*call)(void *userdata, void *module, enum stack_type type, int flags, struct latch_req *req);
         void (*outcome)(void *userdata, void *module, struct latch_req *req, int result);
+        void (*expired_change)(void *userdata, struct latch_req *req);
 };
 
 /* Problems are reported as ("PATH", LINE, "message"); LINE 0 when not about a
@@ -129,8 +138,10 @@ size_t services_count(const struct services *s);
  * pam_authenticate()/pam_acct_mgmt() would: LATCH_PERM_DENIED when the type
  * has no lines or no module decided, LATCH_INCOMPLETE as soon as a module
  * returns it (stack_run() cannot resume; stack_run_resumable() can). Calls
- * no outcome(). Re-entrant: any number of threads may run the same const
- * stack at once; all per-request state lives on the caller's stack.
+ * no outcome(). Modules are called with flags 0 (for the password stack,
+ * one pass of it: use stack_chauthtok_step()). Re-entrant: any number of
+ * threads may run the same const stack at once; all per-request state lives
+ * on the caller's stack.
  */
 int stack_run(const struct stack *st, enum stack_type type, struct latch_req *req);
 
@@ -159,11 +170,16 @@ struct stack_former {
 int stack_run_resumable(const struct stack *st, enum stack_type type, struct latch_req *req,
                         struct stack_former *former);
 
-/* A stack_authenticate() that may stop for a conversation. Zero it first. */
+/* A stack_authenticate() or a password change that may stop for a
+ * conversation. Zero it first. */
 struct stack_auth_state {
-        enum stack_type type; /* the stack running: auth, then account */
+        enum stack_type type; /* the stack running: auth, then account (then password) */
         struct stack_former former;
         uint64_t called[_STACK_TYPE_MAX][CALLED_WORDS];
+        bool change_expired;   /* set by the caller (login) before the first step: an
+                                * expired password is changed on the spot */
+        bool password_changed; /* out: the password stack ran and succeeded */
+        bool update;           /* libpam's former.update: the preliminary pass is done */
 };
 
 /*
@@ -182,10 +198,37 @@ int stack_authenticate(const struct stack *st, struct latch_req *req);
  * been reported through ops->outcome() to every line called in any step.
  * stack_authenticate_end() ends a waiting state instead (the conversation
  * was abandoned or expired): it reports `result` to those lines.
+ *
+ * With state->change_expired, an account stack answering
+ * LATCH_NEW_AUTHTOK_REQD does not end the request: ops->expired_change() is
+ * called, then the password stack runs as stack_chauthtok_step() with
+ * LATCH_CHANGE_EXPIRED_AUTHTOK (state->type becomes STACK_PASSWORD; each
+ * pass may stop for a conversation and resumes the same way), and its
+ * result is the final one: LATCH_SUCCESS (state->password_changed set)
+ * completes the login. Without change_expired, LATCH_NEW_AUTHTOK_REQD is
+ * final like any other result.
  */
 int stack_authenticate_step(const struct stack *st, struct latch_req *req, struct stack_auth_state *state);
 void stack_authenticate_end(const struct stack *st, struct latch_req *req, struct stack_auth_state *state,
                             int result);
+
+/*
+ * A password change in steps, as libpam's pam_chauthtok(pamh, flags): the
+ * preliminary pass runs the whole password stack with
+ * flags|LATCH_PRELIM_CHECK; only when it returns LATCH_SUCCESS, the update
+ * pass runs it again with flags|LATCH_UPDATE_AUTHTOK, and its result is the
+ * final one. `flags` may hold LATCH_CHANGE_EXPIRED_AUTHTOK, never the two
+ * pass flags (LATCH_SYSTEM_ERR). A line returning LATCH_INCOMPLETE in either
+ * pass stops the step as stack_authenticate_step() does; the next call with
+ * the same state resumes at that line, in that pass (a resumed update pass
+ * does not run the preliminary one again). Any other result is final,
+ * reported through ops->outcome() to every line called in either pass
+ * (once per line), and sets state->password_changed when LATCH_SUCCESS.
+ * stack_authenticate_end() ends a waiting state. A password stack without
+ * lines answers LATCH_PERM_DENIED. Zero the state first.
+ */
+int stack_chauthtok_step(const struct stack *st, struct latch_req *req, struct stack_auth_state *state,
+                         int flags);
 
 /* The number of entries of one type's stack once includes are expanded
  * (module lines, "-TYPE" lines whose plugin is missing, substack markers).

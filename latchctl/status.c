@@ -139,6 +139,11 @@ int print_status(const latch_reply *reply) {
                 print_plugins(json_object_get(s, "auth"));
                 fputs("; account: ", stdout);
                 print_plugins(json_object_get(s, "account"));
+                /* Most services change no password: say so only for those that do. */
+                if (json_array_size(json_object_get(s, "password")) > 0) {
+                        fputs("; password: ", stdout);
+                        print_plugins(json_object_get(s, "password"));
+                }
                 fputc('\n', stdout);
         }
 

@@ -15,12 +15,17 @@
  *                     {"ready": {"name": NAME, "pid": PID, "outcome": BOOL}}
  *                     or {"error": "one line for humans", "errno": E}
  *
- *   latchd → worker   {"call": "auth"|"account"|"outcome", "op", "service",
- *                      "user", "password" and "remote" (each absent when
- *                      none), "now": UNIX_SECONDS, "result": N (outcome
+ *   latchd → worker   {"call": "auth"|"account"|"password"|"outcome", "op",
+ *                      "service", "user", "password", "oldpassword" and
+ *                      "remote" (each absent when none), "now": UNIX_SECONDS,
+ *                      "flags": N (password only: the pass's
+ *                      enum latch_password_flag), "result": N (outcome
  *                      only), "answers": [STRING|null...] (continuations only)}
  *   worker → latchd   {"log": {"priority": P, "message": TEXT}}* then
  *                     {"result": N, "claims": {NAME: STRING | [STRING...]},
+ *                      "items": {"password": STRING|null,
+ *                                "oldpassword": STRING|null} (only the items
+ *                      the plugin set with host->set_item() during the call),
  *                      "prompts": [{"style": S, "message": M}...] (only
  *                      with result 31, LATCH_INCOMPLETE, when the plugin
  *                      asked)}

@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdalign.h>
@@ -252,11 +253,33 @@ static struct plugin_line *open_line(struct plugin_host *h, const char *plugin, 
 static struct latch_req *pending;
 static int pending_type = -1;
 
+/* The items the plugin set during the call (host->set_item()), for latchd
+ * to set on its request: {"password": STRING|null, ...}; NULL when none. */
+static json_t *changed_items(struct latch_req *req) {
+        unsigned m = latch_req_take_items_changed(req);
+        json_t *items;
+
+        if (m == 0)
+                return NULL;
+        items = json_object();
+        if (!items)
+                return NULL;
+        if (m & (1U << LATCH_ITEM_PASSWORD)) {
+                const char *v = latch_req_item(req, LATCH_ITEM_PASSWORD);
+                json_object_set_new(items, "password", v ? json_string(v) : json_null());
+        }
+        if (m & (1U << LATCH_ITEM_OLDPASSWORD)) {
+                const char *v = latch_req_item(req, LATCH_ITEM_OLDPASSWORD);
+                json_object_set_new(items, "oldpassword", v ? json_string(v) : json_null());
+        }
+        return items;
+}
+
 /* Serves one request; false when the message is not one. */
 static bool serve(struct plugin_line *l, json_t *o) {
-        const char *call, *op, *service, *user, *password, *remote;
+        const char *call, *op, *service, *user, *password, *oldpassword, *remote;
         struct latch_req *req = NULL;
-        json_t *now, *result, *answers;
+        json_t *now, *result, *answers, *flags;
         int type, r;
 
         call = json_string_value(json_object_get(o, "call"));
@@ -264,14 +287,21 @@ static bool serve(struct plugin_line *l, json_t *o) {
         service = json_string_value(json_object_get(o, "service"));
         user = json_string_value(json_object_get(o, "user"));
         password = json_string_value(json_object_get(o, "password"));
+        oldpassword = json_string_value(json_object_get(o, "oldpassword"));
         remote = json_string_value(json_object_get(o, "remote"));
         now = json_object_get(o, "now");
         result = json_object_get(o, "result");
         answers = json_object_get(o, "answers");
+        flags = json_object_get(o, "flags");
         if (!call || !op || !service || !user || !json_is_integer(now) || (answers && !json_is_array(answers)))
                 return false;
         request_now = (int64_t) json_integer_value(now);
         type = stack_type_from_string(call, false);
+        /* A password call carries its pass's flags; no other call has any. */
+        if (type == STACK_PASSWORD ? !json_is_integer(flags) || json_integer_value(flags) < 0 ||
+                                             json_integer_value(flags) > INT_MAX
+                                   : flags != NULL)
+                return false;
 
         if (pending) {
                 /* Only the continuation of the pending call may come. */
@@ -288,14 +318,25 @@ static bool serve(struct plugin_line *l, json_t *o) {
                         return false;
                 req = TAKE_PTR(pending);
                 pending_type = -1;
-        } else if (latch_req_new(op, service, user, password, remote, &req) < 0)
-                return false;
+        } else {
+                if (latch_req_new(op, service, user, password, remote, &req) < 0)
+                        return false;
+                if (oldpassword && latch_req_set_item(req, LATCH_ITEM_OLDPASSWORD, oldpassword) < 0) {
+                        latch_req_free(req);
+                        return false;
+                }
+        }
 
         if (type >= 0) {
-                r = plugin_line_call(l, (enum stack_type) type, req);
+                r = plugin_line_call(l, (enum stack_type) type, req, flags ? (int) json_integer_value(flags) : 0);
                 /* A copy: the claims are cleared below while the reply
                  * still has to carry them. */
                 json_t *reply = json_pack("{s:i, s:o}", "result", r, "claims", json_deep_copy(latch_req_claims(req)));
+                json_t *items = changed_items(req);
+                if (reply && items)
+                        json_object_set_new(reply, "items", items);
+                else
+                        json_decref(items);
                 if (reply && r == LATCH_INCOMPLETE && latch_req_challenge(req)) {
                         json_t *ps = json_array();
                         for (size_t i = 0; i < latch_req_n_prompts(req); i++) {

@@ -107,7 +107,7 @@ static int attempt(struct fixture *f, const char *user, int rest) {
         int r, final;
 
         assert_int_equal(latch_req_new("login", "wiki", user, "pw", NULL, &req), 0);
-        r = plugin_line_call(f->l, STACK_AUTH, req);
+        r = plugin_line_call(f->l, STACK_AUTH, req, 0);
         /* faillock either stays out of the decision or refuses. */
         assert_true(r == LATCH_IGNORE || r == LATCH_AUTH_ERR);
         final = r == LATCH_AUTH_ERR ? r : rest;
@@ -121,7 +121,7 @@ static bool locked(struct fixture *f, const char *user) {
         int r;
 
         assert_int_equal(latch_req_new("login", "wiki", user, "pw", NULL, &req), 0);
-        r = plugin_line_call(f->l, STACK_AUTH, req);
+        r = plugin_line_call(f->l, STACK_AUTH, req, 0);
         latch_req_free(req);
         assert_true(r == LATCH_IGNORE || r == LATCH_AUTH_ERR);
         return r == LATCH_AUTH_ERR;
@@ -161,7 +161,7 @@ static void test_locks_after_deny(void **state) {
         assert_false(locked(f, "bob"));
         struct latch_req *req = NULL;
         assert_int_equal(latch_req_new("login", "wiki", "alice", "pw", NULL, &req), 0);
-        assert_int_equal(plugin_line_call(f->l, STACK_ACCOUNT, req), LATCH_IGNORE);
+        assert_int_equal(plugin_line_call(f->l, STACK_ACCOUNT, req, 0), LATCH_IGNORE);
         latch_req_free(req);
 }
 
@@ -271,7 +271,7 @@ static void *worker(void *p) {
                         w->failed = 1;
                         return NULL;
                 }
-                if (plugin_line_call(w->f->l, STACK_AUTH, req) != LATCH_IGNORE)
+                if (plugin_line_call(w->f->l, STACK_AUTH, req, 0) != LATCH_IGNORE)
                         w->failed = 1;
                 plugin_line_outcome(w->f->l, req, LATCH_AUTH_ERR);
                 latch_req_free(req);

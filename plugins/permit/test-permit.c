@@ -25,10 +25,10 @@ static void test_results(void **unused) {
         assert_int_equal(plugin_line_open(h, plugin_path, 1, (const char *const[]){"whatever"}, &l2, NULL), 0);
 
         assert_int_equal(latch_req_new("login", "wiki", "alice", "pw", NULL, &req), 0);
-        assert_int_equal(plugin_line_call(l, STACK_AUTH, req), LATCH_SUCCESS);
-        assert_int_equal(plugin_line_call(l, STACK_ACCOUNT, req), LATCH_SUCCESS);
-        assert_int_equal(plugin_line_call(l2, STACK_AUTH, req), LATCH_SUCCESS);
-        assert_int_equal(plugin_line_call(l2, STACK_ACCOUNT, req), LATCH_SUCCESS);
+        assert_int_equal(plugin_line_call(l, STACK_AUTH, req, 0), LATCH_SUCCESS);
+        assert_int_equal(plugin_line_call(l, STACK_ACCOUNT, req, 0), LATCH_SUCCESS);
+        assert_int_equal(plugin_line_call(l2, STACK_AUTH, req, 0), LATCH_SUCCESS);
+        assert_int_equal(plugin_line_call(l2, STACK_ACCOUNT, req, 0), LATCH_SUCCESS);
         /* No outcome() and no claims. */
         plugin_line_outcome(l, req, LATCH_AUTH_ERR);
         assert_int_equal(json_object_size(latch_req_claims(req)), 0);

@@ -156,7 +156,7 @@ static int attempt(struct plugin_line *l, const char *user, const char *code, bo
         int r;
 
         assert_int_equal(latch_req_new("login", "wiki", user, "pw", NULL, &req), 0);
-        r = plugin_line_call(l, STACK_AUTH, req);
+        r = plugin_line_call(l, STACK_AUTH, req, 0);
         if (ret_asked)
                 *ret_asked = r == LATCH_INCOMPLETE;
         if (r == LATCH_INCOMPLETE) {
@@ -165,7 +165,7 @@ static int attempt(struct plugin_line *l, const char *user, const char *code, bo
                 assert_int_equal(latch_req_prompt(req, 0, &msg), LATCH_PROMPT_SECRET);
                 assert_string_equal(msg, "Verification code:");
                 assert_int_equal(latch_req_set_answers(req, (const char *const[]){ code }, 1), 0);
-                r = plugin_line_call(l, STACK_AUTH, req);
+                r = plugin_line_call(l, STACK_AUTH, req, 0);
         }
         latch_req_free(req);
         return r;
@@ -332,10 +332,10 @@ static void *race(void *userdata) {
 
         if (latch_req_new("login", "wiki", "carol", "pw", NULL, &req) < 0)
                 return NULL;
-        if (plugin_line_call(r->l, STACK_AUTH, req) == LATCH_INCOMPLETE &&
+        if (plugin_line_call(r->l, STACK_AUTH, req, 0) == LATCH_INCOMPLETE &&
             latch_req_set_answers(req, (const char *const[]){ r->code }, 1) == 0) {
                 pthread_barrier_wait(r->go);
-                r->result = plugin_line_call(r->l, STACK_AUTH, req);
+                r->result = plugin_line_call(r->l, STACK_AUTH, req, 0);
         } else
                 pthread_barrier_wait(r->go);
         latch_req_free(req);

@@ -3,8 +3,9 @@
  * libFuzzer harness for the service-stack parser and engine: writes the input
  * as the service file "svc" of a private directory (made once, with two fixed
  * files "common" and "sub" that inputs may include), loads it with a fake
- * module table, runs both stacks and a whole authentication when it loads,
- * and frees everything. Diagnostics are checked to name a file and are
+ * module table, runs every stack, a whole authentication (with an expired
+ * password's change) and a password change when it loads, and frees
+ * everything. Diagnostics are checked to name a file and are
  * otherwise dropped.
  */
 
@@ -21,7 +22,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 struct fake_module {
-        int result[2];
+        int result[4]; /* auth, account, password prelim, password update */
 };
 
 static int fake_result(const char *event, int argc, const char *const *argv) {
@@ -50,6 +51,8 @@ static int fake_open(void *userdata, const char *plugin, int argc, const char *c
                 return -ENOMEM;
         m->result[STACK_AUTH] = fake_result("auth", argc, argv);
         m->result[STACK_ACCOUNT] = fake_result("acct", argc, argv);
+        m->result[2] = fake_result("prechauthtok", argc, argv);
+        m->result[3] = fake_result("chauthtok", argc, argv);
         *ret_module = m;
         return 0;
 }
@@ -58,8 +61,15 @@ static void fake_close(void *userdata, void *module) {
         free(module);
 }
 
-static int fake_call(void *userdata, void *module, enum stack_type type, struct latch_req *req) {
-        return ((struct fake_module *) module)->result[type];
+static int fake_call(void *userdata, void *module, enum stack_type type, int flags, struct latch_req *req) {
+        const struct fake_module *m = module;
+
+        if (type != STACK_PASSWORD)
+                return m->result[type];
+        /* At most one pass flag (none from stack_run()). */
+        if ((flags & LATCH_PRELIM_CHECK) && (flags & LATCH_UPDATE_AUTHTOK))
+                abort();
+        return m->result[flags & LATCH_PRELIM_CHECK ? 2 : 3];
 }
 
 static void fake_outcome(void *userdata, void *module, struct latch_req *req, int result) {
@@ -140,12 +150,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         st = services_find(s, "svc");
         if (!st)
                 abort();
-        for (int t = 0; t < 2; t++) {
+        for (int t = 0; t < _STACK_TYPE_MAX; t++) {
                 int r = stack_run(st, (enum stack_type) t, NULL);
                 if (r < 0 || r >= _LATCH_RESULT_MAX)
                         abort();
         }
         (void) stack_authenticate(st, NULL);
+        {
+                struct stack_auth_state state = { .change_expired = true };
+                int r = stack_authenticate_step(st, NULL, &state);
+                if (r < 0 || r >= _LATCH_RESULT_MAX ||
+                    state.password_changed != (r == LATCH_SUCCESS && state.type == STACK_PASSWORD))
+                        abort();
+                if (r == LATCH_INCOMPLETE)
+                        stack_authenticate_end(st, NULL, &state, LATCH_CONV_ERR);
+        }
+        {
+                struct stack_auth_state state = {};
+                int r = stack_chauthtok_step(st, NULL, &state, 0);
+                if (r < 0 || r >= _LATCH_RESULT_MAX || state.password_changed != (r == LATCH_SUCCESS))
+                        abort();
+                if (r == LATCH_INCOMPLETE)
+                        stack_authenticate_end(st, NULL, &state, LATCH_CONV_ERR);
+        }
         services_free(s);
         return 0;
 }

@@ -15,6 +15,13 @@
  *          Users "asker..." are asked a code (below); the user "say" gets
  *          its password posted as an info prompt (LATCH_INCOMPLETE when
  *          the host took it, LATCH_CONV_ERR when it refused it).
+ *          password() (ABI 1.2) changes "old-pw": the preliminary pass
+ *          asks for the current password unless LATCH_ITEM_OLDPASSWORD is
+ *          set, and sets it; the update pass asks for the new one twice
+ *          unless LATCH_ITEM_PASSWORD is set, sets it and clears
+ *          LATCH_ITEM_OLDPASSWORD. Each call appends its flags to the
+ *          "flags" claim and says in "same_worker" whether a continuation
+ *          reached the process that asked.
  *
  * Every variant but echo adds the "pid" claim when it answers.
  */
@@ -158,6 +165,65 @@ static int iso_auth(void *state, struct latch_req *req) {
         return LATCH_SUCCESS;
 }
 
+/* The process that posted the prompts of this request's pending call. */
+static int same_worker_claim(struct latch_req *req) {
+        pid_t *asked = host->get_data(req);
+
+        if (asked) {
+                host->claim_set_string(req, "same_worker", *asked == getpid() ? "yes" : "no");
+                (void) host->set_data(req, NULL, NULL);
+        }
+        return 0;
+}
+
+static int ask(struct latch_req *req, const char *m1, const char *m2) {
+        pid_t *asked = malloc(sizeof(*asked));
+
+        if (!asked || host->set_data(req, asked, free) < 0) {
+                free(asked);
+                return LATCH_BUF_ERR;
+        }
+        *asked = getpid();
+        if (host->prompt(req, LATCH_PROMPT_SECRET, m1) != 0 || (m2 && host->prompt(req, LATCH_PROMPT_SECRET, m2) != 1))
+                return LATCH_CONV_ERR;
+        return LATCH_INCOMPLETE;
+}
+
+static int iso_password(void *state, struct latch_req *req, int flags) {
+        const char *old = host->item(req, LATCH_ITEM_OLDPASSWORD), *new;
+        char buf[32];
+
+        snprintf(buf, sizeof(buf), "%d", flags);
+        host->claim_append_string(req, "flags", buf);
+        same_worker_claim(req);
+
+        if (flags & LATCH_PRELIM_CHECK) {
+                if (!old) {
+                        const char *a = host->answer(req, 0);
+                        if (!a)
+                                return ask(req, "Current password:", NULL);
+                        if (host->set_item(req, LATCH_ITEM_OLDPASSWORD, a) < 0)
+                                return LATCH_BUF_ERR;
+                        old = host->item(req, LATCH_ITEM_OLDPASSWORD);
+                }
+                return strcmp(old, "old-pw") == 0 ? LATCH_SUCCESS : LATCH_AUTH_ERR;
+        }
+        if (!old || strcmp(old, "old-pw") != 0)
+                return LATCH_SYSTEM_ERR;
+        new = host->item(req, LATCH_ITEM_PASSWORD);
+        if (!new) {
+                const char *a = host->answer(req, 0), *b = host->answer(req, 1);
+                if (!a)
+                        return ask(req, "New password:", "Retype new password:");
+                if (!b || strcmp(a, b) != 0)
+                        return LATCH_AUTHTOK_ERR;
+                if (host->set_item(req, LATCH_ITEM_PASSWORD, a) < 0)
+                        return LATCH_BUF_ERR;
+        }
+        /* Done with the current password: a cleared item travels too. */
+        return host->set_item(req, LATCH_ITEM_OLDPASSWORD, NULL) < 0 ? LATCH_BUF_ERR : LATCH_SUCCESS;
+}
+
 static void iso_outcome(void *state, struct latch_req *req, int result) {
         struct state *s = state;
         host->log(s->ctx, req, LATCH_LOG_INFO, "outcome %d", result);
@@ -178,11 +244,12 @@ static const struct latch_plugin plugin = {
         .account = iso_account,
 #ifdef ISO_ECHO
         .outcome = iso_outcome,
+        .password = iso_password,
 #endif
 };
 
 LATCH_PLUGIN_EXPORT const struct latch_plugin *latch_plugin_entry(const struct latch_host *h) {
-        if (!latch_host_compatible(h, LATCH_HOST_SIZE_FOR(claim_append_string)))
+        if (!latch_host_compatible(h, LATCH_HOST_SIZE_FOR(set_item)))
                 return NULL;
         host = h;
         return &plugin;

@@ -115,7 +115,7 @@ static int call_auth(struct plugin_line *l, const char *user, long *ret_pid) {
         int r;
 
         assert_int_equal(latch_req_new("authenticate", "svc", user, "secret", "10.0.0.1", &req), 0);
-        r = plugin_line_call(l, STACK_AUTH, req);
+        r = plugin_line_call(l, STACK_AUTH, req, 0);
         pid = json_object_get(latch_req_claims(req), "pid");
         if (ret_pid)
                 *ret_pid = pid ? strtol(json_string_value(pid), NULL, 10) : 0;
@@ -150,7 +150,7 @@ static void test_echo_round_trip(void **unused) {
         assert_true(log_has("echo|-|opened with 2 argument(s)"));
 
         assert_int_equal(latch_req_new("authenticate", "svc", "alice", "secret", "10.0.0.1", &req), 0);
-        assert_int_equal(plugin_line_call(l, STACK_AUTH, req), LATCH_SUCCESS);
+        assert_int_equal(plugin_line_call(l, STACK_AUTH, req, 0), LATCH_SUCCESS);
         claims = latch_req_claims(req);
         assert_true(strtol(json_string_value(json_object_get(claims, "pid")), NULL, 10) != (long) getpid());
         assert_string_equal(json_string_value(json_object_get(claims, "password_ok")), "yes");
@@ -165,20 +165,119 @@ static void test_echo_round_trip(void **unused) {
         assert_string_equal(json_string_value(json_array_get(fds, 2)), "2");
         assert_true(log_has("echo|req|hello from pid"));
 
-        assert_int_equal(plugin_line_call(l, STACK_ACCOUNT, req), LATCH_SUCCESS);
+        assert_int_equal(plugin_line_call(l, STACK_ACCOUNT, req, 0), LATCH_SUCCESS);
         plugin_line_outcome(l, req, LATCH_PERM_DENIED);
         assert_true(log_has("echo|req|outcome 6"));
         latch_req_free(req);
 
         /* A wrong password travels as such. */
         assert_int_equal(latch_req_new("login", "svc", "bob", "not-it\n\x01", NULL, &req), 0);
-        assert_int_equal(plugin_line_call(l, STACK_AUTH, req), LATCH_SUCCESS);
+        assert_int_equal(plugin_line_call(l, STACK_AUTH, req, 0), LATCH_SUCCESS);
         assert_string_equal(json_string_value(json_object_get(latch_req_claims(req), "password_ok")), "no");
         latch_req_free(req);
 
         close(leak);
         plugin_line_close(l);
         host_free_checked(h);
+}
+
+/* One password change through the echo plugin's password(), written down
+ * step by step (results, prompts, the items the host holds, the claims but
+ * "pid"), so that an isolated line can be compared with an in-process one. */
+static void transcript_add(char **t, const char *fmt, ...) {
+        va_list ap;
+        char *add = NULL, *n = NULL;
+
+        va_start(ap, fmt);
+        assert_true(vasprintf(&add, fmt, ap) >= 0);
+        va_end(ap);
+        assert_true(asprintf(&n, "%s%s\n", *t ?: "", add) >= 0);
+        free(*t);
+        free(add);
+        *t = n;
+}
+
+static void transcript_step(char **t, struct latch_req *req, int r) {
+        json_t *claims = json_deep_copy(latch_req_claims(req));
+        const char *old = latch_req_item(req, LATCH_ITEM_OLDPASSWORD), *pw = latch_req_item(req, LATCH_ITEM_PASSWORD);
+        char *c;
+
+        json_object_del(claims, "pid");
+        c = json_dumps(claims, JSON_COMPACT | JSON_SORT_KEYS);
+        transcript_add(t, "result %d old=%s new=%s claims=%s", r, old ?: "(null)", pw ?: "(null)", c);
+        free(c);
+        json_decref(claims);
+        for (size_t i = 0; i < latch_req_n_prompts(req); i++) {
+                const char *m;
+                int style = latch_req_prompt(req, i, &m);
+                transcript_add(t, "  prompt %d %s", style, m);
+        }
+}
+
+static char *password_transcript(int isolate) {
+        struct plugin_host *h = host_new("echo", isolate, 5000, 0);
+        struct plugin_line *l = line_open(h, "echo", 0, NULL);
+        struct latch_req *req = NULL;
+        char *t = NULL;
+        int r;
+
+        assert_int_equal(plugin_line_is_isolated(l), isolate == 1);
+
+        /* passwd: the current password asked and set, then the new one. */
+        assert_int_equal(latch_req_new("passwd", "svc", "alice", NULL, NULL, &req), 0);
+        r = plugin_line_call(l, STACK_PASSWORD, req, LATCH_PRELIM_CHECK);
+        transcript_step(&t, req, r);
+        assert_int_equal(latch_req_set_answers(req, (const char *const[]){ "old-pw" }, 1), 0);
+        r = plugin_line_call(l, STACK_PASSWORD, req, LATCH_PRELIM_CHECK);
+        transcript_step(&t, req, r);
+        r = plugin_line_call(l, STACK_PASSWORD, req, LATCH_UPDATE_AUTHTOK);
+        transcript_step(&t, req, r);
+        assert_int_equal(latch_req_set_answers(req, (const char *const[]){ "new-pw", "new-pw" }, 2), 0);
+        r = plugin_line_call(l, STACK_PASSWORD, req, LATCH_UPDATE_AUTHTOK);
+        transcript_step(&t, req, r);
+        plugin_line_outcome(l, req, r);
+        latch_req_free(req);
+
+        /* An expired login: OLDPASSWORD goes to the worker with the call,
+         * the flag too; a wrong current password. */
+        assert_int_equal(latch_req_new("login", "svc", "alice", "old-pw", NULL, &req), 0);
+        latch_req_begin_expired_change(req);
+        r = plugin_line_call(l, STACK_PASSWORD, req, LATCH_PRELIM_CHECK | LATCH_CHANGE_EXPIRED_AUTHTOK);
+        transcript_step(&t, req, r);
+        assert_int_equal(latch_req_set_item(req, LATCH_ITEM_PASSWORD, "given-pw"), 0);
+        r = plugin_line_call(l, STACK_PASSWORD, req, LATCH_UPDATE_AUTHTOK | LATCH_CHANGE_EXPIRED_AUTHTOK);
+        transcript_step(&t, req, r);
+        latch_req_free(req);
+
+        assert_int_equal(latch_req_new("passwd", "svc", "alice", NULL, NULL, &req), 0);
+        assert_int_equal(latch_req_set_item(req, LATCH_ITEM_OLDPASSWORD, "guess"), 0);
+        r = plugin_line_call(l, STACK_PASSWORD, req, LATCH_PRELIM_CHECK);
+        transcript_step(&t, req, r);
+        latch_req_free(req);
+
+        plugin_line_close(l);
+        plugin_host_free(h);
+        return t;
+}
+
+/* A password call in a worker behaves as in latchd: flags, OLDPASSWORD and
+ * prompts go there, the items the plugin set come back. */
+static void test_password_isolated(void **unused) {
+        _cleanup_free_ char *in = password_transcript(0), *iso = password_transcript(1);
+        static const char expect[] =
+                "result 31 old=(null) new=(null) claims={\"flags\":[\"16384\"]}\n"
+                "  prompt 1 Current password:\n"
+                "result 0 old=old-pw new=(null) claims={\"flags\":[\"16384\",\"16384\"],\"same_worker\":\"yes\"}\n"
+                "result 31 old=old-pw new=(null) claims={\"flags\":[\"16384\",\"16384\",\"8192\"],\"same_worker\":\"yes\"}\n"
+                "  prompt 1 New password:\n"
+                "  prompt 1 Retype new password:\n"
+                "result 0 old=(null) new=new-pw claims={\"flags\":[\"16384\",\"16384\",\"8192\",\"8192\"],\"same_worker\":\"yes\"}\n"
+                "result 0 old=old-pw new=(null) claims={\"flags\":[\"16416\"]}\n"
+                "result 0 old=(null) new=given-pw claims={\"flags\":[\"16416\",\"8224\"]}\n"
+                "result 7 old=guess new=(null) claims={\"flags\":[\"16384\"]}\n";
+
+        assert_string_equal(in, expect);
+        assert_string_equal(iso, expect);
 }
 
 /* A conversation through a worker: the worker that asked stays with the
@@ -193,7 +292,7 @@ static void test_conversation_isolated(void **unused) {
 
         for (int round = 0; round < 6; round++) {
                 assert_int_equal(latch_req_new("login", "svc", "asker", round ? "pw" : NULL, NULL, &req), 0);
-                assert_int_equal(plugin_line_call(l, STACK_AUTH, req), LATCH_INCOMPLETE);
+                assert_int_equal(plugin_line_call(l, STACK_AUTH, req, 0), LATCH_INCOMPLETE);
                 assert_true(latch_req_challenge(req));
                 assert_int_equal(latch_req_n_prompts(req), 1);
                 assert_int_equal(latch_req_prompt(req, 0, &msg), LATCH_PROMPT_SECRET);
@@ -204,7 +303,7 @@ static void test_conversation_isolated(void **unused) {
                         continue;
                 }
                 assert_int_equal(latch_req_set_answers(req, (const char *const[]){ "4242" }, 1), 0);
-                assert_int_equal(plugin_line_call(l, STACK_AUTH, req), LATCH_SUCCESS);
+                assert_int_equal(plugin_line_call(l, STACK_AUTH, req, 0), LATCH_SUCCESS);
                 claims = latch_req_claims(req);
                 assert_string_equal(json_string_value(json_object_get(claims, "same_worker")), "yes");
                 /* With no password sent, the first secret answer becomes it. */
@@ -591,6 +690,7 @@ int main(int argc, char *argv[]) {
                 cmocka_unit_test(test_conversation_isolated),
                 cmocka_unit_test(test_prompt_messages_checked_in_the_worker),
                 cmocka_unit_test(test_prompt_messages_checked_from_the_worker),
+                cmocka_unit_test(test_password_isolated),
                 cmocka_unit_test(test_in_process_unless_isolated),
                 cmocka_unit_test(test_pam_isolated_by_default),
                 cmocka_unit_test(test_open_errors),

@@ -282,7 +282,7 @@ static void test_newer_minor_accepted(void **unused) {
 
         assert_int_equal(plugin_line_open(h, "tp_minor", 0, NULL, &l, NULL), 0);
         assert_int_equal(latch_req_new("login", "svc", "alice", "pw", NULL, &req), 0);
-        assert_int_equal(plugin_line_call(l, STACK_AUTH, req), LATCH_SUCCESS);
+        assert_int_equal(plugin_line_call(l, STACK_AUTH, req, 0), LATCH_SUCCESS);
         latch_req_free(req);
         plugin_line_close(l);
         plugin_host_free(h);
@@ -342,11 +342,11 @@ static void test_results(void **unused) {
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 l = NULL;
                 assert_int_equal(plugin_line_open(h, "tp_good", 1, (const char *const[]){cases[i].arg}, &l, NULL), 0);
-                assert_int_equal(plugin_line_call(l, STACK_AUTH, req), cases[i].expect);
+                assert_int_equal(plugin_line_call(l, STACK_AUTH, req, 0), cases[i].expect);
                 /* No account() → module_unknown, as libpam does for a missing
                  * pam_sm_acct_mgmt. */
-                assert_int_equal(plugin_line_call(l, STACK_ACCOUNT, req), LATCH_MODULE_UNKNOWN);
-                assert_int_equal(plugin_line_call(l, (enum stack_type) 7, req), LATCH_SYSTEM_ERR);
+                assert_int_equal(plugin_line_call(l, STACK_ACCOUNT, req, 0), LATCH_MODULE_UNKNOWN);
+                assert_int_equal(plugin_line_call(l, (enum stack_type) 7, req, 0), LATCH_SYSTEM_ERR);
                 plugin_line_close(l);
         }
 
@@ -393,12 +393,12 @@ static void test_abi10_plugin(void **unused) {
         assert_non_null(calls);
 
         assert_int_equal(latch_req_new("login", "svc", "alice", "pw-1.0", NULL, &req), 0);
-        assert_int_equal(plugin_line_call(l, STACK_AUTH, req), LATCH_SUCCESS);
+        assert_int_equal(plugin_line_call(l, STACK_AUTH, req, 0), LATCH_SUCCESS);
         assert_int_equal(*calls, 1);
         latch_req_free(req);
 
         assert_int_equal(latch_req_new("login", "svc", "alice", NULL, NULL, &req), 0);
-        assert_int_equal(plugin_line_call(l, STACK_AUTH, req), LATCH_INCOMPLETE);
+        assert_int_equal(plugin_line_call(l, STACK_AUTH, req, 0), LATCH_INCOMPLETE);
         assert_int_equal(*calls, 1); /* not called without a password */
         assert_true(latch_req_challenge(req));
         assert_int_equal(latch_req_n_prompts(req), 1);
@@ -407,7 +407,7 @@ static void test_abi10_plugin(void **unused) {
         assert_int_equal(latch_req_set_answers(req, NULL, 0), -EINVAL);
         assert_int_equal(latch_req_set_answers(req, (const char *const[]){ "wrong" }, 1), 0);
         assert_true(latch_req_has_password(req));
-        assert_int_equal(plugin_line_call(l, STACK_AUTH, req), LATCH_AUTH_ERR);
+        assert_int_equal(plugin_line_call(l, STACK_AUTH, req, 0), LATCH_AUTH_ERR);
         assert_int_equal(*calls, 2);
         assert_string_equal(seen, "wrong");
         latch_req_free(req);
@@ -433,7 +433,7 @@ static void test_conversation(void **unused) {
 
         for (int round = 0; round < 3; round++) {
                 assert_int_equal(latch_req_new("login", "svc", "alice", "pw", NULL, &req), 0);
-                assert_int_equal(plugin_line_call(l, STACK_AUTH, req), LATCH_INCOMPLETE);
+                assert_int_equal(plugin_line_call(l, STACK_AUTH, req, 0), LATCH_INCOMPLETE);
                 assert_true(latch_req_challenge(req));
                 assert_int_equal(latch_req_n_prompts(req), 2);
                 assert_int_equal(latch_req_prompt(req, 0, &msg), LATCH_PROMPT_INFO);
@@ -452,7 +452,7 @@ static void test_conversation(void **unused) {
                 }
                 assert_int_equal(latch_req_set_answers(req, (const char *const[]){ round ? "000000" : "123456" }, 1), 0);
                 assert_false(latch_req_challenge(req));
-                assert_int_equal(plugin_line_call(l, STACK_AUTH, req), round ? LATCH_AUTH_ERR : LATCH_SUCCESS);
+                assert_int_equal(plugin_line_call(l, STACK_AUTH, req, 0), round ? LATCH_AUTH_ERR : LATCH_SUCCESS);
                 assert_false(latch_req_challenge(req));
                 latch_req_free(req);
                 assert_int_equal(*cleanups, round + 1);
@@ -549,6 +549,159 @@ static void test_items(void **unused) {
         latch_req_free(NULL);
         tp_put(&tp);
         plugin_line_close(l);
+        plugin_host_free(h);
+}
+
+/* The dlsym() of a test plugin's exported variable, the plugin being loaded
+ * by the host already. */
+static void *tp_sym(const char *variant, const char *name, void **ret_dl) {
+        _cleanup_free_ char *p = tp_path(variant);
+        void *dl = dlopen(p, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD), *sym;
+
+        assert_non_null(dl);
+        sym = dlsym(dl, name);
+        assert_non_null(sym);
+        *ret_dl = dl;
+        return sym;
+}
+
+/* ABI 1.2: password() with its flags, prompts and answers in both passes,
+ * set_item and LATCH_ITEM_OLDPASSWORD, and answers that never become items
+ * by themselves. */
+static void test_password_change(void **unused) {
+        struct plugin_host *h = host_new(NULL);
+        struct latch_req *req = NULL;
+        struct plugin_line *l = NULL;
+        const char *msg;
+        void *dl;
+
+        assert_int_equal(plugin_line_open(h, "tp_pw", 0, NULL, &l, NULL), 0);
+        int *flags = tp_sym("pw", "tpp_flags", &dl);
+        int *calls = dlsym(dl, "tpp_calls");
+        char *stored = dlsym(dl, "tpp_stored");
+        int *bad_item_rc = dlsym(dl, "tpp_bad_item_rc"), *long_rc = dlsym(dl, "tpp_long_rc");
+        assert_non_null(calls);
+        assert_non_null(stored);
+
+        assert_int_equal(latch_req_new("passwd", "svc", "alice", NULL, NULL, &req), 0);
+
+        /* The preliminary pass asks for the current password. */
+        assert_int_equal(plugin_line_call(l, STACK_PASSWORD, req, LATCH_PRELIM_CHECK), LATCH_INCOMPLETE);
+        assert_true(latch_req_challenge(req));
+        assert_int_equal(latch_req_n_prompts(req), 1);
+        assert_int_equal(latch_req_prompt(req, 0, &msg), LATCH_PROMPT_SECRET);
+        assert_string_equal(msg, "Current password:");
+        assert_int_equal(*bad_item_rc, -EINVAL);
+        assert_int_equal(*long_rc, -EINVAL);
+        assert_int_equal(latch_req_set_answers(req, (const char *const[]){ "old-pw" }, 1), 0);
+        /* In the password stack a secret answer is not the password. */
+        assert_false(latch_req_has_password(req));
+        assert_null(latch_req_item(req, LATCH_ITEM_OLDPASSWORD));
+        assert_int_equal(plugin_line_call(l, STACK_PASSWORD, req, LATCH_PRELIM_CHECK), LATCH_SUCCESS);
+        assert_string_equal(latch_req_item(req, LATCH_ITEM_OLDPASSWORD), "old-pw");
+        assert_null(latch_req_item(req, LATCH_ITEM_PASSWORD));
+
+        /* The update pass asks for the new one twice and sets it. */
+        assert_int_equal(plugin_line_call(l, STACK_PASSWORD, req, LATCH_UPDATE_AUTHTOK), LATCH_INCOMPLETE);
+        assert_int_equal(latch_req_n_prompts(req), 2);
+        assert_int_equal(latch_req_prompt(req, 1, &msg), LATCH_PROMPT_SECRET);
+        assert_string_equal(msg, "Retype new password:");
+        assert_int_equal(latch_req_set_answers(req, (const char *const[]){ "new-pw", "new-pw" }, 2), 0);
+        assert_false(latch_req_has_password(req));
+        assert_int_equal(plugin_line_call(l, STACK_PASSWORD, req, LATCH_UPDATE_AUTHTOK), LATCH_SUCCESS);
+        assert_string_equal(stored, "new-pw");
+        assert_string_equal(latch_req_item(req, LATCH_ITEM_PASSWORD), "new-pw");
+        assert_true(latch_req_has_password(req));
+        assert_int_equal(*calls, 4);
+        assert_int_equal(flags[0], LATCH_PRELIM_CHECK);
+        assert_int_equal(flags[1], LATCH_PRELIM_CHECK);
+        assert_int_equal(flags[2], LATCH_UPDATE_AUTHTOK);
+        assert_int_equal(flags[3], LATCH_UPDATE_AUTHTOK);
+        latch_req_free(req);
+
+        /* A wrong current password; two different new ones. */
+        assert_int_equal(latch_req_new("passwd", "svc", "alice", NULL, NULL, &req), 0);
+        assert_int_equal(plugin_line_call(l, STACK_PASSWORD, req, LATCH_PRELIM_CHECK), LATCH_INCOMPLETE);
+        assert_int_equal(latch_req_set_answers(req, (const char *const[]){ "guess" }, 1), 0);
+        assert_int_equal(plugin_line_call(l, STACK_PASSWORD, req, LATCH_PRELIM_CHECK), LATCH_AUTH_ERR);
+        assert_false(latch_req_challenge(req));
+        assert_int_equal(latch_req_set_item(req, LATCH_ITEM_OLDPASSWORD, "old-pw"), 0);
+        assert_int_equal(plugin_line_call(l, STACK_PASSWORD, req, LATCH_UPDATE_AUTHTOK), LATCH_INCOMPLETE);
+        assert_int_equal(latch_req_set_answers(req, (const char *const[]){ "new-pw", "new-pX" }, 2), 0);
+        assert_int_equal(plugin_line_call(l, STACK_PASSWORD, req, LATCH_UPDATE_AUTHTOK), LATCH_AUTHTOK_ERR);
+        latch_req_free(req);
+
+        /* An expired password during a login: the login's password is the
+         * current one, the new one is asked for; the flag reaches the
+         * plugin. */
+        assert_int_equal(latch_req_new("login", "svc", "alice", "old-pw", NULL, &req), 0);
+        latch_req_begin_expired_change(req);
+        assert_false(latch_req_has_password(req));
+        assert_string_equal(latch_req_item(req, LATCH_ITEM_OLDPASSWORD), "old-pw");
+        *calls = 0;
+        assert_int_equal(plugin_line_call(l, STACK_PASSWORD, req, LATCH_PRELIM_CHECK | LATCH_CHANGE_EXPIRED_AUTHTOK),
+                         LATCH_SUCCESS);
+        assert_int_equal(flags[0], LATCH_PRELIM_CHECK | LATCH_CHANGE_EXPIRED_AUTHTOK);
+        assert_int_equal(latch_req_n_prompts(req), 0);
+        latch_req_free(req);
+
+        /* Pass flags are for the password stack only. */
+        assert_int_equal(latch_req_new("login", "svc", "alice", "pw", NULL, &req), 0);
+        assert_int_equal(plugin_line_call(l, STACK_AUTH, req, LATCH_PRELIM_CHECK), LATCH_SYSTEM_ERR);
+        /* tp_pw has no auth(). */
+        assert_int_equal(plugin_line_call(l, STACK_AUTH, req, 0), LATCH_MODULE_UNKNOWN);
+        latch_req_free(req);
+
+        dlclose(dl);
+        plugin_line_close(l);
+        plugin_host_free(h);
+}
+
+/* Plugins without password(): a 1.2 plugin leaving it NULL, a 1.1 plugin
+ * (whose struct ends before it) and a 1.0 one make a password line return
+ * module_unknown, as a PAM module without pam_sm_chauthtok() does. */
+static void test_password_unknown(void **unused) {
+        struct plugin_host *h = host_new(NULL);
+        struct latch_req *req = NULL;
+        struct plugin_line *l = NULL;
+        const struct latch_host *host;
+        struct tp tp;
+        void *dl;
+
+        assert_int_equal(latch_req_new("passwd", "svc", "alice", NULL, NULL, &req), 0);
+        assert_int_equal(plugin_line_open(h, "tp_v11", 0, NULL, &l, NULL), 0);
+        int *trap = tp_sym("v11", "tp11_trap_calls", &dl);
+        assert_int_equal(plugin_line_call(l, STACK_PASSWORD, req, LATCH_PRELIM_CHECK), LATCH_MODULE_UNKNOWN);
+        assert_int_equal(plugin_line_call(l, STACK_PASSWORD, req, LATCH_UPDATE_AUTHTOK), LATCH_MODULE_UNKNOWN);
+        assert_int_equal(*trap, 0);
+        assert_int_equal(plugin_line_call(l, STACK_AUTH, req, 0), LATCH_SUCCESS);
+        dlclose(dl);
+        plugin_line_close(l);
+
+        assert_int_equal(plugin_line_open(h, "tp_v10", 0, NULL, &l, NULL), 0);
+        assert_int_equal(plugin_line_call(l, STACK_PASSWORD, req, LATCH_PRELIM_CHECK), LATCH_MODULE_UNKNOWN);
+        /* No password was asked for on the 1.0 plugin's behalf. */
+        assert_false(latch_req_challenge(req));
+        plugin_line_close(l);
+
+        assert_int_equal(plugin_line_open(h, "tp_good", 0, NULL, &l, NULL), 0);
+        assert_int_equal(plugin_line_call(l, STACK_PASSWORD, req, LATCH_PRELIM_CHECK), LATCH_MODULE_UNKNOWN);
+        /* set_item only inside a call, only for the two password items. */
+        tp_get(&tp);
+        host = *tp.host;
+        assert_true(host->size >= LATCH_HOST_SIZE_FOR(set_item));
+        assert_int_equal(host->set_item(req, LATCH_ITEM_OLDPASSWORD, "x"), -ENOTSUP);
+        assert_null(host->item(req, LATCH_ITEM_OLDPASSWORD));
+        assert_int_equal(latch_req_set_item(req, LATCH_ITEM_OLDPASSWORD, "cur"), 0);
+        assert_string_equal(host->item(req, LATCH_ITEM_OLDPASSWORD), "cur");
+        assert_int_equal(latch_req_set_item(req, LATCH_ITEM_OLDPASSWORD, NULL), 0);
+        assert_null(host->item(req, LATCH_ITEM_OLDPASSWORD));
+        assert_int_equal(latch_req_set_item(req, LATCH_ITEM_REMOTE, "x"), -EINVAL);
+        assert_string_equal(host->item(req, LATCH_ITEM_OP), "passwd");
+        tp_put(&tp);
+        plugin_line_close(l);
+
+        latch_req_free(req);
         plugin_host_free(h);
 }
 
@@ -992,6 +1145,8 @@ int main(int argc, char *argv[]) {
                 cmocka_unit_test(test_abi10_plugin),
                 cmocka_unit_test(test_conversation),
                 cmocka_unit_test(test_prompt_messages),
+                cmocka_unit_test(test_password_change),
+                cmocka_unit_test(test_password_unknown),
                 cmocka_unit_test(test_clock),
                 cmocka_unit_test(test_claims),
                 cmocka_unit_test(test_claims_threads),

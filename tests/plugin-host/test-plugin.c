@@ -7,6 +7,7 @@
  */
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,6 +135,112 @@ static const struct latch_plugin tpc_plugin = {
 };
 
 LATCH_PLUGIN_DEFINE(tpc_plugin, get_data)
+
+#elif defined(TP_VARIANT_PW)
+
+/* ABI 1.2: a password change as the plugin ABI describes it. The
+ * preliminary pass asks for the current password when LATCH_ITEM_OLDPASSWORD
+ * is unset, sets it, and accepts "old-pw"; the update pass asks for the new
+ * password twice when LATCH_ITEM_PASSWORD is unset, refuses two different
+ * entries, sets it and "stores" it in tpp_stored. Every call's flags are
+ * kept; set_item's refusals are tried on each call. */
+LATCH_PLUGIN_EXPORT int tpp_flags[16];
+LATCH_PLUGIN_EXPORT int tpp_calls;
+LATCH_PLUGIN_EXPORT char tpp_stored[64];
+LATCH_PLUGIN_EXPORT int tpp_bad_item_rc, tpp_long_rc;
+
+static const struct latch_host *tpp_host;
+
+static int tpp_open(const struct latch_host *host, struct latch_ctx *ctx, int argc, const char *const *argv,
+                    void **ret_state) {
+        tpp_host = host;
+        *ret_state = NULL;
+        return 0;
+}
+
+static int tpp_password(void *state, struct latch_req *req, int flags) {
+        const struct latch_host *h = tpp_host;
+        static char toolong[LATCH_ANSWER_MAX + 2];
+        const char *old, *new;
+
+        if (tpp_calls < 16)
+                tpp_flags[tpp_calls] = flags;
+        tpp_calls++;
+        tpp_bad_item_rc = h->set_item(req, LATCH_ITEM_USER, "mallory");
+        memset(toolong, 'x', sizeof toolong - 1);
+        tpp_long_rc = h->set_item(req, LATCH_ITEM_PASSWORD, toolong);
+
+        old = h->item(req, LATCH_ITEM_OLDPASSWORD);
+        if (flags & LATCH_PRELIM_CHECK) {
+                if (!old) {
+                        const char *a = h->answer(req, 0);
+                        if (!a)
+                                return h->prompt(req, LATCH_PROMPT_SECRET, "Current password:") == 0 ? LATCH_INCOMPLETE
+                                                                                                   : LATCH_CONV_ERR;
+                        if (h->set_item(req, LATCH_ITEM_OLDPASSWORD, a) < 0)
+                                return LATCH_BUF_ERR;
+                        old = h->item(req, LATCH_ITEM_OLDPASSWORD);
+                        if (!old || old == a)
+                                return LATCH_SYSTEM_ERR; /* the item is the host's copy */
+                }
+                return strcmp(old, "old-pw") == 0 ? LATCH_SUCCESS : LATCH_AUTH_ERR;
+        }
+        if (!(flags & LATCH_UPDATE_AUTHTOK) || !old || strcmp(old, "old-pw") != 0)
+                return LATCH_SYSTEM_ERR;
+        new = h->item(req, LATCH_ITEM_PASSWORD);
+        if (!new) {
+                const char *a = h->answer(req, 0), *b = h->answer(req, 1);
+                if (!a) {
+                        if (h->prompt(req, LATCH_PROMPT_SECRET, "New password:") != 0 ||
+                            h->prompt(req, LATCH_PROMPT_SECRET, "Retype new password:") != 1)
+                                return LATCH_CONV_ERR;
+                        return LATCH_INCOMPLETE;
+                }
+                if (!b || strcmp(a, b) != 0)
+                        return LATCH_AUTHTOK_ERR;
+                if (h->set_item(req, LATCH_ITEM_PASSWORD, a) < 0)
+                        return LATCH_BUF_ERR;
+                new = h->item(req, LATCH_ITEM_PASSWORD);
+        }
+        strncpy(tpp_stored, new, sizeof tpp_stored - 1);
+        return LATCH_SUCCESS;
+}
+
+static const struct latch_plugin tpp_plugin = {
+        LATCH_PLUGIN_HEADER,
+        .name = "tp-pw",
+        .open = tpp_open,
+        .password = tpp_password,
+};
+
+LATCH_PLUGIN_DEFINE(tpp_plugin, set_item)
+
+#elif defined(TP_VARIANT_V11)
+
+/* A plugin of ABI 1.1: its struct ends before password(). The memory after
+ * it holds a function the host must never call (it would read past a
+ * real 1.1 plugin's struct). */
+LATCH_PLUGIN_EXPORT int tp11_trap_calls;
+
+static int tp11_auth(void *state, struct latch_req *req) {
+        return LATCH_SUCCESS;
+}
+
+static int tp11_trap(void *state, struct latch_req *req, int flags) {
+        tp11_trap_calls++;
+        return LATCH_SUCCESS;
+}
+
+static const struct latch_plugin tp11_plugin = {
+        .size = offsetof(struct latch_plugin, password),
+        .abi_major = LATCH_PLUGIN_ABI_MAJOR,
+        .abi_minor = 1,
+        .name = "tp-v11",
+        .auth = tp11_auth,
+        .password = tp11_trap,
+};
+
+LATCH_PLUGIN_DEFINE(tp11_plugin, get_data)
 
 #elif defined(TP_VARIANT_NOSYM)
 

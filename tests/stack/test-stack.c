@@ -277,13 +277,23 @@ static void test_ignored_types(void **state) {
         struct services *s = NULL;
         const struct stack *st;
 
-        /* password/session lines are checked, never opened, never run. */
-        st = load_text(f, "password required debug\n-session optional missing\n"
+        /* session lines are checked, never opened, never run. */
+        st = load_text(f, "session required debug\n-session optional missing\n"
                           "session include nosuchfile\n", &s);
         assert_int_equal(f->ops.n_open, 0);
         assert_int_equal(stack_size(st, STACK_AUTH), 0);
+        assert_int_equal(stack_size(st, STACK_PASSWORD), 0);
         assert_int_equal(stack_run(st, STACK_AUTH, NULL), LATCH_PERM_DENIED);
         assert_int_equal(stack_run(st, STACK_ACCOUNT, NULL), LATCH_PERM_DENIED);
+        services_free(s);
+
+        /* password lines are a stack of their own: opened, and not run by
+         * the other types. */
+        st = load_text(f, "Password required debug\nauth required debug\n", &s);
+        assert_int_equal(f->ops.n_open, 2);
+        assert_int_equal(stack_size(st, STACK_PASSWORD), 1);
+        assert_int_equal(stack_size(st, STACK_AUTH), 1);
+        assert_int_equal(stack_size(st, STACK_ACCOUNT), 0);
         services_free(s);
 }
 
@@ -611,6 +621,206 @@ static void test_outcome(void **state) {
         services_free(s);
 }
 
+/* The modules of the stack loaded last, in file order (the list is newest
+ * first). Returns how many. */
+static int modules_in_order(struct fixture *f, struct debug_module **m, int max) {
+        int n = 0;
+
+        for (struct debug_module *p = f->ops.modules; p; p = p->next)
+                n++;
+        assert_true(n <= max);
+        int i = n;
+        for (struct debug_module *p = f->ops.modules; p; p = p->next)
+                m[--i] = p;
+        return n;
+}
+
+static void test_chauthtok(void **state) {
+        struct fixture *f = *state;
+        struct services *s = NULL;
+        struct stack_auth_state as;
+        const struct stack *st;
+        struct debug_module *m[4];
+
+        /* Both passes over the whole stack, each with its flag. */
+        st = load_text(f, "password required debug\npassword optional debug\n", &s);
+        assert_int_equal(modules_in_order(f, m, 4), 2);
+        memset(&as, 0, sizeof as);
+        assert_int_equal(stack_chauthtok_step(st, NULL, &as, 0), LATCH_SUCCESS);
+        assert_true(as.password_changed);
+        assert_false(as.update);
+        for (int i = 0; i < 2; i++) {
+                assert_int_equal(atomic_load(&m[i]->calls), 2);
+                assert_int_equal(m[i]->password_flags[0], LATCH_PRELIM_CHECK);
+                assert_int_equal(m[i]->password_flags[1], LATCH_UPDATE_AUTHTOK);
+                assert_int_equal(atomic_load(&m[i]->outcomes), 1);
+                assert_int_equal(atomic_load(&m[i]->last_outcome), LATCH_SUCCESS);
+        }
+        services_free(s);
+
+        /* The preliminary pass fails: no update pass, the whole preliminary
+         * pass ran (required goes on), every line hears the failure. */
+        st = load_text(f, "password required debug prechauthtok=authtok_err\n"
+                          "password required debug\n", &s);
+        assert_int_equal(modules_in_order(f, m, 4), 2);
+        memset(&as, 0, sizeof as);
+        assert_int_equal(stack_chauthtok_step(st, NULL, &as, LATCH_CHANGE_EXPIRED_AUTHTOK), LATCH_AUTHTOK_ERR);
+        assert_false(as.password_changed);
+        for (int i = 0; i < 2; i++) {
+                assert_int_equal(atomic_load(&m[i]->calls), 1);
+                assert_int_equal(m[i]->password_flags[0], LATCH_PRELIM_CHECK | LATCH_CHANGE_EXPIRED_AUTHTOK);
+                assert_int_equal(atomic_load(&m[i]->last_outcome), LATCH_AUTHTOK_ERR);
+        }
+        services_free(s);
+
+        /* The update pass decides. */
+        st = load_text(f, "password requisite debug chauthtok=authtok_lock_busy\n"
+                          "password required debug\n", &s);
+        assert_int_equal(modules_in_order(f, m, 4), 2);
+        memset(&as, 0, sizeof as);
+        assert_int_equal(stack_chauthtok_step(st, NULL, &as, 0), LATCH_AUTHTOK_LOCK_BUSY);
+        assert_false(as.password_changed);
+        assert_int_equal(atomic_load(&m[0]->calls), 2);
+        assert_int_equal(atomic_load(&m[1]->calls), 1); /* requisite stopped the update pass */
+        assert_int_equal(atomic_load(&m[1]->outcomes), 1);
+        services_free(s);
+
+        /* No password lines: denied, as libpam with no modules. The pass
+         * flags are the engine's: a caller passing one is refused. */
+        st = load_text(f, "auth required debug\n", &s);
+        memset(&as, 0, sizeof as);
+        assert_int_equal(stack_chauthtok_step(st, NULL, &as, 0), LATCH_PERM_DENIED);
+        memset(&as, 0, sizeof as);
+        assert_int_equal(stack_chauthtok_step(st, NULL, &as, LATCH_PRELIM_CHECK), LATCH_SYSTEM_ERR);
+        assert_int_equal(stack_chauthtok_step(st, NULL, &as, LATCH_UPDATE_AUTHTOK), LATCH_SYSTEM_ERR);
+        assert_int_equal(atomic_load(&f->ops.modules->calls), 0);
+        services_free(s);
+}
+
+static void test_chauthtok_steps(void **state) {
+        struct fixture *f = *state;
+        struct services *s = NULL;
+        struct stack_auth_state as;
+        const struct stack *st;
+        struct debug_module *m[4];
+
+        /* An asking line in the middle: it stops each pass once; the lines
+         * before it are not called again when a pass resumes, and the
+         * preliminary pass is not run again once it succeeded. */
+        st = load_text(f, "password required debug\npassword required asker\npassword required debug\n", &s);
+        assert_int_equal(modules_in_order(f, m, 4), 3);
+        memset(&as, 0, sizeof as);
+        assert_int_equal(stack_chauthtok_step(st, NULL, &as, 0), LATCH_INCOMPLETE);
+        assert_false(as.update);
+        assert_int_equal(atomic_load(&m[0]->calls), 1);
+        assert_int_equal(atomic_load(&m[2]->calls), 0);
+        assert_int_equal(stack_chauthtok_step(st, NULL, &as, 0), LATCH_INCOMPLETE);
+        assert_true(as.update); /* waiting in the update pass */
+        assert_int_equal(atomic_load(&m[0]->calls), 2);
+        assert_int_equal(atomic_load(&m[2]->calls), 1);
+        for (int i = 0; i < 3; i++)
+                assert_int_equal(atomic_load(&m[i]->outcomes), 0);
+        assert_int_equal(stack_chauthtok_step(st, NULL, &as, 0), LATCH_SUCCESS);
+        assert_true(as.password_changed);
+        assert_int_equal(atomic_load(&m[0]->calls), 2);
+        assert_int_equal(atomic_load(&m[1]->calls), 4);
+        assert_int_equal(atomic_load(&m[2]->calls), 2);
+        assert_int_equal(m[1]->password_flags[0], LATCH_PRELIM_CHECK);
+        assert_int_equal(m[1]->password_flags[1], LATCH_PRELIM_CHECK);
+        assert_int_equal(m[1]->password_flags[2], LATCH_UPDATE_AUTHTOK);
+        assert_int_equal(m[1]->password_flags[3], LATCH_UPDATE_AUTHTOK);
+        for (int i = 0; i < 3; i++) {
+                assert_int_equal(atomic_load(&m[i]->outcomes), 1);
+                assert_int_equal(atomic_load(&m[i]->last_outcome), LATCH_SUCCESS);
+        }
+        services_free(s);
+
+        /* Abandoned while the update pass waits: the lines called in either
+         * pass hear of it once. */
+        st = load_text(f, "password required debug\npassword required asker\npassword required debug\n", &s);
+        assert_int_equal(modules_in_order(f, m, 4), 3);
+        memset(&as, 0, sizeof as);
+        assert_int_equal(stack_chauthtok_step(st, NULL, &as, 0), LATCH_INCOMPLETE);
+        assert_int_equal(stack_chauthtok_step(st, NULL, &as, 0), LATCH_INCOMPLETE);
+        stack_authenticate_end(st, NULL, &as, LATCH_CONV_ERR);
+        assert_false(as.update);
+        assert_false(as.former.waiting);
+        for (int i = 0; i < 3; i++) {
+                assert_int_equal(atomic_load(&m[i]->outcomes), 1);
+                assert_int_equal(atomic_load(&m[i]->last_outcome), LATCH_CONV_ERR);
+        }
+        services_free(s);
+}
+
+static void test_expired_change(void **state) {
+        struct fixture *f = *state;
+        struct services *s = NULL;
+        struct stack_auth_state as;
+        const struct stack *st;
+        struct debug_module *m[4];
+        static const char expired[] = "auth required debug\n"
+                                      "account required debug acct=new_authtok_reqd\n"
+                                      "password required asker\n";
+
+        /* Without change_expired (authenticate), new_authtok_reqd is final. */
+        st = load_text(f, expired, &s);
+        assert_int_equal(modules_in_order(f, m, 4), 3);
+        memset(&as, 0, sizeof as);
+        assert_int_equal(stack_authenticate_step(st, NULL, &as), LATCH_NEW_AUTHTOK_REQD);
+        assert_false(as.password_changed);
+        assert_int_equal(atomic_load(&m[2]->calls), 0);
+        assert_int_equal(atomic_load(&f->ops.expired_changes), 0);
+        assert_int_equal(atomic_load(&m[0]->last_outcome), LATCH_NEW_AUTHTOK_REQD);
+        services_free(s);
+
+        /* With it (login), the password stack runs with
+         * LATCH_CHANGE_EXPIRED_AUTHTOK, resumably, and decides. */
+        st = load_text(f, expired, &s);
+        assert_int_equal(modules_in_order(f, m, 4), 3);
+        memset(&as, 0, sizeof as);
+        as.change_expired = true;
+        assert_int_equal(stack_authenticate_step(st, NULL, &as), LATCH_INCOMPLETE);
+        assert_int_equal(as.type, STACK_PASSWORD);
+        assert_int_equal(atomic_load(&f->ops.expired_changes), 1);
+        assert_int_equal(stack_authenticate_step(st, NULL, &as), LATCH_INCOMPLETE);
+        assert_int_equal(atomic_load(&m[0]->outcomes), 0);
+        assert_int_equal(stack_authenticate_step(st, NULL, &as), LATCH_SUCCESS);
+        assert_true(as.password_changed);
+        assert_int_equal(atomic_load(&f->ops.expired_changes), 1);
+        assert_int_equal(atomic_load(&m[0]->calls), 1);
+        assert_int_equal(atomic_load(&m[1]->calls), 1);
+        assert_int_equal(atomic_load(&m[2]->calls), 4);
+        assert_int_equal(m[2]->password_flags[0], LATCH_PRELIM_CHECK | LATCH_CHANGE_EXPIRED_AUTHTOK);
+        assert_int_equal(m[2]->password_flags[3], LATCH_UPDATE_AUTHTOK | LATCH_CHANGE_EXPIRED_AUTHTOK);
+        for (int i = 0; i < 3; i++) {
+                assert_int_equal(atomic_load(&m[i]->outcomes), 1);
+                assert_int_equal(atomic_load(&m[i]->last_outcome), LATCH_SUCCESS);
+        }
+        services_free(s);
+
+        /* A refused change fails the login with the password stack's result. */
+        st = load_text(f, "auth required debug\n"
+                          "account required debug acct=new_authtok_reqd\n"
+                          "password required debug chauthtok=authtok_err\n", &s);
+        memset(&as, 0, sizeof as);
+        as.change_expired = true;
+        assert_int_equal(stack_authenticate_step(st, NULL, &as), LATCH_AUTHTOK_ERR);
+        assert_false(as.password_changed);
+        services_free(s);
+
+        /* Other account results end the login as before; a login whose
+         * password has not expired never runs the password stack. */
+        st = load_text(f, "auth required debug\naccount required debug\npassword required debug\n", &s);
+        assert_int_equal(modules_in_order(f, m, 4), 3);
+        memset(&as, 0, sizeof as);
+        as.change_expired = true;
+        assert_int_equal(stack_authenticate_step(st, NULL, &as), LATCH_SUCCESS);
+        assert_false(as.password_changed);
+        assert_int_equal(atomic_load(&m[2]->calls), 0);
+        assert_int_equal(atomic_load(&f->ops.expired_changes), 2);
+        services_free(s);
+}
+
 #define THREADS 4
 #define ROUNDS 2000
 
@@ -687,6 +897,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_load_dir_errors, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_authenticate_steps, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_outcome, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_chauthtok, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_chauthtok_steps, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_expired_change, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
         };
 
