@@ -5,12 +5,16 @@
  *
  *   auth   required  debug auth=user_unknown
  *   account required debug acct=acct_expired
+ *   password required debug password_prelim=success password_update=authtok_err
  *
  * Names are Linux-PAM's return names as written in `[value=action]` controls
- * (libpam's _pam_token_returns). Without an argument both calls return
- * success, pam_debug's default. As in pam_debug, the first `auth=` (or
- * `acct=`) argument wins. Unlike pam_debug, an unknown name or argument is an
- * error at open(), so a typo in a stack is caught by --check-config.
+ * (libpam's _pam_token_returns). Without an argument every call returns
+ * success, pam_debug's default. The password stack's two passes (ABI 1.2)
+ * have `password_prelim=` (pam_debug's `prechauthtok=`, also accepted) and
+ * `password_update=` (pam_debug's `chauthtok=`); `password=` sets both. As
+ * in pam_debug, the first argument for an event wins. Unlike pam_debug, an
+ * unknown name or argument is an error at open(), so a typo in a stack is
+ * caught by --check-config.
  *
  * It can also converse before deciding (ABI 1.1), for tests and benchmarks
  * of conversations:
@@ -72,6 +76,8 @@ static const char *const result_names[_LATCH_RESULT_MAX] = {
 struct debug_state {
         int auth;
         int account;
+        int password_prelim;
+        int password_update;
         const struct latch_host *host;
         size_t n_asks, n_expects;
         int ask_style[DEBUG_ASKS_MAX];
@@ -112,19 +118,22 @@ static int result_from_name(const char *s) {
 static int debug_open(const struct latch_host *host, struct latch_ctx *ctx, int argc, const char *const *argv,
                       void **ret_state) {
         struct debug_state *st;
-        bool seen_auth = false, seen_account = false;
+        bool seen_auth = false, seen_account = false, seen_prelim = false, seen_update = false;
 
         st = calloc(1, sizeof(*st));
         if (!st)
                 return -ENOMEM;
         st->auth = LATCH_SUCCESS;
         st->account = LATCH_SUCCESS;
+        st->password_prelim = LATCH_SUCCESS;
+        st->password_update = LATCH_SUCCESS;
         st->host = host;
 
         for (int i = 0; i < argc; i++) {
                 const char *a = argv[i], *eq = strchr(a, '=');
-                bool *seen;
-                int *slot, r;
+                bool *seen, *seen2 = NULL;
+                int *slot, *slot2 = NULL, r;
+                size_t k = eq ? (size_t) (eq - a) : 0;
 
                 if (eq && (size_t) (eq - a) == 3 && strncmp(a, "ask", 3) == 0) {
                         const char *colon = strchr(eq + 1, ':');
@@ -164,9 +173,23 @@ static int debug_open(const struct latch_host *host, struct latch_ctx *ctx, int 
                                   ((size_t) (eq - a) == 7 && strncmp(a, "account", 7) == 0))) {
                         slot = &st->account;
                         seen = &seen_account;
+                } else if (eq && ((k == 15 && strncmp(a, "password_prelim", 15) == 0) ||
+                                  (k == 12 && strncmp(a, "prechauthtok", 12) == 0))) {
+                        slot = &st->password_prelim;
+                        seen = &seen_prelim;
+                } else if (eq && ((k == 15 && strncmp(a, "password_update", 15) == 0) ||
+                                  (k == 9 && strncmp(a, "chauthtok", 9) == 0))) {
+                        slot = &st->password_update;
+                        seen = &seen_update;
+                } else if (eq && k == 8 && strncmp(a, "password", 8) == 0) {
+                        slot = &st->password_prelim;
+                        seen = &seen_prelim;
+                        slot2 = &st->password_update;
+                        seen2 = &seen_update;
                 } else {
                         host->log(ctx, NULL, LATCH_LOG_ERR,
-                                  "unknown argument '%s' (expected auth=RESULT or acct=RESULT)", a);
+                                  "unknown argument '%s' (expected auth=, acct=, password=, password_prelim= or "
+                                  "password_update=RESULT)", a);
                         debug_close(st);
                         return -EINVAL;
                 }
@@ -181,6 +204,10 @@ static int debug_open(const struct latch_host *host, struct latch_ctx *ctx, int 
                 if (!*seen)
                         *slot = r;
                 *seen = true;
+                if (slot2 && !*seen2)
+                        *slot2 = r;
+                if (seen2)
+                        *seen2 = true;
         }
 
         *ret_state = st;
@@ -223,6 +250,11 @@ static int debug_account(void *state, struct latch_req *req) {
         return ((const struct debug_state *) state)->account;
 }
 
+static int debug_password(void *state, struct latch_req *req, int flags) {
+        const struct debug_state *st = state;
+        return flags & LATCH_PRELIM_CHECK ? st->password_prelim : st->password_update;
+}
+
 static const struct latch_plugin debug_plugin = {
         LATCH_PLUGIN_HEADER,
         .name = "debug",
@@ -230,6 +262,7 @@ static const struct latch_plugin debug_plugin = {
         .close = debug_close,
         .auth = debug_auth,
         .account = debug_account,
+        .password = debug_password,
 };
 
 /* get_data is the last host service it calls (conversations need 1.1). */

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 
 /* debug, loaded through the plugin host: every PAM result name maps to its
- * value for auth= and acct= (and account=); success without arguments; the
- * first argument for an event wins; unknown names and arguments are refused
- * at open with a message. */
+ * value for auth= and acct= (and account=), and for the password stack's
+ * passes (password=, password_prelim=/prechauthtok=,
+ * password_update=/chauthtok=); success without arguments; the first
+ * argument for an event wins; unknown names and arguments are refused at
+ * open with a message. */
 
 #include <errno.h>
 #include <setjmp.h>
@@ -56,8 +58,20 @@ static void call_both(struct fixture *f, int argc, const char *const *argv, int 
 
         if (plugin_line_open(f->h, plugin_path, argc, argv, &l, &err) < 0)
                 fail_msg("open: %s", err);
-        *ret_auth = plugin_line_call(l, STACK_AUTH, f->req);
-        *ret_account = plugin_line_call(l, STACK_ACCOUNT, f->req);
+        *ret_auth = plugin_line_call(l, STACK_AUTH, f->req, 0);
+        *ret_account = plugin_line_call(l, STACK_ACCOUNT, f->req, 0);
+        plugin_line_close(l);
+}
+
+/* The results of the password stack's two passes. */
+static void call_password(struct fixture *f, int argc, const char *const *argv, int *ret_prelim, int *ret_update) {
+        struct plugin_line *l = NULL;
+        char *err = NULL;
+
+        if (plugin_line_open(f->h, plugin_path, argc, argv, &l, &err) < 0)
+                fail_msg("open: %s", err);
+        *ret_prelim = plugin_line_call(l, STACK_PASSWORD, f->req, LATCH_PRELIM_CHECK);
+        *ret_update = plugin_line_call(l, STACK_PASSWORD, f->req, LATCH_UPDATE_AUTHTOK | LATCH_CHANGE_EXPIRED_AUTHTOK);
         plugin_line_close(l);
 }
 
@@ -67,6 +81,36 @@ static void test_default(void **state) {
         call_both(*state, 0, NULL, &a, &b);
         assert_int_equal(a, LATCH_SUCCESS);
         assert_int_equal(b, LATCH_SUCCESS);
+        call_password(*state, 0, NULL, &a, &b);
+        assert_int_equal(a, LATCH_SUCCESS);
+        assert_int_equal(b, LATCH_SUCCESS);
+}
+
+static void test_password(void **state) {
+        for (int i = 0; i < _LATCH_RESULT_MAX; i++) {
+                char both[64], prelim[64], update[64], pre[64], chauth[64];
+                int j = _LATCH_RESULT_MAX - 1 - i, a, b;
+
+                snprintf(both, sizeof(both), "password=%s", names[i]);
+                snprintf(prelim, sizeof(prelim), "password_prelim=%s", names[i]);
+                snprintf(update, sizeof(update), "password_update=%s", names[j]);
+                snprintf(pre, sizeof(pre), "prechauthtok=%s", names[i]);
+                snprintf(chauth, sizeof(chauth), "chauthtok=%s", names[j]);
+
+                call_password(*state, 1, (const char *const[]){both}, &a, &b);
+                assert_int_equal(a, i);
+                assert_int_equal(b, i);
+                call_password(*state, 2, (const char *const[]){prelim, update}, &a, &b);
+                assert_int_equal(a, i);
+                assert_int_equal(b, j);
+                call_password(*state, 2, (const char *const[]){chauth, pre}, &a, &b);
+                assert_int_equal(a, i);
+                assert_int_equal(b, j);
+                /* password= does not touch auth and account. */
+                call_both(*state, 1, (const char *const[]){both}, &a, &b);
+                assert_int_equal(a, LATCH_SUCCESS);
+                assert_int_equal(b, LATCH_SUCCESS);
+        }
 }
 
 static void test_every_name(void **state) {
@@ -104,6 +148,14 @@ static void test_first_wins(void **state) {
         call_both(*state, 3, (const char *const[]){"auth=user_unknown", "auth=success", "acct=ignore"}, &a, &b);
         assert_int_equal(a, LATCH_USER_UNKNOWN);
         assert_int_equal(b, LATCH_IGNORE);
+
+        /* A pass named on its own before password= keeps its result. */
+        call_password(*state, 2, (const char *const[]){"password_update=authtok_err", "password=try_again"}, &a, &b);
+        assert_int_equal(a, LATCH_TRY_AGAIN);
+        assert_int_equal(b, LATCH_AUTHTOK_ERR);
+        call_password(*state, 2, (const char *const[]){"password=try_again", "chauthtok=authtok_err"}, &a, &b);
+        assert_int_equal(a, LATCH_TRY_AGAIN);
+        assert_int_equal(b, LATCH_TRY_AGAIN);
 }
 
 static void refused(struct fixture *f, const char *arg, const char *needle) {
@@ -127,12 +179,16 @@ static void test_refused(void **state) {
         refused(*state, "auth", "auth");
         refused(*state, "authx=success", "authx=success");
         refused(*state, "debug", "debug");
+        refused(*state, "password=bogus", "bogus");
+        refused(*state, "password_prelim=", "password_prelim=");
+        refused(*state, "passwd=success", "passwd=success");
 }
 
 int main(int argc, char *argv[]) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_default, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_every_name, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_password, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_first_wins, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
         };
