@@ -336,13 +336,13 @@ static void test_prompt_messages_checked_in_the_worker(void **unused) {
         const char *msg;
 
         assert_int_equal(latch_req_new("login", "svc", "say", "Código:", NULL, &req), 0);
-        assert_int_equal(plugin_line_call(l, STACK_AUTH, req), LATCH_INCOMPLETE);
+        assert_int_equal(plugin_line_call(l, STACK_AUTH, req, 0), LATCH_INCOMPLETE);
         assert_int_equal(latch_req_prompt(req, 0, &msg), LATCH_PROMPT_INFO);
         assert_string_equal(msg, "Código:");
         latch_req_free(req);
         for (size_t i = 0; i < ELEMENTSOF(spoofing); i++) {
                 assert_int_equal(latch_req_new("login", "svc", "say", spoofing[i], NULL, &req), 0);
-                if (plugin_line_call(l, STACK_AUTH, req) != LATCH_CONV_ERR)
+                if (plugin_line_call(l, STACK_AUTH, req, 0) != LATCH_CONV_ERR)
                         fail_msg("prompt %zu taken", i);
                 assert_int_equal(latch_req_n_prompts(req), 0);
                 latch_req_free(req);
@@ -434,7 +434,7 @@ static void test_prompt_messages_checked_from_the_worker(void **unused) {
         l = line_open(h, "echo", 0, NULL);
 
         assert_int_equal(latch_req_new("login", "svc", "alice", NULL, NULL, &req), 0);
-        assert_int_equal(plugin_line_call(l, STACK_AUTH, req), LATCH_INCOMPLETE);
+        assert_int_equal(plugin_line_call(l, STACK_AUTH, req, 0), LATCH_INCOMPLETE);
         assert_int_equal(latch_req_prompt(req, 0, &msg), LATCH_PROMPT_INFO);
         assert_string_equal(msg, "Código:");
         latch_req_free(req);
@@ -444,7 +444,7 @@ static void test_prompt_messages_checked_from_the_worker(void **unused) {
                 f.prompt = spoofing[i];
                 log_reset();
                 assert_int_equal(latch_req_new("login", "svc", "alice", NULL, NULL, &req), 0);
-                if (plugin_line_call(l, STACK_AUTH, req) != LATCH_AUTHINFO_UNAVAIL)
+                if (plugin_line_call(l, STACK_AUTH, req, 0) != LATCH_AUTHINFO_UNAVAIL)
                         fail_msg("prompt %zu taken", i);
                 assert_int_equal(latch_req_n_prompts(req), 0);
                 assert_true(log_has("plugin 'echo': worker sent a malformed answer; replaced"));

@@ -495,7 +495,7 @@ static void test_prompt_messages(void **unused) {
         for (size_t i = 0; i < ELEMENTSOF(good); i++) {
                 struct latch_req *req = NULL;
                 assert_int_equal(latch_req_new("login", "svc", "say", good[i], NULL, &req), 0);
-                assert_int_equal(plugin_line_call(l, STACK_AUTH, req), LATCH_INCOMPLETE);
+                assert_int_equal(plugin_line_call(l, STACK_AUTH, req, 0), LATCH_INCOMPLETE);
                 assert_int_equal(latch_req_prompt(req, 0, &msg), LATCH_PROMPT_INFO);
                 assert_string_equal(msg, good[i]);
                 latch_req_free(req);
@@ -503,7 +503,7 @@ static void test_prompt_messages(void **unused) {
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 struct latch_req *req = NULL;
                 assert_int_equal(latch_req_new("login", "svc", "say", bad[i], NULL, &req), 0);
-                if (plugin_line_call(l, STACK_AUTH, req) != LATCH_CONV_ERR)
+                if (plugin_line_call(l, STACK_AUTH, req, 0) != LATCH_CONV_ERR)
                         fail_msg("prompt %zu taken", i);
                 assert_int_equal(latch_req_n_prompts(req), 0);
                 latch_req_free(req);
