@@ -151,7 +151,7 @@ int main(int argc, char **argv) {
         }
 
         /* Enroll and confirm, as latchctl totp enroll does. */
-        if (plugin_line_admin(l, "enroll", args, &answer, &msg) < 0)
+        if (plugin_line_admin(l, "enroll", args, false, false, &answer, &msg) < 0)
                 goto out;
         secretlen = otp_base32_decode(json_string_value(json_object_get(answer, "secret")), secret, sizeof secret);
         if (secretlen <= 0)
@@ -162,7 +162,7 @@ int main(int argc, char **argv) {
         json_object_set_new(args, "code", json_string(code));
         json_decref(answer);
         answer = NULL;
-        if (plugin_line_admin(l, "confirm", args, &answer, &msg) < 0)
+        if (plugin_line_admin(l, "confirm", args, false, false, &answer, &msg) < 0)
                 goto out;
 
         for (long i = 0; i < n; i++) {

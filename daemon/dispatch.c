@@ -24,7 +24,7 @@ const struct op ops[] = {
         { "keys.rotate", OP_ADMIN, op_keys_rotate },
         { "stats", OP_MONITOR, op_stats },
         { "reload", OP_ADMIN, op_reload },
-        { "plugin", OP_ADMIN, op_plugin },
+        { "plugin", OP_ADMIN_OR_SESSION, op_plugin },
 };
 const unsigned n_ops = ELEMENTSOF(ops);
 
@@ -55,13 +55,17 @@ void dispatch_request(struct request *r) {
                         continue;
                 r->op = &ops[i];
                 r->op_index = (int) i;
-                if ((ops[i].access == OP_ADMIN && !access_is_admin(d, &r->conn->peer)) ||
+                bool admin_needed = ops[i].access == OP_ADMIN ||
+                                    (ops[i].access == OP_ADMIN_OR_SESSION && !json_object_get(r->in.root, "session"));
+                if ((admin_needed && !access_is_admin(d, &r->conn->peer)) ||
                     (ops[i].access == OP_MONITOR && !access_may_monitor(d, &r->conn->peer))) {
                         log_fields(LOG_NOTICE,
                                    (const char *[]){ "LATCH_OP", ops[i].name, "LATCH_RESULT", "forbidden", NULL },
                                    "client %s: %s refused: not an admin", r->conn->peer_desc, ops[i].name);
                         reply_error(r, "forbidden", "'%s' needs an admin peer%s", ops[i].name,
-                                    ops[i].access == OP_MONITOR ? " or one in [access] stats_groups" : "");
+                                    ops[i].access == OP_MONITOR          ? " or one in [access] stats_groups"
+                                    : ops[i].access == OP_ADMIN_OR_SESSION ? " (or a user's own session)"
+                                                                           : "");
                         return;
                 }
                 if (ops[i].access == OP_SERVICE && service_refused(r))

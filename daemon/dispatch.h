@@ -15,8 +15,11 @@
 #include "conn.h"
 #include "request.h"
 
-/* OP_MONITOR: admins, and peers in [access] stats_groups (read-only counters). */
-enum op_access { OP_ANYONE, OP_SERVICE, OP_ADMIN, OP_MONITOR };
+/* OP_MONITOR: admins, and peers in [access] stats_groups (read-only counters).
+ * OP_ADMIN_OR_SESSION: admins; with a `session` argument, any peer, which
+ * the handler checks against the session's service (the self-service
+ * `plugin` op). */
+enum op_access { OP_ANYONE, OP_SERVICE, OP_ADMIN, OP_MONITOR, OP_ADMIN_OR_SESSION };
 
 struct op {
         const char *name;

@@ -12,6 +12,12 @@
  * throttle ticket lives across the steps, so the throttle and the plugins'
  * outcome() see only the final result. A conversation that expires or is
  * refused ends as a failure (LATCH_CONV_ERR) for them.
+ *
+ * The same job re-authenticates a signed-in user for another op (the
+ * `plugin` op with `session` and `password`, op-plugin.c): the service's
+ * auth stack runs as for authenticate, conversation, throttle and outcome
+ * included, and on success the op's follow-up (struct auth_followup) runs in
+ * the same job and answers instead.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +28,7 @@
 #include "daemon.h"
 #include "dispatch.h"
 #include "log.h"
+#include "op-auth.h"
 #include "ops-common.h"
 #include "plugin-host.h"
 #include "secret.h"
@@ -40,6 +47,8 @@ struct auth_job {
         const struct stack *stack;
         struct latch_req *lreq;
         bool login;
+        const char *opname;             /* "login", "authenticate", or the op re-authenticating */
+        struct auth_followup *followup; /* not NULL: what a success leads to instead of an answer */
         bool want_token;
         char *audience;
         char *user;
@@ -66,6 +75,8 @@ static void auth_job_free(struct auth_job *j) {
         if (!j)
                 return;
         latch_req_free(j->lreq);
+        if (j->followup)
+                j->followup->free(j->followup);
         if (j->set)
                 stackset_unref(j->set);
         request_unref(j->r);
@@ -101,6 +112,10 @@ static void auth_job_run(struct work *w) {
         latch_req_free(j->lreq);
         j->lreq = NULL;
 
+        if (j->result == LATCH_SUCCESS && j->followup) {
+                j->followup->run(j->followup);
+                return;
+        }
         if (j->result != LATCH_SUCCESS || !j->login)
                 return;
         if (!j->claims_json) {
@@ -188,11 +203,11 @@ static void conversation_end(struct auth_job *j, const char *why) {
         snprintf(uid, sizeof uid, "%u", (unsigned) j->peer_uid);
         snprintf(step, sizeof step, "%u", j->step);
         log_fields(LOG_NOTICE,
-                   (const char *[]){ "LATCH_OP", j->login ? "login" : "authenticate", "LATCH_SERVICE", j->service,
+                   (const char *[]){ "LATCH_OP", j->opname, "LATCH_SERVICE", j->service,
                                      "LATCH_USER", j->user, "LATCH_RESULT", "denied", "LATCH_PEER_UID", uid,
                                      "LATCH_REMOTE", j->remote, "LATCH_CONVERSATION_STEP", step, NULL },
                    "%s conversation for user '%s' on service '%s' ended after %u step(s): %s",
-                   j->login ? "login" : "authenticate", log_esc(j->user), log_esc(j->service), j->step, why);
+                   j->opname, log_esc(j->user), log_esc(j->service), j->step, why);
         if (j->r) {
                 request_unref(j->r);
                 j->r = NULL;
@@ -237,7 +252,7 @@ static const char *style_name(int style) {
 static void auth_job_challenge(struct auth_job *j) {
         struct request *r = j->r;
         struct daemon *d = j->d;
-        const char *opname = j->login ? "login" : "authenticate";
+        const char *opname = j->opname;
         int64_t timeout = d->config->conversation_timeout;
         char uid[16], step[16];
         json_t *prompts, *extra;
@@ -290,7 +305,7 @@ static void auth_job_done(struct work *w) {
         _cleanup_(auth_job_freep) struct auth_job *j = (struct auth_job *) w;
         struct request *r = j->r;
         struct daemon *d = j->d;
-        const char *opname = j->login ? "login" : "authenticate";
+        const char *opname = j->opname;
         char uid[16];
 
         if (j->result == LATCH_INCOMPLETE && j->lreq && latch_req_challenge(j->lreq)) {
@@ -326,6 +341,17 @@ static void auth_job_done(struct work *w) {
                         reply_error(r, "unavailable", "the credential backend is unavailable; try again later");
                 else
                         reply_error(r, "denied", DENIED_MESSAGE);
+                return;
+        }
+
+        if (j->followup) {
+                log_fields(LOG_INFO,
+                           (const char *[]){ "LATCH_OP", opname, "LATCH_SERVICE", j->service, "LATCH_USER", j->user,
+                                             "LATCH_RESULT", "ok", "LATCH_PEER_UID", uid, "LATCH_REMOTE", j->remote,
+                                             NULL },
+                           "%s: user '%s' re-authenticated on service '%s'", opname, log_esc(j->user),
+                           log_esc(j->service));
+                j->followup->reply(j->followup, r);
                 return;
         }
 
@@ -427,6 +453,7 @@ static void start_auth(struct request *r, bool login) {
                 reply_error(r, "internal", "out of memory");
                 return;
         }
+        j->opname = login ? "login" : "authenticate";
         const struct service_config *sc = config_service(d->config, service);
         j->work.run = auth_job_run;
         j->work.done = auth_job_done;
@@ -458,6 +485,43 @@ static void start_auth(struct request *r, bool login) {
 }
 
 void op_authenticate(struct request *r) { start_auth(r, false); }
+
+void op_auth_reauthenticate(struct request *r, const char *opname, const char *service, const char *user,
+                            const char *password, const char *remote, struct auth_followup *followup) {
+        struct daemon *d = r->conn->d;
+        const struct stack *st = d->stacks->services ? services_find(d->stacks->services, service) : NULL;
+
+        _cleanup_(auth_job_freep) struct auth_job *j = calloc(1, sizeof(*j));
+        if (!j) {
+                followup->free(followup);
+                reply_error(r, "internal", "out of memory");
+                return;
+        }
+        j->followup = followup;
+        if (!st) {
+                reply_error(r, "unknown_service", "no such service");
+                return;
+        }
+        j->work.run = auth_job_run;
+        j->work.done = auth_job_done;
+        j->result = -1; /* not run yet */
+        j->d = d;
+        j->opname = opname;
+        j->stack = st;
+        j->peer_uid = r->conn->peer.uid;
+        j->user = strdup(user);
+        j->service = strdup(service);
+        j->remote = remote ? strdup(remote) : NULL;
+        if (!j->user || !j->service || (remote && !j->remote) ||
+            latch_req_new("authenticate", service, user, password, remote, &j->lreq) < 0) {
+                reply_error(r, "internal", "out of memory");
+                return;
+        }
+        j->r = request_ref(r);
+        j->set = stackset_ref(d->stacks);
+        struct auth_job *job = TAKE_PTR(j);
+        ops_begin_throttled(r, &job->work, &job->ticket, user, remote);
+}
 
 void op_respond(struct request *r) {
         struct daemon *d = r->conn->d;

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "plugin-host-internal.h"
 
 struct admin_call {
@@ -101,6 +103,26 @@ static _printf_(2, 3) void admin_fail(struct latch_admin *a, const char *fmt, ..
         c->message = m;
 }
 
+static void json_wipe_strings(json_t *v) {
+        const char *key;
+        json_t *m;
+        size_t i;
+
+        if (json_is_string(v))
+                sodium_memzero((char *) json_string_value(v), json_string_length(v));
+        else if (json_is_object(v))
+                json_object_foreach(v, key, m)
+                        json_wipe_strings(m);
+        else if (json_is_array(v))
+                json_array_foreach(v, i, m)
+                        json_wipe_strings(m);
+}
+
+void plugin_admin_answer_free(json_t *answer) {
+        json_wipe_strings(answer);
+        json_decref(answer);
+}
+
 bool plugin_line_has_admin(const struct plugin_line *l) {
         const struct latch_plugin *p;
 
@@ -110,8 +132,8 @@ bool plugin_line_has_admin(const struct plugin_line *l) {
         return p->size >= offsetof(struct latch_plugin, admin) + sizeof(p->admin) && p->admin;
 }
 
-int plugin_line_admin(struct plugin_line *l, const char *action, json_t *args, json_t **ret_answer,
-                      char **ret_message) {
+int plugin_line_admin(struct plugin_line *l, const char *action, json_t *args, bool self, bool reauthenticated,
+                      json_t **ret_answer, char **ret_message) {
         struct admin_call c = {
                 .pub = {
                         .size = sizeof(struct latch_admin),
@@ -124,6 +146,8 @@ int plugin_line_admin(struct plugin_line *l, const char *action, json_t *args, j
                         .reply_append_int = admin_reply_append_int,
                         .reply_array = admin_reply_array,
                         .fail = admin_fail,
+                        .self = self,
+                        .reauthenticated = self && reauthenticated,
                 },
                 .args = args,
         };
@@ -146,7 +170,7 @@ int plugin_line_admin(struct plugin_line *l, const char *action, json_t *args, j
         if (r > 0)
                 r = 0; /* the ABI says 0: be lenient with a positive value */
         if (r < 0) {
-                json_decref(c.answer);
+                plugin_admin_answer_free(c.answer);
                 if (!c.message && asprintf(&c.message, "'%s' failed: %s", action, strerror(-r)) < 0)
                         c.message = NULL;
                 *ret_message = c.message;

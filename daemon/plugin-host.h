@@ -185,14 +185,19 @@ void plugin_line_outcome(struct plugin_line *l, struct latch_req *req, int resul
  * tells whether the line's plugin has an admin() entry point it can be
  * called with (never on an isolated line: admin calls run in latchd).
  * plugin_line_admin() calls it with `action` and the request's arguments
- * `args` (a JSON object, borrowed), on any thread. Returns 0 and the
+ * `args` (a JSON object, borrowed), on any thread, with latch_admin's
+ * `self` and `reauthenticated` (ABI 1.2) as given. Returns 0 and the
  * answer's members in *ret_answer (a new JSON object), or the plugin's
  * negative errno (-EOPNOTSUPP also when the plugin has no admin()) and a
  * malloc()ed one-line message in *ret_message (may be NULL when out of
  * memory). */
 bool plugin_line_has_admin(const struct plugin_line *l);
-int plugin_line_admin(struct plugin_line *l, const char *action, json_t *args, json_t **ret_answer,
-                      char **ret_message);
+int plugin_line_admin(struct plugin_line *l, const char *action, json_t *args, bool self, bool reauthenticated,
+                      json_t **ret_answer, char **ret_message);
+/* Releases an answer of plugin_line_admin() (NULL: nothing), wiping its
+ * strings first: an answer may carry a secret (an enrollment's). Only the
+ * last reference: strings shared with another object are wiped too. */
+void plugin_admin_answer_free(json_t *answer);
 
 /* Makes a request. `op` is what plugins read as LATCH_ITEM_OP
  * ("authenticate", "login", "passwd"). Every string is copied; the password

@@ -393,7 +393,10 @@ struct latch_plugin {
          * a->fail() said why: -EINVAL (a bad or missing argument),
          * -EOPNOTSUPP (an unknown action), -ENOENT (nothing to act on, e.g.
          * the user has no enrollment) and -EEXIST answer `bad_request`;
-         * anything else answers `unavailable`. */
+         * -EPERM (the caller may not do this, e.g. a self call: see
+         * latch_admin.self) answers `forbidden`; -EACCES (a wrong code or
+         * credential) answers `denied`; anything else answers
+         * `unavailable`. */
         int (*admin)(void *state, struct latch_admin *a);
 
         /* ---- ABI 1.2 (the host reads it only when `size` covers it) ---- */

@@ -39,6 +39,7 @@
  */
 
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -452,6 +453,10 @@ static int reset_cb(void *userdata, const void *old, size_t oldlen, void *newbuf
  *   0 for "until reset"), and this line's deny, fail_interval, unlock_time.
  * reset {user}: clears the tally (unlocks the user); answers `reset`
  *   (whether there was a tally).
+ *
+ * Both are an administrator's: a user acting on their own account (`self`,
+ * ABI 1.2) is refused, as a locked user must not unlock themself and the
+ * tally would tell a guesser how close the lock is.
  */
 static int faillock_admin(void *state, struct latch_admin *a) {
         struct faillock_state *s = state;
@@ -462,6 +467,10 @@ static int faillock_admin(void *state, struct latch_admin *a) {
         if (strcmp(a->action, "show") != 0 && strcmp(a->action, "reset") != 0) {
                 a->fail(a, "unknown action '%s' (expected show or reset)", a->action);
                 return -EOPNOTSUPP;
+        }
+        if (a->size >= offsetof(struct latch_admin, self) + sizeof(a->self) && a->self) {
+                a->fail(a, "faillock's actions are an administrator's");
+                return -EPERM;
         }
         if (userlen == 0 || userlen > LATCH_KV_KEY_MAX) {
                 a->fail(a, "'user' is required (1 to %d bytes)", LATCH_KV_KEY_MAX);

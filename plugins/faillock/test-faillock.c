@@ -390,6 +390,10 @@ static void test_without_store(void **state) {
 
 /* The admin actions, as pam_faillock's faillock(8): show the tally, reset
  * it (which unlocks). */
+/* How admin() calls: as an administrator (both false) or as the user's own
+ * session (self), re-authenticated or not. */
+static bool admin_self, admin_reauthenticated;
+
 static int admin(struct fixture *f, const char *action, const char *user, json_t **ret) {
         json_t *args = json_object(), *answer = NULL;
         char *message = NULL;
@@ -397,7 +401,7 @@ static int admin(struct fixture *f, const char *action, const char *user, json_t
 
         if (user)
                 json_object_set_new(args, "user", json_string(user));
-        r = plugin_line_admin(f->l, action, args, &answer, &message);
+        r = plugin_line_admin(f->l, action, args, admin_self, admin_reauthenticated, &answer, &message);
         json_decref(args);
         if (r < 0)
                 assert_non_null(message);
@@ -428,6 +432,16 @@ static void test_admin_show_reset(void **state) {
                 attempt(f, "alice", LATCH_AUTH_ERR);
                 f->now += 5;
         }
+        assert_true(locked(f, "alice"));
+        /* A locked user's own session cannot unlock (nor look), even
+         * re-authenticated: the actions are an administrator's. */
+        admin_self = true;
+        for (int k = 0; k < 2; k++) {
+                admin_reauthenticated = k == 1;
+                assert_int_equal(admin(f, "reset", "alice", NULL), -EPERM);
+                assert_int_equal(admin(f, "show", "alice", NULL), -EPERM);
+        }
+        admin_self = admin_reauthenticated = false;
         assert_true(locked(f, "alice"));
         assert_int_equal(admin(f, "show", "alice", &a), 0);
         assert_true(json_is_true(json_object_get(a, "locked")));

@@ -123,6 +123,10 @@ static int teardown(void **state) {
 /* Runs an admin action with string arguments (NULL-terminated name, value
  * pairs). Returns the plugin's result; *ret_answer (may be NULL) gets the
  * answer. */
+/* How admin() calls: as an administrator (both false) or as the user's own
+ * session (self), re-authenticated or not. */
+static bool admin_self, admin_reauthenticated;
+
 static int admin(struct fixture *f, const char *action, json_t **ret_answer, ...) {
         json_t *args = json_object(), *answer = NULL;
         char *message = NULL;
@@ -133,7 +137,7 @@ static int admin(struct fixture *f, const char *action, json_t **ret_answer, ...
         for (const char *k; (k = va_arg(ap, const char *));)
                 json_object_set_new(args, k, json_string(va_arg(ap, const char *)));
         va_end(ap);
-        r = plugin_line_admin(f->l, action, args, &answer, &message);
+        r = plugin_line_admin(f->l, action, args, admin_self, admin_reauthenticated, &answer, &message);
         json_decref(args);
         if (r < 0) {
                 assert_non_null(message);
@@ -255,7 +259,8 @@ static void test_enroll_confirm_replay(void **state) {
         /* A wrong code does not confirm. */
         code_at(secret, OTP_SHA1, 6, 30, f->now, code);
         snprintf(wrong, sizeof wrong, "%06u", (unsigned) ((strtoul(code, NULL, 10) + 1) % 1000000));
-        assert_int_equal(admin(f, "confirm", NULL, "user", "alice", "code", wrong, NULL), -EINVAL);
+        /* A wrong code is a refusal (`denied`); a malformed one bad input. */
+        assert_int_equal(admin(f, "confirm", NULL, "user", "alice", "code", wrong, NULL), -EACCES);
         assert_int_equal(admin(f, "confirm", NULL, "user", "alice", "code", "12345", NULL), -EINVAL);
         assert_int_equal(attempt(f->l, "alice", code, NULL), LATCH_USER_UNKNOWN);
 
@@ -434,6 +439,153 @@ static void test_remove(void **state) {
         json_decref(ans);
 }
 
+
+/* Confirming a new enrollment voids the recovery codes of the secret it
+ * replaces; a removal forgets them too. */
+static void test_recovery_void_on_reenroll(void **state) {
+        struct fixture *f = *state;
+        json_t *ans = NULL;
+        char c[2][32], code[16], secret2[64];
+
+        (void) enroll(f, "gina");
+        assert_int_equal(admin(f, "recovery", &ans, "user", "gina", NULL), 0);
+        for (int i = 0; i < 2; i++)
+                snprintf(c[i], sizeof c[i], "%s", json_string_value(json_array_get(json_object_get(ans, "codes"), (size_t) i)));
+        json_decref(ans);
+
+        /* A pending re-enrollment leaves the old factor, codes included, in
+         * force until it is confirmed. */
+        f->now += 60;
+        assert_int_equal(admin(f, "enroll", &ans, "user", "gina", NULL), 0);
+        snprintf(secret2, sizeof secret2, "%s", json_string_value(json_object_get(ans, "secret")));
+        json_decref(ans);
+        assert_int_equal(attempt(f->l, "gina", c[0], NULL), LATCH_SUCCESS);
+
+        code_at(secret2, OTP_SHA1, 6, 30, f->now, code);
+        assert_int_equal(admin(f, "confirm", NULL, "user", "gina", "code", code, NULL), 0);
+        assert_int_equal(attempt(f->l, "gina", c[1], NULL), LATCH_AUTH_ERR);
+        assert_int_equal(admin(f, "status", &ans, "user", "gina", NULL), 0);
+        assert_int_equal(json_integer_value(json_object_get(ans, "recovery_codes")), 0);
+        json_decref(ans);
+
+        /* Codes made for the new secret, then a removal and a new
+         * enrollment: the codes do not come back. */
+        assert_int_equal(admin(f, "recovery", &ans, "user", "gina", NULL), 0);
+        snprintf(c[0], sizeof c[0], "%s", json_string_value(json_array_get(json_object_get(ans, "codes"), 0)));
+        json_decref(ans);
+        assert_int_equal(admin(f, "remove", NULL, "user", "gina", NULL), 0);
+        f->now += 60;
+        (void) enroll(f, "gina");
+        assert_int_equal(attempt(f->l, "gina", c[0], NULL), LATCH_AUTH_ERR);
+}
+
+/* A pending enrollment waits 10 minutes for its first code, then is void
+ * (and its secret forgotten). */
+static void test_pending_expires(void **state) {
+        struct fixture *f = *state;
+        json_t *ans = NULL;
+        char secret[64], code[16];
+
+        assert_int_equal(admin(f, "enroll", &ans, "user", "hugo", NULL), 0);
+        snprintf(secret, sizeof secret, "%s", json_string_value(json_object_get(ans, "secret")));
+        assert_int_equal(json_integer_value(json_object_get(ans, "pending_expires_at")), f->now + 600);
+        json_decref(ans);
+
+        /* At the end of its lifetime it is still pending... */
+        f->now += 600;
+        assert_int_equal(admin(f, "status", &ans, "user", "hugo", NULL), 0);
+        assert_true(json_is_true(json_object_get(ans, "pending")));
+        json_decref(ans);
+
+        /* ...and after it, void. */
+        f->now += 30;
+        assert_int_equal(admin(f, "status", &ans, "user", "hugo", NULL), 0);
+        assert_true(json_is_false(json_object_get(ans, "pending")));
+        assert_null(json_object_get(ans, "pending_expires_at"));
+        json_decref(ans);
+        code_at(secret, OTP_SHA1, 6, 30, f->now, code);
+        assert_int_equal(admin(f, "confirm", NULL, "user", "hugo", "code", code, NULL), -ENOENT);
+        assert_int_equal(attempt(f->l, "hugo", code, NULL), LATCH_USER_UNKNOWN);
+        /* Forgotten: hugo had nothing else, so no record is left. */
+        uint8_t buf[4096];
+        size_t len = sizeof buf;
+        assert_int_equal(store_kv_get(f->st, "totp", "hugo", 4, buf, &len), -ENOENT);
+
+        /* A fresh enrollment works again, confirmed in time. */
+        const char *fresh = enroll(f, "hugo");
+        f->now += 30;
+        code_at(fresh, OTP_SHA1, 6, 30, f->now, code);
+        assert_int_equal(attempt(f->l, "hugo", code, NULL), LATCH_SUCCESS);
+}
+
+/* A user's own session (self): status and confirm always; enroll,
+ * recovery and remove only re-authenticated. */
+static void test_self(void **state) {
+        struct fixture *f = *state;
+        json_t *ans = NULL;
+        char code[16], secret[64];
+
+        admin_self = true;
+        admin_reauthenticated = false;
+        assert_int_equal(admin(f, "status", NULL, "user", "ivy", NULL), 0);
+        assert_int_equal(admin(f, "enroll", NULL, "user", "ivy", NULL), -EPERM);
+        assert_int_equal(admin(f, "recovery", NULL, "user", "ivy", NULL), -EPERM);
+        assert_int_equal(admin(f, "remove", NULL, "user", "ivy", NULL), -EPERM);
+
+        admin_reauthenticated = true;
+        assert_int_equal(admin(f, "enroll", &ans, "user", "ivy", NULL), 0);
+        snprintf(secret, sizeof secret, "%s", json_string_value(json_object_get(ans, "secret")));
+        json_decref(ans);
+
+        admin_reauthenticated = false;
+        code_at(secret, OTP_SHA1, 6, 30, f->now, code);
+        assert_int_equal(admin(f, "confirm", NULL, "user", "ivy", "code", code, NULL), 0);
+        assert_int_equal(admin(f, "remove", NULL, "user", "ivy", NULL), -EPERM);
+        f->now += 30;
+        code_at(secret, OTP_SHA1, 6, 30, f->now, code);
+        assert_int_equal(attempt(f->l, "ivy", code, NULL), LATCH_SUCCESS);
+
+        admin_reauthenticated = true;
+        assert_int_equal(admin(f, "recovery", NULL, "user", "ivy", NULL), 0);
+        assert_int_equal(admin(f, "remove", NULL, "user", "ivy", NULL), 0);
+        admin_self = admin_reauthenticated = false;
+}
+
+struct raw {
+        const uint8_t *b;
+        size_t n;
+};
+
+static int put_raw_cb(void *userdata, const void *old, size_t oldlen, void *newbuf, size_t *newlen) {
+        const struct raw *p = userdata;
+        memcpy(newbuf, p->b, p->n);
+        *newlen = p->n;
+        return 1;
+}
+
+/* A record of version 1 (before pending enrollments expired) still reads:
+ * its confirmed secret works, its pending enrollment is void. */
+static void test_record_v1(void **state) {
+        struct fixture *f = *state;
+        const char *secret = enroll(f, "jack");
+        uint8_t buf[4096];
+        size_t len = sizeof buf;
+        char code[16];
+
+        assert_int_equal(store_kv_get(f->st, "totp", "jack", 4, buf, &len), 0);
+        /* v2 = v1 with pending_at (8 bytes) after the pending params. */
+        size_t params = 1 + 1 + 4 + OTP_SECRET_SIZE, at = 2 + 2 * params;
+        buf[0] = 1;
+        memmove(buf + at, buf + at + 8, len - at - 8);
+        len -= 8;
+        struct raw p = { buf, len };
+        assert_int_equal(store_kv_update(f->st, "totp", "jack", 4, put_raw_cb, &p), 0);
+
+        f->now += 30;
+        code_at(secret, OTP_SHA1, 6, 30, f->now, code);
+        assert_int_equal(attempt(f->l, "jack", code, NULL), LATCH_SUCCESS);
+}
+
 static void test_admin_errors(void **state) {
         struct fixture *f = *state;
 
@@ -532,6 +684,10 @@ int main(int argc, char **argv) {
                 cmocka_unit_test_setup_teardown(test_parallel, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_recovery, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_recovery_void_on_reenroll, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pending_expires, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_self, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_record_v1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_admin_errors, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_oathtool_imports_uri, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_oathtool_codes_accepted, setup, teardown),

@@ -41,9 +41,22 @@
  * of a pool thread. The salt keeps equal codes of different users apart and
  * any precomputation useless.
  *
- * Secrets never reach a log line. The only reply that carries one is the
- * answer to an administrator's `enroll` (the secret the app must learn) and
- * `recovery` (the codes to hand to the user).
+ * Enrollment: `enroll` makes a pending secret, which the user's current
+ * enrollment (if any) outlives until a first code of the new secret
+ * confirms it; a pending enrollment not confirmed within 10 minutes
+ * (PENDING_LIFETIME) is void. Confirming replaces the old secret and voids
+ * the old recovery codes (they were handed out with it): `recovery` makes
+ * new ones. `remove` forgets the record, codes included.
+ *
+ * Secrets never reach a log line. The only replies that carry one are the
+ * answers to `enroll` (the secret the app must learn) and `recovery` (the
+ * codes to hand to the user), to an administrator or to the user's own
+ * re-authenticated session.
+ *
+ * Self-service (latch_admin.self, ABI 1.2: a user acting through their own
+ * session): `status` and `confirm` are allowed; `enroll`, `recovery` and
+ * `remove` change the factor and need `reauthenticated` (the password given
+ * again in that very call); otherwise -EPERM.
  *
  * Admin actions (latchd's `plugin` op): enroll, confirm, recovery, remove,
  * status; see totp_admin().
@@ -71,6 +84,10 @@
 #define PERIOD_MAX 3600
 #define WINDOW_MAX 10
 #define ISSUER_MAX 128
+/* How long an enrollment waits for its first code. Long enough to install
+ * an app and scan; short enough that a secret shown on a forgotten screen
+ * is soon worth nothing. */
+#define PENDING_LIFETIME (10 * 60)
 
 struct totp_params {
         uint8_t alg;
@@ -79,7 +96,9 @@ struct totp_params {
         uint8_t secret[OTP_SECRET_SIZE];
 };
 
-#define RECORD_VERSION 1
+/* Version 2 added pending_at; a version 1 record reads with pending_at 0,
+ * so its pending enrollment (if any) has expired. */
+#define RECORD_VERSION 2
 #define FLAG_ACTIVE 1u
 #define FLAG_PENDING 2u
 
@@ -88,6 +107,7 @@ struct record {
         uint8_t flags;
         struct totp_params active;
         struct totp_params pending;
+        uint64_t pending_at;       /* when `pending` was made (Unix seconds) */
         uint64_t last_step;        /* the last step accepted; 0 = none */
         uint8_t salt[SALT_SIZE];
         uint8_t n_recovery;
@@ -95,7 +115,8 @@ struct record {
 };
 
 #define PARAMS_SIZE (1 + 1 + 4 + OTP_SECRET_SIZE)
-#define RECORD_SIZE (1 + 1 + 2 * PARAMS_SIZE + 8 + SALT_SIZE + 1 + RECOVERY_CODES * RECOVERY_HASH)
+#define RECORD_SIZE_V1 (1 + 1 + 2 * PARAMS_SIZE + 8 + SALT_SIZE + 1 + RECOVERY_CODES * RECOVERY_HASH)
+#define RECORD_SIZE (RECORD_SIZE_V1 + 8)
 
 struct totp_state {
         const struct latch_host *host;
@@ -159,6 +180,7 @@ static size_t record_encode(const struct record *r, uint8_t *buf) {
         *p++ = r->flags;
         put_params(&p, &r->active);
         put_params(&p, &r->pending);
+        put_u64(&p, r->pending_at);
         put_u64(&p, r->last_step);
         memcpy(p, r->salt, SALT_SIZE);
         p += SALT_SIZE;
@@ -173,12 +195,13 @@ static int record_decode(const void *buf, size_t len, struct record *r) {
         const uint8_t *p = buf;
 
         memset(r, 0, sizeof *r);
-        if (len != RECORD_SIZE || p[0] != RECORD_VERSION)
+        if (len < 1 || !((p[0] == RECORD_VERSION && len == RECORD_SIZE) || (p[0] == 1 && len == RECORD_SIZE_V1)))
                 return -EBADMSG;
-        p++;
+        bool v1 = *p++ == 1;
         r->flags = *p++;
         get_params(&p, &r->active);
         get_params(&p, &r->pending);
+        r->pending_at = v1 ? 0 : get_u64(&p);
         r->last_step = get_u64(&p);
         memcpy(r->salt, p, SALT_SIZE);
         p += SALT_SIZE;
@@ -191,6 +214,11 @@ static int record_decode(const void *buf, size_t len, struct record *r) {
                 return -EBADMSG;
         }
         return 0;
+}
+
+/* Whether r has a pending enrollment that can still be confirmed at `now`. */
+static bool pending_live(const struct record *r, int64_t now) {
+        return (r->flags & FLAG_PENDING) && now >= 0 && (uint64_t) now <= r->pending_at + PENDING_LIFETIME;
 }
 
 /* Reads the user's record: 0, -ENOENT, or another negative errno (logged). */
@@ -264,13 +292,15 @@ static void recovery_hash(const uint8_t salt[SALT_SIZE], const char code[RECOVER
 struct accept_step {
         const uint8_t *secret;  /* the secret the code was checked against */
         bool pending;           /* confirming the pending enrollment */
+        int64_t now;            /* when pending: the time it must still be live at */
         uint64_t step;
         bool accepted;
 };
 
 /* Accepts `step` if it is still above the last one and the secret is still
- * the one checked; when confirming, the pending enrollment becomes the
- * active one in the same write. */
+ * the one checked; when confirming, the (still live) pending enrollment
+ * becomes the active one in the same write, and the recovery codes of the
+ * secret it replaces are void. */
 static int accept_step_cb(void *userdata, const void *old, size_t oldlen, void *newbuf, size_t *newlen) {
         struct accept_step *a = userdata;
         struct record r;
@@ -281,13 +311,18 @@ static int accept_step_cb(void *userdata, const void *old, size_t oldlen, void *
                 return 0;
         const struct totp_params *t = a->pending ? &r.pending : &r.active;
         if (!(r.flags & (a->pending ? FLAG_PENDING : FLAG_ACTIVE)) ||
-            sodium_memcmp(t->secret, a->secret, OTP_SECRET_SIZE) != 0 || a->step <= r.last_step)
+            sodium_memcmp(t->secret, a->secret, OTP_SECRET_SIZE) != 0 || a->step <= r.last_step ||
+            (a->pending && !pending_live(&r, a->now)))
                 goto out;
         r.last_step = a->step;
         if (a->pending) {
                 r.active = r.pending;
                 sodium_memzero(&r.pending, sizeof r.pending);
+                r.pending_at = 0;
                 r.flags = FLAG_ACTIVE;
+                sodium_memzero(r.salt, sizeof r.salt);
+                sodium_memzero(r.recovery, sizeof r.recovery);
+                r.n_recovery = 0;
         }
         *newlen = record_encode(&r, newbuf);
         a->accepted = true;
@@ -553,6 +588,7 @@ static void totp_close(void *state) {
 struct put_record {
         const struct record *rec; /* NULL: delete */
         const struct totp_params *pending; /* set only the pending part, keeping the rest */
+        int64_t now;               /* when pending: made now */
         const uint8_t *salt;       /* set only the recovery codes ... */
         const uint8_t (*hashes)[RECOVERY_HASH];
         bool existed, active;
@@ -565,6 +601,7 @@ static int put_pending_cb(void *userdata, const void *old, size_t oldlen, void *
         if (!old || record_decode(old, oldlen, &r) < 0)
                 memset(&r, 0, sizeof r);
         r.pending = *p->pending;
+        r.pending_at = p->now > 0 ? (uint64_t) p->now : 0;
         r.flags |= FLAG_PENDING;
         *newlen = record_encode(&r, newbuf);
         sodium_memzero(&r, sizeof r);
@@ -591,6 +628,28 @@ static int put_recovery_cb(void *userdata, const void *old, size_t oldlen, void 
         return 1;
 }
 
+/* Forgets an expired pending enrollment (its secret need not linger). */
+static int drop_pending_cb(void *userdata, const void *old, size_t oldlen, void *newbuf, size_t *newlen) {
+        const int64_t *now = userdata;
+        struct record r;
+        int ret = 0;
+
+        if (!old || record_decode(old, oldlen, &r) < 0)
+                return 0;
+        if ((r.flags & FLAG_PENDING) && !pending_live(&r, *now)) {
+                sodium_memzero(&r.pending, sizeof r.pending);
+                r.pending_at = 0;
+                r.flags &= (uint8_t) ~FLAG_PENDING;
+                if (r.flags) {
+                        *newlen = record_encode(&r, newbuf);
+                        ret = 1;
+                } else
+                        ret = 2;
+        }
+        sodium_memzero(&r, sizeof r);
+        return ret;
+}
+
 static int remove_cb(void *userdata, const void *old, size_t oldlen, void *newbuf, size_t *newlen) {
         struct put_record *p = userdata;
         p->existed = old != NULL;
@@ -615,7 +674,7 @@ static int kv_failed(struct totp_state *s, struct latch_admin *a, int r) {
 
 static int admin_enroll(struct totp_state *s, struct latch_admin *a, const char *user) {
         struct totp_params t = { .alg = (uint8_t) s->alg, .digits = (uint8_t) s->digits, .period = s->period };
-        struct put_record p = { .pending = &t };
+        struct put_record p = { .pending = &t, .now = s->host->now(s->ctx) };
         char b32[OTP_SECRET_SIZE * 2];
         char *uri = NULL;
         int r;
@@ -639,7 +698,8 @@ static int admin_enroll(struct totp_state *s, struct latch_admin *a, const char 
             a->reply_string(a, "uri", uri) < 0 || a->reply_string(a, "issuer", s->issuer) < 0 ||
             a->reply_string(a, "algorithm", otp_algorithm_to_string(s->alg)) < 0 ||
             a->reply_int(a, "digits", s->digits) < 0 || a->reply_int(a, "period", s->period) < 0 ||
-            a->reply_bool(a, "pending", 1) < 0) {
+            a->reply_bool(a, "pending", 1) < 0 ||
+            a->reply_int(a, "pending_expires_at", p.now + PENDING_LIFETIME) < 0) {
                 a->fail(a, "out of memory");
                 r = -ENOMEM;
         }
@@ -654,7 +714,7 @@ static int admin_enroll(struct totp_state *s, struct latch_admin *a, const char 
 
 static int admin_confirm(struct totp_state *s, struct latch_admin *a, const char *user) {
         const char *code = a->arg(a, "code");
-        struct accept_step acc = { .pending = true };
+        struct accept_step acc = { .pending = true, .now = s->host->now(s->ctx) };
         struct record rec;
         uint32_t v;
         uint64_t step;
@@ -670,6 +730,13 @@ static int admin_confirm(struct totp_state *s, struct latch_admin *a, const char
                 a->fail(a, "no enrollment of '%s' waits for confirmation", user);
                 return -ENOENT;
         }
+        if (!pending_live(&rec, acc.now)) {
+                sodium_memzero(&rec, sizeof rec);
+                (void) s->host->kv_update(s->ctx, user, strlen(user), drop_pending_cb, &acc.now);
+                a->fail(a, "the enrollment of '%s' expired (it waits %d minutes for its first code): enroll again",
+                        user, PENDING_LIFETIME / 60);
+                return -ENOENT;
+        }
         if (!code || otp_parse_code(code, rec.pending.digits, &v) < 0) {
                 a->fail(a, "'code' must be %u digits", rec.pending.digits);
                 sodium_memzero(&rec, sizeof rec);
@@ -678,7 +745,7 @@ static int admin_confirm(struct totp_state *s, struct latch_admin *a, const char
         if (!match_code(&rec.pending, v, s->host->now(s->ctx), s->window, rec.last_step, &step)) {
                 sodium_memzero(&rec, sizeof rec);
                 a->fail(a, "wrong code: the enrollment is not confirmed");
-                return -EINVAL;
+                return -EACCES;
         }
         acc.secret = rec.pending.secret;
         acc.step = step;
@@ -687,8 +754,8 @@ static int admin_confirm(struct totp_state *s, struct latch_admin *a, const char
         if (r < 0)
                 return kv_failed(s, a, r);
         if (!acc.accepted) {
-                a->fail(a, "the code was used already, or the enrollment changed meanwhile");
-                return -EINVAL;
+                a->fail(a, "the code was used already, or the enrollment changed or expired meanwhile");
+                return -EACCES;
         }
         s->host->log(s->ctx, NULL, LATCH_LOG_NOTICE, "enrollment of user '%s' confirmed", user);
         if (a->reply_string(a, "user", user) < 0 || a->reply_bool(a, "enrolled", 1) < 0)
@@ -772,8 +839,10 @@ static int admin_status(struct totp_state *s, struct latch_admin *a, const char 
         if (r == -ENOENT)
                 memset(&rec, 0, sizeof rec);
         r = 0;
+        bool pending = pending_live(&rec, s->host->now(s->ctx));
         if (a->reply_string(a, "user", user) < 0 || a->reply_bool(a, "enrolled", !!(rec.flags & FLAG_ACTIVE)) < 0 ||
-            a->reply_bool(a, "pending", !!(rec.flags & FLAG_PENDING)) < 0 ||
+            a->reply_bool(a, "pending", pending) < 0 ||
+            (pending && a->reply_int(a, "pending_expires_at", (int64_t) (rec.pending_at + PENDING_LIFETIME)) < 0) ||
             a->reply_int(a, "recovery_codes", rec.n_recovery) < 0)
                 r = -ENOMEM;
         if (r == 0 && (rec.flags & FLAG_ACTIVE) &&
@@ -786,15 +855,21 @@ static int admin_status(struct totp_state *s, struct latch_admin *a, const char 
 
 /*
  * enroll {user}: a new random 160-bit secret, pending (the user's current
- *   enrollment, if any, stays in force) until `confirm`; answers user,
- *   secret (base32), uri (otpauth://), issuer, algorithm, digits, period.
+ *   enrollment, if any, stays in force) until `confirm`, for at most
+ *   PENDING_LIFETIME; answers user, secret (base32), uri (otpauth://),
+ *   issuer, algorithm, digits, period, pending_expires_at.
  * confirm {user, code}: a code of the pending secret makes it the user's;
- *   its time step counts as used.
+ *   its time step counts as used, and the old recovery codes are void. A
+ *   wrong code is -EACCES (`denied`).
  * recovery {user}: 10 new one-time recovery codes (the old ones are void);
  *   answers codes.
  * remove {user}: forgets everything about the user; answers removed.
- * status {user}: enrolled, pending, recovery_codes (how many are left),
- *   and the enrollment's algorithm, digits, period; never a secret.
+ * status {user}: enrolled, pending (and pending_expires_at), recovery_codes
+ *   (how many are left), and the enrollment's algorithm, digits, period;
+ *   never a secret.
+ *
+ * A self call (a->self) may run status and confirm; enroll, recovery and
+ * remove need a->reauthenticated.
  */
 static int totp_admin(void *state, struct latch_admin *a) {
         struct totp_state *s = state;
@@ -809,6 +884,11 @@ static int totp_admin(void *state, struct latch_admin *a) {
         } else {
                 a->fail(a, "unknown action '%s' (expected enroll, confirm, recovery, remove or status)", a->action);
                 return -EOPNOTSUPP;
+        }
+        bool self = a->size >= offsetof(struct latch_admin, reauthenticated) + sizeof(a->reauthenticated) && a->self;
+        if (self && !a->reauthenticated && strcmp(a->action, "status") != 0 && strcmp(a->action, "confirm") != 0) {
+                a->fail(a, "'%s' changes the second factor: re-authenticate (give the password) first", a->action);
+                return -EPERM;
         }
         if (!strcmp(a->action, "enroll"))
                 return admin_enroll(s, a, user);

@@ -62,8 +62,9 @@ class TestTotpAdmin(DaemonTest):
         # A wrong code does not confirm; the secret imported into oathtool does.
         code = oathtool(q["secret"][0])
         wrong = f"{(int(code) + 1) % 1000000:06d}"
+        # A wrong code is a refusal (exit 1, as a wrong password), not bad input.
         r = d.ctl("totp", "confirm", "demo", wrong, json_out=True)
-        self.assertEqual((r.returncode, r.json["error"]), (2, "bad_request"), r.stdout)
+        self.assertEqual((r.returncode, r.json["error"]), (1, "denied"), r.stdout)
         r = d.ctl("totp", "confirm", "demo", input=code + "\n", json_out=True)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertTrue(r.json["enrolled"])

@@ -380,7 +380,7 @@ static void test_abi10_plugin(void **unused) {
         json_t *args = json_object(), *answer = NULL;
         char *why = NULL;
         assert_false(plugin_line_has_admin(l));
-        assert_int_equal(plugin_line_admin(l, "show", args, &answer, &why), -EOPNOTSUPP);
+        assert_int_equal(plugin_line_admin(l, "show", args, false, false, &answer, &why), -EOPNOTSUPP);
         assert_null(answer);
         assert_non_null(strstr(why, "has no admin actions"));
         free(why);

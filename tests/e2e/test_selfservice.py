@@ -1,0 +1,160 @@
+# SPDX-License-Identifier: MIT
+"""Self-service plugin calls: the `plugin` op with a user's own `session`
+(and `password` to re-authenticate), as latch-http's account pages use it:
+totp enrollment, confirmation and removal by the user, refused for another
+user, without re-authentication, and for faillock; a failed
+re-authentication counts like a failed login."""
+
+import os
+import shutil
+import subprocess
+import unittest
+
+from harness import DaemonTest
+from test_totp import next_step_code, oathtool
+
+NOBODY = 65534
+
+
+@unittest.skipUnless(shutil.which("oathtool"), "needs oathtool")
+class TestSelfService(DaemonTest):
+    def start(self, config_extra="", allow=None):
+        users = os.path.join(self.tmp, "users")
+        extra = config_extra + (f"[service.demo]\nallow_users = {allow}\n" if allow else "")
+        return self.daemon(
+            services={"demo": "auth requisite faillock deny=3 unlock_time=10min\n"
+                              f"auth required file path={users}\n"
+                              "auth [success=ok user_unknown=ignore default=bad] totp issuer=Demo period=10\n"
+                              f"account required file path={users}\n"},
+            config_extra=extra)
+
+    def session(self, d):
+        r = d.call({"op": "login", "service": "demo", "user": "demo", "password": "demo-password"})
+        self.assertTrue(r["ok"], r)
+        return r["session"]
+
+    def plugin(self, d, session, action, **args):
+        return d.call({"op": "plugin", "plugin": "totp", "action": action, "session": session, **args})
+
+    def test_enroll_confirm_remove_own_factor(self):
+        d = self.start()
+        s = self.session(d)
+
+        r = self.plugin(d, s, "status")
+        self.assertEqual((r["ok"], r["user"], r["enrolled"], r["pending"]), (True, "demo", False, False), r)
+        # Changing the factor needs the password again in the same call.
+        r = self.plugin(d, s, "enroll")
+        self.assertEqual((r["ok"], r["error"]), (False, "forbidden"), r)
+        self.assertIn("re-authenticate", r["message"])
+        r = self.plugin(d, s, "enroll", password="wrong-password")
+        self.assertEqual((r["ok"], r["error"]), (False, "denied"), r)
+
+        r = self.plugin(d, s, "enroll", password="demo-password")
+        self.assertTrue(r["ok"], r)
+        self.assertEqual(r["user"], "demo")
+        self.assertTrue(r["uri"].startswith("otpauth://totp/Demo:demo?secret=" + r["secret"]), r)
+        secret = r["secret"]
+
+        # Confirming needs no password: the enrollment was begun re-authenticated.
+        code = oathtool(secret, period=10)
+        wrong = f"{(int(code) + 1) % 1000000:06d}"
+        r = self.plugin(d, s, "confirm", code=wrong)
+        self.assertEqual((r["ok"], r["error"]), (False, "denied"), r)
+        r = self.plugin(d, s, "confirm", code=code)
+        self.assertEqual((r["ok"], r["enrolled"]), (True, True), r)
+
+        # Logins now ask for a code.
+        r = d.call({"op": "login", "service": "demo", "user": "demo", "password": "demo-password"})
+        self.assertEqual(r["error"], "challenge", r)
+        code = next_step_code(secret, period=10, after=code)
+        r = d.call({"op": "respond", "conversation": r["conversation"], "answers": [code]})
+        self.assertTrue(r["ok"], r)
+
+        # So does the re-authentication of a removal: a conversation.
+        r = self.plugin(d, s, "remove")
+        self.assertEqual(r["error"], "forbidden", r)
+        r = self.plugin(d, s, "remove", password="demo-password")
+        self.assertEqual(r["error"], "challenge", r)
+        self.assertEqual(r["prompts"], [{"style": "secret", "message": "Verification code:"}])
+        r = d.call({"op": "respond", "conversation": r["conversation"], "answers": [code]})
+        self.assertEqual(r["error"], "denied", "the code just used is refused (replay)")
+        r = self.plugin(d, s, "remove", password="demo-password")
+        code = next_step_code(secret, period=10, after=code)
+        r = d.call({"op": "respond", "conversation": r["conversation"], "answers": [code]})
+        self.assertEqual((r["ok"], r.get("removed")), (True, True), r)
+        r = self.plugin(d, s, "status")
+        self.assertEqual((r["enrolled"], r["pending"]), (False, False), r)
+
+        log = d.log()
+        self.assertNotIn(secret, log)
+        self.assertNotIn(s, log)
+        self.assertIn("(self-service, re-authenticated)", log)
+
+    def test_only_the_sessions_own_user_and_service(self):
+        d = self.start()
+        d.add_user("alice", "alice-password")
+        s = self.session(d)
+        for extra in ({"user": "alice"}, {"user": "alice", "password": "demo-password"}, {"service": "other"}):
+            r = self.plugin(d, s, "status", **extra)
+            self.assertEqual((r["ok"], r["error"]), (False, "forbidden"), f"{extra}: {r}")
+        r = self.plugin(d, s, "status", user="demo")
+        self.assertTrue(r["ok"], r)
+        r = self.plugin(d, "x" * 43, "status")
+        self.assertEqual(r["error"], "invalid_session", r)
+        d.call({"op": "logout", "session": s})
+        r = self.plugin(d, s, "status")
+        self.assertEqual(r["error"], "invalid_session", r)
+        # A password re-authenticates a session: an admin call has none.
+        r = d.call({"op": "plugin", "plugin": "totp", "action": "status", "user": "demo",
+                    "password": "demo-password"})
+        self.assertEqual(r["error"], "bad_request", r)
+        # An administrator's call is as before (not self: enroll needs no password).
+        r = d.call({"op": "plugin", "plugin": "totp", "action": "enroll", "user": "alice"})
+        self.assertTrue(r["ok"], r)
+
+    def test_faillock_refuses_self_and_counts_failed_reauthentication(self):
+        d = self.start(config_extra="[throttle]\nmax_delay = 1s\n")
+        s = self.session(d)
+        for extra in ({}, {"password": "demo-password"}):
+            for action in ("show", "reset"):
+                r = d.call({"op": "plugin", "plugin": "faillock", "action": action, "session": s, **extra})
+                self.assertEqual((r["ok"], r["error"]), (False, "forbidden"), f"{action} {extra}: {r}")
+
+        before = d.call({"op": "stats"})["throttle"]["delayed"]
+        for _ in range(3):
+            r = self.plugin(d, s, "enroll", password="wrong-password")
+            self.assertEqual(r["error"], "denied", r)
+        # Counted by faillock like failed logins: the user is locked now...
+        r = d.call({"op": "plugin", "plugin": "faillock", "action": "show", "user": "demo", "service": "demo"})
+        self.assertEqual((len(r["failures"]), r["locked"]), (3, True), r)
+        r = self.plugin(d, s, "enroll", password="demo-password")
+        self.assertEqual(r["error"], "denied", r)
+        # ...and by the throttle: later attempts of the user waited.
+        self.assertGreater(d.call({"op": "stats"})["throttle"]["delayed"], before)
+        log = d.log()
+        self.assertIn("plugin denied for user 'demo' on service 'demo' (stack result", log)
+        self.assertIn("plugin faillock reset for user 'demo' by pid=", log)
+        self.assertIn("(self-service, re-authenticated): forbidden", log)
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root (to call as another uid)")
+    def test_peer_must_be_allowed_for_the_sessions_service(self):
+        d = self.start(allow="root")
+        os.chmod(d.sock, 0o666)
+        os.chmod(self.tmp, 0o755)
+        s = self.session(d)
+        code = (
+            "import socket,struct,json,sys\n"
+            "def call(o):\n"
+            "    s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+            "    b=json.dumps(o).encode(); s.sendall(struct.pack('>I',len(b))+b)\n"
+            "    n=struct.unpack('>I',s.recv(4,socket.MSG_WAITALL))[0]\n"
+            "    return json.loads(s.recv(n,socket.MSG_WAITALL))['error']\n"
+            "print(call({'op':'plugin','plugin':'totp','action':'status','session':sys.argv[2]}))\n"
+            "print(call({'op':'plugin','plugin':'totp','action':'status','user':'demo'}))\n")
+        r = subprocess.run(["python3", "-c", code, d.sock, s], capture_output=True, text=True,
+                           user=NOBODY, group=NOBODY, timeout=30)
+        self.assertEqual(r.stdout.split(), ["forbidden", "forbidden"], r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
