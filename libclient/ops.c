@@ -108,6 +108,40 @@ _public_ int latch_respond(latch_client *client, const char *conversation, const
         return client_request_send(client, &req, ret);
 }
 
+_public_ int latch_plugin(latch_client *client, const char *plugin, const char *action, const char *session,
+                          const char *password, const char *const *args, size_t n_args, latch_reply **ret) {
+        const struct arg fixed[] = {
+                { "plugin", plugin, true }, { "action", action, true }, { "session", session, false },
+                { "password", password, false },
+        };
+        struct client_request req;
+
+        assert_return(client, LATCH_ERR_INVALID_ARGUMENT);
+        int r = check_args(client, fixed, ELEMENTSOF(fixed));
+        if (r != LATCH_OK)
+                return r;
+        if (password && !session)
+                return client_fail(client, LATCH_ERR_INVALID_ARGUMENT, "a password re-authenticates a session: give one");
+        if (n_args > 0 && !args)
+                return client_fail(client, LATCH_ERR_INVALID_ARGUMENT, "args is NULL");
+        for (size_t i = 0; i < n_args; i++) {
+                const char *name = args[2 * i], *value = args[2 * i + 1];
+                if (!name || !value)
+                        return client_fail(client, LATCH_ERR_INVALID_ARGUMENT, "argument %zu is NULL", i);
+                /* The op's own members are set above, once. */
+                for (size_t k = 0; k < ELEMENTSOF(fixed); k++)
+                        if (streq(name, fixed[k].name) || streq(name, "op") || streq(name, "id"))
+                                return client_fail(client, LATCH_ERR_INVALID_ARGUMENT,
+                                                   "argument '%s' is not the plugin's", name);
+        }
+
+        client_request_begin(&req, "plugin");
+        add_args(&req, fixed, ELEMENTSOF(fixed));
+        for (size_t i = 0; i < n_args; i++)
+                client_request_add_string(&req, args[2 * i], args[2 * i + 1]);
+        return client_request_send(client, &req, ret);
+}
+
 _public_ int latch_validate(latch_client *client, const char *session, const char *service, latch_reply **ret) {
         return string_op(client, "validate", ARGS({ "session", session, true }, { "service", service, false }), ret);
 }

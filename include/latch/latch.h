@@ -315,6 +315,29 @@ const latch_reply *latch_last_challenge(const latch_client *client);
 int latch_respond(latch_client *client, const char *conversation, const char *const *answers, size_t n_answers,
                   latch_reply **ret);
 
+/*
+ * op "plugin": a plugin's `action` (latchd's admin() entry point of the
+ * plugin named `plugin`), with `n_args` more string arguments in `args`
+ * as name/value pairs (args[2i] the name, args[2i+1] the value; e.g.
+ * "user", "alice", "code", "123456"; not "op", "id" or the ones below).
+ * Results: what the action answers (it may hold a secret: an enrollment's;
+ * release the reply promptly, latch_reply_free() wipes it).
+ *
+ * Without `session`: an administrator's call (admin peers only).
+ * With `session` (self-service): for the session's user only, through the
+ * session's service (peers it admits); with `password` as well, the
+ * service's auth stack runs again first: LATCH_ERR_CHALLENGE when it asks
+ * for more (answer with latch_respond(), whose result is this call's),
+ * LATCH_ERR_DENIED when it fails. `password` without `session` is
+ * LATCH_ERR_INVALID_ARGUMENT. The request buffer, holding the password, is
+ * wiped once sent. Other errors: LATCH_ERR_FORBIDDEN (not allowed, e.g. an
+ * action a user may not do to themself, or without re-authentication),
+ * LATCH_ERR_INVALID_SESSION, LATCH_ERR_BAD_REQUEST (the plugin's message),
+ * LATCH_ERR_DENIED (also a wrong code). Never resent.
+ */
+int latch_plugin(latch_client *client, const char *plugin, const char *action, const char *session,
+                 const char *password, const char *const *args, size_t n_args, latch_reply **ret);
+
 /* op "validate": `service` (optional) must match the session's; results
  * `user`, `service`, `handle`, `created_at`, `expires_at`,
  * `idle_expires_at`, `claims`. Slides the idle expiry. */

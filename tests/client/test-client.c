@@ -161,6 +161,46 @@ static void test_typed_requests(void **state) {
         fake_server_stop(fs);
 }
 
+/* latch_plugin: the fixed members, then the plugin's own, in order; a
+ * password only with a session, and never one of the fixed names twice. */
+static void test_plugin_request(void **state) {
+        const struct fake_step steps[] = {
+                { .reply = "{\"ok\":true,\"enrolled\":false}" },
+                { .reply = "{\"ok\":false,\"error\":\"challenge\",\"message\":\"m\",\"conversation\":\"C\","
+                           "\"prompts\":[{\"style\":\"secret\",\"message\":\"Verification code:\"}],"
+                           "\"expires_at\":1}" },
+        };
+        struct fake_server *fs = fake_server_start(steps, 2);
+        latch_client *c = client_for(fs);
+        latch_reply *r = NULL;
+        bool b = true;
+
+        assert_int_equal(latch_plugin(c, "totp", "status", NULL, NULL, (const char *const[]){ "user", "alice" }, 1, &r),
+                         LATCH_OK);
+        assert_int_equal(latch_reply_bool(r, "enrolled", &b), LATCH_OK);
+        assert_false(b);
+        latch_reply_free(r);
+        assert_int_equal(latch_plugin(c, "totp", "remove", "S", "pw", NULL, 0, NULL), LATCH_ERR_CHALLENGE);
+        assert_string_equal(latch_reply_string(latch_last_challenge(c), "conversation"), "C");
+        assert_string_equal(fake_server_request(fs, 0),
+                            "{\"op\":\"plugin\",\"plugin\":\"totp\",\"action\":\"status\",\"user\":\"alice\"}");
+        assert_string_equal(fake_server_request(fs, 1),
+                            "{\"op\":\"plugin\",\"plugin\":\"totp\",\"action\":\"remove\",\"session\":\"S\","
+                            "\"password\":\"pw\"}");
+
+        /* Nothing is sent for these. */
+        assert_int_equal(latch_plugin(c, "totp", "enroll", NULL, "pw", NULL, 0, NULL), LATCH_ERR_INVALID_ARGUMENT);
+        assert_int_equal(latch_plugin(c, NULL, "enroll", "S", NULL, NULL, 0, NULL), LATCH_ERR_INVALID_ARGUMENT);
+        assert_int_equal(latch_plugin(c, "totp", "enroll", "S", NULL, (const char *const[]){ "session", "T" }, 1, NULL),
+                         LATCH_ERR_INVALID_ARGUMENT);
+        assert_int_equal(latch_plugin(c, "totp", "enroll", "S", NULL, (const char *const[]){ "user", NULL }, 1, NULL),
+                         LATCH_ERR_INVALID_ARGUMENT);
+        assert_int_equal(latch_plugin(c, "totp", "enroll", "S", NULL, NULL, 1, NULL), LATCH_ERR_INVALID_ARGUMENT);
+
+        latch_client_free(c);
+        fake_server_stop(fs);
+}
+
 static void test_bad_arguments(void **state) {
         const struct fake_step steps[] = { { .reply = HELLO_OK } };
         struct fake_server *fs = fake_server_start(steps, 1);
@@ -594,6 +634,7 @@ int main(void) {
                 cmocka_unit_test(test_split_response),
                 cmocka_unit_test(test_login_request_fields),
                 cmocka_unit_test(test_typed_requests),
+                cmocka_unit_test(test_plugin_request),
                 cmocka_unit_test(test_bad_arguments),
                 cmocka_unit_test(test_generic_call),
                 cmocka_unit_test(test_reply_getters),
