@@ -29,6 +29,7 @@ enum {
         OPT_GROUPS = 1 << 6,
         OPT_OPENMETRICS = 1 << 7,
         OPT_PROMETHEUS = 1 << 8,
+        OPT_EXPIRES = 1 << 9,
 };
 
 static const char *arg_socket = NULL;
@@ -39,6 +40,7 @@ static const char *arg_jwks = NULL;
 static const char *arg_user = NULL;
 static const char *arg_service = NULL;
 static const char *arg_groups = NULL;
+static int64_t arg_expires = USERDB_EXPIRES_NEVER;
 static bool arg_openmetrics = false, arg_prometheus = false;
 static unsigned arg_given = 0;
 
@@ -65,8 +67,10 @@ static void help(void) {
                "  stats [--openmetrics | --prometheus]  print counters and gauges (or as metrics text)\n"
                "  status                                one screen: version, services, keys, store\n"
                "  reload                                reload configuration and stacks\n"
-               "  user add|passwd|del FILE USER [--groups G,G]\n"
-               "                                        edit a file-plugin user database\n"
+               "  user add|passwd FILE USER [--groups G,G] [--expires WHEN]\n"
+               "  user expire FILE USER [--expires WHEN]\n"
+               "  user del FILE USER                    edit a file-plugin user database; WHEN: now,\n"
+               "                                        never, YYYY-MM-DD or Unix seconds\n"
                "  totp enroll|recovery|remove|status USER [--service SERVICE]\n"
                "                                        second factor: enroll (QR code, then a first\n"
                "                                        code), new recovery codes, remove, show\n"
@@ -422,7 +426,7 @@ static int cmd_token_verify(char **argv) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* user add|passwd|del FILE USER */
+/* user add|passwd|expire|del FILE USER */
 
 static int user_result(int r, const char *file, const char *user, const char *done) {
         switch (r) {
@@ -463,14 +467,19 @@ static int cmd_user_add_passwd(char **argv, bool add) {
         if (r != EXIT_DONE)
                 return r;
         if (add)
-                r = userdb_add(argv[0], argv[1], password, arg_groups);
+                r = userdb_add(argv[0], argv[1], password, arg_groups, arg_expires);
         else
-                r = userdb_passwd(argv[0], argv[1], password, arg_groups);
+                r = userdb_passwd(argv[0], argv[1], password, arg_groups, arg_expires);
         return user_result(r, argv[0], argv[1], add ? "added" : "updated");
 }
 
 static int cmd_user_add(char **argv) { return cmd_user_add_passwd(argv, true); }
 static int cmd_user_passwd(char **argv) { return cmd_user_add_passwd(argv, false); }
+static int cmd_user_expire(char **argv) {
+        /* Without --expires: at once, as passwd -e. */
+        int64_t when = arg_given & OPT_EXPIRES ? arg_expires : 0;
+        return user_result(userdb_expire(argv[0], argv[1], when), argv[0], argv[1], "expiry set");
+}
 static int cmd_user_del(char **argv) {
         return user_result(userdb_del(argv[0], argv[1]), argv[0], argv[1], "deleted");
 }
@@ -508,8 +517,9 @@ static const struct command {
         { "stats",        NULL,      0, 0, OPT_OPENMETRICS | OPT_PROMETHEUS,    cmd_stats },
         { "status",       NULL,      0, 0, 0,                                   cmd_status },
         { "reload",       NULL,      0, 0, 0,                                   cmd_reload },
-        { "user",         "add",     2, 2, OPT_GROUPS,                          cmd_user_add },
-        { "user",         "passwd",  2, 2, OPT_GROUPS,                          cmd_user_passwd },
+        { "user",         "add",     2, 2, OPT_GROUPS | OPT_EXPIRES,            cmd_user_add },
+        { "user",         "passwd",  2, 2, OPT_GROUPS | OPT_EXPIRES,            cmd_user_passwd },
+        { "user",         "expire",  2, 2, OPT_EXPIRES,                         cmd_user_expire },
         { "user",         "del",     2, 2, 0,                                   cmd_user_del },
         { "totp",         "enroll",  1, 1, OPT_SERVICE,                         cmd_totp_enroll },
         { "totp",         "confirm", 1, 2, OPT_SERVICE,                         cmd_totp_confirm },
@@ -522,7 +532,7 @@ static const struct command {
 
 static int parse_argv(int argc, char *argv[]) {
         enum { ARG_SOCKET = 0x100, ARG_JSON, ARG_HELP, ARG_VERSION, ARG_TOKEN, ARG_AUDIENCE, ARG_ISSUER,
-               ARG_JWKS, ARG_USER, ARG_SERVICE, ARG_GROUPS, ARG_OPENMETRICS, ARG_PROMETHEUS };
+               ARG_JWKS, ARG_USER, ARG_SERVICE, ARG_GROUPS, ARG_OPENMETRICS, ARG_PROMETHEUS, ARG_EXPIRES };
         static const struct option options[] = {
                 { "socket",   required_argument, NULL, ARG_SOCKET },
                 { "json",     no_argument,       NULL, ARG_JSON },
@@ -535,6 +545,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "user",     required_argument, NULL, ARG_USER },
                 { "service",  required_argument, NULL, ARG_SERVICE },
                 { "groups",   required_argument, NULL, ARG_GROUPS },
+                { "expires",  required_argument, NULL, ARG_EXPIRES },
                 { "openmetrics", no_argument,    NULL, ARG_OPENMETRICS },
                 { "prometheus", no_argument,     NULL, ARG_PROMETHEUS },
                 {}
@@ -561,6 +572,12 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_USER:     arg_user = optarg; arg_given |= OPT_USER; break;
                 case ARG_SERVICE:  arg_service = optarg; arg_given |= OPT_SERVICE; break;
                 case ARG_GROUPS:   arg_groups = optarg; arg_given |= OPT_GROUPS; break;
+                case ARG_EXPIRES:
+                        if (userdb_parse_expires(optarg, &arg_expires) < 0)
+                                return print_usage_error("--expires takes now, never, YYYY-MM-DD "
+                                                         "or Unix seconds, not '%s'", optarg);
+                        arg_given |= OPT_EXPIRES;
+                        break;
                 case ARG_OPENMETRICS: arg_openmetrics = true; arg_given |= OPT_OPENMETRICS; break;
                 case ARG_PROMETHEUS:  arg_prometheus = true; arg_given |= OPT_PROMETHEUS; break;
                 case ':':

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <sodium.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -193,7 +195,13 @@ static void test_parse_bad(void **state) {
                 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:h\n" /* 12: 65 */
                 "dos:hash\r\n"                   /* 13 */
                 "v:hash:-g\n"                    /* 14 */
-                "nul\0x:hash\n";                 /* 15 */
+                "nul\0x:hash\n"                  /* 15 */
+                "q:hash:g:1:2\n"                 /* 16 */
+                "r:hash::-1\n"                   /* 17 */
+                "s:hash::+5\n"                   /* 18 */
+                "t:hash::9223372036854775808\n"  /* 19: INT64_MAX + 1 */
+                "u:hash:: 5\n"                   /* 20 */
+                "v2:hash::5x\n";                 /* 21 */
         struct userdb *db = (struct userdb *) 0x1;
         struct diags d = {};
 
@@ -202,19 +210,25 @@ static void test_parse_bad(void **state) {
         assert_ptr_equal(db, (struct userdb *) 0x1); /* untouched on failure */
         assert_string_equal(
                 d.text,
-                "db:2: expected 'user:hash[:groups]', found no ':'\n"
+                "db:2: expected 'user:hash[:groups[:expires]]', found no ':'\n"
                 "db:3: user name is empty\n"
                 "db:4: user name starts with '-'\n"
                 "db:5: user name contains ':', ',', whitespace or a control character\n"
                 "db:6: user name contains ':', ',', whitespace or a control character\n"
                 "db:7: group name 2 is empty\n"
                 "db:8: group name 2 is empty\n"
-                "db:9: too many ':'-separated fields (expected at most 3)\n"
+                "db:9: expiry must be empty or a number of seconds since 1970\n"
                 "db:10: hash contains whitespace or a control character\n"
                 "db:12: user name is longer than 64 bytes\n"
                 "db:13: hash contains whitespace or a control character\n"
                 "db:14: group name 1 starts with '-'\n"
                 "db:15: line contains a NUL byte\n"
+                "db:16: too many ':'-separated fields (expected at most 4)\n"
+                "db:17: expiry must be empty or a number of seconds since 1970\n"
+                "db:18: expiry must be empty or a number of seconds since 1970\n"
+                "db:19: expiry must be empty or a number of seconds since 1970\n"
+                "db:20: expiry must be empty or a number of seconds since 1970\n"
+                "db:21: expiry must be empty or a number of seconds since 1970\n"
                 "db:11: duplicate user (first defined on line 1)\n");
 
         /* a 64-byte name is fine; one bad line fails the whole table */
@@ -233,6 +247,81 @@ static void test_parse_bad(void **state) {
         assert_string_equal(d.text, "f:2: duplicate user (first defined on line 1)\n");
 }
 
+/* The optional 4th field: when the password expires. */
+static void test_parse_expires(void **state) {
+        static const char text[] = "a:$6$a$b::0\n"
+                                   "b:$6$a$b:g1,g2:1700000000\n"
+                                   "c:$6$a$b:g:\n"
+                                   "d:$6$a$b:\n"
+                                   "e:$6$a$b\n"
+                                   "f:!::9223372036854775807\n"
+                                   "g:$6$a$b::0001\n";
+        struct userdb *db = NULL;
+        struct diags d = {};
+        const struct userdb_entry *e;
+
+        assert_int_equal(userdb_parse_buffer(text, strlen(text), "x", diag_collect, &d, &db), 0);
+        assert_string_equal(d.text, "");
+
+        e = userdb_lookup(db, "a");
+        assert_int_equal(e->expires, 0);
+        assert_int_equal(e->n_groups, 0);
+        assert_true(userdb_expired(e, 0));
+        assert_true(userdb_expired(e, 1700000000));
+
+        e = userdb_lookup(db, "b");
+        assert_int_equal(e->expires, 1700000000);
+        assert_int_equal(e->n_groups, 2);
+        assert_string_equal(e->groups[1], "g2");
+        assert_false(userdb_expired(e, 1699999999));
+        assert_true(userdb_expired(e, 1700000000));
+        assert_true(userdb_expired(e, 1700000001));
+
+        for (const char *u = "cde"; *u; u++) {
+                char name[2] = { *u, 0 };
+                e = userdb_lookup(db, name);
+                assert_int_equal(e->expires, USERDB_EXPIRES_NEVER);
+                assert_false(userdb_expired(e, INT64_MAX));
+        }
+        assert_int_equal(userdb_lookup(db, "c")->n_groups, 1);
+
+        e = userdb_lookup(db, "f");
+        assert_int_equal(e->expires, INT64_MAX);
+        assert_false(userdb_expired(e, INT64_MAX - 1));
+        assert_int_equal(userdb_lookup(db, "g")->expires, 1);
+        assert_false(userdb_expired(NULL, 0));
+        userdb_free(db);
+}
+
+static void test_parse_expires_arg(void **state) {
+        int64_t v = 42;
+
+        assert_int_equal(userdb_parse_expires("never", &v), 0);
+        assert_int_equal(v, USERDB_EXPIRES_NEVER);
+        assert_int_equal(userdb_parse_expires("now", &v), 0);
+        assert_int_equal(v, 0);
+        assert_int_equal(userdb_parse_expires("0", &v), 0);
+        assert_int_equal(v, 0);
+        assert_int_equal(userdb_parse_expires("1700000000", &v), 0);
+        assert_int_equal(v, 1700000000);
+        assert_int_equal(userdb_parse_expires("2027-01-31", &v), 0);
+        assert_int_equal(v, 1801353600); /* date -u -d 2027-01-31 +%s */
+        assert_int_equal(userdb_parse_expires("1970-01-01", &v), 0);
+        assert_int_equal(v, 0);
+        assert_int_equal(userdb_parse_expires("2024-02-29", &v), 0);
+        assert_int_equal(v, 1709164800);
+
+        static const char *const bad[] = { "", "-1", "+5", " 5", "5 ", "1e9", "tomorrow", "Never",
+                                           "2027-02-30", "2027-13-01", "2027-1-31", "1969-12-31",
+                                           "2027-01-31T00:00", "2027/01/31", "20270131x",
+                                           "9223372036854775808", "2023-02-29" };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                v = 42;
+                assert_true(userdb_parse_expires(bad[i], &v) < 0);
+                assert_int_equal(v, 42);
+        }
+}
+
 static void test_parse_file(void **state) {
         char *dir = make_tmpdir();
         char *path = path_join(dir, "users");
@@ -243,7 +332,7 @@ static void test_parse_file(void **state) {
         write_file(path, "# c\nalice:$6$x$y:g\n\nbad line\n", 0600);
         assert_int_equal(userdb_parse_file(path, diag_collect, &d, &db), -EBADMSG);
         assert_null(db);
-        snprintf(expect, sizeof expect, "%s:4: expected 'user:hash[:groups]', found no ':'\n",
+        snprintf(expect, sizeof expect, "%s:4: expected 'user:hash[:groups[:expires]]', found no ':'\n",
                  path);
         assert_string_equal(d.text, expect);
 
@@ -410,7 +499,7 @@ static void test_edit_roundtrip(void **state) {
         write_file(path, orig, 0640);
         assert_int_equal(chown(path, 65534, 65534), 0);
 
-        assert_int_equal(userdb_add(path, "alice", "pw-alice", "admins,wiki"), 0);
+        assert_int_equal(userdb_add(path, "alice", "pw-alice", "admins,wiki", USERDB_EXPIRES_NEVER), 0);
         text = read_file(path);
         assert_int_equal(strncmp(text, orig, strlen(orig)), 0);
         const char *added = strstr(text, "\nalice:$argon2id$");
@@ -430,11 +519,11 @@ static void test_edit_roundtrip(void **state) {
         assert_int_equal(e->n_groups, 2);
         userdb_free(db);
 
-        assert_int_equal(userdb_add(path, "alice", "other", NULL), -EEXIST);
-        assert_int_equal(userdb_add(path, "bob", "other", NULL), -EEXIST);
+        assert_int_equal(userdb_add(path, "alice", "other", NULL, USERDB_EXPIRES_NEVER), -EEXIST);
+        assert_int_equal(userdb_add(path, "bob", "other", NULL, USERDB_EXPIRES_NEVER), -EEXIST);
 
         /* passwd keeps groups with NULL, and the line's place */
-        assert_int_equal(userdb_passwd(path, "bob", "pw-bob", NULL), 0);
+        assert_int_equal(userdb_passwd(path, "bob", "pw-bob", NULL, USERDB_EXPIRES_NEVER), 0);
         e = load_user(path, &db, "bob");
         assert_int_equal(userdb_verify(e->hash, "pw-bob"), 1);
         assert_int_equal(e->n_groups, 1);
@@ -448,20 +537,20 @@ static void test_edit_roundtrip(void **state) {
         free(text);
 
         /* passwd with groups replaces them; "" clears them */
-        assert_int_equal(userdb_passwd(path, "carol", "pw-carol", "g1"), 0);
+        assert_int_equal(userdb_passwd(path, "carol", "pw-carol", "g1", USERDB_EXPIRES_NEVER), 0);
         e = load_user(path, &db, "carol");
         assert_int_equal(userdb_verify(e->hash, "pw-carol"), 1);
         assert_int_equal(e->n_groups, 1);
         assert_string_equal(e->groups[0], "g1");
         userdb_free(db);
-        assert_int_equal(userdb_passwd(path, "carol", "pw-carol2", ""), 0);
+        assert_int_equal(userdb_passwd(path, "carol", "pw-carol2", "", USERDB_EXPIRES_NEVER), 0);
         e = load_user(path, &db, "carol");
         assert_int_equal(userdb_verify(e->hash, "pw-carol2"), 1);
         assert_int_equal(userdb_verify(e->hash, "pw-carol"), 0);
         assert_int_equal(e->n_groups, 0);
         userdb_free(db);
 
-        assert_int_equal(userdb_passwd(path, "nobody", "pw", NULL), -ENOENT);
+        assert_int_equal(userdb_passwd(path, "nobody", "pw", NULL, USERDB_EXPIRES_NEVER), -ENOENT);
         assert_int_equal(userdb_del(path, "nobody"), -ENOENT);
 
         /* del removes only that line */
@@ -486,7 +575,7 @@ static void test_edit_roundtrip(void **state) {
 
         /* a file without a final newline gets one before an appended line */
         write_file(path, "# x\nbob:!", 0600);
-        assert_int_equal(userdb_add(path, "al", "pw", NULL), 0);
+        assert_int_equal(userdb_add(path, "al", "pw", NULL, USERDB_EXPIRES_NEVER), 0);
         text = read_file(path);
         assert_int_equal(strncmp(text, "# x\nbob:!\nal:$argon2id$", 23), 0);
         free(text);
@@ -500,7 +589,7 @@ static void test_edit_roundtrip(void **state) {
 
         /* passwd collapses duplicate lines of the user into the first */
         write_file(path, "al:!:g\nbob:!\nal:*\n", 0600);
-        assert_int_equal(userdb_passwd(path, "al", "pw2", NULL), 0);
+        assert_int_equal(userdb_passwd(path, "al", "pw2", NULL, USERDB_EXPIRES_NEVER), 0);
         e = load_user(path, &db, "al");
         assert_non_null(e);
         assert_int_equal(e->line, 1);
@@ -520,12 +609,12 @@ static void test_edit_create(void **state) {
         struct userdb *db = NULL;
         struct stat st;
 
-        assert_int_equal(userdb_passwd(path, "alice", "pw", NULL), -ENOENT);
+        assert_int_equal(userdb_passwd(path, "alice", "pw", NULL, USERDB_EXPIRES_NEVER), -ENOENT);
         assert_int_equal(userdb_del(path, "alice"), -ENOENT);
         assert_int_equal(access(path, F_OK), -1);
 
         mode_t old = umask(0);
-        assert_int_equal(userdb_add(path, "alice", "pw", NULL), 0);
+        assert_int_equal(userdb_add(path, "alice", "pw", NULL, USERDB_EXPIRES_NEVER), 0);
         umask(old);
         assert_int_equal(stat(path, &st), 0);
         assert_int_equal(st.st_mode & 07777, 0600);
@@ -544,7 +633,7 @@ static void test_edit_create(void **state) {
         /* a symlink is refused */
         char *link = path_join(dir, "link");
         assert_int_equal(symlink(path, link), 0);
-        assert_int_equal(userdb_add(link, "bob", "pw", NULL), -ELOOP);
+        assert_int_equal(userdb_add(link, "bob", "pw", NULL, USERDB_EXPIRES_NEVER), -ELOOP);
         assert_int_equal(unlink(link), 0);
         free(link);
 
@@ -566,14 +655,14 @@ static void test_edit_bad_input(void **state) {
         write_file(path, orig, 0600);
         for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
                 assert_false(userdb_name_valid(bad_names[i]));
-                assert_int_equal(userdb_add(path, bad_names[i], "pw", NULL), -EINVAL);
-                assert_int_equal(userdb_passwd(path, bad_names[i], "pw", NULL), -EINVAL);
+                assert_int_equal(userdb_add(path, bad_names[i], "pw", NULL, USERDB_EXPIRES_NEVER), -EINVAL);
+                assert_int_equal(userdb_passwd(path, bad_names[i], "pw", NULL, USERDB_EXPIRES_NEVER), -EINVAL);
                 assert_int_equal(userdb_del(path, bad_names[i]), -EINVAL);
         }
         for (size_t i = 0; i < sizeof bad_groups / sizeof bad_groups[0]; i++) {
                 assert_false(userdb_groups_valid(bad_groups[i]));
-                assert_int_equal(userdb_add(path, "alice", "pw", bad_groups[i]), -EINVAL);
-                assert_int_equal(userdb_passwd(path, "bob", "pw", bad_groups[i]), -EINVAL);
+                assert_int_equal(userdb_add(path, "alice", "pw", bad_groups[i], USERDB_EXPIRES_NEVER), -EINVAL);
+                assert_int_equal(userdb_passwd(path, "bob", "pw", bad_groups[i], USERDB_EXPIRES_NEVER), -EINVAL);
         }
         assert_true(userdb_groups_valid(""));
         assert_true(userdb_groups_valid("a,b-c,d.e"));
@@ -582,11 +671,11 @@ static void test_edit_bad_input(void **state) {
         char *longpw = malloc(USERDB_PASSWORD_MAX + 2);
         memset(longpw, 'x', USERDB_PASSWORD_MAX + 1);
         longpw[USERDB_PASSWORD_MAX + 1] = '\0';
-        assert_int_equal(userdb_add(path, "alice", "", NULL), -EINVAL);
-        assert_int_equal(userdb_add(path, "alice", NULL, NULL), -EINVAL);
-        assert_int_equal(userdb_add(path, "alice", longpw, NULL), -EINVAL);
-        assert_int_equal(userdb_passwd(path, "bob", "", NULL), -EINVAL);
-        assert_int_equal(userdb_passwd(path, "bob", longpw, NULL), -EINVAL);
+        assert_int_equal(userdb_add(path, "alice", "", NULL, USERDB_EXPIRES_NEVER), -EINVAL);
+        assert_int_equal(userdb_add(path, "alice", NULL, NULL, USERDB_EXPIRES_NEVER), -EINVAL);
+        assert_int_equal(userdb_add(path, "alice", longpw, NULL, USERDB_EXPIRES_NEVER), -EINVAL);
+        assert_int_equal(userdb_passwd(path, "bob", "", NULL, USERDB_EXPIRES_NEVER), -EINVAL);
+        assert_int_equal(userdb_passwd(path, "bob", longpw, NULL, USERDB_EXPIRES_NEVER), -EINVAL);
         free(longpw);
 
         char *text = read_file(path);
@@ -594,6 +683,384 @@ static void test_edit_bad_input(void **state) {
         free(text);
         assert_int_equal(count_entries(dir), 1);
 
+        free(path);
+        rm_rf(dir);
+        free(dir);
+}
+
+/* Expiry through the editors: written in the shortest form, kept by edits
+ * of other lines, set alone by userdb_expire(). */
+static void test_edit_expires(void **state) {
+        char *dir = make_tmpdir();
+        char *path = path_join(dir, "users");
+        struct userdb *db = NULL;
+        const struct userdb_entry *e;
+        char *text;
+
+        static const char orig[] = "# kept\n"
+                                   "bob:$6$bob$hash::1700000000\n"
+                                   "carol:!:x:0\n";
+        write_file(path, orig, 0600);
+
+        assert_int_equal(userdb_add(path, "alice", "pw-alice", NULL, 0), 0);
+        assert_int_equal(userdb_add(path, "dave", "pw-dave", "g", 1800000000), 0);
+        assert_int_equal(userdb_add(path, "erin", "pw-erin", NULL, USERDB_EXPIRES_NEVER), 0);
+        assert_int_equal(userdb_add(path, "bad", "pw", NULL, -2), -EINVAL);
+        text = read_file(path);
+        assert_int_equal(strncmp(text, orig, strlen(orig)), 0);
+        assert_non_null(strstr(text, "\nalice:$argon2id$"));
+        assert_non_null(strstr(text, "::0\ndave:$argon2id$"));
+        assert_non_null(strstr(text, ":g:1800000000\nerin:$argon2id$"));
+        assert_int_equal(text[strlen(text) - 1], '\n');
+        assert_null(strstr(strstr(text, "erin:"), "::"));
+        free(text);
+
+        e = load_user(path, &db, "alice");
+        assert_int_equal(e->expires, 0);
+        assert_int_equal(userdb_verify(e->hash, "pw-alice"), 1);
+        assert_int_equal(userdb_lookup(db, "dave")->expires, 1800000000);
+        assert_int_equal(userdb_lookup(db, "erin")->expires, USERDB_EXPIRES_NEVER);
+        userdb_free(db);
+
+        /* expire sets only the expiry: hash and groups stay byte for byte */
+        assert_int_equal(userdb_expire(path, "carol", USERDB_EXPIRES_NEVER), 0);
+        assert_int_equal(userdb_expire(path, "bob", 0), 0);
+        text = read_file(path);
+        assert_int_equal(strncmp(text, "# kept\nbob:$6$bob$hash::0\ncarol:!:x\nalice:", 42), 0);
+        free(text);
+        assert_int_equal(userdb_expire(path, "carol", 5), 0);
+        text = read_file(path);
+        assert_non_null(strstr(text, "\ncarol:!:x:5\n"));
+        free(text);
+        assert_int_equal(userdb_expire(path, "nobody", 0), -ENOENT);
+        assert_int_equal(userdb_expire(path, "bob", -7), -EINVAL);
+
+        /* passwd writes the expiry it is given, keeping the groups */
+        assert_int_equal(userdb_passwd(path, "dave", "pw-dave2", NULL, USERDB_EXPIRES_NEVER), 0);
+        e = load_user(path, &db, "dave");
+        assert_int_equal(e->expires, USERDB_EXPIRES_NEVER);
+        assert_int_equal(e->n_groups, 1);
+        assert_int_equal(userdb_verify(e->hash, "pw-dave2"), 1);
+        userdb_free(db);
+        assert_int_equal(userdb_passwd(path, "dave", "pw-dave3", "", 0), 0);
+        e = load_user(path, &db, "dave");
+        assert_int_equal(e->expires, 0);
+        assert_int_equal(e->n_groups, 0);
+        userdb_free(db);
+        text = read_file(path);
+        assert_non_null(strstr(text, "\ndave:$argon2id$"));
+        assert_non_null(strstr(strstr(text, "\ndave:"), "::0\n"));
+        free(text);
+
+        /* edits of others keep a line's expiry byte for byte, even an odd one */
+        write_file(path, "al:$6$a$b:g:0001\nbo:!\n", 0600);
+        assert_int_equal(userdb_del(path, "bo"), 0);
+        assert_int_equal(userdb_add(path, "cy", "pw", NULL, USERDB_EXPIRES_NEVER), 0);
+        text = read_file(path);
+        assert_int_equal(strncmp(text, "al:$6$a$b:g:0001\ncy:$argon2id$", 30), 0);
+        free(text);
+
+        /* a line of the user without a hash has nothing to keep */
+        write_file(path, "al\n", 0600);
+        assert_int_equal(userdb_expire(path, "al", 0), -EBADMSG);
+        text = read_file(path);
+        assert_string_equal(text, "al\n");
+        free(text);
+        assert_int_equal(count_entries(dir), 1);
+
+        free(path);
+        rm_rf(dir);
+        free(dir);
+}
+
+/* A user's own change: the old password is checked against the file as it
+ * is under the lock; the expiry is cleared; groups and other lines kept. */
+static void test_change_password(void **state) {
+        char *dir = make_tmpdir();
+        char *path = path_join(dir, "users");
+        char *h_old = argon2id_min("old-pw"), *orig, *text;
+        struct userdb *db = NULL;
+        const struct userdb_entry *e;
+        struct stat before, after;
+
+        assert_true(asprintf(&orig, "# c\nalice:%s:admins,wiki:0\nbob:$6$x$y\ncarol:!\n", h_old) > 0);
+        write_file(path, orig, 0640);
+        assert_int_equal(chown(path, 65534, 65534), 0);
+        assert_int_equal(stat(path, &before), 0);
+
+        /* refusals change nothing */
+        assert_int_equal(userdb_change_password(path, "alice", "wrong", "new-pw", -1), -EKEYREJECTED);
+        assert_int_equal(userdb_change_password(path, "dave", "old-pw", "new-pw", -1), -ENOENT);
+        assert_int_equal(userdb_change_password(path, "carol", "!", "new-pw", -1), -EKEYREJECTED);
+        assert_int_equal(userdb_change_password(path, "alice", "", "new-pw", -1), -EINVAL);
+        assert_int_equal(userdb_change_password(path, "alice", "old-pw", "", -1), -EINVAL);
+        assert_int_equal(userdb_change_password(path, "-x", "old-pw", "new-pw", -1), -EINVAL);
+        text = read_file(path);
+        assert_string_equal(text, orig);
+        free(text);
+        assert_int_equal(stat(path, &after), 0);
+        assert_int_equal(before.st_ino, after.st_ino);
+
+        assert_int_equal(userdb_change_password(path, "alice", "old-pw", "new-pw", -1), 0);
+        e = load_user(path, &db, "alice");
+        assert_int_equal(userdb_verify(e->hash, "new-pw"), 1);
+        assert_int_equal(userdb_verify(e->hash, "old-pw"), 0);
+        assert_int_equal(strncmp(e->hash, "$argon2id$", 10), 0);
+        assert_int_equal(e->expires, USERDB_EXPIRES_NEVER);
+        assert_int_equal(e->n_groups, 2);
+        assert_int_equal(e->line, 2);
+        userdb_free(db);
+        text = read_file(path);
+        assert_int_equal(strncmp(text, "# c\nalice:$argon2id$", 20), 0);
+        assert_non_null(strstr(text, ":admins,wiki\nbob:$6$x$y\ncarol:!\n"));
+        free(text);
+        assert_int_equal(stat(path, &after), 0);
+        assert_int_equal(after.st_mode & 07777, 0640);
+        assert_int_equal(after.st_uid, 65534);
+        assert_int_equal(after.st_gid, 65534);
+        assert_int_equal(count_entries(dir), 1);
+
+        /* the old password no longer works for a second change */
+        assert_int_equal(userdb_change_password(path, "alice", "old-pw", "x-pw", -1), -EKEYREJECTED);
+
+        /* a malformed file is not edited by a change (the plugin would not
+         * load it either) */
+        free(orig);
+        assert_true(asprintf(&orig, "alice:%s\nmallory:x:bad group\n", h_old) > 0);
+        write_file(path, orig, 0600);
+        assert_int_equal(userdb_change_password(path, "alice", "old-pw", "new-pw", -1), -EBADMSG);
+        text = read_file(path);
+        assert_string_equal(text, orig);
+        free(text);
+
+        free(orig);
+        free(h_old);
+        free(path);
+        rm_rf(dir);
+        free(dir);
+}
+
+/* The lock is the folder's flock: a change waits at most its timeout for it
+ * (-EAGAIN), and goes through once it is free. */
+static void test_change_lock_timeout(void **state) {
+        char *dir = make_tmpdir();
+        char *path = path_join(dir, "users");
+        char *h = argon2id_min("old-pw"), *text, *orig;
+
+        assert_true(asprintf(&orig, "alice:%s\n", h) > 0);
+        write_file(path, orig, 0600);
+        int lock = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(lock >= 0);
+        assert_int_equal(flock(lock, LOCK_EX), 0);
+
+        assert_int_equal(userdb_change_password(path, "alice", "old-pw", "new-pw", 50), -EAGAIN);
+        text = read_file(path);
+        assert_string_equal(text, orig);
+        free(text);
+
+        close(lock);
+        assert_int_equal(userdb_change_password(path, "alice", "old-pw", "new-pw", 50), 0);
+
+        free(orig);
+        free(h);
+        free(path);
+        rm_rf(dir);
+        free(dir);
+}
+
+/* An editor killed between writing its temporary file and the rename
+ * leaves `.users.XXXXXXXXXXXXXXXX` behind: readers never look at it, and
+ * the next editor (holding the lock) removes it. Other files stay. */
+static void test_edit_stale_temp(void **state) {
+        char *dir = make_tmpdir();
+        char *path = path_join(dir, "users");
+        char *stale = path_join(dir, ".users.0123456789abcdef");
+        char *other1 = path_join(dir, ".users.0123456789ABCDEF");
+        char *other2 = path_join(dir, ".users.0123");
+        char *other3 = path_join(dir, ".wiki.0123456789abcdef");
+        struct userdb *db = NULL;
+
+        write_file(path, "bob:!\n", 0600);
+        write_file(stale, "bob:$6$half", 0600); /* torn: half a line */
+        write_file(other1, "x", 0600);
+        write_file(other2, "x", 0600);
+        write_file(other3, "x", 0600);
+
+        assert_non_null(load_user(path, &db, "bob"));
+        assert_int_equal(userdb_size(db), 1);
+        userdb_free(db);
+
+        assert_int_equal(userdb_expire(path, "bob", 0), 0);
+        assert_int_equal(access(stale, F_OK), -1);
+        assert_int_equal(access(other1, F_OK), 0);
+        assert_int_equal(access(other2, F_OK), 0);
+        assert_int_equal(access(other3, F_OK), 0);
+        assert_int_equal(count_entries(dir), 4);
+
+        /* left behind again (empty this time): any editor removes it */
+        write_file(stale, "", 0600);
+        assert_int_equal(userdb_passwd(path, "bob", "pw", NULL, USERDB_EXPIRES_NEVER), 0);
+        assert_int_equal(access(stale, F_OK), -1);
+
+        free(stale);
+        free(other1);
+        free(other2);
+        free(other3);
+        free(path);
+        rm_rf(dir);
+        free(dir);
+}
+
+struct change_race {
+        const char *path;
+        const char *user, *old, *new;
+        int result;
+};
+
+static void *change_run(void *userdata) {
+        struct change_race *c = userdata;
+        c->result = userdb_change_password(c->path, c->user, c->old, c->new, -1);
+        return NULL;
+}
+
+/* Two changes at once: they serialise. With the same old password exactly
+ * one wins (the other finds its old password gone); for two users both
+ * land. The file is valid after each round and holds no temporary file. */
+static void test_change_concurrent(void **state) {
+        char *dir = make_tmpdir();
+        char *path = path_join(dir, "users");
+        char *ha = argon2id_min("a-old"), *hb = argon2id_min("b-old");
+        struct userdb *db = NULL;
+        const struct userdb_entry *e;
+        char *text;
+
+        assert_true(asprintf(&text, "alice:%s:g\nbob:%s\n", ha, hb) > 0);
+        write_file(path, text, 0600);
+        free(text);
+
+        for (int round = 0; round < 3; round++) {
+                char old[32], n1[32], n2[32];
+                snprintf(old, sizeof old, round ? "a-%d-x" : "a-old", round - 1);
+                if (round > 0) {
+                        /* whichever won the previous round */
+                        e = load_user(path, &db, "alice");
+                        snprintf(old, sizeof old, "a-%d-1", round - 1);
+                        if (userdb_verify(e->hash, old) != 1)
+                                snprintf(old, sizeof old, "a-%d-2", round - 1);
+                        assert_int_equal(userdb_verify(e->hash, old), 1);
+                        userdb_free(db);
+                }
+                snprintf(n1, sizeof n1, "a-%d-1", round);
+                snprintf(n2, sizeof n2, "a-%d-2", round);
+                struct change_race c1 = { path, "alice", old, n1, 1 };
+                struct change_race c2 = { path, "alice", old, n2, 1 };
+                pthread_t t1, t2;
+                assert_int_equal(pthread_create(&t1, NULL, change_run, &c1), 0);
+                assert_int_equal(pthread_create(&t2, NULL, change_run, &c2), 0);
+                assert_int_equal(pthread_join(t1, NULL), 0);
+                assert_int_equal(pthread_join(t2, NULL), 0);
+                assert_true((c1.result == 0 && c2.result == -EKEYREJECTED) ||
+                            (c2.result == 0 && c1.result == -EKEYREJECTED));
+                e = load_user(path, &db, "alice");
+                assert_int_equal(userdb_verify(e->hash, c1.result == 0 ? n1 : n2), 1);
+                assert_int_equal(userdb_verify(e->hash, c1.result == 0 ? n2 : n1), 0);
+                assert_int_equal(e->n_groups, 1);
+                assert_int_equal(userdb_size(db), 2);
+                userdb_free(db);
+                assert_int_equal(count_entries(dir), 1);
+        }
+
+        /* two users: both changes land, neither loses the other's */
+        e = load_user(path, &db, "alice");
+        const char *a_now = userdb_verify(e->hash, "a-2-1") == 1 ? "a-2-1" : "a-2-2";
+        userdb_free(db);
+        struct change_race ca = { path, "alice", a_now, "a-last", 1 };
+        struct change_race cb = { path, "bob", "b-old", "b-last", 1 };
+        pthread_t ta, tb;
+        assert_int_equal(pthread_create(&ta, NULL, change_run, &ca), 0);
+        assert_int_equal(pthread_create(&tb, NULL, change_run, &cb), 0);
+        assert_int_equal(pthread_join(ta, NULL), 0);
+        assert_int_equal(pthread_join(tb, NULL), 0);
+        assert_int_equal(ca.result, 0);
+        assert_int_equal(cb.result, 0);
+        e = load_user(path, &db, "alice");
+        assert_int_equal(userdb_verify(e->hash, "a-last"), 1);
+        assert_int_equal(userdb_verify(userdb_lookup(db, "bob")->hash, "b-last"), 1);
+        userdb_free(db);
+        assert_int_equal(count_entries(dir), 1);
+
+        free(ha);
+        free(hb);
+        free(path);
+        rm_rf(dir);
+        free(dir);
+}
+
+#define TORN_ROUNDS 1000
+
+struct torn_reader {
+        const char *path;
+        const char *hash_alice;
+        volatile int stop;
+        unsigned reads, bad, saw_never, saw_expired;
+};
+
+static void *torn_reader_run(void *userdata) {
+        struct torn_reader *r = userdata;
+
+        do {
+                struct userdb *db = NULL;
+                int k = userdb_parse_file(r->path, NULL, NULL, &db);
+                const struct userdb_entry *a = k == 0 ? userdb_lookup(db, "alice") : NULL;
+                const struct userdb_entry *b = k == 0 ? userdb_lookup(db, "bob") : NULL;
+                if (!a || !b || userdb_size(db) != 3 || strcmp(a->hash, r->hash_alice) != 0 ||
+                    a->n_groups != 2 || (a->expires != USERDB_EXPIRES_NEVER && a->expires != 1234567890))
+                        r->bad++;
+                else if (a->expires == USERDB_EXPIRES_NEVER)
+                        r->saw_never++;
+                else
+                        r->saw_expired++;
+                r->reads++;
+                userdb_free(db);
+        } while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE));
+        return NULL;
+}
+
+/* 1000 rewrites while a thread reads the file as fast as it can: every read
+ * is a whole version, the old or the new (never torn, never missing). */
+static void test_rewrite_vs_read(void **state) {
+        char *dir = make_tmpdir();
+        char *path = path_join(dir, "users");
+        char *ha = argon2id_min("a"), *text;
+        struct torn_reader r = { .path = path, .hash_alice = ha };
+        pthread_t t;
+
+        /* a file of some size, so that a torn read would show */
+        size_t len = 0, cap = 1 << 16;
+        text = malloc(cap);
+        len += snprintf(text + len, cap - len, "alice:%s:g1,g2\nbob:!\n", ha);
+        for (int i = 0; i < 200; i++)
+                len += snprintf(text + len, cap - len, "# padding line %03d .........................\n", i);
+        len += snprintf(text + len, cap - len, "zed:*:g\n");
+        write_file(path, text, 0600);
+        free(text);
+
+        assert_int_equal(pthread_create(&t, NULL, torn_reader_run, &r), 0);
+        for (int i = 0; i < TORN_ROUNDS; i++)
+                assert_int_equal(userdb_expire(path, "alice", i % 2 ? USERDB_EXPIRES_NEVER : 1234567890), 0);
+        __atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
+        assert_int_equal(pthread_join(t, NULL), 0);
+
+        fprintf(stderr, "%u reads during %d rewrites (%u never, %u expired)\n", r.reads,
+                TORN_ROUNDS, r.saw_never, r.saw_expired);
+        assert_int_equal(r.bad, 0);
+        assert_true(r.reads > 0);
+        struct userdb *db = NULL;
+        assert_int_equal(load_user(path, &db, "alice")->expires, USERDB_EXPIRES_NEVER);
+        userdb_free(db);
+        assert_int_equal(count_entries(dir), 1);
+
+        free(ha);
         free(path);
         rm_rf(dir);
         free(dir);
@@ -620,7 +1087,7 @@ static void test_edit_atomic_write_failure(void **state) {
         small = old;
         small.rlim_cur = 100;
         assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
-        int r1 = userdb_add(path, "alice", "pw", NULL);
+        int r1 = userdb_add(path, "alice", "pw", NULL, USERDB_EXPIRES_NEVER);
         int r2 = userdb_del(path, "user05");
         assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
         signal(SIGXFSZ, SIG_DFL);
@@ -660,9 +1127,9 @@ static void test_edit_readonly_folder(void **state) {
                 if (pid == 0) {
                         if (setgid(65534) < 0 || setuid(65534) < 0)
                                 _exit(100);
-                        int a = userdb_add(path, "alice", "pw", NULL);
+                        int a = userdb_add(path, "alice", "pw", NULL, USERDB_EXPIRES_NEVER);
                         int b = userdb_del(path, "bob");
-                        int c = userdb_passwd(path, "bob", "pw", NULL);
+                        int c = userdb_passwd(path, "bob", "pw", NULL, USERDB_EXPIRES_NEVER);
                         _exit(a == -EACCES && b == -EACCES && c == -EACCES ? 0 : 1);
                 }
                 int status;
@@ -671,7 +1138,7 @@ static void test_edit_readonly_folder(void **state) {
                 r = WEXITSTATUS(status);
                 assert_int_equal(r, 0);
         } else {
-                assert_int_equal(userdb_add(path, "alice", "pw", NULL), -EACCES);
+                assert_int_equal(userdb_add(path, "alice", "pw", NULL, USERDB_EXPIRES_NEVER), -EACCES);
                 assert_int_equal(userdb_del(path, "bob"), -EACCES);
         }
 
@@ -690,6 +1157,8 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_good),
                 cmocka_unit_test(test_parse_bad),
+                cmocka_unit_test(test_parse_expires),
+                cmocka_unit_test(test_parse_expires_arg),
                 cmocka_unit_test(test_parse_file),
                 cmocka_unit_test(test_verify_formats),
                 cmocka_unit_test(test_verify_never),
@@ -697,6 +1166,12 @@ int main(void) {
                 cmocka_unit_test(test_edit_roundtrip),
                 cmocka_unit_test(test_edit_create),
                 cmocka_unit_test(test_edit_bad_input),
+                cmocka_unit_test(test_edit_expires),
+                cmocka_unit_test(test_change_password),
+                cmocka_unit_test(test_change_lock_timeout),
+                cmocka_unit_test(test_edit_stale_temp),
+                cmocka_unit_test(test_change_concurrent),
+                cmocka_unit_test(test_rewrite_vs_read),
                 cmocka_unit_test(test_edit_atomic_write_failure),
                 cmocka_unit_test(test_edit_readonly_folder),
         };

@@ -2,7 +2,9 @@
 
 #include <crypt.h>
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <sodium.h>
@@ -12,6 +14,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fs-util.h"
@@ -74,6 +77,69 @@ bool userdb_groups_valid(const char *groups) {
                         return true;
                 p = comma + 1;
         }
+}
+
+/* ---- expiry ----------------------------------------------------------- */
+
+/* The 4th field: empty (never) or 1..19 decimal digits without a sign,
+ * at most INT64_MAX. */
+static int parse_expires_field(const char *s, size_t len, int64_t *ret) {
+        int64_t v = 0;
+
+        if (len == 0) {
+                *ret = USERDB_EXPIRES_NEVER;
+                return 0;
+        }
+        if (len > 19)
+                return -ERANGE;
+        for (size_t i = 0; i < len; i++) {
+                if (s[i] < '0' || s[i] > '9')
+                        return -EINVAL;
+                int d = s[i] - '0';
+                if (v > (INT64_MAX - d) / 10)
+                        return -ERANGE;
+                v = v * 10 + d;
+        }
+        *ret = v;
+        return 0;
+}
+
+bool userdb_expired(const struct userdb_entry *e, int64_t now) {
+        return e && e->expires != USERDB_EXPIRES_NEVER && now >= e->expires;
+}
+
+int userdb_parse_expires(const char *s, int64_t *ret) {
+        assert_return(s, -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        if (streq(s, "never")) {
+                *ret = USERDB_EXPIRES_NEVER;
+                return 0;
+        }
+        if (streq(s, "now")) {
+                *ret = 0;
+                return 0;
+        }
+        /* YYYY-MM-DD: 00:00 UTC that day, checked by a round trip so that
+         * 2027-02-30 is refused rather than normalised. */
+        if (strlen(s) == 10 && s[4] == '-' && s[7] == '-') {
+                int y, m, d;
+                char tail;
+                for (size_t i = 0; i < 10; i++)
+                        if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
+                                return -EINVAL;
+                if (sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3)
+                        return -EINVAL;
+                struct tm tm = { .tm_year = y - 1900, .tm_mon = m - 1, .tm_mday = d };
+                time_t t = timegm(&tm);
+                if (t < 0 || tm.tm_year != y - 1900 || tm.tm_mon != m - 1 || tm.tm_mday != d)
+                        return -EINVAL;
+                *ret = t;
+                return 0;
+        }
+        if (s[0] == '\0')
+                return -EINVAL; /* "never" says it */
+        return parse_expires_field(s, strlen(s), ret);
 }
 
 /* ---- parsing ---------------------------------------------------------- */
@@ -152,7 +218,7 @@ static int parse_line(struct parser *p, unsigned lineno, const char *s, size_t l
 
         const char *c1 = memchr(s, ':', len);
         if (!c1) {
-                parser_report(p, lineno, "expected 'user:hash[:groups]', found no ':'");
+                parser_report(p, lineno, "expected 'user:hash[:groups[:expires]]', found no ':'");
                 return -EBADMSG;
         }
         size_t user_len = c1 - s;
@@ -172,19 +238,30 @@ static int parse_line(struct parser *p, unsigned lineno, const char *s, size_t l
         }
 
         const char *groups = c2 ? c2 + 1 : end;
-        size_t groups_len = end - groups;
-        if (memchr(groups, ':', groups_len)) {
-                parser_report(p, lineno, "too many ':'-separated fields (expected at most 3)");
-                return -EBADMSG;
+        const char *c3 = memchr(groups, ':', end - groups);
+        size_t groups_len = (c3 ? c3 : end) - groups;
+        int64_t expires = USERDB_EXPIRES_NEVER;
+        if (c3) {
+                const char *ex = c3 + 1;
+                if (memchr(ex, ':', end - ex)) {
+                        parser_report(p, lineno,
+                                      "too many ':'-separated fields (expected at most 4)");
+                        return -EBADMSG;
+                }
+                if (parse_expires_field(ex, end - ex, &expires) < 0) {
+                        parser_report(p, lineno,
+                                      "expiry must be empty or a number of seconds since 1970");
+                        return -EBADMSG;
+                }
         }
 
         /* Count and check the groups before allocating anything. */
         size_t n_groups = 0;
         if (groups_len > 0) {
-                const char *g = groups;
+                const char *g = groups, *gend = groups + groups_len;
                 for (;;) {
-                        const char *comma = memchr(g, ',', end - g);
-                        size_t glen = (comma ? comma : end) - g;
+                        const char *comma = memchr(g, ',', gend - g);
+                        size_t glen = (comma ? comma : gend) - g;
                         why = name_problem(g, glen);
                         if (why) {
                                 parser_report(p, lineno, "group name %zu %s", n_groups + 1, why);
@@ -231,6 +308,7 @@ static int parse_line(struct parser *p, unsigned lineno, const char *s, size_t l
                         .hash = h,
                         .groups = gv,
                         .n_groups = n_groups,
+                        .expires = expires,
                         .line = lineno,
                 },
                 .block = block,
@@ -490,7 +568,23 @@ int userdb_hash_password(const char *password, char **ret_hash) {
 
 /* ---- editing ---------------------------------------------------------- */
 
-enum edit_op { EDIT_ADD, EDIT_PASSWD, EDIT_DEL };
+enum edit_op {
+        EDIT_ADD,     /* a new line */
+        EDIT_PASSWD,  /* new hash and expiry; groups given or kept */
+        EDIT_EXPIRE,  /* new expiry; hash and groups kept */
+        EDIT_CHANGE,  /* new hash, expiry cleared, groups kept: after checking the old password */
+        EDIT_DEL,
+};
+
+struct edit {
+        enum edit_op op;
+        const char *user;
+        const char *hash;   /* the new hash (ADD, PASSWD, CHANGE) */
+        const char *groups; /* NULL keeps them (PASSWD) or none (ADD) */
+        int64_t expires;
+        const char *old_password; /* CHANGE: must verify against the file as it is */
+        int lock_timeout_ms;      /* < 0: wait as long as it takes */
+};
 
 /* A growing output buffer; wiped when released since it holds hashes. */
 struct outbuf {
@@ -518,24 +612,75 @@ static int outbuf_put(struct outbuf *o, const char *s, size_t n) {
 
 static int outbuf_put_str(struct outbuf *o, const char *s) { return outbuf_put(o, s, strlen(s)); }
 
-/* Appends "user:hash[:groups]\n"; groups may be NULL or empty for none. */
-static int put_user_line(struct outbuf *o, const char *user, const char *hash,
-                         const char *groups, size_t groups_len) {
+/* Appends "user:hash[:groups[:expires]]\n" (the shortest form that holds
+ * them); groups may be NULL or empty for none. */
+static int put_user_line(struct outbuf *o, const char *user, const char *hash, size_t hash_len,
+                         const char *groups, size_t groups_len, int64_t expires) {
+        char ex[24] = "";
         int r;
+
+        if (expires != USERDB_EXPIRES_NEVER)
+                snprintf(ex, sizeof ex, ":%" PRId64, expires);
 
         r = outbuf_put_str(o, user);
         if (r >= 0)
                 r = outbuf_put(o, ":", 1);
         if (r >= 0)
-                r = outbuf_put_str(o, hash);
-        if (r >= 0 && groups && groups_len > 0) {
+                r = outbuf_put(o, hash, hash_len);
+        if (r >= 0 && ((groups && groups_len > 0) || ex[0])) {
                 r = outbuf_put(o, ":", 1);
-                if (r >= 0)
+                if (r >= 0 && groups)
                         r = outbuf_put(o, groups, groups_len);
         }
         if (r >= 0)
+                r = outbuf_put_str(o, ex);
+        if (r >= 0)
                 r = outbuf_put(o, "\n", 1);
         return r;
+}
+
+/* The fields of a line as found (none of them copied); absent ones empty. */
+struct line_fields {
+        const char *hash, *groups, *expires;
+        size_t hash_len, groups_len, expires_len;
+};
+
+static void split_line(const char *s, size_t len, struct line_fields *f) {
+        const char *end = s + len;
+        const char *c1 = memchr(s, ':', len);
+
+        *f = (struct line_fields) { .hash = end, .groups = end, .expires = end };
+        if (!c1)
+                return;
+        f->hash = c1 + 1;
+        const char *c2 = memchr(f->hash, ':', end - f->hash);
+        f->hash_len = (c2 ? c2 : end) - f->hash;
+        if (!c2)
+                return;
+        f->groups = c2 + 1;
+        const char *c3 = memchr(f->groups, ':', end - f->groups);
+        f->groups_len = (c3 ? c3 : end) - f->groups;
+        if (!c3)
+                return;
+        f->expires = c3 + 1;
+        f->expires_len = end - f->expires;
+}
+
+/* The new line for `user`, whose current line (perhaps malformed) is `s`. */
+static int put_replaced_line(struct outbuf *out, const struct edit *e, const char *s,
+                             size_t len) {
+        struct line_fields f;
+        int64_t expires = e->expires;
+
+        split_line(s, len, &f);
+        const char *hash = e->hash ?: f.hash;
+        size_t hash_len = e->hash ? strlen(e->hash) : f.hash_len;
+        const char *groups = e->groups ?: f.groups;
+        size_t groups_len = e->groups ? strlen(e->groups) : f.groups_len;
+
+        if (e->op == EDIT_EXPIRE && e->hash == NULL && f.hash == s + len)
+                return -EBADMSG; /* no hash to keep */
+        return put_user_line(out, e->user, hash, hash_len, groups, groups_len, expires);
 }
 
 /*
@@ -543,9 +688,9 @@ static int put_user_line(struct outbuf *o, const char *user, const char *hash,
  * precedes its first ':' (the whole line without one), so malformed lines of
  * `user` are also replaced or dropped, and lines of others kept verbatim.
  */
-static int edit_content(const char *in, size_t in_len, enum edit_op op, const char *user,
-                        const char *hash, const char *groups, struct outbuf *out) {
-        size_t user_len = strlen(user);
+static int edit_content(const char *in, size_t in_len, const struct edit *e,
+                        struct outbuf *out) {
+        size_t user_len = strlen(e->user);
         bool found = false;
         int r;
 
@@ -559,29 +704,18 @@ static int edit_content(const char *in, size_t in_len, enum edit_op op, const ch
                 bool comment = i == line_len || s[i] == '#';
                 const char *colon = memchr(s, ':', line_len);
                 size_t name_len = colon ? (size_t) (colon - s) : line_len;
-                bool mine = !comment && name_len == user_len && memcmp(s, user, user_len) == 0;
+                bool mine = !comment && name_len == user_len && memcmp(s, e->user, user_len) == 0;
 
-                if (mine && op == EDIT_ADD)
+                if (mine && e->op == EDIT_ADD)
                         return -EEXIST;
-                if (mine && op == EDIT_PASSWD && !found) {
-                        const char *g = groups;
-                        size_t glen = groups ? strlen(groups) : 0;
-                        if (!groups && colon) {
-                                /* keep the old third field as it was */
-                                const char *rest = colon + 1, *lend = s + line_len;
-                                const char *c2 = memchr(rest, ':', lend - rest);
-                                if (c2) {
-                                        g = c2 + 1;
-                                        glen = lend - g;
-                                }
-                        }
-                        r = put_user_line(out, user, hash, g, glen);
+                if (mine && e->op != EDIT_DEL && !found) {
+                        r = put_replaced_line(out, e, s, line_len);
                         if (r < 0)
                                 return r;
                 } else if (!mine) {
                         r = outbuf_put(out, s, line_len);
                         if (r >= 0)
-                                r = outbuf_put(out, "\n", nl ? 1 : (op == EDIT_ADD ? 1 : 0));
+                                r = outbuf_put(out, "\n", nl ? 1 : (e->op == EDIT_ADD ? 1 : 0));
                         if (r < 0)
                                 return r;
                 }
@@ -589,9 +723,29 @@ static int edit_content(const char *in, size_t in_len, enum edit_op op, const ch
                 s += line_len + (nl ? 1 : 0);
         }
 
-        if (op == EDIT_ADD)
-                return put_user_line(out, user, hash, groups, groups ? strlen(groups) : 0);
+        if (e->op == EDIT_ADD)
+                return put_user_line(out, e->user, e->hash, strlen(e->hash), e->groups,
+                                     e->groups ? strlen(e->groups) : 0, e->expires);
         return found ? 0 : -ENOENT;
+}
+
+/* Checks the old password of EDIT_CHANGE against the file as it is now
+ * (under the lock): the whole file must parse, as for the plugin. */
+static int check_old_password(const char *in, size_t in_len, const char *name,
+                              const struct edit *e) {
+        _cleanup_(userdb_freep) struct userdb *db = NULL;
+        int r;
+
+        r = userdb_parse_buffer(in, in_len, name, NULL, NULL, &db);
+        if (r < 0)
+                return r;
+        const struct userdb_entry *entry = userdb_lookup(db, e->user);
+        if (!entry)
+                return -ENOENT;
+        r = userdb_verify(entry->hash, e->old_password);
+        if (r < 0)
+                return r;
+        return r ? 0 : -EKEYREJECTED;
 }
 
 static int open_parent_dir(const char *path, char **ret_base) {
@@ -692,75 +846,189 @@ fail:
         return r;
 }
 
-static int userdb_edit(const char *path, enum edit_op op, const char *user,
-                       const char *password, const char *groups) {
-        _cleanup_free_ char *base = NULL, *hash = NULL, *in = NULL;
+/* Takes the editors' lock: flock(2) on the folder, which every editor
+ * (latchctl user, the plugin's password changes) opens the same way. With a
+ * timeout, polls: a stuck holder must not keep a latchd thread forever. */
+static int lock_dir(int dirfd, int timeout_ms) {
+        struct timespec start, now;
+
+        if (timeout_ms < 0) {
+                while (flock(dirfd, LOCK_EX) < 0)
+                        if (errno != EINTR)
+                                return negative_errno();
+                return 0;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (;;) {
+                if (flock(dirfd, LOCK_EX | LOCK_NB) == 0)
+                        return 0;
+                if (errno != EWOULDBLOCK && errno != EINTR)
+                        return negative_errno();
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                int64_t ms = (now.tv_sec - start.tv_sec) * 1000 +
+                             (now.tv_nsec - start.tv_nsec) / 1000000;
+                if (ms >= timeout_ms)
+                        return -EAGAIN;
+                (void) nanosleep(&(struct timespec) { .tv_nsec = 5 * 1000 * 1000 }, NULL);
+        }
+}
+
+/* Whether `name` is one of replace_file()'s temporary files for `base`:
+ * "." base "." and 16 lowercase hex digits. */
+static bool is_temp_name(const char *name, const char *base) {
+        size_t blen = strlen(base);
+
+        if (name[0] != '.' || strncmp(name + 1, base, blen) != 0 || name[1 + blen] != '.')
+                return false;
+        const char *hex = name + 2 + blen;
+        if (strlen(hex) != 16)
+                return false;
+        for (size_t i = 0; i < 16; i++)
+                if (!((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f')))
+                        return false;
+        return true;
+}
+
+/* Removes temporary files an editor that died (power loss, SIGKILL) left
+ * behind. Called under the lock, so none of them is being written. Readers
+ * never look at them, so a failure here is harmless and ignored. */
+static void remove_stale_temps(int dirfd, const char *base) {
+        int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return;
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                close(fd);
+                return;
+        }
+        for (struct dirent *de; (de = readdir(d));) {
+                struct stat st;
+                if (!is_temp_name(de->d_name, base))
+                        continue;
+                if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    !S_ISREG(st.st_mode))
+                        continue;
+                (void) unlinkat(dirfd, de->d_name, 0);
+        }
+        closedir(d);
+}
+
+static int userdb_edit(const char *path, const struct edit *e, const char *password) {
+        _cleanup_free_ char *base = NULL, *in = NULL;
         _cleanup_close_ int dirfd = -1, fd = -1;
+        char *hash = NULL;
         struct outbuf out = {};
+        struct edit ed = *e;
         struct stat st;
         bool exists = true;
         size_t in_len = 0;
         int r;
 
-        if (!path || !user)
+        if (!path || !e->user)
                 return -EINVAL;
-        if (!userdb_name_valid(user))
+        if (!userdb_name_valid(e->user))
                 return -EINVAL;
-        if (groups && !userdb_groups_valid(groups))
+        if (e->groups && !userdb_groups_valid(e->groups))
                 return -EINVAL;
-        if (op != EDIT_DEL && password_len(password) == 0)
+        if (e->expires < USERDB_EXPIRES_NEVER)
+                return -EINVAL;
+        if ((e->op == EDIT_ADD || e->op == EDIT_PASSWD || e->op == EDIT_CHANGE) &&
+            password_len(password) == 0)
+                return -EINVAL;
+        if (e->op == EDIT_CHANGE && password_len(e->old_password) == 0)
                 return -EINVAL;
 
+        /* Hash before taking the lock: it is the slow part, and needs no file. */
+        if (password) {
+                r = userdb_hash_password(password, &hash);
+                if (r < 0)
+                        return r;
+                ed.hash = hash;
+        }
+
         dirfd = open_parent_dir(path, &base);
-        if (dirfd < 0)
-                return dirfd;
-        if (flock(dirfd, LOCK_EX) < 0)
-                return negative_errno();
+        if (dirfd < 0) {
+                r = dirfd;
+                goto finish;
+        }
+        r = lock_dir(dirfd, e->lock_timeout_ms);
+        if (r < 0)
+                goto finish;
+        remove_stale_temps(dirfd, base);
 
         fd = openat(dirfd, base, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
         if (fd < 0) {
-                if (errno != ENOENT || op != EDIT_ADD)
-                        return negative_errno();
+                r = negative_errno();
+                if (r != -ENOENT || e->op != EDIT_ADD)
+                        goto finish;
                 exists = false;
         } else {
                 r = fstat_regular(fd, &st);
                 if (r < 0)
-                        return r;
+                        goto finish;
                 r = read_all(fd, &in, &in_len);
-                if (r < 0)
-                        return r;
-        }
-
-        if (op != EDIT_DEL) {
-                r = userdb_hash_password(password, &hash);
                 if (r < 0)
                         goto finish;
         }
 
-        r = edit_content(in ?: "", in_len, op, user, hash, groups, &out);
+        if (e->op == EDIT_CHANGE) {
+                r = check_old_password(in ?: "", in_len, path, e);
+                if (r < 0)
+                        goto finish;
+        }
+
+        r = edit_content(in ?: "", in_len, &ed, &out);
         if (r < 0)
                 goto finish;
 
         r = replace_file(dirfd, base, exists ? &st : NULL, out.data ?: "", out.len);
 
 finish:
+        /* the lock goes with dirfd's close */
         outbuf_done(&out);
         if (in)
                 sodium_memzero(in, in_len);
-        if (hash)
-                sodium_memzero(hash, strlen(hash));
+        secret_free(hash);
         return r;
 }
 
-int userdb_add(const char *path, const char *user, const char *password, const char *groups) {
-        return userdb_edit(path, EDIT_ADD, user, password, groups);
+int userdb_add(const char *path, const char *user, const char *password, const char *groups,
+               int64_t expires) {
+        return userdb_edit(path,
+                           &(struct edit) { .op = EDIT_ADD, .user = user, .groups = groups,
+                                            .expires = expires, .lock_timeout_ms = -1 },
+                           password);
 }
 
 int userdb_passwd(const char *path, const char *user, const char *password,
-                  const char *groups) {
-        return userdb_edit(path, EDIT_PASSWD, user, password, groups);
+                  const char *groups, int64_t expires) {
+        return userdb_edit(path,
+                           &(struct edit) { .op = EDIT_PASSWD, .user = user, .groups = groups,
+                                            .expires = expires, .lock_timeout_ms = -1 },
+                           password);
+}
+
+int userdb_expire(const char *path, const char *user, int64_t expires) {
+        return userdb_edit(path,
+                           &(struct edit) { .op = EDIT_EXPIRE, .user = user, .expires = expires,
+                                            .lock_timeout_ms = -1 },
+                           NULL);
+}
+
+int userdb_change_password(const char *path, const char *user, const char *old_password,
+                           const char *new_password, int lock_timeout_ms) {
+        return userdb_edit(path,
+                           &(struct edit) { .op = EDIT_CHANGE, .user = user,
+                                            .expires = USERDB_EXPIRES_NEVER,
+                                            .old_password = old_password,
+                                            .lock_timeout_ms = lock_timeout_ms },
+                           new_password);
 }
 
 int userdb_del(const char *path, const char *user) {
-        return userdb_edit(path, EDIT_DEL, user, NULL, NULL);
+        return userdb_edit(path,
+                           &(struct edit) { .op = EDIT_DEL, .user = user,
+                                            .expires = USERDB_EXPIRES_NEVER,
+                                            .lock_timeout_ms = -1 },
+                           NULL);
 }

@@ -4,9 +4,15 @@
 /*
  * userdb: the user database of the `file` plugin, shared with `latchctl user`.
  *
- * Format: one user a line, `user:hash[:group,group...]`. Lines whose first
- * non-blank character is `#` are comments; blank lines are allowed. A line
- * ends at '\n'; a final line without one is accepted.
+ * Format: one user a line, `user:hash[:group,group...[:expires]]`. Lines
+ * whose first non-blank character is `#` are comments; blank lines are
+ * allowed. A line ends at '\n'; a final line without one is accepted.
+ *
+ * Expiry (the optional 4th field) is when the password expires: empty (or
+ * absent) for never, `0` for "change it at the next login" (as `passwd -e`),
+ * else Unix seconds (decimal digits, no sign) from which on it is expired.
+ * An expired password still authenticates; the account is then due for a
+ * change (the plugin's account() answers LATCH_NEW_AUTHTOK_REQD).
  *
  * Names (users and groups): 1..USERDB_NAME_MAX bytes, no ':' ',' whitespace,
  * control characters or NUL, not starting with '-' or '#'.
@@ -24,6 +30,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The longest user or group name, in bytes. */
 #define USERDB_NAME_MAX 64
@@ -33,6 +40,9 @@
 /* The largest file userdb_parse_fd() and the editors read, in bytes. */
 #define USERDB_FILE_MAX (16 * 1024 * 1024)
 
+/* The `expires` of a password that never expires (an empty 4th field). */
+#define USERDB_EXPIRES_NEVER INT64_C(-1)
+
 /* One parsed user. Every pointer is owned by the `struct userdb` it came from
  * and lives as long as it. */
 struct userdb_entry {
@@ -40,6 +50,7 @@ struct userdb_entry {
         const char *hash;
         const char *const *groups; /* n_groups names, then NULL */
         size_t n_groups;
+        int64_t expires; /* USERDB_EXPIRES_NEVER, or Unix seconds (0: at once) */
         unsigned line; /* 1-based line in the source */
 };
 
@@ -132,13 +143,28 @@ bool userdb_name_valid(const char *name);
  * single commas. NULL is not valid. */
 bool userdb_groups_valid(const char *groups);
 
+/* Whether the password of `e` is expired at `now` (Unix seconds). */
+bool userdb_expired(const struct userdb_entry *e, int64_t now);
+
 /*
- * Editors, used by `latchctl user`. Each rewrites the file at `path`
- * atomically: the new content goes to a temporary file in the same folder
+ * Parses an expiry as `latchctl user --expires` takes it: "never"
+ * (USERDB_EXPIRES_NEVER), "now" (0: change at the next login), "YYYY-MM-DD"
+ * (00:00 UTC that day, from 1970-01-01 on) or Unix seconds. Returns 0, or
+ * -EINVAL / -ERANGE.
+ */
+int userdb_parse_expires(const char *s, int64_t *ret);
+
+/*
+ * Editors, used by `latchctl user` and the plugin's password changes. Each
+ * rewrites the file at `path` atomically: the new content goes to a
+ * temporary file `.NAME.XXXXXXXXXXXXXXXX` in the same folder
  * (O_CREAT|O_EXCL|O_CLOEXEC), which gets the old file's mode and owner, is
- * fsync()ed and rename()d over `path`, and the folder is fsync()ed. If
- * anything fails the old file is untouched (and the temporary file removed).
- * Editors of the same folder are serialised with flock(2) on the folder.
+ * fsync()ed and rename()d over `path`, and the folder is fsync()ed. A reader
+ * opening `path` sees the old file or the new one, never a mix. If anything
+ * fails the old file is untouched (and the temporary file removed).
+ * Editors of the same folder are serialised with flock(2) on the folder;
+ * holding it, an editor first removes temporary files of `path` that a
+ * crashed editor left behind.
  * Lines of other users, comments, blank lines and their order are kept byte
  * for byte (a missing final newline is added when a line is appended).
  * `path` must name a regular file or, for userdb_add() only, nothing (then
@@ -146,23 +172,45 @@ bool userdb_groups_valid(const char *groups);
  * refused with -ELOOP.
  *
  * Passwords: any bytes but NUL, 1..USERDB_PASSWORD_MAX of them; the new
- * hash is argon2id (userdb_hash_password()). `groups` is "a,b", "" for none,
- * or NULL: none for userdb_add(), the current ones for userdb_passwd().
+ * hash is argon2id (userdb_hash_password()), made before the lock is taken.
+ * `groups` is "a,b", "" for none, or NULL: none for userdb_add(), the
+ * current ones for userdb_passwd(). `expires` is USERDB_EXPIRES_NEVER or
+ * Unix seconds >= 0 (see the top); a line is written in its shortest form
+ * (`user:hash` when there are neither groups nor an expiry).
  *
  * Returns 0, or:
  *   -EEXIST  userdb_add(): `user` already has a line;
- *   -ENOENT  userdb_passwd()/userdb_del(): no such user, or no such file;
- *   -EINVAL  bad user name, bad groups, empty or too long password;
+ *   -ENOENT  no such user (all but userdb_add()), or no such file;
+ *   -EINVAL  bad user name, bad groups, bad expiry, empty or too long password;
+ *   -EKEYREJECTED userdb_change_password(): the old password does not verify;
+ *   -EBADMSG userdb_change_password(): the file does not parse;
+ *   -EAGAIN  userdb_change_password(): the lock stayed taken for the timeout;
  *   -EIO     the file could not be written or synced; or another negative
  *            errno from the system (-EACCES, -EROFS, -ENOSPC, -ELOOP, -EFBIG,
- *            -ENOMEM) naming why.
+ *            -EPERM from fchown(), -ENOMEM) naming why.
  *
  * userdb_passwd() replaces the user's line (a duplicate line of the same user,
- * itself an error for the parser, is dropped); userdb_del() removes every line
- * of the user. Lines that do not parse are kept as they are.
+ * itself an error for the parser, is dropped), keeping the groups when
+ * `groups` is NULL and writing `expires` (USERDB_EXPIRES_NEVER: a new password
+ * is not expired unless asked); userdb_expire() sets only the expiry, keeping
+ * hash and groups; userdb_del() removes every line of the user. Lines that
+ * do not parse are kept as they are.
  */
 int userdb_add(const char *path, const char *user, const char *password,
-               const char *groups /* "a,b" or NULL */);
+               const char *groups /* "a,b" or NULL */, int64_t expires);
 int userdb_passwd(const char *path, const char *user, const char *password,
-                  const char *groups /* NULL keeps them */);
+                  const char *groups /* NULL keeps them */, int64_t expires);
+int userdb_expire(const char *path, const char *user, int64_t expires);
 int userdb_del(const char *path, const char *user);
+
+/*
+ * A user's own password change (the plugin's password()): under the lock,
+ * checks `old_password` against the user's hash in the file as it is now
+ * (not a copy read earlier: of two changes racing with the same old
+ * password, the second fails with -EKEYREJECTED), then writes an argon2id hash of
+ * `new_password`, keeps the groups and clears the expiry. Waits at most
+ * `lock_timeout_ms` for the lock (< 0: as long as it takes). Quality checks
+ * are the caller's.
+ */
+int userdb_change_password(const char *path, const char *user, const char *old_password,
+                           const char *new_password, int lock_timeout_ms);

@@ -63,7 +63,7 @@ class Completion(unittest.TestCase):
         self.assertEqual(self.complete("latchctl token "), ["issue", "verify"])
         self.assertEqual(self.complete("latchctl sessions r"), ["revoke"])
         self.assertEqual(self.complete("latchctl keys "), ["rotate"])
-        self.assertEqual(self.complete("latchctl user "), ["add", "del", "passwd"])
+        self.assertEqual(self.complete("latchctl user "), ["add", "del", "expire", "passwd"])
         self.assertEqual(self.complete("latchctl totp "), ["confirm", "enroll", "recovery", "remove", "status"])
         self.assertEqual(self.complete("latchctl faillock "), ["reset", "show"])
 
@@ -75,6 +75,9 @@ class Completion(unittest.TestCase):
                          ["--audience", "--issuer", "--json", "--jwks"])
         self.assertEqual(self.complete("latchctl sessions list --"), ["--json", "--service", "--user"])
         self.assertEqual(self.complete("latchctl totp enroll alice --"), ["--json", "--service"])
+        self.assertEqual(self.complete("latchctl user add FILE alice --"), ["--expires", "--groups", "--json"])
+        self.assertEqual(self.complete("latchctl user expire FILE alice --"), ["--expires", "--json"])
+        self.assertEqual(self.complete("latchctl user add FILE alice --expires n"), ["never", "now"])
 
     def test_service_names(self):
         self.assertEqual(self.complete("latchctl login "), ["intranet", "webmail", "wiki"])
