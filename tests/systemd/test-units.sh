@@ -7,6 +7,8 @@
 #     real), and on a broken copy, which must fail;
 #   - systemd-analyze security --offline: latchd.service's exposure must be
 #     at most MAX (1.5); the worker's is printed;
+#   - latchd.service may write the state folder users/ (file-plugin password
+#     changes);
 #   - the sysusers.d and tmpfiles.d snippets applied to a scratch root.
 # Usage: test-units.sh UNITDIR SYSUSERS TMPFILES MAX
 # Environment: LATCHD_INSTALLED, LATCHD_BUILT: latchd's installed and built
@@ -39,6 +41,14 @@ if grep -qx 'RestartPreventExitStatus=1' latchd.service && grep -qx 'Restart=on-
         echo "ok: latchd.service restarts on failure but not after exit 1"
 else
         echo "FAIL: latchd.service must have Restart=on-failure and RestartPreventExitStatus=1"; fail=1
+fi
+# The file plugin replaces a user database by renaming a new file over it:
+# under ProtectSystem=strict only the state folders can be written, so the
+# folder for databases users change must be one of them.
+if grep -qx 'StateDirectory=latch latch/users' latchd.service; then
+        echo "ok: latchd.service may write the state folder users/ (password changes)"
+else
+        echo "FAIL: latchd.service must have StateDirectory=latch latch/users"; fail=1
 fi
 echo "# systemd-analyze verify"
 units="latchd.socket latchd.service latch-pam-worker.socket"
@@ -100,6 +110,12 @@ else
                         echo "ok: tmpfiles makes $state 0700 latch"
                 else
                         echo "FAIL: $state is '$got', expected '700 $uid'"; fail=1
+                fi
+                got=$(stat -c '%a %u' "root$state/users")
+                if [ -n "$uid" ] && [ "$got" = "700 $uid" ]; then
+                        echo "ok: tmpfiles makes $state/users 0700 latch"
+                else
+                        echo "FAIL: $state/users is '$got', expected '700 $uid'"; fail=1
                 fi
         else
                 echo "FAIL: tmpfiles"; fail=1
