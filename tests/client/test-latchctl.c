@@ -430,6 +430,52 @@ static void test_user_db(void **state) {
         slurp(db, content, sizeof(content));
         assert_null(strstr(content, "alice"));
 
+        /* --expires: written as the 4th field, groups kept */
+        RUN(r, "pw one\n", "user", "add", db, "bob", "--expires", "now");
+        assert_int_equal(r->status, 0);
+        slurp(db, content, sizeof(content));
+        assert_int_equal(strncmp(content, "bob:$argon2id$", 14), 0);
+        assert_non_null(strstr(content, "::0\n"));
+        RUN(r, "pw two\n", "user", "passwd", db, "bob", "--groups", "g", "--expires", "2027-01-31");
+        assert_int_equal(r->status, 0);
+        slurp(db, content, sizeof(content));
+        assert_non_null(strstr(content, ":g:1801353600\n"));
+        /* passwd without --expires: a new password is not expired */
+        RUN(r, "pw three\n", "user", "passwd", db, "bob");
+        assert_int_equal(r->status, 0);
+        slurp(db, content, sizeof(content));
+        assert_non_null(strstr(content, ":g\n"));
+        assert_null(strstr(content, ":g:"));
+        /* expire: only the expiry (default now), the hash stays */
+        char before[4096];
+        memcpy(before, content, sizeof before);
+        RUN(r, NULL, "--json", "user", "expire", db, "bob");
+        assert_int_equal(r->status, 0);
+        slurp(db, content, sizeof(content));
+        assert_int_equal(strlen(content), strlen(before) + 2);
+        assert_int_equal(strncmp(content, before, strlen(before) - 1), 0);
+        assert_non_null(strstr(content, ":g:0\n"));
+        RUN(r, NULL, "user", "expire", db, "bob", "--expires", "1700000000");
+        assert_int_equal(r->status, 0);
+        slurp(db, content, sizeof(content));
+        assert_non_null(strstr(content, ":g:1700000000\n"));
+        RUN(r, NULL, "user", "expire", db, "bob", "--expires", "never");
+        assert_int_equal(r->status, 0);
+        slurp(db, content, sizeof(content));
+        assert_string_equal(content, before);
+        RUN(r, NULL, "--json", "user", "expire", db, "nobody");
+        check_json_error(r, 1, "not_found");
+        /* bad values and misplaced options are usage errors; nothing changes */
+        static const char *const bad[] = { "tomorrow", "2027-02-30", "-1", "" };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                RUN(r, NULL, "--json", "user", "expire", db, "bob", "--expires", bad[i]);
+                check_json_error(r, 2, "usage");
+        }
+        RUN(r, NULL, "--json", "user", "del", db, "bob", "--expires", "now");
+        check_json_error(r, 2, "usage");
+        slurp(db, content, sizeof(content));
+        assert_string_equal(content, before);
+
         unlink(db);
         free(r);
 }

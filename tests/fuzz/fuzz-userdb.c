@@ -53,7 +53,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (size_t i = 0; i < userdb_size(db); i++) {
                 const struct userdb_entry *e = userdb_get(db, i);
                 if (!e || !userdb_name_valid(e->user) || userdb_lookup(db, e->user) != e ||
-                    e->line == 0 || e->line > d.lines || e->groups[e->n_groups] != NULL)
+                    e->line == 0 || e->line > d.lines || e->groups[e->n_groups] != NULL ||
+                    e->expires < USERDB_EXPIRES_NEVER)
+                        abort();
+                /* never expires, or expired at or after its time */
+                if (e->expires != USERDB_EXPIRES_NEVER &&
+                    (!userdb_expired(e, e->expires) ||
+                     (e->expires > 0 && userdb_expired(e, e->expires - 1))))
                         abort();
                 for (size_t k = 0; k < e->n_groups; k++)
                         if (!userdb_name_valid(e->groups[k]))

@@ -180,7 +180,7 @@ printf '[daemon]\nsocket = %s/ex/latchd.sock\nstate_dir = state\nservices_dir = 
         "$tmp" "$plugindir" >"$tmp/ex/latchd.conf.d/paths.conf"
 : >"$tmp/ex/users"
 for s in file-users system-users; do
-        sed "s|/etc/latch/users|$tmp/ex/users|" "$examples/services/$s" >"$tmp/ex/services/$s"
+        sed -e "s|/etc/latch/users|$tmp/ex/users|" -e "s|/var/lib/latch/users/site|$tmp/ex/users|" "$examples/services/$s" >"$tmp/ex/services/$s"
 done
 "$latchd" --config "$tmp/ex/latchd.conf" --check-config >"$tmp/ex/check.log" 2>&1 || {
         cat "$tmp/ex/check.log" >&2
