@@ -3,7 +3,7 @@
 /*
  * The `pam` plugin: hands the request to the system's Linux-PAM.
  *
- *   auth     required pam service=NAME
+ *   auth     required pam service=NAME [max_waiting=N]
  *   account  required pam service=NAME
  *   password required pam service=NAME
  *
@@ -63,6 +63,15 @@
  * request's slot (host->set_data()): a request abandoned mid-conversation
  * makes the conversation function fail (PAM_CONV_ERR) and the thread end.
  *
+ * Those threads are bounded per line: at most max_waiting= (1 to 1024,
+ * default 16) wait for their client at once. When one more would, the
+ * one that has waited longest is ended as an abandoned one would be, and
+ * its answer, if it comes, gets LATCH_AUTHINFO_UNAVAIL: clients that never
+ * answer cannot make latchd keep a thread (and a PAM handle) each until
+ * their conversations time out. (In latch-worker each process serves one
+ * request at a time; latchd bounds the waiting workers of an isolated line
+ * itself, [plugin.NAME] max_waiting.)
+ *
  * Failure delays requested by modules (pam_fail_delay(), e.g. pam_unix's 2 s)
  * are not slept: PAM_FAIL_DELAY is set to a function that does nothing, so
  * a worker thread is never parked; latchd's [throttle] does the back-off.
@@ -81,10 +90,21 @@
 #include "macro.h"
 #include "secret.h"
 
+#define MAX_WAITING_DEFAULT 16
+#define MAX_WAITING_LIMIT 1024
+
+struct pam_job;
+
 struct pam_state {
         const struct latch_host *host;
         struct latch_ctx *ctx;
         char *service;
+
+        /* The jobs whose module waits for the client, oldest first. Taken
+         * before a job's own lock, never after it. */
+        pthread_mutex_t lock;
+        struct pam_job *waiting_oldest, *waiting_newest;
+        unsigned n_waiting, max_waiting;
 };
 
 enum job_state { JOB_RUNNING, JOB_ASKING, JOB_DONE };
@@ -136,7 +156,75 @@ struct pam_job {
         char *answer[LATCH_PROMPTS_MAX]; /* secrets */
         bool capture[LATCH_PROMPTS_MAX]; /* the answer becomes `captured` */
         bool cancel;             /* the request ended: fail the conversation */
+
+        /* Guarded by s->lock: its place in s's waiting list while the client
+         * is asked, and whether it was ended to make room (no longer in it). */
+        struct pam_job *older, *newer;
+        bool waiting, evicted;
 };
+
+/* ---- the line's waiting jobs ---- */
+
+static void waiting_unlink(struct pam_state *s, struct pam_job *j) {
+        if (j->older)
+                j->older->newer = j->newer;
+        else
+                s->waiting_oldest = j->newer;
+        if (j->newer)
+                j->newer->older = j->older;
+        else
+                s->waiting_newest = j->older;
+        j->older = j->newer = NULL;
+        j->waiting = false;
+        s->n_waiting--;
+}
+
+/* The job's module now waits for the client: to the end of the list. Past
+ * max_waiting the oldest job is cancelled (its conversation fails, its
+ * thread ends; the job stays its request's). */
+static void job_wait(struct pam_state *s, struct pam_job *j) {
+        bool evicted = false;
+
+        pthread_mutex_lock(&s->lock);
+        j->newer = NULL;
+        j->older = s->waiting_newest;
+        if (s->waiting_newest)
+                s->waiting_newest->newer = j;
+        else
+                s->waiting_oldest = j;
+        s->waiting_newest = j;
+        j->waiting = true;
+        s->n_waiting++;
+        if (s->n_waiting > s->max_waiting) {
+                struct pam_job *old = s->waiting_oldest; /* not j: max_waiting >= 1 */
+                waiting_unlink(s, old);
+                old->evicted = true;
+                pthread_mutex_lock(&old->lock);
+                old->cancel = true;
+                pthread_cond_broadcast(&old->cond);
+                pthread_mutex_unlock(&old->lock);
+                evicted = true;
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (evicted)
+                s->host->log(s->ctx, NULL, LATCH_LOG_WARNING,
+                             "more than %u logins waiting for an answer (max_waiting); the oldest was ended",
+                             s->max_waiting);
+}
+
+/* Takes the job out of the list (its client answered, or its request
+ * ended): -ECANCELED when it had been ended to make room. */
+static int job_unwait(struct pam_state *s, struct pam_job *j) {
+        int r = 0;
+
+        pthread_mutex_lock(&s->lock);
+        if (j->evicted)
+                r = -ECANCELED;
+        else if (j->waiting)
+                waiting_unlink(s, j);
+        pthread_mutex_unlock(&s->lock);
+        return r;
+}
 
 static void free_responses(struct pam_response *r, int n) {
         if (!r)
@@ -379,6 +467,7 @@ static void job_free(void *userdata) {
 
         if (!j)
                 return;
+        (void) job_unwait(j->s, j);
         if (j->started) {
                 pthread_mutex_lock(&j->lock);
                 j->cancel = true;
@@ -499,6 +588,13 @@ static int call(struct pam_state *s, struct latch_req *req, int step, int pam_fl
                 pthread_mutex_lock(&j->lock);
         } else {
                 /* The client answered: hand the answers to the module. */
+                if (job_unwait(s, j) < 0) {
+                        s->host->log(s->ctx, req, LATCH_LOG_WARNING,
+                                     "the conversation had been ended to make room for newer ones (max_waiting %u)",
+                                     s->max_waiting);
+                        (void) s->host->set_data(req, NULL, NULL); /* joins the thread */
+                        return LATCH_AUTHINFO_UNAVAIL;
+                }
                 pthread_mutex_lock(&j->lock);
                 if (j->state != JOB_ASKING) {
                         pthread_mutex_unlock(&j->lock);
@@ -525,6 +621,7 @@ static int call(struct pam_state *s, struct latch_req *req, int step, int pam_fl
                                 return LATCH_CONV_ERR;
                         }
                 pthread_mutex_unlock(&j->lock);
+                job_wait(s, j);
                 return LATCH_INCOMPLETE;
         }
         r = j->result;
@@ -562,6 +659,7 @@ static void pam_plugin_close(void *userdata) {
 
         if (!s)
                 return;
+        pthread_mutex_destroy(&s->lock);
         free(s->service);
         free(s);
 }
@@ -569,11 +667,22 @@ static void pam_plugin_close(void *userdata) {
 static int pam_plugin_open(const struct latch_host *host, struct latch_ctx *ctx, int argc,
                            const char *const *argv, void **ret_state) {
         const char *service = NULL;
+        unsigned long max_waiting = MAX_WAITING_DEFAULT;
 
         for (int i = 0; i < argc; i++) {
                 if (strncmp(argv[i], "service=", 8) == 0)
                         service = argv[i] + 8;
-                else {
+                else if (strncmp(argv[i], "max_waiting=", 12) == 0) {
+                        const char *v = argv[i] + 12;
+                        char *end;
+                        errno = 0;
+                        max_waiting = *v >= '0' && *v <= '9' ? strtoul(v, &end, 10) : 0;
+                        if (max_waiting == 0 || max_waiting > MAX_WAITING_LIMIT || errno != 0 || *end != '\0') {
+                                host->log(ctx, NULL, LATCH_LOG_ERR, "max_waiting=%s: expected a number from 1 to %d",
+                                          v, MAX_WAITING_LIMIT);
+                                return -EINVAL;
+                        }
+                } else {
                         host->log(ctx, NULL, LATCH_LOG_ERR, "unknown argument '%s'", argv[i]);
                         return -EINVAL;
                 }
@@ -593,8 +702,11 @@ static int pam_plugin_open(const struct latch_host *host, struct latch_ctx *ctx,
                 return -ENOMEM;
         s->host = host;
         s->ctx = ctx;
+        s->max_waiting = (unsigned) max_waiting;
+        pthread_mutex_init(&s->lock, NULL);
         s->service = strdup(service);
         if (!s->service) {
+                pthread_mutex_destroy(&s->lock);
                 free(s);
                 return -ENOMEM;
         }

@@ -29,6 +29,10 @@
 
 #include "test-host.h"
 
+#ifndef ELEMENTSOF
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+#endif
+
 static const char *plugin_path;
 static void *dl;
 static const struct latch_plugin *plugin;
@@ -364,6 +368,115 @@ static int auth_unix(void *st, const char *pw) {
         return call(st, true, unix_user, pw, NULL);
 }
 
+/* ---- logins that wait for their client ---- */
+
+/* Threads of this process that are alive (the module's thread of a
+ * waiting login among them). */
+static unsigned live_threads(void) {
+        DIR *d = opendir("/proc/self/task");
+        struct dirent *e;
+        unsigned n = 0;
+
+        assert_non_null(d);
+        while ((e = readdir(d)))
+                n += e->d_name[0] != '.';
+        closedir(d);
+        return n;
+}
+
+/* Whether at most `n` threads are alive, allowing the ones just ended a
+ * while to go. */
+static bool live_threads_at_most(unsigned n) {
+        for (int i = 0; i < 1000; i++) {
+                if (live_threads() <= n)
+                        return true;
+                usleep(10000);
+        }
+        return false;
+}
+
+/* A login without a password: pam_userdb asks for it, and the module's
+ * thread waits for the answer. */
+static void begin(void *st, struct latch_req *req, const char *user) {
+        *req = test_req(user, NULL);
+        assert_int_equal(plugin->auth(st, req), LATCH_INCOMPLETE);
+        assert_string_equal(asked(req), "Password: ");
+}
+
+static int finish(void *st, struct latch_req *req, const char *pw) {
+        answer(req, pw);
+        for (int i = 0; i < req->n_prompts; i++)
+                free(req->prompts[i]);
+        req->n_prompts = 0;
+        int r = plugin->auth(st, req);
+        req->n_answers = 0;
+        test_req_done(req);
+        return r;
+}
+
+/* Clients that never answer cannot make the line keep a thread each: at
+ * most 16 (the default) wait at once, the oldest ended past that. */
+static void test_waiting_logins_are_bounded(void **state) {
+        void *st = open_service(svc_userdb);
+        struct latch_req req[24];
+        unsigned before = live_threads();
+
+        test_host_log_reset();
+        for (size_t i = 0; i < ELEMENTSOF(req); i++)
+                begin(st, &req[i], "alice");
+        assert_true(live_threads_at_most(before + 16));
+        assert_int_equal(test_host_log_count("more than 16 logins waiting for an answer (max_waiting); "
+                                             "the oldest was ended"), 8);
+        /* The eight oldest were ended; the others go on. */
+        for (size_t i = 0; i < ELEMENTSOF(req); i++)
+                assert_int_equal(finish(st, &req[i], "alice-pw"), i < 8 ? LATCH_AUTHINFO_UNAVAIL : LATCH_SUCCESS);
+        assert_int_equal(test_host_log_count("the conversation had been ended to make room for newer ones "
+                                             "(max_waiting 16)"), 8);
+        assert_true(live_threads_at_most(before));
+        plugin->close(st);
+}
+
+static void test_max_waiting_argument(void **state) {
+        char arg[128];
+        const char *argv[] = { arg, "max_waiting=2" };
+        const char *bad[] = { "max_waiting=0", "max_waiting=1025", "max_waiting=x", "max_waiting=", "max_waiting=-1" };
+        struct latch_req a, b, c;
+        void *st = NULL;
+
+        snprintf(arg, sizeof arg, "service=%s", svc_userdb);
+        test_host_log_reset();
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                argv[1] = bad[i];
+                assert_int_equal(plugin->open(&test_host, &ctx, 2, argv, &st), -EINVAL);
+        }
+        assert_int_equal(test_host_log_count("expected a number from 1 to 1024"), ELEMENTSOF(bad));
+
+        argv[1] = "max_waiting=2";
+        assert_int_equal(plugin->open(&test_host, &ctx, 2, argv, &st), 0);
+        unsigned before = live_threads();
+        begin(st, &a, "alice");
+        begin(st, &b, "bob");
+        assert_int_equal(test_host_log_count("the oldest was ended"), 0);
+        begin(st, &c, "alice");
+        assert_int_equal(test_host_log_count("more than 2 logins waiting for an answer (max_waiting); "
+                                             "the oldest was ended"), 1);
+        assert_true(live_threads_at_most(before + 2));
+        assert_int_equal(finish(st, &a, "alice-pw"), LATCH_AUTHINFO_UNAVAIL);
+        assert_int_equal(finish(st, &b, "b\xc3\xb6" "b pw"), LATCH_SUCCESS);
+        assert_int_equal(finish(st, &c, "wrong"), LATCH_AUTH_ERR);
+        /* Abandoned ones leave the list too. */
+        begin(st, &a, "alice");
+        begin(st, &b, "bob");
+        test_req_done(&a);
+        test_req_done(&b);
+        begin(st, &a, "alice");
+        begin(st, &b, "bob");
+        assert_int_equal(test_host_log_count("the oldest was ended"), 1);
+        assert_int_equal(finish(st, &a, "alice-pw"), LATCH_SUCCESS);
+        assert_int_equal(finish(st, &b, "b\xc3\xb6" "b pw"), LATCH_SUCCESS);
+        plugin->close(st);
+}
+
 static void test_account_new_authtok_reqd(void **state) {
         void *st = open_service(svc_unix);
 
@@ -599,6 +712,8 @@ int main(int argc, char *argv[]) {
                 cmocka_unit_test(test_userdb),
                 cmocka_unit_test(test_mapping),
                 cmocka_unit_test(test_rhost),
+                cmocka_unit_test(test_waiting_logins_are_bounded),
+                cmocka_unit_test(test_max_waiting_argument),
                 cmocka_unit_test(test_account_new_authtok_reqd),
                 cmocka_unit_test(test_passwd_through_the_conversation),
                 cmocka_unit_test(test_passwd_wrong_current_password),
