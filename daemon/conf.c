@@ -256,6 +256,7 @@ static struct plugin_config *plugin_get(struct parse *p, const char *name) {
                 .timeout_ms = 10000,
                 .isolate = -1,
                 .max_requests = 10000,
+                .max_waiting = 16,
         };
         if (!pc->name)
                 return NULL;
@@ -431,6 +432,11 @@ static int handle_key(struct parse *p, const char *section, const char *name, co
                                 diag(p, "max_requests: expected a positive number: '%s'", value);
                         else
                                 pc->max_requests = (uint32_t) u;
+                } else if (streq(name, "max_waiting")) {
+                        if (parse_uint(value, 1024, &u) < 0 || u == 0)
+                                diag(p, "max_waiting: expected a number from 1 to 1024: '%s'", value);
+                        else
+                                pc->max_waiting = (uint32_t) u;
                 } else if (streq(name, "worker_socket"))
                         return set_path(p, &pc->worker_socket, value);
                 else

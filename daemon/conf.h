@@ -37,6 +37,7 @@ struct plugin_config {
         int64_t timeout_ms;        /* deadline of one call */
         int isolate;               /* -1: default for that plugin, 0 no, 1 yes */
         uint32_t max_requests;     /* an isolated worker is replaced after this many */
+        uint32_t max_waiting;      /* isolated workers kept for waiting conversations, per line */
         char *worker_socket;       /* NULL: spawn latch-worker processes; else connect here */
 };
 

@@ -9,8 +9,9 @@
  *                       services, runs in-process lines, owns the request.
  *   plugin-isolation.c  isolated lines: starts latch-worker processes (or
  *                       connects to a worker_socket), keeps up to four of
- *                       them per line, talks to them (worker/proto.h) and
- *                       reaps them.
+ *                       them per line for calls and up to max_waiting for
+ *                       waiting conversations, talks to them
+ *                       (worker/proto.h) and reaps them.
  *
  * plugin-host.c reaches the isolated half only through the table of struct
  * plugin_isolation_ops, which plugin_host_configure() (plugin-isolation.c)

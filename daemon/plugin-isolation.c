@@ -4,24 +4,28 @@
  * The plugin host's isolated lines (see plugin-host-internal.h for how this half
  * meets plugin-host.c, and plugin-host.h for what isolation promises): a
  * line whose plugin runs in latch-worker processes, up to four of them per
- * line, started here (or reached through a worker_socket), spoken to with
- * the protocol of worker/proto.h, killed when they miss a deadline, and
- * reaped.
+ * line for calls, started here (or reached through a worker_socket), spoken
+ * to with the protocol of worker/proto.h, killed when they miss a deadline,
+ * and reaped.
+ *
+ * A worker whose plugin asked the client something stays with that request
+ * until the client answers (it holds the plugin's state). Those waiting
+ * workers are counted apart from the four, up to max_waiting per line: a
+ * client that never answers costs one waiting worker until its conversation
+ * times out, never a worker that calls need. When one more conversation
+ * would pass max_waiting, the line ends the one that has waited longest (its
+ * worker is killed; its answer, if it comes, gets authinfo_unavail).
  */
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +36,7 @@
 #include "config.h"
 #include "macro.h"
 #include "plugin-host-internal.h"
+#include "worker-process.h"
 #include "worker/proto.h"
 
 #ifndef LATCH_WORKER_PATH
@@ -41,9 +46,12 @@
 /* Defaults of [plugin.NAME] for isolated lines. */
 #define ISOLATED_TIMEOUT_MS_DEFAULT 10000
 #define ISOLATED_MAX_REQUESTS_DEFAULT 10000
-/* Workers per isolated line: enough to overlap a few slow backend calls,
- * few enough that a stack of isolated lines stays a handful of processes. */
+/* Workers per isolated line for calls: enough to overlap a few slow backend
+ * calls, few enough that a stack of isolated lines stays a handful of
+ * processes. Workers kept for waiting conversations come on top, up to
+ * [plugin.NAME] max_waiting. */
 #define ISOLATED_WORKERS_MAX 4
+#define ISOLATED_MAX_WAITING_DEFAULT 16
 /* How long plugin_host_free() lets retired workers run close() and exit. */
 #define REAP_GRACE_USEC (2ULL * 1000000)
 
@@ -53,6 +61,7 @@ struct plugin_policy {
         int64_t timeout_ms;
         int isolate;
         uint32_t max_requests;
+        uint32_t max_waiting;
         char *worker_socket;
 };
 
@@ -62,19 +71,9 @@ struct plugin_isolation {
         struct plugin_policy *policies;
         size_t n_policies;
 
-        pthread_mutex_t lock; /* guards `reap` */
         /* Workers let go (retired, or of closed lines) that have not
          * exited yet: reaped by later sweeps, killed at plugin_host_free(). */
-        pid_t *reap;
-        size_t n_reap;
-};
-
-/* One latch-worker process of an isolated line. */
-struct worker {
-        struct worker *next; /* in the line's idle list */
-        pid_t pid;           /* our child; 0 when reached through a worker_socket */
-        int fd;              /* the stream to it, non-blocking */
-        uint32_t served;
+        struct reaper reaper;
 };
 
 /* An isolated line: where its workers come from, and the workers. */
@@ -89,7 +88,11 @@ struct isolated_line {
         pthread_mutex_t lock;
         pthread_cond_t idle_cond; /* a worker went idle, or a slot freed */
         struct worker *idle;
-        unsigned n_workers;  /* idle, busy, or being started */
+        unsigned n_workers;  /* idle, busy, or being started: at most ISOLATED_WORKERS_MAX, but see iso_unwait() */
+        /* Workers kept for conversations waiting on their client. */
+        struct worker *waiting_oldest, *waiting_newest;
+        unsigned n_waiting;  /* at most max_waiting */
+        uint32_t max_waiting;
 };
 
 static const struct plugin_isolation_ops isolation_ops;
@@ -245,212 +248,6 @@ static void secret_frame_free(uint8_t *f, size_t n) {
 
 /* ---- isolated lines: worker processes ---- */
 
-/* Remembers a worker that was let go but may not have exited yet. */
-static void reap_later(struct plugin_isolation *pi, pid_t pid) {
-        pid_t *a;
-
-        if (waitpid(pid, NULL, WNOHANG) == pid)
-                return;
-        pthread_mutex_lock(&pi->lock);
-        a = realloc(pi->reap, (pi->n_reap + 1) * sizeof(*a));
-        if (a) {
-                pi->reap = a;
-                pi->reap[pi->n_reap++] = pid;
-        }
-        pthread_mutex_unlock(&pi->lock);
-        if (!a) {
-                /* Cannot remember it: do not leave a zombie behind. */
-                (void) kill(pid, SIGKILL);
-                (void) waitpid(pid, NULL, 0);
-        }
-}
-
-/* Reaps the workers of reap_later() that have exited. */
-static void reap_sweep(struct plugin_isolation *pi) {
-        pthread_mutex_lock(&pi->lock);
-        for (size_t i = 0; i < pi->n_reap;) {
-                pid_t k = waitpid(pi->reap[i], NULL, WNOHANG);
-                if (k == pi->reap[i] || (k < 0 && errno == ECHILD))
-                        pi->reap[i] = pi->reap[--pi->n_reap];
-                else
-                        i++;
-        }
-        pthread_mutex_unlock(&pi->lock);
-}
-
-/* Why a worker went: "crashed (signal 11)", "exited". */
-static void describe_status(int status, char *buf, size_t size) {
-        if (WIFSIGNALED(status))
-                snprintf(buf, size, "crashed (signal %d)", WTERMSIG(status));
-        else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-                snprintf(buf, size, "crashed (exit status %d)", WEXITSTATUS(status));
-        else
-                snprintf(buf, size, "exited");
-}
-
-/* Ends a worker at once: killed (our child) or its connection dropped
- * (a worker_socket's), reaped, freed. Fills `why` with how it had ended
- * when it was gone already. */
-static void worker_kill(struct worker *w, char *why, size_t size) {
-        int status = 0;
-
-        if (!w)
-                return;
-        if (why && size > 0)
-                snprintf(why, size, "closed the connection");
-        if (w->pid > 0) {
-                /* A worker that has exited already keeps its exit status:
-                 * the kill changes nothing then. */
-                (void) kill(w->pid, SIGKILL);
-                while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
-                        ;
-                if (why)
-                        describe_status(status, why, size);
-        }
-        safe_close(w->fd);
-        free(w);
-}
-
-/* Lets a worker go gently: the end of its stream makes it run the plugin's
- * close() and exit. */
-static void worker_retire(struct plugin_host *h, struct worker *w) {
-        if (!w)
-                return;
-        safe_close(w->fd);
-        if (w->pid > 0)
-                reap_later(h->isolation, w->pid);
-        free(w);
-}
-
-/* The environment of a spawned worker: latchd's, without what systemd gave
- * latchd alone (a worker must not notify for latchd, nor think it was
- * socket-activated). The strings are borrowed from environ. */
-static char **worker_environ(void) {
-        static const char *const drop[] = {"NOTIFY_SOCKET=", "LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES=",
-                                           "WATCHDOG_PID=", "WATCHDOG_USEC="};
-        size_t n = 0, k = 0;
-        char **e;
-
-        for (char **p = environ; p && *p; p++)
-                n++;
-        e = calloc(n + 1, sizeof(*e));
-        if (!e)
-                return NULL;
-        for (char **p = environ; p && *p; p++) {
-                bool keep = true;
-                for (size_t i = 0; i < ELEMENTSOF(drop) && keep; i++)
-                        if (strncmp(*p, drop[i], strlen(drop[i])) == 0)
-                                keep = false;
-                if (keep)
-                        e[k++] = *p;
-        }
-        return e;
-}
-
-/* Starts latch-worker on one end of a socket pair. posix_spawn() (vfork +
- * exec in glibc) is safe in this threaded process; the exec is what makes
- * sure that no LMDB handle or listening socket survives into the worker:
- * every fd of latchd is O_CLOEXEC, and everything above 2 is closed in the
- * child anyway, so even a stray inheritable fd stays behind. The signal
- * mask and dispositions are reset (latchd's loop thread blocks some). */
-static int worker_spawn(const struct isolated_line *iso, struct worker **ret, char **ret_error) {
-        _cleanup_free_ char **envp = NULL;
-        posix_spawn_file_actions_t fa;
-        posix_spawnattr_t attr;
-        struct worker *w;
-        sigset_t none, all;
-        int sv[2], r;
-        pid_t pid;
-        char *argv[] = {iso->worker_path, (char *) "--plugin", iso->plugin_path, NULL};
-
-        envp = worker_environ();
-        if (!envp)
-                return -ENOMEM;
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-                return -errno;
-
-        posix_spawn_file_actions_init(&fa);
-        posix_spawnattr_init(&attr);
-        sigemptyset(&none);
-        sigfillset(&all);
-        r = posix_spawn_file_actions_adddup2(&fa, sv[1], STDIN_FILENO);
-        if (r == 0)
-                r = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-        if (r == 0)
-                r = posix_spawnattr_setsigmask(&attr, &none);
-        if (r == 0)
-                r = posix_spawnattr_setsigdefault(&attr, &all);
-        if (r == 0)
-                r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-        if (r == 0)
-                r = posix_spawn(&pid, iso->worker_path, &fa, &attr, argv, envp);
-        posix_spawn_file_actions_destroy(&fa);
-        posix_spawnattr_destroy(&attr);
-        safe_close(sv[1]);
-        if (r != 0) {
-                safe_close(sv[0]);
-                plugin_set_error(ret_error, "cannot start %s: %s", iso->worker_path, strerror(r));
-                return -r;
-        }
-
-        w = calloc(1, sizeof(*w));
-        if (!w || fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0) {
-                r = w ? -errno : -ENOMEM;
-                free(w);
-                (void) kill(pid, SIGKILL);
-                while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-                        ;
-                safe_close(sv[0]);
-                return r;
-        }
-        w->pid = pid;
-        w->fd = sv[0];
-        *ret = w;
-        return 0;
-}
-
-/* Connects to a worker_socket, where each connection gets a worker of its
- * own (a socket unit with Accept=yes). */
-static int worker_connect(const struct isolated_line *iso, uint64_t deadline, struct worker **ret, char **ret_error) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        _cleanup_close_ int fd = -1;
-        struct worker *w;
-        int r;
-
-        if (strlen(iso->worker_socket) >= sizeof(sa.sun_path)) {
-                plugin_set_error(ret_error, "worker_socket %s: path too long", iso->worker_socket);
-                return -ENAMETOOLONG;
-        }
-        strcpy(sa.sun_path, iso->worker_socket);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0)
-                return -errno;
-        if (connect(fd, (const struct sockaddr *) &sa, sizeof(sa)) < 0) {
-                r = -errno;
-                if (r == -EINPROGRESS) {
-                        int err = 0;
-                        socklen_t len = sizeof(err);
-                        r = wire_wait(fd, POLLOUT, deadline);
-                        if (r == 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-                                r = -errno;
-                        else if (r == 0)
-                                r = -err;
-                }
-                if (r < 0) {
-                        plugin_set_error(ret_error, "cannot connect to worker_socket %s: %s", iso->worker_socket,
-                                  strerror(-r));
-                        return r;
-                }
-        }
-        w = calloc(1, sizeof(*w));
-        if (!w)
-                return -ENOMEM;
-        w->pid = 0;
-        w->fd = TAKE_FD(fd);
-        *ret = w;
-        return 0;
-}
-
 /* Starts (or connects to) one worker and has it open the line: it answers
  * "ready" once the plugin's open() succeeded. On failure the message names
  * the plugin. A failure to reach a worker is never -ENOENT, which would mean
@@ -467,9 +264,9 @@ static int worker_start(struct plugin_line *l, uint64_t deadline, bool first, st
         int r;
 
         if (iso->worker_socket)
-                r = worker_connect(iso, deadline, &w, &err);
+                r = worker_connect(iso->worker_socket, deadline, &w, &err);
         else
-                r = worker_spawn(iso, &w, &err);
+                r = worker_spawn(iso->worker_path, iso->plugin_path, &w, &err);
         if (r < 0) {
                 plugin_set_error(ret_error, "plugin '%s': %s", l->name, err ?: strerror(-r));
                 return r == -ENOENT ? -ECHILD : r;
@@ -539,7 +336,7 @@ static int iso_acquire(struct plugin_line *l, uint64_t deadline, struct worker *
         struct isolated_line *iso = l->iso;
         int r;
 
-        reap_sweep(l->ctx.host->isolation);
+        reaper_sweep(&l->ctx.host->isolation->reaper);
 
         pthread_mutex_lock(&iso->lock);
         for (;;) {
@@ -592,7 +389,9 @@ static void iso_release(struct plugin_line *l, struct worker *w) {
 
         w->served++;
         pthread_mutex_lock(&iso->lock);
-        if (w->served < iso->max_requests) {
+        /* Above the cap only after a conversation's worker came back for
+         * its last call (iso_unwait()): that one goes. */
+        if (w->served < iso->max_requests && iso->n_workers <= ISOLATED_WORKERS_MAX) {
                 w->next = iso->idle;
                 iso->idle = w;
                 w = NULL;
@@ -601,7 +400,7 @@ static void iso_release(struct plugin_line *l, struct worker *w) {
         pthread_cond_signal(&iso->idle_cond);
         pthread_mutex_unlock(&iso->lock);
 
-        worker_retire(l->ctx.host, w);
+        worker_retire(&l->ctx.host->isolation->reaper, w);
 }
 
 /* Replaces a worker that failed a call (error from worker_exchange()),
@@ -626,6 +425,80 @@ static void iso_drop(struct plugin_line *l, struct worker *w, int error, const s
         iso->n_workers--;
         pthread_cond_signal(&iso->idle_cond);
         pthread_mutex_unlock(&iso->lock);
+}
+
+/* Takes `w` out of the line's waiting list. Under the line's lock. */
+static void waiting_unlink(struct isolated_line *iso, struct worker *w) {
+        if (w->older)
+                w->older->newer = w->newer;
+        else
+                iso->waiting_oldest = w->newer;
+        if (w->newer)
+                w->newer->older = w->older;
+        else
+                iso->waiting_newest = w->older;
+        w->older = w->newer = NULL;
+        iso->n_waiting--;
+}
+
+/* The worker of a call that asked the client something now waits with the
+ * request: it leaves the call workers (whose slot frees) for the end of the
+ * waiting list. Past max_waiting the oldest waiting conversation is ended:
+ * its worker is killed here, under the lock (signals and shutdown() only:
+ * the worker stays its request's, which reaps and frees it when it takes it
+ * back, iso_unwait()). */
+static void iso_wait(struct plugin_line *l, struct worker *w) {
+        struct isolated_line *iso = l->iso;
+        bool evicted = false;
+
+        pthread_mutex_lock(&iso->lock);
+        iso->n_workers--;
+        w->evicted = false;
+        w->newer = NULL;
+        w->older = iso->waiting_newest;
+        if (iso->waiting_newest)
+                iso->waiting_newest->newer = w;
+        else
+                iso->waiting_oldest = w;
+        iso->waiting_newest = w;
+        iso->n_waiting++;
+        if (iso->n_waiting > iso->max_waiting) {
+                struct worker *old = iso->waiting_oldest; /* not w: max_waiting >= 1 */
+                waiting_unlink(iso, old);
+                old->evicted = true;
+                (void) shutdown(old->fd, SHUT_RDWR);
+                if (old->pid > 0)
+                        (void) kill(old->pid, SIGKILL);
+                evicted = true;
+        }
+        pthread_cond_signal(&iso->idle_cond);
+        pthread_mutex_unlock(&iso->lock);
+
+        if (evicted)
+                plugin_host_emitf(l->ctx.host, LOG_WARNING, l->name, NULL, true,
+                                  "plugin '%s': more than %" PRIu32 " conversations waiting on workers of one line "
+                                  "(max_waiting); the oldest was ended",
+                                  l->name, iso->max_waiting);
+}
+
+/* Takes back the worker of a waiting conversation: for the call that goes
+ * on with it (`call`: it counts among the call workers again, maybe one
+ * above ISOLATED_WORKERS_MAX until iso_release()) or to end it. -ECANCELED
+ * when it was ended to make room meanwhile (it is still to be reaped and
+ * freed, with worker_kill()). */
+static int iso_unwait(struct isolated_line *iso, struct worker *w, bool call) {
+        int r = 0;
+
+        pthread_mutex_lock(&iso->lock);
+        if (w->evicted)
+                r = -ECANCELED;
+        else {
+                waiting_unlink(iso, w);
+                if (call)
+                        iso->n_workers++;
+        }
+        pthread_mutex_unlock(&iso->lock);
+        return r;
 }
 
 /* Adds the claims a worker's plugin made to the request, through the same
@@ -715,6 +588,15 @@ static int iso_call(struct plugin_line *l, const char *call, struct latch_req *r
         struct req_slot *slot = latch_req_slot(req, l, false);
         if (slot && slot->pinned) {
                 w = TAKE_PTR(slot->pinned);
+                if (iso_unwait(iso, w, true) < 0) {
+                        secret_frame_free(frame, n);
+                        worker_kill(w, NULL, 0);
+                        plugin_host_emitf(l->ctx.host, LOG_WARNING, l->name, req, true,
+                                          "plugin '%s': the conversation had been ended to make room for newer "
+                                          "ones (max_waiting %" PRIu32 ")",
+                                          l->name, iso->max_waiting);
+                        return LATCH_AUTHINFO_UNAVAIL;
+                }
                 r = 0;
         } else
                 r = iso_acquire(l, deadline, &w, &err);
@@ -778,6 +660,7 @@ static int iso_call(struct plugin_line *l, const char *call, struct latch_req *r
                 }
                 slot->pinned = w;
                 req->challenge = true;
+                iso_wait(l, w);
                 return r;
         }
         json_decref(a);
@@ -789,15 +672,9 @@ static int iso_call(struct plugin_line *l, const char *call, struct latch_req *r
 /* A conversation ended while a worker held its plugin's state: the state
  * must not serve another request, so the worker goes. */
 static void isolation_unpin(const struct plugin_line *l, struct worker *w) {
-        struct isolated_line *iso = l->iso;
-
+        if (l->iso)
+                (void) iso_unwait(l->iso, w, false);
         worker_kill(w, NULL, 0);
-        if (!iso)
-                return;
-        pthread_mutex_lock(&iso->lock);
-        iso->n_workers--;
-        pthread_cond_signal(&iso->idle_cond);
-        pthread_mutex_unlock(&iso->lock);
 }
 
 static void isolated_line_free(struct plugin_host *h, struct isolated_line *iso) {
@@ -806,7 +683,7 @@ static void isolated_line_free(struct plugin_host *h, struct isolated_line *iso)
         while (iso->idle) {
                 struct worker *w = iso->idle;
                 iso->idle = w->next;
-                worker_retire(h, w);
+                worker_retire(&h->isolation->reaper, w);
         }
         pthread_mutex_destroy(&iso->lock);
         pthread_cond_destroy(&iso->idle_cond);
@@ -858,6 +735,8 @@ int plugin_host_configure(struct plugin_host *h, const struct plugin_config *plu
                         .isolate = plugins[i].isolate,
                         .max_requests = plugins[i].max_requests > 0 ? plugins[i].max_requests
                                                                     : ISOLATED_MAX_REQUESTS_DEFAULT,
+                        .max_waiting = plugins[i].max_waiting > 0 ? plugins[i].max_waiting
+                                                                  : ISOLATED_MAX_WAITING_DEFAULT,
                         .worker_socket = plugins[i].worker_socket ? strdup(plugins[i].worker_socket) : NULL,
                 };
                 if (!p[i].name || (plugins[i].worker_socket && !p[i].worker_socket)) {
@@ -877,13 +756,13 @@ int plugin_host_configure(struct plugin_host *h, const struct plugin_config *plu
                         free(wp);
                         return -ENOMEM;
                 }
-                pthread_mutex_init(&pi->lock, NULL);
+                reaper_init(&pi->reaper);
                 h->isolation = pi;
                 h->isolation_ops = &isolation_ops;
         }
 
         /* A reload retires the old lines' workers: reap those gone since. */
-        reap_sweep(pi);
+        reaper_sweep(&pi->reaper);
         policies_free(pi->policies, pi->n_policies);
         pi->policies = p;
         pi->n_policies = n;
@@ -894,27 +773,13 @@ int plugin_host_configure(struct plugin_host *h, const struct plugin_config *plu
 
 static void isolation_host_free(struct plugin_host *h) {
         struct plugin_isolation *pi = h->isolation;
-        uint64_t until;
 
         if (!pi)
                 return;
 
         /* Retired workers run their plugin's close() and exit: give them a
          * moment together, then kill what is left. */
-        until = wire_now_usec() + REAP_GRACE_USEC;
-        for (;;) {
-                reap_sweep(pi);
-                if (pi->n_reap == 0 || wire_now_usec() >= until)
-                        break;
-                (void) poll(NULL, 0, 10);
-        }
-        for (size_t i = 0; i < pi->n_reap; i++) {
-                (void) kill(pi->reap[i], SIGKILL);
-                while (waitpid(pi->reap[i], NULL, 0) < 0 && errno == EINTR)
-                        ;
-        }
-        free(pi->reap);
-        pthread_mutex_destroy(&pi->lock);
+        reaper_finish(&pi->reaper, REAP_GRACE_USEC);
         policies_free(pi->policies, pi->n_policies);
         free(pi->worker_path);
         free(pi);
@@ -967,6 +832,7 @@ static int line_open_isolated(struct plugin_host *h, struct plugin_line *l, char
 
         iso->timeout_ms = p ? p->timeout_ms : ISOLATED_TIMEOUT_MS_DEFAULT;
         iso->max_requests = p ? p->max_requests : ISOLATED_MAX_REQUESTS_DEFAULT;
+        iso->max_waiting = p ? p->max_waiting : ISOLATED_MAX_WAITING_DEFAULT;
         iso->plugin_path = TAKE_PTR(plugin_path);
         iso->worker_path = strdup(h->isolation->worker_path);
         iso->worker_socket = p && p->worker_socket ? strdup(p->worker_socket) : NULL;

@@ -460,6 +460,151 @@ static void test_prompt_messages_checked_from_the_worker(void **unused) {
         rmdir(dir);
 }
 
+/* Starts a conversation as `user` (an "asker...": the echo plugin asks a
+ * code) and returns its request, waiting for the answer; *ret_pid gets the
+ * pid of the worker that asked. */
+static struct latch_req *ask(struct plugin_line *l, const char *user) {
+        struct latch_req *req = NULL;
+
+        assert_int_equal(latch_req_new("login", "svc", user, "pw", NULL, &req), 0);
+        assert_int_equal(plugin_line_call(l, STACK_AUTH, req, 0), LATCH_INCOMPLETE);
+        assert_true(latch_req_challenge(req));
+        return req;
+}
+
+/* Answers the conversation of `req` and returns the result; frees req. */
+static int answer(struct plugin_line *l, struct latch_req *req, long *ret_pid) {
+        json_t *pid;
+        int r;
+
+        assert_int_equal(latch_req_set_answers(req, (const char *const[]){ "4242" }, 1), 0);
+        r = plugin_line_call(l, STACK_AUTH, req, 0);
+        if (r == LATCH_SUCCESS)
+                assert_string_equal(json_string_value(json_object_get(latch_req_claims(req), "same_worker")), "yes");
+        pid = json_object_get(latch_req_claims(req), "pid");
+        if (ret_pid)
+                *ret_pid = pid ? strtol(json_string_value(pid), NULL, 10) : 0;
+        latch_req_free(req);
+        return r;
+}
+
+/* How many children of this process (latch-worker processes, here) are
+ * alive: zombies not counted. */
+static unsigned live_children(void) {
+        char path[64];
+        unsigned n = 0;
+        FILE *f;
+        int pid;
+
+        snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int) getpid());
+        f = fopen(path, "re");
+        assert_non_null(f);
+        while (fscanf(f, "%d", &pid) == 1) {
+                char stat[64], state = 0;
+                FILE *g;
+                snprintf(stat, sizeof(stat), "/proc/%d/stat", pid);
+                g = fopen(stat, "re");
+                if (!g)
+                        continue;
+                if (fscanf(g, "%*d %*s %c", &state) == 1 && state != 'Z')
+                        n++;
+                fclose(g);
+        }
+        fclose(f);
+        return n;
+}
+
+/* Whether at most `n` children are alive, allowing those let go a while
+ * to run their plugin's close() and exit (or die of their SIGKILL). */
+static bool live_children_at_most(unsigned n) {
+        for (int i = 0; i < 1000; i++) {
+                if (live_children() <= n)
+                        return true;
+                usleep(10000);
+        }
+        return false;
+}
+
+/* Clients that start a conversation and never answer keep a worker each
+ * (it holds the plugin's state) until their conversations end, but those
+ * workers are not the line's call workers: more of them than the line has
+ * call workers neither blocks nor fails anyone else's call. */
+static void test_waiting_conversations_leave_workers_for_calls(void **unused) {
+        /* A short deadline: a call that found no worker would give up within
+         * it (authinfo_unavail). */
+        struct plugin_host *h = host_new("echo", 1, 2000, 0);
+        struct plugin_line *l = line_open(h, "echo", 0, NULL);
+        struct latch_req *waiting[6];
+        char user[32];
+
+        for (size_t i = 0; i < ELEMENTSOF(waiting); i++) {
+                snprintf(user, sizeof(user), "asker%zu", i);
+                waiting[i] = ask(l, user);
+        }
+        /* Six wait (each on its worker), and calls that do not wait go on. */
+        for (int i = 0; i < 8; i++)
+                assert_int_equal(call_auth(l, "alice", NULL), LATCH_SUCCESS);
+        assert_int_equal(answer(l, ask(l, "asker-late"), NULL), LATCH_SUCCESS);
+        /* The six waiting workers, and at most four for calls. */
+        assert_true(live_children() >= 6);
+        assert_true(live_children_at_most(6 + 4));
+        assert_false(log_has("stayed busy"));
+
+        /* The waiting ones still go on, each with its own worker. */
+        for (size_t i = 0; i < ELEMENTSOF(waiting); i++)
+                assert_int_equal(answer(l, waiting[i], NULL), LATCH_SUCCESS);
+        /* Back to at most four workers for the line. */
+        assert_true(live_children_at_most(4));
+
+        plugin_line_close(l);
+        host_free_checked(h);
+}
+
+/* Past max_waiting waiting conversations on a line, the one that has
+ * waited longest is ended: its worker killed at once, its answer refused
+ * (authinfo_unavail), the others unharmed. */
+static void test_max_waiting_ends_the_oldest(void **unused) {
+        struct plugin_host *h = NULL;
+        struct plugin_config pc = { .name = (char *) "echo", .timeout_ms = 5000, .isolate = 1, .max_waiting = 2 };
+        struct plugin_line *l;
+        struct latch_req *a, *b, *c;
+        long pid_b = 0, pid_c = 0;
+
+        assert_int_equal(plugin_host_new(plugin_dir, NULL, &h), 0);
+        plugin_host_set_log(h, capture_log, NULL);
+        assert_int_equal(plugin_host_configure(h, &pc, 1, worker_path), 0);
+        l = line_open(h, "echo", 0, NULL);
+        log_reset();
+
+        a = ask(l, "asker-a");
+        b = ask(l, "asker-b");
+        assert_false(log_has("the oldest was ended"));
+        c = ask(l, "asker-c");
+        assert_true(log_has("echo|-|plugin 'echo': more than 2 conversations waiting on workers of one line "
+                            "(max_waiting); the oldest was ended"));
+        /* At most max_waiting waiting workers stay alive. */
+        assert_true(live_children_at_most(2 + 4));
+
+        assert_int_equal(answer(l, a, NULL), LATCH_AUTHINFO_UNAVAIL);
+        assert_true(log_has("the conversation had been ended to make room for newer ones (max_waiting 2)"));
+        assert_int_equal(answer(l, c, &pid_c), LATCH_SUCCESS);
+        assert_int_equal(answer(l, b, &pid_b), LATCH_SUCCESS);
+        assert_true(pid_b > 0 && pid_c > 0 && pid_b != pid_c);
+        assert_int_equal(call_auth(l, "alice", NULL), LATCH_SUCCESS);
+
+        /* A conversation ended that way and then abandoned costs nothing
+         * more either. */
+        a = ask(l, "asker-a");
+        b = ask(l, "asker-b");
+        c = ask(l, "asker-c");
+        latch_req_free(a);
+        latch_req_free(b);
+        assert_int_equal(answer(l, c, NULL), LATCH_SUCCESS);
+
+        plugin_line_close(l);
+        host_free_checked(h);
+}
+
 static void test_in_process_unless_isolated(void **unused) {
         struct plugin_host *h = host_new("echo", 0, 0, 0);
         struct plugin_line *l = line_open(h, "echo", 0, NULL);
@@ -688,6 +833,8 @@ int main(int argc, char *argv[]) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_echo_round_trip),
                 cmocka_unit_test(test_conversation_isolated),
+                cmocka_unit_test(test_waiting_conversations_leave_workers_for_calls),
+                cmocka_unit_test(test_max_waiting_ends_the_oldest),
                 cmocka_unit_test(test_prompt_messages_checked_in_the_worker),
                 cmocka_unit_test(test_prompt_messages_checked_from_the_worker),
                 cmocka_unit_test(test_password_isolated),

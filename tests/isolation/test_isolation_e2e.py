@@ -137,6 +137,46 @@ class TestIsolation(DaemonTest):
         self.assertIn("hello from pid", d.log())
         self.assertNotIn("secret", d.log())
 
+    ASK = "auth required debug ask=secret:Code: expect=4242\naccount required permit\n"
+
+    def begin(self, d, user):
+        r = d.call({"op": "authenticate", "service": "ask", "user": user}, timeout=60)
+        self.assertEqual(r.get("error"), "challenge", r)
+        return r["conversation"]
+
+    def answer(self, d, conversation):
+        return d.call({"op": "respond", "conversation": conversation, "answers": ["4242"]}, timeout=60)
+
+    def test_waiting_conversations_do_not_starve_the_line(self):
+        # Each waiting conversation keeps the worker that asked; clients that
+        # never answer must not take the workers everyone else's logins need
+        # (a call finding none would give up after the 2s timeout).
+        d = self.daemon(config_extra="[plugin.debug]\nisolate = yes\ntimeout = 2s\n",
+                        services={"ask": self.ASK})
+        idle = [self.begin(d, f"idle{i}") for i in range(6)]
+        for i in range(3):
+            done = self.answer(d, self.begin(d, f"user{i}"))
+            self.assertTrue(done["ok"], done)
+        for c in idle:
+            done = self.answer(d, c)
+            self.assertTrue(done["ok"], done)
+        self.assertNotIn("stayed busy", d.log())
+
+    def test_max_waiting_ends_the_oldest_conversation(self):
+        d = self.daemon(config_extra="[plugin.debug]\nisolate = yes\nmax_waiting = 2\n",
+                        services={"ask": self.ASK})
+        first, second, third = (self.begin(d, f"idle{i}") for i in range(3))
+        r = self.answer(d, first)
+        self.assertFalse(r["ok"], r)
+        self.assertEqual(r["error"], "unavailable", r)
+        for c in (second, third):
+            done = self.answer(d, c)
+            self.assertTrue(done["ok"], done)
+        log = d.log()
+        self.assertIn("plugin 'debug': more than 2 conversations waiting on workers of one line "
+                      "(max_waiting); the oldest was ended", log)
+        self.assertIn("the conversation had been ended to make room for newer ones (max_waiting 2)", log)
+
     def start_socket_worker(self, name, *fixed_args):
         if not shutil.which("systemd-socket-activate"):
             self.skipTest("needs systemd-socket-activate")

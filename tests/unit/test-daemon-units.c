@@ -72,7 +72,8 @@ static void test_config_defaults_and_values(void **state) {
                                              "[session]\nidle_timeout = 10min\n"
                                              "[token]\nalgorithm = Ed25519\nleeway = 0\n"
                                              "[service.wiki]\nidle_timeout = 1min\naudience = wiki-api\n"
-                                             "[plugin.pam]\ntimeout = 3s\nisolate = no\n");
+                                             "[plugin.pam]\ntimeout = 3s\nisolate = no\n"
+                                             "[plugin.debug]\nmax_waiting = 64\n");
         assert_int_equal(config_load(p, collect, &d, &c), 0);
         assert_int_equal(d.n, 0);
         assert_int_equal(c->workers, 3);
@@ -95,6 +96,10 @@ static void test_config_defaults_and_values(void **state) {
         assert_non_null(pc);
         assert_int_equal(pc->timeout_ms, 3000);
         assert_int_equal(pc->isolate, 0);
+        assert_int_equal(pc->max_waiting, 16); /* default */
+        pc = config_plugin(c, "debug");
+        assert_non_null(pc);
+        assert_int_equal(pc->max_waiting, 64);
         config_free(c);
 }
 
@@ -112,7 +117,10 @@ static void test_config_errors_name_file_and_line(void **state) {
                                              "idle_timeout = 1s\n"      /* 9 */
                                              "[access]\n"               /* 10 */
                                              "admin_groups = no-such-group-latch\n" /* 11 */
-                                             "[unclosed\n");            /* 12 */
+                                             "[unclosed\n"             /* 12 */
+                                             "[plugin.pam]\n"          /* 13 */
+                                             "max_waiting = 0\n"       /* 14 */
+                                             "max_waiting = 1025\n");  /* 15 */
         assert_int_equal(config_load(p, collect, &d, &c), -EINVAL);
         assert_null(c);
         assert_non_null(strstr(d.text, "b.conf:2: workers"));
@@ -122,7 +130,9 @@ static void test_config_errors_name_file_and_line(void **state) {
         assert_non_null(strstr(d.text, "b.conf:9: invalid service name"));
         assert_non_null(strstr(d.text, "b.conf:11: admin_groups: unknown group 'no-such-group-latch'"));
         assert_non_null(strstr(d.text, "b.conf:12: syntax error"));
-        assert_int_equal(d.n, 7);
+        assert_non_null(strstr(d.text, "b.conf:14: max_waiting: expected a number from 1 to 1024: '0'"));
+        assert_non_null(strstr(d.text, "b.conf:15: max_waiting: expected a number from 1 to 1024: '1025'"));
+        assert_int_equal(d.n, 9);
 }
 
 static void test_config_dropins(void **state) {
