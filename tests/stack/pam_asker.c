@@ -2,12 +2,14 @@
 /*
  * pam_asker: a PAM module for the differential test that, like a module
  * waiting for its application's conversation, returns PAM_INCOMPLETE before
- * deciding. Arguments as pam_debug's (auth=NAME, acct=NAME: the result of
- * the auth and account calls, success by default) plus id=N, a name for its
- * state: its odd-numbered calls (per id and call type, counted on the PAM
- * handle with pam_set_data()) return PAM_INCOMPLETE, its even-numbered ones
- * the result. libpam calls it again when the application calls
- * pam_authenticate()/pam_acct_mgmt() again: it resumes the stack here.
+ * deciding. Arguments as pam_debug's (auth=NAME, acct=NAME, prechauthtok=NAME,
+ * chauthtok=NAME: the result of the auth and account calls and of
+ * pam_chauthtok()'s two passes, success by default) plus id=N, a name for
+ * its state: its odd-numbered calls (per id and call type, each pass its
+ * own, counted on the PAM handle with pam_set_data()) return PAM_INCOMPLETE,
+ * its even-numbered ones the result. libpam calls it again when the
+ * application calls pam_authenticate()/pam_acct_mgmt()/pam_chauthtok()
+ * again: it resumes the stack here.
  * The latch side of the test has the same module as "asker" (debug-ops.h).
  */
 #include <stdio.h>
@@ -77,4 +79,8 @@ __attribute__((visibility("default"))) PAM_EXTERN int pam_sm_setcred(pam_handle_
 
 __attribute__((visibility("default"))) PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv) {
         return call(pamh, "acct", argc, argv);
+}
+
+__attribute__((visibility("default"))) PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+        return call(pamh, flags & PAM_PRELIM_CHECK ? "prechauthtok" : "chauthtok", argc, argv);
 }
