@@ -121,10 +121,13 @@ static void cleanup(void) {
 static void setup_once(void) {
         static const char common[] = "auth requisite debug auth=auth_err\n"
                                      "account [success=1 default=ignore] debug\n"
-                                     "account required debug acct=acct_expired\n";
+                                     "account required debug acct=acct_expired\n"
+                                     "password requisite debug prechauthtok=authtok_err\n";
         static const char sub[] = "auth [success=done default=die] debug\n"
                                   "-auth sufficient missing\n"
-                                  "auth substack common\n";
+                                  "auth substack common\n"
+                                  "password [success=done default=die] debug chauthtok=try_again\n"
+                                  "password substack common\n";
 
         if (dir[0])
                 return;
