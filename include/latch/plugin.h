@@ -262,11 +262,11 @@ struct latch_host {
          * plugin with LATCH_PLUGIN_DEFINE(plugin, get_data)) ---- */
 
         /* Posts a prompt (enum latch_prompt_style) for the client, during
-         * auth() or account() only; `message` is copied. Returns the
+         * auth(), account() or (ABI 1.2) password() only; `message` is copied. Returns the
          * prompt's index (0 for the first of this call, 1, ...) or
          * -EINVAL (bad style, NULL or bad message), -E2BIG (more than
-         * LATCH_PROMPTS_MAX in one call) or -ENOTSUP (not inside auth() or
-         * account()). Return LATCH_INCOMPLETE afterwards: the prompts go to
+         * LATCH_PROMPTS_MAX in one call) or -ENOTSUP (not inside auth(),
+         * account() or password()). Return LATCH_INCOMPLETE afterwards: the prompts go to
          * the client only then (any other result drops them). */
         int (*prompt)(struct latch_req *req, int style, const char *message);
 
@@ -282,7 +282,7 @@ struct latch_host {
          * it. set_data replaces the slot (calling the old cleanup first);
          * `cleanup` (may be NULL) runs when the request ends, whichever way
          * (result, expiry, shutdown), on any thread. Only valid inside
-         * auth() or account(): set_data returns 0 or -ENOTSUP/-ENOMEM;
+         * auth(), account() or password(): set_data returns 0 or -ENOTSUP/-ENOMEM;
          * get_data returns the slot or NULL. */
         int (*set_data)(struct latch_req *req, void *data, void (*cleanup)(void *data));
         void *(*get_data)(const struct latch_req *req);
