@@ -41,8 +41,8 @@
  * checks it with the same verifier and the same dummy-hash cost as auth: a
  * wrong one is LATCH_AUTH_ERR, an unknown user LATCH_USER_UNKNOWN only after
  * the same prompt and cost (so the `passwd` op tells nobody which users
- * exist). It also checks that the folder can be written (a database in a
- * read-only place: LATCH_AUTHINFO_UNAVAIL, logged). The update pass takes
+ * exist). It also checks that the folder can be written and that the file
+ * is this process's (user and group), else LATCH_AUTHINFO_UNAVAIL, logged. The update pass takes
  * the new password from LATCH_ITEM_PASSWORD when an earlier line set it,
  * else asks "New password:" and "Retype new password:" in one step; it
  * refuses two entries that differ, one shorter than min_length characters
@@ -534,11 +534,15 @@ static int check_writable(struct file_state *s, struct latch_req *req) {
                              s->path, strerror(e));
                 return -e;
         }
-        if (geteuid() != 0 && st.st_uid != geteuid()) {
+        /* The new file is made by this process: it has the old one's owner
+         * only if that is ours, or if we may chown (root; latchd.service's
+         * system-call filter denies chown even to a group we are in). */
+        if (geteuid() != 0 && (st.st_uid != geteuid() || st.st_gid != getegid())) {
                 s->host->log(s->ctx, req, LATCH_LOG_ERR,
-                             "%s: cannot change passwords: the file belongs to uid %u, not to "
-                             "this process's uid %u",
-                             s->path, (unsigned) st.st_uid, (unsigned) geteuid());
+                             "%s: cannot change passwords: the file belongs to %u:%u, not to "
+                             "this process's %u:%u",
+                             s->path, (unsigned) st.st_uid, (unsigned) st.st_gid,
+                             (unsigned) geteuid(), (unsigned) getegid());
                 return -EPERM;
         }
         return 0;

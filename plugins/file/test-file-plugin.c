@@ -910,7 +910,24 @@ static void test_password_not_writable(void **state) {
                         _exit(100);
                 test_host_log_reset();
                 int r1 = change(st, "alice", "alice-pw", "never-stored", "never-stored");
-                unsigned l1 = test_host_log_count("the file belongs to uid 0");
+                unsigned l1 = test_host_log_count("the file belongs to 0:0, not to this "
+                                                  "process's 65534:65534");
+                _exit(r1 == LATCH_AUTHINFO_UNAVAIL && l1 == 1 ? 0 : 1);
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+
+        /* nobody's file, but root's group: the new file could not get it */
+        assert_int_equal(chown(users, 65534, 0), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                if (setgid(65534) < 0 || setuid(65534) < 0)
+                        _exit(100);
+                test_host_log_reset();
+                int r1 = change(st, "alice", "alice-pw", "never-stored", "never-stored");
+                unsigned l1 = test_host_log_count("the file belongs to 65534:0");
                 _exit(r1 == LATCH_AUTHINFO_UNAVAIL && l1 == 1 ? 0 : 1);
         }
         assert_int_equal(waitpid(pid, &status, 0), pid);
