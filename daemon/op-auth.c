@@ -61,6 +61,7 @@ struct auth_job {
         struct stack_auth_state state; /* where the stack waits for answers */
         unsigned step;                 /* challenges sent so far */
         char conversation[CONVERSATION_ID_LEN + 1];
+        struct store_kv_batch kv;      /* the plugins' key-value updates, across the steps */
 
         /* Filled by the worker. */
         int result;
@@ -92,9 +93,7 @@ static void auth_job_free(struct auth_job *j) {
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct auth_job *, auth_job_free);
 
 /* Pool thread. */
-static void auth_job_run(struct work *w) {
-        struct auth_job *j = (struct auth_job *) w;
-
+static void auth_job_step(struct auth_job *j) {
         j->result = stack_authenticate_step(j->stack, j->lreq, &j->state);
         if (j->result == LATCH_INCOMPLETE) {
                 /* A line asked: keep the request for the answers. */
@@ -113,7 +112,12 @@ static void auth_job_run(struct work *w) {
         j->lreq = NULL;
 
         if (j->result == LATCH_SUCCESS && j->followup) {
-                j->followup->run(j->followup);
+                /* What the authentication recorded (a used code) is on
+                 * disk before what it allows happens. */
+                j->store_result = store_kv_batch_end(&j->kv);
+                store_kv_batch_begin(j->d->store, &j->kv);
+                if (j->store_result == 0)
+                        j->followup->run(j->followup);
                 return;
         }
         if (j->result != LATCH_SUCCESS || !j->login)
@@ -135,6 +139,21 @@ static void auth_job_run(struct work *w) {
         j->info.idle_timeout = j->idle_timeout;
         j->info.peer_uid = j->peer_uid;
         j->store_result = store_session_create(j->d->store, j->key, &j->info);
+}
+
+/* Pool thread. The plugins' key-value updates (a totp step, a faillock
+ * tally) are not synced one by one: a login's go into its session's commit,
+ * and whatever is left is made durable here, once, before the answer. */
+static void auth_job_run(struct work *w) {
+        struct auth_job *j = (struct auth_job *) w;
+        int r;
+
+        j->store_result = 0;
+        store_kv_batch_begin(j->d->store, &j->kv);
+        auth_job_step(j);
+        r = store_kv_batch_end(&j->kv);
+        if (r < 0 && j->store_result == 0)
+                j->store_result = r;
 }
 
 /* The session of a login answered too late, or whose client went away, is
@@ -341,6 +360,16 @@ static void auth_job_done(struct work *w) {
                         reply_error(r, "unavailable", "the credential backend is unavailable; try again later");
                 else
                         reply_error(r, "denied", DENIED_MESSAGE);
+                return;
+        }
+
+        if (j->store_result < 0 && !j->login) {
+                log_errno(LOG_ERR, j->store_result, "%s for '%s' on '%s': cannot store the plugins' state", opname,
+                          log_esc(j->user), log_esc(j->service));
+                if (j->store_result == -EUCLEAN)
+                        ops_reply_store_error(r, opname, j->store_result);
+                else
+                        reply_error(r, "unavailable", "cannot store the plugins' state; try again later");
                 return;
         }
 

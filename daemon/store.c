@@ -47,8 +47,21 @@
  * Read transactions are kept, reset, in a small pool and renewed: with
  * MDB_NOTLS a reset transaction may be renewed by any thread, and renewing
  * skips the allocation and reader-slot search of mdb_txn_begin().
+ *
+ * Key-value updates (store_kv_update()) do not open a write transaction of
+ * their own: the new value is recorded in `kv_pending` under `kv_lock`
+ * (which is what serialises concurrent updates of a key), and every read and
+ * update sees it at once. It reaches the file with a synced write that
+ * carries the pending values: at once when the caller has no batch open,
+ * else the batch's session creation (the same commit as the session) or
+ * store_kv_batch_end(). Carrying writes take turns under `kv_flush_lock`,
+ * so that an older value never lands after a newer one. The environment is
+ * never opened MDB_NOSYNC or MDB_NOMETASYNC for this: LMDB's MDB_NOSYNC
+ * lets a system crash corrupt the file unless the file system keeps write
+ * order, which is not promised here.
  */
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <dirent.h>
@@ -97,6 +110,16 @@ struct slide_set {
         size_t cap, n; /* cap: 0 or a power of two */
 };
 
+/* A key-value update recorded and not yet written (see above). */
+struct kv_pending {
+        struct kv_pending *next;
+        uint64_t seq;  /* the update's number: kv_seq when it was recorded */
+        bool deleted;  /* the key is to be deleted */
+        size_t klen, vlen;
+        uint8_t key[NS_MAX + 1 + LATCH_KV_KEY_MAX];
+        uint8_t val[LATCH_KV_VALUE_MAX];
+};
+
 struct store {
         MDB_env *env;
         MDB_dbi db_meta, db_sessions, db_handles, db_users, db_expiry, db_kv;
@@ -123,6 +146,17 @@ struct store {
         bool slide_locks_initialized;
         struct slide_set pending, flushing;
         atomic_size_t n_slides; /* pending.n + flushing.n, for a lock-free "none" */
+
+        /* Key-value updates recorded and not yet written. kv_lock guards
+         * the list and kv_seq (a leaf lock, except that an update reads the
+         * file under it); kv_flush_lock makes the writes that carry them
+         * take turns. Every update numbered up to kv_durable is written and
+         * synced. */
+        pthread_mutex_t kv_lock, kv_flush_lock;
+        bool kv_locks_initialized;
+        struct kv_pending *kv_pending;
+        uint64_t kv_seq;
+        atomic_uint_fast64_t kv_durable;
 
         char *path; /* state_dir/sessions.mdb */
 };
@@ -1105,6 +1139,11 @@ static int store_check_files(store *s, char **ret_problem) {
 
 /* Not thread-safe against other calls on the same handle: the caller makes
  * sure nothing else uses it any more. */
+static int kv_flush(store *s, uint64_t upto);
+static int store_write_kv(store *s, uint64_t upto, write_fn fn, void *userdata);
+static uint64_t kv_batch_seq(store *s);
+static void kv_pending_free_all(store *s);
+
 void store_close(store *s) {
         if (!s)
                 return;
@@ -1112,6 +1151,10 @@ void store_close(store *s) {
          * keeps every idle expiry a validate reported. */
         if (s->env && s->slide_locks_initialized && store_session_slides_pending(s) > 0)
                 (void) store_session_flush_slides(s, NULL);
+        /* Likewise key-value updates whose write failed (a full disk):
+         * they were never acknowledged as durable, but they still count. */
+        if (s->env && s->kv_locks_initialized && s->kv_pending)
+                (void) kv_flush(s, s->kv_seq);
         store_fault_forget(s);
         pool_drain(s);
         if (s->env)
@@ -1121,6 +1164,11 @@ void store_close(store *s) {
                 pthread_mutex_destroy(&s->flush_lock);
                 slide_set_wipe(&s->pending);
                 slide_set_wipe(&s->flushing);
+        }
+        if (s->kv_locks_initialized) {
+                kv_pending_free_all(s);
+                pthread_mutex_destroy(&s->kv_lock);
+                pthread_mutex_destroy(&s->kv_flush_lock);
         }
         if (s->pool_lock_initialized)
                 pthread_mutex_destroy(&s->pool_lock);
@@ -1201,6 +1249,15 @@ int store_open_checked(const char *dir, const struct store_options *opts, store 
                 return -rc;
         }
         s->slide_locks_initialized = true;
+        rc = pthread_mutex_init(&s->kv_lock, NULL);
+        if (rc != 0)
+                return -rc;
+        rc = pthread_mutex_init(&s->kv_flush_lock, NULL);
+        if (rc != 0) {
+                pthread_mutex_destroy(&s->kv_lock);
+                return -rc;
+        }
+        s->kv_locks_initialized = true;
         s->path = strdup(path);
         if (!s->path)
                 return -ENOMEM;
@@ -1349,7 +1406,8 @@ int store_session_create(store *s, const uint8_t key[STORE_KEY_SIZE], const stru
         assert_return(a.service_len <= SERVICE_MAX, -EINVAL);
         assert_return(a.claims_len <= CLAIMS_MAX, -EINVAL);
 
-        return store_write(s, create_txn, &a);
+        /* A login's key-value updates (a totp step) go in the same commit. */
+        return store_write_kv(s, kv_batch_seq(s), create_txn, &a);
 }
 
 /* Looks up a session in any transaction; *ret borrows from the page. */
@@ -2084,8 +2142,193 @@ static int kv_key(const char *ns, const void *key, size_t keylen, uint8_t *buf, 
         return 0;
 }
 
+/* ---- key-value updates recorded, and the writes that carry them ---- */
+
+/* The batch open on this thread (store_kv_batch_begin()), or NULL. */
+static _Thread_local struct store_kv_batch *kv_batch;
+
+static struct kv_pending *kv_pending_find(store *s, const MDB_val *k) {
+        for (struct kv_pending *p = s->kv_pending; p; p = p->next)
+                if (p->klen == k->mv_size && memcmp(p->key, k->mv_data, p->klen) == 0)
+                        return p;
+        return NULL;
+}
+
+static void kv_pending_free(struct kv_pending *p) {
+        explicit_bzero(p, sizeof *p); /* values may be secrets (a totp seed) */
+        free(p);
+}
+
+static void kv_pending_free_all(store *s) {
+        while (s->kv_pending) {
+                struct kv_pending *p = s->kv_pending;
+                s->kv_pending = p->next;
+                kv_pending_free(p);
+        }
+}
+
+/* The pending updates, copied under kv_lock, as one write carries them. */
+struct kv_snapshot {
+        uint64_t seq; /* every update up to this one is in it */
+        size_t n, size;
+        struct kv_write {
+                MDB_val key, val;
+                bool deleted;
+        } *w;         /* n entries, then their keys and values */
+};
+
+static void kv_snapshot_free(struct kv_snapshot *snap) {
+        if (snap->w) {
+                explicit_bzero(snap->w, snap->size);
+                free(snap->w);
+        }
+        *snap = (struct kv_snapshot) {};
+}
+
+static int kv_snapshot_take(store *s, struct kv_snapshot *ret) {
+        struct kv_snapshot snap = {};
+        uint8_t *data;
+        size_t i = 0;
+
+        pthread_mutex_lock(&s->kv_lock);
+        snap.seq = s->kv_seq;
+        for (struct kv_pending *p = s->kv_pending; p; p = p->next) {
+                snap.n++;
+                snap.size += sizeof *snap.w + p->klen + p->vlen;
+        }
+        if (snap.n > 0) {
+                snap.w = malloc(snap.size);
+                if (!snap.w) {
+                        pthread_mutex_unlock(&s->kv_lock);
+                        return -ENOMEM;
+                }
+                data = (uint8_t *) (snap.w + snap.n);
+                for (struct kv_pending *p = s->kv_pending; p; p = p->next, i++) {
+                        snap.w[i].deleted = p->deleted;
+                        snap.w[i].key = (MDB_val) { .mv_size = p->klen, .mv_data = memcpy(data, p->key, p->klen) };
+                        data += p->klen;
+                        snap.w[i].val = (MDB_val) { .mv_size = p->vlen, .mv_data = data };
+                        if (p->vlen > 0)
+                                memcpy(data, p->val, p->vlen);
+                        data += p->vlen;
+                }
+        }
+        pthread_mutex_unlock(&s->kv_lock);
+        *ret = snap;
+        return 0;
+}
+
+/* After the snapshot's write committed: what it wrote is no longer
+ * pending, unless it was updated again since (a later number). */
+static void kv_snapshot_written(store *s, const struct kv_snapshot *snap) {
+        pthread_mutex_lock(&s->kv_lock);
+        for (struct kv_pending **pp = &s->kv_pending; *pp;) {
+                struct kv_pending *p = *pp;
+                if (p->seq <= snap->seq) {
+                        *pp = p->next;
+                        kv_pending_free(p);
+                } else
+                        pp = &p->next;
+        }
+        pthread_mutex_unlock(&s->kv_lock);
+        atomic_store(&s->kv_durable, snap->seq);
+}
+
+struct kv_carry {
+        write_fn fn; /* the write carrying them, or NULL */
+        void *userdata;
+        struct kv_snapshot snap;
+};
+
+static int kv_carry_txn(store *s, MDB_txn *txn, void *userdata) {
+        struct kv_carry *c = userdata;
+        int r = 0, rc;
+
+        if (c->fn) {
+                r = c->fn(s, txn, c->userdata);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < c->snap.n; i++) {
+                struct kv_write *w = &c->snap.w[i];
+                if (w->deleted) {
+                        rc = mdb_del(txn, s->db_kv, &w->key, NULL);
+                        if (rc == MDB_NOTFOUND)
+                                rc = 0;
+                } else
+                        rc = mdb_put(txn, s->db_kv, &w->key, &w->val, 0);
+                if (rc != 0)
+                        return lmdb_status(rc);
+        }
+        return r;
+}
+
+/* Runs the write fn (NULL: none) in one synced transaction that also
+ * carries every pending key-value update when those up to number `upto`
+ * are not all written yet. */
+static int store_write_kv(store *s, uint64_t upto, write_fn fn, void *userdata) {
+        struct kv_carry c = { .fn = fn, .userdata = userdata };
+        int r;
+
+        if (upto == 0 || atomic_load(&s->kv_durable) >= upto)
+                return fn ? store_write(s, fn, userdata) : 0;
+
+        pthread_mutex_lock(&s->kv_flush_lock);
+        if (atomic_load(&s->kv_durable) >= upto) {
+                /* Another write carried them meanwhile. */
+                pthread_mutex_unlock(&s->kv_flush_lock);
+                return fn ? store_write(s, fn, userdata) : 0;
+        }
+        r = kv_snapshot_take(s, &c.snap);
+        if (r >= 0) {
+                r = store_write(s, kv_carry_txn, &c);
+                if (r >= 0)
+                        kv_snapshot_written(s, &c.snap);
+        }
+        pthread_mutex_unlock(&s->kv_flush_lock);
+        kv_snapshot_free(&c.snap);
+        return r;
+}
+
+static int kv_flush(store *s, uint64_t upto) {
+        return store_write_kv(s, upto, NULL, NULL);
+}
+
+void store_kv_batch_begin(store *s, struct store_kv_batch *b) {
+        assert(s && b);
+        assert(!kv_batch);
+        b->store = s;
+        kv_batch = b;
+}
+
+int store_kv_batch_end(struct store_kv_batch *b) {
+        assert(kv_batch == b);
+        kv_batch = NULL;
+        if (!b->store)
+                return 0;
+        return kv_flush(b->store, b->seq);
+}
+
+/* The number of the thread's batch's last update on s, 0 if none. */
+static uint64_t kv_batch_seq(store *s) {
+        return kv_batch && kv_batch->store == s ? kv_batch->seq : 0;
+}
+
+/* Copies a value into buf (capacity *len; the size on return). */
+static int kv_copy_out(const void *val, size_t vlen, void *buf, size_t *len) {
+        if (vlen > *len) {
+                *len = vlen;
+                return -ENOBUFS;
+        }
+        if (vlen > 0)
+                memcpy(buf, val, vlen);
+        *len = vlen;
+        return 0;
+}
+
 int store_kv_get(store *s, const char *ns, const void *key, size_t keylen, void *buf, size_t *len) {
         uint8_t kbuf[NS_MAX + 1 + LATCH_KV_KEY_MAX];
+        struct kv_pending *p;
         MDB_txn *txn;
         MDB_val k, v;
         int r, rc;
@@ -2098,79 +2341,141 @@ int store_kv_get(store *s, const char *ns, const void *key, size_t keylen, void 
         if (r < 0)
                 return r;
 
+        /* A pending update is the current value. When there is none, the
+         * file has the latest one: an update leaves the list only after
+         * the write that carried it committed. */
+        pthread_mutex_lock(&s->kv_lock);
+        p = kv_pending_find(s, &k);
+        if (p)
+                r = p->deleted ? -ENOENT : kv_copy_out(p->val, p->vlen, buf, len);
+        pthread_mutex_unlock(&s->kv_lock);
+        if (p)
+                return r;
+
         r = read_begin(s, &txn);
         if (r < 0)
                 return r;
         rc = mdb_get(txn, s->db_kv, &k, &v);
-        if (rc != 0)
-                r = lmdb_status(rc);
-        else if (v.mv_size > *len) {
-                *len = v.mv_size;
-                r = -ENOBUFS;
-        } else {
-                if (v.mv_size > 0)
-                        memcpy(buf, v.mv_data, v.mv_size);
-                *len = v.mv_size;
-                r = 0;
-        }
+        r = rc != 0 ? lmdb_status(rc) : kv_copy_out(v.mv_data, v.mv_size, buf, len);
         read_end(s, txn);
         return store_result(s, r);
 }
 
-struct kv_update_args {
-        MDB_val key;
-        latch_kv_update_fn fn;
-        void *userdata;
-};
-
-static int kv_update_txn(store *s, MDB_txn *txn, void *userdata) {
-        struct kv_update_args *a = userdata;
-        uint8_t newbuf[LATCH_KV_VALUE_MAX];
-        size_t newlen = sizeof newbuf;
+/* Runs fn on the current value of k and records its result as pending.
+ * Called with kv_lock held: updates take turns, each seeing the one before.
+ * *ret_seq gets the update's number, or 0 when nothing changed. */
+static int kv_update_locked(store *s, MDB_val *k, latch_kv_update_fn fn, void *userdata, uint64_t *ret_seq) {
+        uint8_t oldbuf[LATCH_KV_VALUE_MAX], newbuf[LATCH_KV_VALUE_MAX];
+        size_t oldlen = 0, newlen = sizeof newbuf;
+        struct kv_pending *p = kv_pending_find(s, k);
+        bool present;
+        MDB_txn *txn;
         MDB_val v;
         int r, rc;
 
-        rc = mdb_get(txn, s->db_kv, &a->key, &v);
-        if (rc == MDB_NOTFOUND)
-                v = (MDB_val) {};
-        else if (rc != 0)
-                return lmdb_status(rc);
+        *ret_seq = 0;
+        if (p) {
+                present = !p->deleted;
+                oldlen = present ? p->vlen : 0;
+                if (oldlen > 0)
+                        memcpy(oldbuf, p->val, oldlen);
+        } else {
+                r = read_begin(s, &txn);
+                if (r < 0)
+                        return r;
+                rc = mdb_get(txn, s->db_kv, k, &v);
+                present = rc == 0;
+                if (present && v.mv_size > sizeof oldbuf)
+                        rc = MDB_BAD_VALSIZE; /* never written by store_kv_update() */
+                if (rc == 0) {
+                        oldlen = v.mv_size;
+                        if (oldlen > 0)
+                                memcpy(oldbuf, v.mv_data, oldlen);
+                }
+                read_end(s, txn);
+                if (rc != 0 && rc != MDB_NOTFOUND)
+                        return store_result(s, lmdb_status(rc));
+        }
 
-        in_txn--; /* the plugin's code, not the store's */
-        r = a->fn(a->userdata, v.mv_size > 0 ? v.mv_data : NULL, v.mv_size, newbuf, &newlen);
-        in_txn++;
-        if (r < 0)
-                /* Keep the plugin's errno, but never let it pose as one of
-                 * the MDB codes store_write() acts on. */
-                return r >= -4095 ? r : -EINVAL;
-
+        r = fn(userdata, oldlen > 0 ? oldbuf : NULL, oldlen, newbuf, &newlen);
+        explicit_bzero(oldbuf, oldlen);
+        if (r < 0) {
+                /* Keep the plugin's errno, but never let it pose as an MDB
+                 * code. */
+                r = r >= -4095 ? r : -EINVAL;
+                goto out;
+        }
         switch (r) {
         case 0:
-                return 0;
+                goto out;
         case 1:
-                if (newlen > LATCH_KV_VALUE_MAX)
-                        return -EINVAL;
-                v = (MDB_val) { .mv_size = newlen, .mv_data = newbuf };
-                return lmdb_status(mdb_put(txn, s->db_kv, &a->key, &v, 0));
+                if (newlen > LATCH_KV_VALUE_MAX) {
+                        r = -EINVAL;
+                        goto out;
+                }
+                break;
         case 2:
-                rc = mdb_del(txn, s->db_kv, &a->key, NULL);
-                return rc == MDB_NOTFOUND ? 0 : lmdb_status(rc);
+                if (!present) {
+                        r = 0; /* nothing to delete */
+                        goto out;
+                }
+                newlen = 0;
+                break;
         default:
-                return -EINVAL;
+                r = -EINVAL;
+                goto out;
         }
+
+        if (!p) {
+                p = malloc(sizeof *p);
+                if (!p) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                p->klen = k->mv_size;
+                p->vlen = 0;
+                memcpy(p->key, k->mv_data, k->mv_size);
+                p->next = s->kv_pending;
+                s->kv_pending = p;
+        }
+        explicit_bzero(p->val, p->vlen);
+        p->deleted = r == 2;
+        p->vlen = newlen;
+        if (newlen > 0)
+                memcpy(p->val, newbuf, newlen);
+        p->seq = *ret_seq = ++s->kv_seq;
+        r = 0;
+out:
+        explicit_bzero(newbuf, sizeof newbuf);
+        return r;
 }
 
 int store_kv_update(store *s, const char *ns, const void *key, size_t keylen, latch_kv_update_fn fn,
                     void *userdata) {
         uint8_t kbuf[NS_MAX + 1 + LATCH_KV_KEY_MAX];
-        struct kv_update_args a = { .fn = fn, .userdata = userdata };
+        uint64_t seq;
+        MDB_val k;
         int r;
 
         assert_return(s, -EINVAL);
         assert_return(fn, -EINVAL);
 
-        r = kv_key(ns, key, keylen, kbuf, &a.key);
+        r = kv_key(ns, key, keylen, kbuf, &k);
         if (r < 0)
                 return r;
-        return store_write(s, kv_update_txn, &a);
+        /* As every write: none once damage was seen. */
+        if (atomic_load(&s->damaged))
+                return -EUCLEAN;
+
+        pthread_mutex_lock(&s->kv_lock);
+        r = kv_update_locked(s, &k, fn, userdata, &seq);
+        pthread_mutex_unlock(&s->kv_lock);
+        if (r < 0 || seq == 0)
+                return r;
+
+        if (kv_batch && kv_batch->store == s) {
+                kv_batch->seq = seq;
+                return 0;
+        }
+        return kv_flush(s, seq);
 }

@@ -12,7 +12,9 @@
  * read-only transactions (the environment is opened MDB_NOTLS) and never wait
  * for a writer. Writes are serialised by LMDB's single writer lock and are
  * durable (synced) when the function returns 0, except store_session_touch(),
- * whose write may be lazily synced (it only slides the idle expiry).
+ * whose write may be lazily synced (it only slides the idle expiry), and a
+ * key-value update in a batch (store_kv_batch_begin()), written with the
+ * batch's session or at store_kv_batch_end().
  *
  * Errors are negative errno values:
  *   -ENOENT   no such session / key (also: expired)
@@ -146,10 +148,46 @@ int store_sweep(store *s, int64_t now, size_t batch, size_t *ret_removed);
 int store_get_stats(store *s, struct store_stats *ret);
 
 /* Plugin key-value store, namespaced by `ns` (the plugin's name). See
- * struct latch_host in <latch/plugin.h> for the semantics. */
+ * struct latch_host in <latch/plugin.h> for the semantics.
+ *
+ * store_kv_update() runs fn on the current value under a lock that every
+ * update takes (so concurrent updates of a key are serialised: each sees
+ * the one before) and records the result, which every get and update, of
+ * any thread, sees at once. fn runs exactly once. It is then written:
+ *   - without a batch open on the calling thread, by a synced write before
+ *     store_kv_update() returns, as every other write;
+ *   - with one (store_kv_batch_begin()), by the next of the thread's synced
+ *     writes that carries it: store_session_create() (the same commit as
+ *     the session) or store_kv_batch_end().
+ * A write that carries updates carries every update recorded so far (of
+ * any thread): group commit. When it fails (-ENOSPC, -EIO, -EUCLEAN), the
+ * updates were not made durable, but they still count (a used code stays
+ * used) and the next write that carries updates tries them again; the
+ * caller must not report success. */
 int store_kv_get(store *s, const char *ns, const void *key, size_t keylen, void *buf, size_t *len);
 int store_kv_update(store *s, const char *ns, const void *key, size_t keylen, latch_kv_update_fn fn,
                     void *userdata);
+
+/* A request's key-value updates, written together with its session or once
+ * at its end instead of one synced commit each. Zero-initialise it; it may
+ * be begun and ended more than once (one job run each, e.g. the steps of a
+ * conversation): `seq` remembers what is still to be made durable. */
+struct store_kv_batch {
+        store *store;
+        uint64_t seq; /* the batch's last update (0: none) */
+};
+
+/* Opens b on the calling thread (at most one at a time): until
+ * store_kv_batch_end(), store_kv_update() on s from this thread defers its
+ * write to the batch. */
+void store_kv_batch_begin(store *s, struct store_kv_batch *b);
+
+/* Closes b and makes its updates durable: nothing to do when a write since
+ * (its session's, or anyone's that carried updates) did; else one synced
+ * commit. 0 or a negative errno (see store_kv_update()). Must run before
+ * any answer that depends on the updates (a login or authentication that
+ * succeeded). */
+int store_kv_batch_end(struct store_kv_batch *b);
 
 /* ---- Options, statistics and maintenance ---- */
 
@@ -196,6 +234,5 @@ int store_check_consistency(store *s);
 
 /* Callbacks (session_fn, latch_kv_update_fn) run inside a transaction and
  * must not call back into the same store: they would take its map lock
- * recursively and could deadlock against a pending map resize. The fn of
- * store_kv_update() may run more than once when the map has to grow; only
- * the result of the last run is stored. */
+ * (or, for store_kv_update()'s fn, its key-value lock) recursively and could
+ * deadlock. */

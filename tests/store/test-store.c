@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Tests of the LMDB session store (daemon/store.c): sessions, a randomized
- * model check, crash consistency, sweeps, map growth, kv, size, slides.
+ * model check, crash consistency, sweeps, map growth, kv (and kv batches), size,
+ * slides.
  * test-store-files.c holds the tests of the store's files.
  *
  * Each test works in its own fresh directory under $TMPDIR (or /tmp).
@@ -839,6 +840,163 @@ static void test_kv(void **state) {
         remove_dir(dir);
 }
 
+/* ---- 7b. kv batches: deferred, carried by the session's commit ---- */
+
+/* Raises a u64 to *(uint64_t *) userdata when it is below; refuses (0)
+ * otherwise, as the totp plugin records an accepted time step. */
+static int raise_fn(void *userdata, const void *old, size_t oldlen, void *newbuf, size_t *newlen) {
+        uint64_t want = *(uint64_t *) userdata, v = 0;
+
+        if (old) {
+                if (oldlen != sizeof v)
+                        return -EBADMSG;
+                memcpy(&v, old, sizeof v);
+        }
+        if (v >= want)
+                return 0;
+        memcpy(newbuf, &want, sizeof want);
+        *newlen = sizeof want;
+        return 1;
+}
+
+static uint64_t kv_value(store *s, const char *key) {
+        uint64_t v = 0;
+        size_t len = sizeof v;
+        int r = store_kv_get(s, "totp", key, strlen(key), &v, &len);
+
+        if (r == -ENOENT)
+                return 0;
+        assert_int_equal(r, 0);
+        assert_int_equal(len, sizeof v);
+        return v;
+}
+
+/* A process that records step 7 for "bob" in the way `how` names, then
+ * ends without closing the store (as by kill -9: what it wrote through
+ * LMDB is in the file, nothing it kept in memory is). */
+_Noreturn static void batch_child(const char *dir, char how) {
+        struct store_kv_batch b = {};
+        struct session_info info;
+        uint8_t key[STORE_KEY_SIZE];
+        uint64_t step = 7;
+        store *s = NULL;
+
+        if (store_open(dir, &s) < 0)
+                _exit(2);
+        if (how != 'i')
+                store_kv_batch_begin(s, &b);
+        if (store_kv_update(s, "totp", "bob", 3, raise_fn, &step) != 0)
+                _exit(3);
+        if (kv_value(s, "bob") != 7)
+                _exit(4);
+        switch (how) {
+        case 's': /* a login: the session's commit carries it */
+                make_key(key, 1);
+                make_info(&info, 1, "bob", "wiki", NULL, 1000, 1000000000, 1000000000);
+                if (store_session_create(s, key, &info) != 0)
+                        _exit(5);
+                break;
+        case 'e': /* an authentication: the batch's end writes it */
+                if (store_kv_batch_end(&b) != 0)
+                        _exit(6);
+                break;
+        }
+        _exit(0);
+}
+
+static uint64_t batch_round(char how) {
+        char *dir = make_dir();
+        int status;
+        pid_t pid;
+        store *s;
+        uint64_t v;
+
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+                batch_child(dir, how);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        s = open_store(dir, 0, false);
+        v = kv_value(s, "bob");
+        store_close(s);
+        remove_dir(dir);
+        return v;
+}
+
+struct race {
+        store *s;
+        pthread_barrier_t *go;
+        char key[16];
+        bool won;
+        uint64_t seen; /* the value read inside the batch, after the update */
+};
+
+static void *race_thread(void *p) {
+        struct race *r = p;
+        struct store_kv_batch b = {};
+        uint64_t step = 5;
+
+        pthread_barrier_wait(r->go);
+        store_kv_batch_begin(r->s, &b);
+        /* Recorded with no commit yet: the other threads must see it. */
+        assert_int_equal(store_kv_update(r->s, "totp", r->key, strlen(r->key), raise_fn, &step), 0);
+        r->won = b.seq != 0;
+        r->seen = kv_value(r->s, r->key);
+        assert_int_equal(store_kv_batch_end(&b), 0);
+        return NULL;
+}
+
+static void test_kv_batch(void **state) {
+        enum { THREADS = 6, ROUNDS = 100 };
+        pthread_barrier_t go;
+        pthread_t t[THREADS];
+        struct race r[THREADS];
+
+        /* What a process leaves in the file when it dies right after each
+         * way of recording: deferred and never carried, nothing; carried by
+         * the session's commit, by the batch's end, or written at once
+         * (no batch), the value. */
+        assert_int_equal(batch_round('n'), 0);
+        assert_int_equal(batch_round('s'), 7);
+        assert_int_equal(batch_round('e'), 7);
+        assert_int_equal(batch_round('i'), 7);
+
+        /* Concurrent batches raising one key to the same step: exactly one
+         * wins; every one reads the step afterwards, before any commit of
+         * its own; the file holds it once all ended. */
+        char *dir = make_dir();
+        store *s = open_store(dir, 0, false);
+        assert_int_equal(pthread_barrier_init(&go, NULL, THREADS), 0);
+        for (unsigned round = 0; round < ROUNDS; round++) {
+                size_t winners = 0;
+
+                for (size_t i = 0; i < THREADS; i++) {
+                        r[i] = (struct race) { .s = s, .go = &go };
+                        snprintf(r[i].key, sizeof r[i].key, "user%u", round);
+                        assert_int_equal(pthread_create(&t[i], NULL, race_thread, &r[i]), 0);
+                }
+                for (size_t i = 0; i < THREADS; i++) {
+                        assert_int_equal(pthread_join(t[i], NULL), 0);
+                        winners += r[i].won;
+                        assert_int_equal(r[i].seen, 5);
+                }
+                assert_int_equal(winners, 1);
+        }
+        assert_int_equal(pthread_barrier_destroy(&go), 0);
+        store_close(s);
+
+        s = open_store(dir, 0, false);
+        for (unsigned round = 0; round < ROUNDS; round++) {
+                char key[16];
+                snprintf(key, sizeof key, "user%u", round);
+                assert_int_equal(kv_value(s, key), 5);
+        }
+        store_close(s);
+        remove_dir(dir);
+}
+
 /* ---- 8. bytes per session, get() cost ---- */
 
 static double now_sec(void) {
@@ -1012,6 +1170,7 @@ int main(void) {
                 cmocka_unit_test(test_sweep),
                 cmocka_unit_test(test_map_growth),
                 cmocka_unit_test(test_kv),
+                cmocka_unit_test(test_kv_batch),
                 cmocka_unit_test(test_size),
                 cmocka_unit_test(test_slides),
         };
