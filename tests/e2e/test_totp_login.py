@@ -92,6 +92,30 @@ class TestTotpLogin(DaemonTest):
         self.assertNotIn(code, log)
         self.assertIn("replay", log)
 
+    def test_an_accepted_code_survives_a_crash(self):
+        """The accepted time step is in the store before the answer that lets
+        the user in (a login's session commit carries it; an authentication
+        writes it before answering): latchd killed with SIGKILL right after
+        that answer still refuses the same code once restarted."""
+        d = self.start()
+        codes = self.enroll(d)
+        for op in ("login", "authenticate"):
+            code = codes.next()
+            s = d.connect()
+            r = d.call({"op": "respond", "conversation": self.challenge(d, s, op=op), "answers": [code]}, sock=s)
+            self.assertTrue(r["ok"], r)
+            s.close()
+            d.kill9()
+            d.start()
+            s = d.connect()
+            r = d.call({"op": "respond", "conversation": self.challenge(d, s, op=op), "answers": [code]}, sock=s)
+            self.assertEqual(r.get("error"), "denied", f"{op}: the code was accepted again after a crash")
+            r = d.call({"op": "respond", "conversation": self.challenge(d, s, op=op), "answers": [codes.next()]},
+                       sock=s)
+            self.assertTrue(r["ok"], r)
+            s.close()
+        self.assertIn("replay", d.log())
+
     def test_recovery_code_at_the_prompt(self):
         d = self.start()
         self.enroll(d)
