@@ -2,20 +2,30 @@
 # SPDX-License-Identifier: MIT
 """What a `totp` line adds to a whole login, through a real latchd.
 
-Starts a scratch latchd (tests/e2e/harness.py) with two services that differ
-only by a totp line, `bench-permit` (auth required permit) and `bench-totp`
-(the same, then auth required totp window=10), enrolls N users through the
-plugin op, and logs each user in once on each service, one login at a time
-on one connection: `login` with the password on bench-permit; on bench-totp
-`login`, the `challenge` it answers, and `respond` with the code. Prints the
-median and p90 of each, in microseconds, and their difference.
+Starts a scratch latchd (tests/e2e/harness.py) with three services:
+`bench-permit` (auth required permit), `bench-ask` (the same, then a debug
+line that asks for a code and accepts any answer: a conversation with no
+check) and `bench-totp` (the same with a totp window=10 line instead). It
+enrolls N users through the plugin op and logs each user in once on each
+service, in turn, one login at a time on one connection: `login` with the
+password; on bench-ask and bench-totp, the `challenge` it answers and
+`respond` with the code. Prints the median and p90 of each, in
+microseconds, and what each step adds (medians of the per-user
+differences): the conversation's round trip (ask - permit) and the totp
+check (totp - ask: reading the record, the codes, recording the step), the
+latter next to the 50 µs budget.
+
+With --check-bench PATH it first runs latch-bench-totp (bench/totp-check.c)
+on the same disk, so that both figures come from one run.
 
 Needs the environment meson's e2e tests get (LATCHD, LATCHCTL,
-LATCH_PLUGIN_PERMIT, LATCH_PLUGIN_TOTP) and PYTHONPATH=tests/e2e, e.g.:
+LATCH_PLUGIN_PERMIT, LATCH_PLUGIN_DEBUG, LATCH_PLUGIN_TOTP) and
+PYTHONPATH=tests/e2e, e.g.:
 
   B=$PWD/build; LATCHD=$B/daemon/latchd LATCHCTL=$B/latchctl/latchctl \\
-  LATCH_PLUGIN_PERMIT=$B/plugins/permit.so LATCH_PLUGIN_TOTP=$B/plugins/totp/totp.so \\
-  PYTHONPATH=tests/e2e python3 bench/totp-login.py --users 300
+  LATCH_PLUGIN_PERMIT=$B/plugins/permit.so LATCH_PLUGIN_DEBUG=$B/plugins/debug.so \\
+  LATCH_PLUGIN_TOTP=$B/plugins/totp/totp.so PYTHONPATH=tests/e2e \\
+  python3 bench/totp-login.py --users 300 --check-bench $B/bench/latch-bench-totp
 """
 
 import argparse
@@ -23,9 +33,11 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import shutil
 import statistics
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,10 +57,19 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--users", type=int, default=300)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--check-bench", metavar="PATH", help="latch-bench-totp, run first on the same disk")
+    ap.add_argument("--iterations", type=int, default=2000, help="latch-bench-totp's --iterations")
     a = ap.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="latch-bench-totp-login-")
+    check = None
+    if a.check_bench:
+        check = subprocess.run([a.check_bench, "--json", "--iterations", str(a.iterations), "--dir", tmp,
+                                os.environ["LATCH_PLUGIN_TOTP"]], capture_output=True, text=True, check=True)
+        check = json.loads(check.stdout)
     d = Daemon(tmp, services={"bench-permit": "auth required permit\naccount required permit\n",
+                              "bench-ask": "auth required permit\nauth required debug ask=secret:Code:\n"
+                                           "account required permit\n",
                               "bench-totp": "auth required permit\nauth required totp window=10\n"
                                             "account required permit\n"},
                users={})
@@ -65,22 +86,26 @@ def main():
                         "code": totp(e["secret"], step - 1)}, sock=s)
             assert c["ok"], c
 
-        plain, with_totp = [], []
+        plain, ask, with_totp = [], [], []
+
+        def converse(service, user, answer):
+            t0 = time.perf_counter_ns()
+            r = d.call({"op": "login", "service": service, "user": user, "password": "x"}, sock=s)
+            assert r.get("error") == "challenge", r
+            r = d.call({"op": "respond", "conversation": r["conversation"], "answers": [answer]}, sock=s)
+            t1 = time.perf_counter_ns()
+            assert r["ok"], r
+            return (t1 - t0) / 1000
+
         for user, secret in secrets.items():
             t0 = time.perf_counter_ns()
             r = d.call({"op": "login", "service": "bench-permit", "user": user, "password": "x"}, sock=s)
             t1 = time.perf_counter_ns()
             assert r["ok"], r
             plain.append((t1 - t0) / 1000)
-
             code = totp(secret, int(time.time()) // 30)
-            t0 = time.perf_counter_ns()
-            r = d.call({"op": "login", "service": "bench-totp", "user": user, "password": "x"}, sock=s)
-            assert r.get("error") == "challenge", r
-            r = d.call({"op": "respond", "conversation": r["conversation"], "answers": [code]}, sock=s)
-            t1 = time.perf_counter_ns()
-            assert r["ok"], r
-            with_totp.append((t1 - t0) / 1000)
+            ask.append(converse("bench-ask", user, code))
+            with_totp.append(converse("bench-totp", user, code))
     finally:
         d.stop()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -89,18 +114,44 @@ def main():
         xs = sorted(xs)
         return {"median_us": round(statistics.median(xs), 1), "p90_us": round(xs[int(len(xs) * 0.9)], 1)}
 
-    out = {"logins": a.users, "password_only": fig(plain), "password_and_code": fig(with_totp)}
-    out["added_median_us"] = round(out["password_and_code"]["median_us"] - out["password_only"]["median_us"], 1)
+    def paired(xs, ys):
+        return round(statistics.median(y - x for x, y in zip(xs, ys)), 1)
+
+    out = {"logins": a.users, "password_only": fig(plain), "password_and_any_answer": fig(ask),
+           "password_and_code": fig(with_totp)}
+    out["round_trip_added_us"] = paired(plain, ask)
+    out["check_added_us"] = paired(ask, with_totp)
+    out["totp_line_added_us"] = paired(plain, with_totp)
+    out["check_vs_50us"] = round(out["check_added_us"] / 50, 2)
+    if check:
+        out["latch_bench_totp"] = check
     if a.json:
         print(json.dumps(out))
         return
-    print(f"{a.users} logins each, one at a time (state on {tmp.rsplit('/', 1)[0]}, commits synced)")
+    where = tmp.rsplit('/', 1)[0]
+    if check:
+        print(f"latch-bench-totp, {check['iterations']} checks each (state in {where}, commits synced)")
+        print(f"{'':44} {'median µs':>10} {'p99 µs':>10}")
+        for k, label in (("accepted", "accepted code, its own synced commit"),
+                         ("refused", "refused code (a replay: no write)"),
+                         ("codes", "the 3 HMAC-SHA-1 codes alone (window=1)"),
+                         ("session", "a login's session write alone"),
+                         ("login", "accepted code + session write, as in a login")):
+            print(f"{label:44} {check[k]['median_us']:10.1f} {check[k]['p99_us']:10.1f}")
+        print(f"{'added by the totp line, in process':44} {check['added_in_login_us']:10.1f}"
+              f"   {check['added_in_login_us'] / 50:.2f} x the 50 µs budget")
+        print()
+    print(f"through latchd, {a.users} logins each, one at a time (state in {where}, commits synced)")
     print(f"{'':44} {'median µs':>10} {'p90 µs':>10}")
-    print(f"{'login, permit (password only)':44} {out['password_only']['median_us']:10.1f} "
-          f"{out['password_only']['p90_us']:10.1f}")
-    print(f"{'login + challenge + respond, permit + totp':44} {out['password_and_code']['median_us']:10.1f} "
-          f"{out['password_and_code']['p90_us']:10.1f}")
-    print(f"{'added by the totp line (medians)':44} {out['added_median_us']:10.1f}")
+    for k, label in (("password_only", "login, permit (password only)"),
+                     ("password_and_any_answer", "login + challenge + respond, debug (no check)"),
+                     ("password_and_code", "login + challenge + respond, totp")):
+        print(f"{label:44} {out[k]['median_us']:10.1f} {out[k]['p90_us']:10.1f}")
+    print("added (median of the per-user differences):")
+    print(f"{'  the conversation (debug - permit)':44} {out['round_trip_added_us']:10.1f}")
+    print(f"{'  the totp check (totp - debug)':44} {out['check_added_us']:10.1f}"
+          f"   {out['check_vs_50us']:.2f} x the 50 µs budget")
+    print(f"{'  the whole totp line (totp - permit)':44} {out['totp_line_added_us']:10.1f}")
 
 
 if __name__ == "__main__":
