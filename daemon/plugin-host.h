@@ -12,8 +12,10 @@
  * lines name it.
  *
  * Isolation: after plugin_host_configure(), a line may instead be "isolated":
- * its plugin then runs in latch-worker processes (up to four per line,
- * spawned by latchd, or reached through a worker_socket), never in latchd.
+ * its plugin then runs in latch-worker processes (up to four per line for
+ * calls, plus up to max_waiting kept for conversations waiting on their
+ * client; spawned by latchd, or reached through a worker_socket), never in
+ * latchd.
  * Each call on such a line has a deadline; a worker that misses it, crashes
  * or breaks the protocol is killed (or its connection dropped), the call
  * answers LATCH_AUTHINFO_UNAVAIL, and the next call gets a fresh worker.
