@@ -785,7 +785,14 @@ int plugin_line_call(struct plugin_line *l, enum stack_type type, struct latch_r
         assert_return(l, LATCH_SYSTEM_ERR);
         assert_return(req, LATCH_SYSTEM_ERR);
         assert_return((unsigned) type < _STACK_TYPE_MAX, LATCH_SYSTEM_ERR);
-        assert_return(type == STACK_PASSWORD || flags == 0, LATCH_SYSTEM_ERR);
+        /* As the ABI promises password(): exactly one pass, perhaps for an
+         * expired password, nothing else; and no flags for auth or account. */
+        if (type == STACK_PASSWORD)
+                assert_return((flags & ~(LATCH_PRELIM_CHECK | LATCH_UPDATE_AUTHTOK | LATCH_CHANGE_EXPIRED_AUTHTOK)) == 0 &&
+                                      !(flags & LATCH_PRELIM_CHECK) != !(flags & LATCH_UPDATE_AUTHTOK),
+                              LATCH_SYSTEM_ERR);
+        else
+                assert_return(flags == 0, LATCH_SYSTEM_ERR);
 
         /* Prompts belong to the call that posted them. */
         req_prompts_clear(req);

@@ -166,7 +166,9 @@ bool plugin_line_has_outcome(const struct plugin_line *l);
  * enum latch_result: LATCH_MODULE_UNKNOWN when the plugin lacks that entry
  * point (password() also when the plugin's struct predates ABI 1.2),
  * LATCH_SYSTEM_ERR (logged) when it returns a value outside
- * 0.._LATCH_RESULT_MAX-1, or a bad type or NULL argument is given.
+ * 0.._LATCH_RESULT_MAX-1, or a bad type, bad flags (a password call has
+ * exactly one of LATCH_PRELIM_CHECK and LATCH_UPDATE_AUTHTOK, perhaps with
+ * LATCH_CHANGE_EXPIRED_AUTHTOK) or NULL argument is given.
  *
  * On an isolated line: waits (up to the line's deadline) for an idle worker
  * of the line or starts one, sends the request and waits for the

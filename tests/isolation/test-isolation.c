@@ -352,11 +352,15 @@ static void test_prompt_messages_checked_in_the_worker(void **unused) {
 }
 
 /* A worker that speaks the protocol but relays whatever it likes: it
- * answers every call with the prompt `fake_prompt` (a frame it writes
- * itself, past any check of latch-worker's). */
+ * answers every call with the prompt `prompt`, or with the JSON text
+ * `answer` when set (a frame it writes itself, past any check of
+ * latch-worker's), and keeps the last call it got. */
 struct fake_worker {
         int listen_fd;
         const char *prompt;
+        const char *answer;
+        pthread_mutex_t lock;
+        json_t *last_call;
         pthread_t thread;
 };
 
@@ -395,10 +399,19 @@ static void *fake_worker_run(void *p) {
                 json_t *m;
                 while ((m = fake_recv(fd))) {
                         bool open = json_object_get(m, "open");
-                        json_decref(m);
+                        if (open)
+                                json_decref(m);
+                        else {
+                                pthread_mutex_lock(&f->lock);
+                                json_decref(f->last_call);
+                                f->last_call = m;
+                                pthread_mutex_unlock(&f->lock);
+                        }
                         if (open)
                                 fake_send(fd, json_pack("{s:{s:s, s:i, s:b}}", "ready", "name", "echo", "pid", 1,
                                                         "outcome", 0));
+                        else if (f->answer)
+                                fake_send(fd, json_loads(f->answer, JSON_ALLOW_NUL, NULL));
                         else
                                 fake_send(fd, json_pack("{s:i, s:[{s:i, s:s}]}", "result", LATCH_INCOMPLETE,
                                                         "prompts", "style", LATCH_PROMPT_INFO, "message", f->prompt));
@@ -412,7 +425,7 @@ static void test_prompt_messages_checked_from_the_worker(void **unused) {
         char dir[] = "/tmp/latch-test-isolation-XXXXXX";
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         struct plugin_host *h = NULL;
-        struct fake_worker f = {};
+        struct fake_worker f = { .lock = PTHREAD_MUTEX_INITIALIZER };
         struct plugin_line *l;
         struct latch_req *req;
         const char *msg;
@@ -455,6 +468,89 @@ static void test_prompt_messages_checked_from_the_worker(void **unused) {
         plugin_host_free(h);
         shutdown(f.listen_fd, SHUT_RDWR);
         pthread_join(f.thread, NULL);
+        json_decref(f.last_call);
+        close(f.listen_fd);
+        unlink(sa.sun_path);
+        rmdir(dir);
+}
+
+/* What a password call sends a worker (its flags and the current password),
+ * and what latchd does with the items a worker says its plugin set: sets
+ * them when well-formed, and otherwise changes nothing and replaces the
+ * worker. */
+static void test_password_items_from_the_worker(void **unused) {
+        char dir[] = "/tmp/latch-test-isolation-XXXXXX";
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct plugin_host *h = NULL;
+        struct fake_worker f = { .lock = PTHREAD_MUTEX_INITIALIZER };
+        struct plugin_line *l;
+        struct latch_req *req;
+        static const char *const malformed[] = {
+                "{\"result\":0,\"items\":\"password\"}",
+                "{\"result\":0,\"items\":{\"password\":\"new\",\"user\":\"mallory\"}}",
+                "{\"result\":0,\"items\":{\"password\":\"new\",\"oldpassword\":5}}",
+                "{\"result\":0,\"items\":{\"password\":[\"new\"]}}",
+                "{\"result\":0,\"items\":{\"password\":\"a\\u0000b\"}}",
+        };
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/w.sock", dir);
+        f.listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(f.listen_fd >= 0);
+        assert_int_equal(bind(f.listen_fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        assert_int_equal(listen(f.listen_fd, 8), 0);
+        f.answer = "{\"result\":0,\"claims\":{},\"items\":{\"password\":null,\"oldpassword\":\"checked\"}}";
+        assert_int_equal(pthread_create(&f.thread, NULL, fake_worker_run, &f), 0);
+
+        struct plugin_config pc = { .name = (char *) "echo", .timeout_ms = 5000, .isolate = 1,
+                                    .max_requests = 10000, .worker_socket = sa.sun_path };
+        assert_int_equal(plugin_host_new(plugin_dir, NULL, &h), 0);
+        plugin_host_set_log(h, capture_log, NULL);
+        assert_int_equal(plugin_host_configure(h, &pc, 1, worker_path), 0);
+        l = line_open(h, "echo", 0, NULL);
+
+        assert_int_equal(latch_req_new("login", "svc", "alice", "sent-pw", NULL, &req), 0);
+        assert_int_equal(latch_req_set_item(req, LATCH_ITEM_OLDPASSWORD, "current"), 0);
+        assert_int_equal(plugin_line_call(l, STACK_PASSWORD, req, LATCH_UPDATE_AUTHTOK | LATCH_CHANGE_EXPIRED_AUTHTOK),
+                         LATCH_SUCCESS);
+        pthread_mutex_lock(&f.lock);
+        assert_string_equal(json_string_value(json_object_get(f.last_call, "call")), "password");
+        assert_int_equal(json_integer_value(json_object_get(f.last_call, "flags")),
+                         LATCH_UPDATE_AUTHTOK | LATCH_CHANGE_EXPIRED_AUTHTOK);
+        assert_string_equal(json_string_value(json_object_get(f.last_call, "oldpassword")), "current");
+        assert_string_equal(json_string_value(json_object_get(f.last_call, "password")), "sent-pw");
+        pthread_mutex_unlock(&f.lock);
+        /* A null item clears it; a string sets it. */
+        assert_null(latch_req_item(req, LATCH_ITEM_PASSWORD));
+        assert_string_equal(latch_req_item(req, LATCH_ITEM_OLDPASSWORD), "checked");
+
+        /* An auth call carries no flags and no current password it lacks. */
+        assert_int_equal(latch_req_set_item(req, LATCH_ITEM_OLDPASSWORD, NULL), 0);
+        assert_int_equal(plugin_line_call(l, STACK_AUTH, req, 0), LATCH_SUCCESS);
+        pthread_mutex_lock(&f.lock);
+        assert_string_equal(json_string_value(json_object_get(f.last_call, "call")), "auth");
+        assert_null(json_object_get(f.last_call, "flags"));
+        assert_null(json_object_get(f.last_call, "oldpassword"));
+        pthread_mutex_unlock(&f.lock);
+        assert_int_equal(latch_req_set_item(req, LATCH_ITEM_PASSWORD, "kept"), 0);
+        assert_int_equal(latch_req_set_item(req, LATCH_ITEM_OLDPASSWORD, "kept-old"), 0);
+
+        for (size_t i = 0; i < ELEMENTSOF(malformed); i++) {
+                f.answer = malformed[i];
+                log_reset();
+                if (plugin_line_call(l, STACK_PASSWORD, req, LATCH_PRELIM_CHECK) != LATCH_AUTHINFO_UNAVAIL)
+                        fail_msg("answer %zu taken", i);
+                assert_true(log_has("plugin 'echo': worker sent a malformed answer; replaced"));
+                assert_string_equal(latch_req_item(req, LATCH_ITEM_PASSWORD), "kept");
+                assert_string_equal(latch_req_item(req, LATCH_ITEM_OLDPASSWORD), "kept-old");
+        }
+        latch_req_free(req);
+
+        plugin_line_close(l);
+        plugin_host_free(h);
+        shutdown(f.listen_fd, SHUT_RDWR);
+        pthread_join(f.thread, NULL);
+        json_decref(f.last_call);
         close(f.listen_fd);
         unlink(sa.sun_path);
         rmdir(dir);
@@ -838,6 +934,7 @@ int main(int argc, char *argv[]) {
                 cmocka_unit_test(test_prompt_messages_checked_in_the_worker),
                 cmocka_unit_test(test_prompt_messages_checked_from_the_worker),
                 cmocka_unit_test(test_password_isolated),
+                cmocka_unit_test(test_password_items_from_the_worker),
                 cmocka_unit_test(test_in_process_unless_isolated),
                 cmocka_unit_test(test_pam_isolated_by_default),
                 cmocka_unit_test(test_open_errors),

@@ -645,9 +645,17 @@ static void test_password_change(void **unused) {
         assert_int_equal(latch_req_n_prompts(req), 0);
         latch_req_free(req);
 
-        /* Pass flags are for the password stack only. */
+        /* Pass flags are for the password stack only, one pass at a time;
+         * the plugin is not called with others. */
         assert_int_equal(latch_req_new("login", "svc", "alice", "pw", NULL, &req), 0);
+        *calls = 0;
         assert_int_equal(plugin_line_call(l, STACK_AUTH, req, LATCH_PRELIM_CHECK), LATCH_SYSTEM_ERR);
+        assert_int_equal(plugin_line_call(l, STACK_PASSWORD, req, 0), LATCH_SYSTEM_ERR);
+        assert_int_equal(plugin_line_call(l, STACK_PASSWORD, req, LATCH_CHANGE_EXPIRED_AUTHTOK), LATCH_SYSTEM_ERR);
+        assert_int_equal(plugin_line_call(l, STACK_PASSWORD, req, LATCH_PRELIM_CHECK | LATCH_UPDATE_AUTHTOK),
+                         LATCH_SYSTEM_ERR);
+        assert_int_equal(plugin_line_call(l, STACK_PASSWORD, req, LATCH_PRELIM_CHECK | 0x8000), LATCH_SYSTEM_ERR);
+        assert_int_equal(*calls, 0);
         /* tp_pw has no auth(). */
         assert_int_equal(plugin_line_call(l, STACK_AUTH, req, 0), LATCH_MODULE_UNKNOWN);
         latch_req_free(req);
