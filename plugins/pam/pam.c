@@ -16,7 +16,8 @@
  * their account step through pam_set_data() therefore do not see it (none of
  * the stock Linux-PAM modules needs that for a decision).
  *
- * The PAM result is returned as it is: latch results use Linux-PAM's numbers.
+ * The PAM result is returned as it is (but see run() for pam_chauthtok()'s
+ * PAM_TRY_AGAIN): latch results use Linux-PAM's numbers.
  * So pam_acct_mgmt()'s PAM_NEW_AUTHTOK_REQD (pam_unix: the shadow entry says
  * the password must change, `chage -d 0` or past its maximum age) is
  * LATCH_NEW_AUTHTOK_REQD, which makes a login go on to change it.
@@ -445,6 +446,13 @@ static int run(struct pam_job *j) {
                 s->host->log(s->ctx, NULL, LATCH_LOG_DEBUG, "%s(%s): %s", step_call[j->step],
                              s->service, pam_strerror(pamh, r));
         pam_end(pamh, r);
+        /* libpam's pam_get_authtok(), which pam_unix and pam_pwquality ask
+         * the new password with, fails a retype that differs with
+         * PAM_TRY_AGAIN ("the user should try again"). To latch's clients
+         * TRY_AGAIN means the backend could not be asked (`unavailable`); a
+         * mistyped new password is a refused one, LATCH_AUTHTOK_ERR. */
+        if (j->step == STEP_UPDATE && r == PAM_TRY_AGAIN)
+                return LATCH_AUTHTOK_ERR;
         return map_result(r);
 }
 
