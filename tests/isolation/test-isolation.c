@@ -626,9 +626,9 @@ static bool live_children_at_most(unsigned n) {
  * workers are not the line's call workers: more of them than the line has
  * call workers neither blocks nor fails anyone else's call. */
 static void test_waiting_conversations_leave_workers_for_calls(void **unused) {
-        /* A short deadline: a call that found no worker would give up within
-         * it (authinfo_unavail). */
-        struct plugin_host *h = host_new("echo", 1, 2000, 0);
+        /* A call that found no worker would give up at the deadline
+         * (authinfo_unavail). */
+        struct plugin_host *h = host_new("echo", 1, 5000, 0);
         struct plugin_line *l = line_open(h, "echo", 0, NULL);
         struct latch_req *waiting[6];
         char user[32];

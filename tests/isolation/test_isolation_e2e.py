@@ -150,8 +150,8 @@ class TestIsolation(DaemonTest):
     def test_waiting_conversations_do_not_starve_the_line(self):
         # Each waiting conversation keeps the worker that asked; clients that
         # never answer must not take the workers everyone else's logins need
-        # (a call finding none would give up after the 2s timeout).
-        d = self.daemon(config_extra="[plugin.debug]\nisolate = yes\ntimeout = 2s\n",
+        # (a call finding none would give up after the line's timeout).
+        d = self.daemon(config_extra="[plugin.debug]\nisolate = yes\ntimeout = 5s\n",
                         services={"ask": self.ASK})
         idle = [self.begin(d, f"idle{i}") for i in range(6)]
         for i in range(3):
