@@ -47,6 +47,11 @@ const char *http_remote(const struct http_request *r, char *buf, size_t size);
  * nosniff). NULL when out of memory. */
 struct MHD_Response *http_response_new(const char *type, const char *body);
 
+/* As http_response_new(), for a body that holds a secret (a page showing an
+ * enrollment's key): `body` is taken over (freed also on failure) and wiped
+ * when libmicrohttpd is done with it. */
+struct MHD_Response *http_response_new_secret(const char *type, char *body);
+
 /* Adds a header; false if libmicrohttpd refused it (e.g. a bad byte). */
 bool http_response_header(struct MHD_Response *resp, const char *name, const char *value);
 
@@ -75,6 +80,10 @@ int http_csrf_token(const struct http_request *r, char csrf[static 64], char **r
  * two Set-Cookie values (NULL: none). */
 enum MHD_Result http_respond_page(struct http_request *r, unsigned status, const char *page, const char *cookie1,
                                   const char *cookie2);
+/* As http_respond_page(), for a page that holds a secret: `page` is taken
+ * over and wiped once sent (see http_response_new_secret()). */
+enum MHD_Result http_respond_secret_page(struct http_request *r, unsigned status, char *page, const char *cookie1,
+                                         const char *cookie2);
 /* The login form (a fresh CSRF cookie, plus extra_cookie unless NULL). */
 enum MHD_Result http_respond_login_form(struct http_request *r, unsigned status, const char *rd, const char *error,
                                         const char *user, const char *extra_cookie);
@@ -185,6 +194,26 @@ char *http_step_page(const struct http_step_form *f, const struct http_prompt *p
  * another tab): says so (`what`: "sign-in step"), with a link back to
  * start_path for rd. New string or NULL. */
 char *http_step_expired_page(const char *title, const char *what, const char *start_path, const char *rd);
+
+/* A page of latch-http's look (page.c): `title` (escaped) as its title and
+ * heading, then `body`, HTML as given (the caller escaped what it holds).
+ * New string or NULL. */
+char *http_page(const char *title, const char *body);
+
+/* `text` as a QR code in an inline SVG element (qrsvg.c, libqrencode), with
+ * `label` (escaped) as its accessible name. New string (it holds `text` in
+ * another form: wipe it when `text` is a secret) or NULL. */
+char *http_qr_svg(const char *text, const char *label);
+
+/* The two-factor authentication pages of a signed-in user (account.c). */
+enum MHD_Result route_account_totp(struct http_request *r);
+enum MHD_Result route_account_totp_enroll(struct http_request *r);
+enum MHD_Result route_account_totp_enroll_step(struct http_request *r);
+enum MHD_Result route_account_totp_enroll_step_form(struct http_request *r);
+enum MHD_Result route_account_totp_confirm(struct http_request *r);
+enum MHD_Result route_account_totp_remove(struct http_request *r);
+enum MHD_Result route_account_totp_remove_step(struct http_request *r);
+enum MHD_Result route_account_totp_remove_step_form(struct http_request *r);
 
 /* The title of the password pages and of a login step asking a new one. */
 #define HTTP_PASSWORD_TITLE "Change your password"

@@ -175,3 +175,19 @@ char *http_step_expired_page(const char *title, const char *what, const char *st
                 return NULL;
         return page;
 }
+
+static const char any_format[] =
+        PAGE_HEAD
+        "%s"
+        "</main>\n"
+        "</body>\n"
+        "</html>\n";
+
+char *http_page(const char *title, const char *body) {
+        _cleanup_free_ char *t = http_html_escape(title ? title : "Sign in");
+        char *page = NULL;
+
+        if (!t || asprintf(&page, any_format, t, t, body ? body : "") < 0)
+                return NULL;
+        return page;
+}

@@ -211,9 +211,10 @@ int http_csrf_token(const struct http_request *r, char csrf[static 64], char **r
         return 0;
 }
 
-enum MHD_Result http_respond_page(struct http_request *r, unsigned status, const char *page, const char *cookie1,
-                                  const char *cookie2) {
-        struct MHD_Response *resp = http_response_new("text/html; charset=utf-8", page);
+/* Queues resp (NULL: out of memory) as an HTML page: the pages' headers
+ * (CSP, no framing) and up to two Set-Cookie values. */
+static enum MHD_Result respond_page(struct http_request *r, unsigned status, struct MHD_Response *resp,
+                                    const char *cookie1, const char *cookie2) {
         if (!resp)
                 return MHD_NO;
         if ((cookie1 && !http_response_header(resp, "Set-Cookie", cookie1)) ||
@@ -227,6 +228,16 @@ enum MHD_Result http_respond_page(struct http_request *r, unsigned status, const
                 return MHD_NO;
         }
         return http_respond(r, status, resp);
+}
+
+enum MHD_Result http_respond_page(struct http_request *r, unsigned status, const char *page, const char *cookie1,
+                                  const char *cookie2) {
+        return respond_page(r, status, http_response_new("text/html; charset=utf-8", page), cookie1, cookie2);
+}
+
+enum MHD_Result http_respond_secret_page(struct http_request *r, unsigned status, char *page, const char *cookie1,
+                                         const char *cookie2) {
+        return respond_page(r, status, http_response_new_secret("text/html; charset=utf-8", page), cookie1, cookie2);
 }
 
 enum MHD_Result http_respond_login_form(struct http_request *r, unsigned status, const char *rd, const char *error,

@@ -111,6 +111,28 @@ struct MHD_Response *http_response_new(const char *type, const char *body) {
         return resp;
 }
 
+/* libmicrohttpd's free callback of a secret body: wiped first. */
+static void secret_body_free(void *body) {
+        sodium_memzero(body, strlen(body));
+        free(body);
+}
+
+struct MHD_Response *http_response_new_secret(const char *type, char *body) {
+        struct MHD_Response *resp =
+                MHD_create_response_from_buffer_with_free_callback(strlen(body), body, secret_body_free);
+        if (!resp) {
+                secret_body_free(body);
+                return NULL;
+        }
+        if ((type && !http_response_header(resp, "Content-Type", type)) ||
+            !http_response_header(resp, "Cache-Control", "no-store") ||
+            !http_response_header(resp, "X-Content-Type-Options", "nosniff")) {
+                MHD_destroy_response(resp);
+                return NULL;
+        }
+        return resp;
+}
+
 bool http_response_header(struct MHD_Response *resp, const char *name, const char *value) {
         return http_header_value_is_safe(value) && MHD_add_response_header(resp, name, value) == MHD_YES;
 }
@@ -168,6 +190,12 @@ static enum MHD_Result dispatch(struct http_request *r) {
                 { "/logout", NULL, route_logout },
                 { "/token", route_token, NULL },
                 { "/.well-known/jwks.json", route_jwks, NULL },
+                { "/account/totp", route_account_totp, NULL },
+                { "/account/totp/enroll", NULL, route_account_totp_enroll },
+                { "/account/totp/enroll/step", route_account_totp_enroll_step_form, route_account_totp_enroll_step },
+                { "/account/totp/confirm", NULL, route_account_totp_confirm },
+                { "/account/totp/remove", NULL, route_account_totp_remove },
+                { "/account/totp/remove/step", route_account_totp_remove_step_form, route_account_totp_remove_step },
         };
         for (size_t i = 0; i < ELEMENTSOF(routes); i++) {
                 if (!streq(r->url, routes[i].path))

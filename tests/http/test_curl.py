@@ -12,6 +12,7 @@ import html
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -781,3 +782,127 @@ class TwoStepExpiry(HttpTest):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def oathtool(secret, period=30):
+    return subprocess.run(["oathtool", "--totp", "-b", "-s", f"{period}s", secret], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def next_code(secret, after, period=30):
+    """A code of a later time step than `after`, waiting for it."""
+    while True:
+        code = oathtool(secret, period)
+        if code != after:
+            return code
+        time.sleep(0.5)
+
+
+@unittest.skipUnless(shutil.which("oathtool"), "needs oathtool")
+class AccountTotp(HttpTest):
+    """/account/totp: a signed-in user turns two-factor authentication on
+    and off, giving the password again each time."""
+
+    services = {"demo": "auth requisite faillock deny=5 unlock_time=10min\n"
+                        "auth required file path={users}\n"
+                        "auth [success=ok user_unknown=ignore default=bad] totp issuer=Demo period=10\n"
+                        "account required file path={users}\n"}
+
+    def fields(self, r, action):
+        self.assertIn(f'action="{action}"'.encode(), r.body, r)
+        fields = {}
+        for name in ("csrf", "step"):
+            m = re.search(rb'name="%s" value="([^"]*)"' % name.encode(), r.body)
+            if m:
+                fields[name] = html.unescape(m.group(1).decode())
+        return fields
+
+    def post(self, jar, path, **form):
+        return self.curl(path, jar=jar, data=urlencode(form), headers=[f"Origin: {self.origin()}", FORM])
+
+    def test_enroll_confirm_signin_remove(self):
+        self.start_stack()
+        jar = self.jar()
+        # Not signed in: the login form, coming back here.
+        r = self.curl("/account/totp", jar=jar)
+        self.assertEqual((r.status, r.header("Location")), (303, "/login?rd=%2Faccount%2Ftotp"), r)
+        self.assertEqual(self.login(jar, rd="/account/totp").header("Location"), "/account/totp")
+        r = self.curl("/account/totp", jar=jar)
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(b'data-enrolled="no"', r.body)
+        self.assertIn(b'<strong id="user">demo</strong>', r.body)
+        csrf = self.fields(r, "/account/totp/enroll")["csrf"]
+
+        # Without the CSRF token, or from another site: refused, nothing made.
+        r = self.post(jar, "/account/totp/enroll", password="demo-password")
+        self.assertEqual(r.status, 403, r)
+        r = self.curl("/account/totp/enroll", jar=jar, data=urlencode({"csrf": csrf, "password": "demo-password"}),
+                      headers=["Origin: https://evil.example", FORM])
+        self.assertEqual(r.status, 403, r)
+        # A wrong password: refused, and counted.
+        r = self.post(jar, "/account/totp/enroll", csrf=csrf, password="wrong")
+        self.assertEqual(r.status, 401, r)
+        self.assertIn(b"Wrong password", r.body)
+        status = self.d.call({"op": "plugin", "plugin": "totp", "action": "status", "user": "demo"})
+        self.assertFalse(status["pending"], status)
+        self.assertEqual(len(self.d.call({"op": "plugin", "plugin": "faillock", "action": "show", "user": "demo",
+                                          "service": "demo"})["failures"]), 1)
+
+        # The password: the QR code, the key, the field for the first code.
+        r = self.post(jar, "/account/totp/enroll", csrf=csrf, password="demo-password")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.header("Cache-Control"), "no-store")
+        self.assertRegex(r.body, rb'<svg xmlns="http://www.w3.org/2000/svg" id="qr" role="img"[^>]*>'
+                                 rb'<rect [^>]*/><path fill="#000" d="(M\d+ \d+h\d+v1h-\d+z)+"/></svg>')
+        secret = re.search(rb'<code id="secret"[^>]*>([A-Z2-7]{32})</code>', r.body).group(1).decode()
+        uri = html.unescape(re.search(rb'<code id="uri"[^>]*>([^<]*)</code>', r.body).group(1).decode())
+        self.assertEqual(uri, f"otpauth://totp/Demo:demo?secret={secret}&issuer=Demo&algorithm=SHA1&digits=6"
+                              "&period=10")
+        confirm = self.fields(r, "/account/totp/confirm")
+        self.assertRegex(r.body, rb'<input id="code" name="code" type="text" inputmode="numeric" '
+                                 rb'autocomplete="one-time-code"')
+
+        # A wrong code: asked again, no key on that page.
+        code = oathtool(secret, 10)
+        r = self.post(jar, "/account/totp/confirm", csrf=confirm["csrf"], code=f"{(int(code) + 1) % 1000000:06d}")
+        self.assertEqual(r.status, 400, r)
+        self.assertIn(b"That code is not right", r.body)
+        self.assertNotIn(secret.encode(), r.body)
+        r = self.post(jar, "/account/totp/confirm", csrf=confirm["csrf"], code=code[:3] + " " + code[3:])
+        self.assertEqual((r.status, r.header("Location")), (303, "/account/totp?done=on"), r)
+        r = self.curl("/account/totp?done=on", jar=jar)
+        self.assertIn(b'data-enrolled="yes"', r.body)
+        self.assertIn(b"Two-factor authentication is on. Signing in now asks for a code.", r.body)
+
+        # A new login asks for the code after the password.
+        jar2 = self.jar("jar2")
+        r = self.login(jar2, rd="/account/totp")
+        self.assertIn(b'<label for="answer0">Verification code:</label>', r.body)
+        step = self.fields(r, "/login/step")
+        code = next_code(secret, code, 10)
+        r = self.curl("/login/step", jar=jar2, data=urlencode({**step, "rd": "/account/totp", "answer0": code}),
+                      headers=[f"Origin: {self.origin()}", FORM])
+        self.assertEqual((r.status, r.header("Location")), (303, "/account/totp"), r)
+
+        # Turning it off: the password, then the code (a step form of its own).
+        r = self.curl("/account/totp", jar=jar2)
+        csrf = self.fields(r, "/account/totp/remove")["csrf"]
+        r = self.post(jar2, "/account/totp/remove", csrf=csrf, password="demo-password")
+        self.assertEqual(r.status, 200, r)
+        step = self.fields(r, "/account/totp/remove/step")
+        self.assertIn(b"Verification code:", r.body)
+        # The step form of a removal is not a login's.
+        r2 = self.curl("/login/step", jar=jar2, data=urlencode({**step, "answer0": "000000"}),
+                       headers=[f"Origin: {self.origin()}", FORM])
+        self.assertEqual(r2.status, 403, r2)
+        code = next_code(secret, code, 10)
+        r = self.curl("/account/totp/remove/step", jar=jar2, data=urlencode({**step, "answer0": code}),
+                      headers=[f"Origin: {self.origin()}", FORM])
+        self.assertEqual((r.status, r.header("Location")), (303, "/account/totp?done=off"), r)
+        r = self.curl("/account/totp", jar=jar2)
+        self.assertIn(b'data-enrolled="no"', r.body)
+
+        log = self.stack.http_log_text()
+        self.assertNotIn(secret, log)
+        self.assertNotIn(secret, self.d.log())
+        self.assertIn("two-factor set-up refused for user", log)
