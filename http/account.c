@@ -166,8 +166,8 @@ static char *setup_page(const char *csrf, const char *uri, const char *secret, c
                 bool ok = svg && eu && es &&
                           append(&body,
                                  "<p>1. Scan this QR code with your authenticator app.</p>\n%s\n"
-                                 "<p>Or add it by hand, a time-based key: <code id=\"secret\" "
-                                 "style=\"word-break:break-all\">%s</code></p>\n"
+                                 "<p>Or add it by hand (a time-based key):<br><code id=\"secret\" "
+                                 "style=\"word-break:break-all;font-size:1.05rem\">%s</code></p>\n"
                                  "<details><summary>The setup link</summary><p><code id=\"uri\" "
                                  "style=\"word-break:break-all\">%s</code></p></details>\n",
                                  svg, es, eu);

@@ -3,9 +3,13 @@
 // driven by playwright-core. Usage: node browser.js URL USER_DATA_DIR SCREENSHOT_DIR [two-step]
 // Prints one JSON object with what it saw; exits non-zero on a failed step.
 // With two-step, it walks a login whose stack asks a code after the
-// password (the service of TwoStepBrowser in test_browser.py).
+// password (the service of TwoStepBrowser in test_browser.py). With totp,
+// it sets up two-factor authentication on /account/totp, reading the key
+// from the page and making codes with oathtool, signs in with password and
+// code, and turns it off (TotpBrowser).
 'use strict';
 
+const { execFileSync } = require('child_process');
 const { chromium } = require('playwright-core');
 
 const [base, userDataDir, shots, mode] = process.argv.slice(2);
@@ -149,6 +153,91 @@ async function twoStep(context, page) {
        await page.getByLabel('User name').count() === 1, page.url());
 }
 
+// The code of base32 `secret` now (period 10 s, as TotpBrowser's line).
+const totp = (secret) => execFileSync('oathtool', ['--totp', '-b', '-s', '10s', secret]).toString().trim();
+
+// A code of a later time step than `after`.
+async function nextCode(secret, after) {
+  for (;;) {
+    const c = totp(secret);
+    if (c !== after)
+      return c;
+    await new Promise((res) => setTimeout(res, 500));
+  }
+}
+
+async function totpWalk(context, page) {
+  const signIn = async (withCode) => {
+    await page.goto(base + '/account/totp');
+    const u = new URL(page.url());
+    step('the account page asks to sign in first', u.pathname === '/login' &&
+         u.searchParams.get('rd') === '/account/totp', page.url());
+    await page.getByLabel('User name').fill('demo');
+    await page.getByLabel('Password').fill('demo-password');
+    await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Sign in' }).click()]);
+  };
+
+  // 1. Signed in with the password alone: the account page, factor off.
+  await signIn();
+  step('back on the account page', new URL(page.url()).pathname === '/account/totp', page.url());
+  step('the factor is off', (await page.locator('#status').getAttribute('data-enrolled')) === 'no',
+       await page.content());
+  await page.screenshot({ path: shots + '/account-1-off.png', fullPage: true });
+
+  // 2. A wrong password changes nothing.
+  await page.getByLabel('Your password, to set it up').fill('not-the-password');
+  await Promise.all([page.waitForNavigation(), page.locator('#enroll').click()]);
+  step('a wrong password is refused', (await page.locator('#error').textContent()) ===
+       'Wrong password: nothing was changed.', await page.content());
+
+  // 3. The password: the QR code page.
+  await page.getByLabel('Your password, to set it up').fill('demo-password');
+  const [resp] = await Promise.all([page.waitForNavigation(), page.locator('#enroll').click()]);
+  step('the QR code page is not cached', resp.headers()['cache-control'] === 'no-store',
+       JSON.stringify(resp.headers()));
+  const qr = await page.locator('svg#qr').boundingBox();
+  step('the QR code is drawn, square, on the page', !!qr && qr.width >= 150 && Math.abs(qr.width - qr.height) < 1,
+       JSON.stringify(qr));
+  const secret = (await page.locator('#secret').textContent()).trim();
+  step('the key for typing in is shown', /^[A-Z2-7]{32}$/.test(secret), secret);
+  step('the key is not in the URL', !page.url().includes(secret), page.url());
+  seen.secret = secret; // for the test to compare the QR code with (a throwaway key)
+  await page.screenshot({ path: shots + '/account-2-qr.png', fullPage: true });
+
+  // 4. A code from the key (oathtool, as an app would) turns it on.
+  let code = totp(secret);
+  await page.getByLabel('The code the app shows').fill(code);
+  await Promise.all([page.waitForNavigation(), page.locator('#confirm').click()]);
+  step('the first code turns it on', (await page.locator('#status').getAttribute('data-enrolled')) === 'yes',
+       await page.content());
+  step('with a notice', /is on/.test(await page.locator('#notice').textContent()), await page.content());
+  await page.screenshot({ path: shots + '/account-3-on.png', fullPage: true });
+
+  // 5. Sign out; signing in now asks for a code after the password.
+  await Promise.all([page.waitForNavigation(), page.locator('#logout').click()]);
+  step('signed out', !(await context.cookies()).some((c) => c.name === '__Host-latch'), 'cookie left');
+  await signIn();
+  const field = page.getByLabel('Verification code:');
+  step('the password leads to the code form', await field.count() === 1, await page.content());
+  await page.screenshot({ path: shots + '/account-4-code.png', fullPage: true });
+  code = await nextCode(secret, code);
+  await field.fill(code);
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Continue' }).click()]);
+  step('password and code sign in', new URL(page.url()).pathname === '/account/totp' &&
+       (await page.locator('#user').textContent()) === 'demo', page.url());
+
+  // 6. Turning it off: the password, then the code.
+  await page.getByLabel('Your password, to turn it off').fill('demo-password');
+  await Promise.all([page.waitForNavigation(), page.locator('#remove').click()]);
+  const again = page.getByLabel('Verification code:');
+  step('turning it off asks for a code too', await again.count() === 1, await page.content());
+  code = await nextCode(secret, code);
+  await again.fill(code);
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Continue' }).click()]);
+  step('it is off', (await page.locator('#status').getAttribute('data-enrolled')) === 'no', await page.content());
+  await page.screenshot({ path: shots + '/account-5-removed.png', fullPage: true });
+}
+
 (async () => {
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: '/usr/bin/chromium',
@@ -162,6 +251,8 @@ async function twoStep(context, page) {
     const page = context.pages()[0] || await context.newPage();
     if (mode === 'two-step')
       await twoStep(context, page);
+    else if (mode === 'totp')
+      await totpWalk(context, page);
     else
       await oneStep(context, page);
     seen.ok = true;

@@ -6,7 +6,9 @@ error -> right password -> the page shows the user -> logout -> the page
 asks for the login again; then, on a phone-sized screen with JavaScript
 off, the form fits and signing in works. And a two-step login (password,
 then a code on a second form; a wrong code; a used step opened again).
-Screenshots go to the build folder.
+And two-factor authentication set up by the user on /account/totp (the QR
+code page, the key read from it, a code from oathtool), then a login with
+password and code, and its removal. Screenshots go to the build folder.
 
 Exits 77 (skipped) when chromium, node, npm or nginx is missing, or when
 playwright-core cannot be installed (no registry)."""
@@ -60,6 +62,7 @@ def walk(test, mode, shots):
         # Removed first: a screenshot left by an earlier run proves nothing.
         test.assertGreater(os.path.getsize(path), 1000, path)
     print("screenshots in", ARTIFACTS)
+    return seen
 
 
 class TwoStepBrowser(HttpTest):
@@ -76,6 +79,32 @@ class TwoStepBrowser(HttpTest):
             if os.path.exists(os.path.join(ARTIFACTS, name)):
                 os.unlink(os.path.join(ARTIFACTS, name))
         walk(self, "two-step", self.SHOTS)
+
+
+@unittest.skipUnless(shutil.which("oathtool"), "needs oathtool")
+class TotpBrowser(HttpTest):
+    """Two-factor authentication, set up and removed by the user."""
+
+    services = {"demo": "auth requisite faillock deny=5 unlock_time=10min\n"
+                        "auth required file path={users}\n"
+                        "auth [success=ok user_unknown=ignore default=bad] totp issuer=Demo period=10\n"
+                        "account required file path={users}\n"}
+    SHOTS = ("account-1-off.png", "account-2-qr.png", "account-3-on.png", "account-4-code.png",
+             "account-5-removed.png")
+
+    def test_totp_walk(self):
+        for name in self.SHOTS:
+            if os.path.exists(os.path.join(ARTIFACTS, name)):
+                os.unlink(os.path.join(ARTIFACTS, name))
+        seen = walk(self, "totp", self.SHOTS)
+        self.assertNotIn(seen["secret"], self.stack.http_log_text())
+        self.assertNotIn(seen["secret"], self.d.log())
+        # The QR code on the page, read by a scanner: the enrollment URI.
+        if shutil.which("zbarimg"):
+            r = subprocess.run(["zbarimg", "-q", "--raw", os.path.join(ARTIFACTS, "account-2-qr.png")],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.stdout.strip(), f"otpauth://totp/Demo:demo?secret={seen['secret']}&issuer=Demo"
+                                               "&algorithm=SHA1&digits=6&period=10", r.stderr)
 
 
 class Browser(HttpTest):
