@@ -85,9 +85,11 @@ class Stack:
         raise FileNotFoundError(f"{name}.so is not built in {builddir}/plugins")
 
     @staticmethod
-    def start_latchd(tmp, latchd, latchctl, plugin_dir, service, users):
-        """Starts latchd with a `file` stack for `service` and the users
-        {name: (password, groups)}; returns (process, socket path)."""
+    def start_latchd(tmp, latchd, latchctl, plugin_dir, service, users, second_factor=False):
+        """Starts latchd with a `file` stack for `service` (with
+        second_factor, after it an optional `totp` line: plugin_dir must
+        hold totp.so) and the users {name: (password, groups)}; returns
+        (process, socket path)."""
         sock = os.path.join(tmp, "latchd.sock")
         users_file = os.path.join(tmp, "users")
         os.makedirs(os.path.join(tmp, "services"), exist_ok=True)
@@ -95,7 +97,10 @@ class Stack:
             f.write(f"[daemon]\nsocket = {sock}\nstate_dir = state\nservices_dir = services\n"
                     f"plugin_dir = {plugin_dir}\njwks_file = jwks.json\nworkers = 2\n")
         with open(os.path.join(tmp, "services", service), "w") as f:
-            f.write(f"auth required file path={users_file}\naccount required file path={users_file}\n")
+            f.write(f"auth required file path={users_file}\n" +
+                    ("auth [success=ok user_unknown=ignore default=bad] totp issuer=latch-demo\n"
+                     if second_factor else "") +
+                    f"account required file path={users_file}\n")
         for name, (password, groups) in users.items():
             subprocess.run([latchctl, "user", "add", users_file, name, "--groups", groups],
                            input=password + "\n", text=True, check=True, capture_output=True)

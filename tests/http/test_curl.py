@@ -533,8 +533,20 @@ class Process(HttpTest):
             r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
                                 "--max-time", "60", url], capture_output=True, text=True)
             self.assertEqual(r.stdout, f"303 {url}login?rd=/")
-            r = subprocess.run(["curl", "-sS", "--max-time", "60", url + "login"], capture_output=True, text=True)
+            jar = self.jar("demo-jar")
+            r = subprocess.run(["curl", "-sS", "-c", jar, "--max-time", "60", url + "login"], capture_output=True,
+                               text=True)
             self.assertIn('autocomplete="current-password"', r.stdout)
+            # The demo's user can set up a second factor from the browser.
+            form = urlencode({"csrf": self.csrf(jar), "user": "demo", "password": "demo-password",
+                              "rd": "/account/totp"})
+            r = subprocess.run(["curl", "-sS", "-b", jar, "-c", jar, "-o", "/dev/null", "-w", "%{http_code}",
+                                "-H", "Origin: " + url.rstrip("/"), "-H", FORM, "--data-binary", form,
+                                "--max-time", "60", url + "login"], capture_output=True, text=True)
+            self.assertEqual(r.stdout, "303")
+            r = subprocess.run(["curl", "-sS", "-b", jar, "--max-time", "60", url + "account/totp"],
+                               capture_output=True, text=True)
+            self.assertIn('data-enrolled="no"', r.stdout)
         finally:
             p.send_signal(signal.SIGTERM)
             out = p.communicate(timeout=60)[0]
