@@ -242,11 +242,13 @@ struct latch_host {
          * value's size on return). Returns 0, -ENOENT, -ENOBUFS (buf too
          * small; *len holds the size needed), or -EIO.
          *
-         * kv_update runs `fn` inside one write transaction: concurrent
-         * updates of the same key are serialised, so no update is lost.
-         * `fn` may run more than once for one call (when the store grows
-         * its map it retries the transaction): only the last run counts,
-         * so keep it free of side effects. Returns 0, fn's negative errno,
+         * kv_update runs `fn` on the current value under the store's lock:
+         * concurrent updates of the same key are serialised, each seeing
+         * the one before, so no update is lost. The new value counts at
+         * once; latchd makes it durable before any answer that depends on
+         * it (see docs/PLUGINS.md). `fn` may run more than once for one
+         * call (hosts may retry it): only the last run counts, so keep it
+         * free of side effects. Returns 0, fn's negative errno,
          * -EINVAL (bad key, a value over LATCH_KV_VALUE_MAX, or fn
          * returning something else than 0, 1, 2 or a negative errno),
          * -ENOSPC (disk full), -ENOMEM or -EIO.
