@@ -1734,6 +1734,7 @@ int store_session_delete(store *s, const uint8_t key[STORE_KEY_SIZE]) {
 
 struct revoke_args {
         const char *what;
+        const uint8_t *keep; /* revoke_user_txn: the session to leave, or NULL */
         size_t count;
 };
 
@@ -1777,6 +1778,25 @@ int store_session_revoke_handle(store *s, const char *handle, size_t *ret_count)
         return 0;
 }
 
+/* The first entry of user index key `uk` that is not `keep` (NULL: the
+ * first), in *ret_v (borrowed from txn). An LMDB status. */
+static int first_user_entry(store *s, MDB_txn *txn, MDB_val *uk, const uint8_t *keep, MDB_val *ret_v) {
+        MDB_cursor *c;
+        MDB_val k = *uk;
+        int rc;
+
+        if (!keep)
+                return mdb_get(txn, s->db_users, uk, ret_v);
+        rc = mdb_cursor_open(txn, s->db_users, &c);
+        if (rc != 0)
+                return rc;
+        rc = mdb_cursor_get(c, &k, ret_v, MDB_SET_KEY);
+        if (rc == 0 && ret_v->mv_size == STORE_KEY_SIZE && memcmp(ret_v->mv_data, keep, STORE_KEY_SIZE) == 0)
+                rc = mdb_cursor_get(c, &k, ret_v, MDB_NEXT_DUP);
+        mdb_cursor_close(c);
+        return rc;
+}
+
 static int revoke_user_txn(store *s, MDB_txn *txn, void *userdata) {
         struct revoke_args *a = userdata;
         MDB_val uk = { .mv_size = strlen(a->what), .mv_data = (void *) a->what }, v;
@@ -1785,9 +1805,10 @@ static int revoke_user_txn(store *s, MDB_txn *txn, void *userdata) {
 
         a->count = 0;
         for (;;) {
-                /* The first duplicate each time: session_remove() deletes
-                 * the entry we just read. */
-                rc = mdb_get(txn, s->db_users, &uk, &v);
+                /* The first duplicate each time (the second when the first
+                 * is the one kept: duplicates are sorted, so it stays
+                 * first): session_remove() deletes the entry we just read. */
+                rc = first_user_entry(s, txn, &uk, a->keep, &v);
                 if (rc == MDB_NOTFOUND)
                         return 0;
                 if (rc != 0)
@@ -1818,7 +1839,12 @@ static int revoke_user_txn(store *s, MDB_txn *txn, void *userdata) {
 }
 
 int store_session_revoke_user(store *s, const char *user, size_t *ret_count) {
-        struct revoke_args a = { .what = user };
+        return store_session_revoke_user_except(s, user, NULL, ret_count);
+}
+
+int store_session_revoke_user_except(store *s, const char *user, const uint8_t keep[STORE_KEY_SIZE],
+                                     size_t *ret_count) {
+        struct revoke_args a = { .what = user, .keep = keep };
         size_t len;
         int r;
 

@@ -134,6 +134,11 @@ int store_session_delete(store *s, const uint8_t key[STORE_KEY_SIZE]);
  * gets how many were deleted (0 is not an error). */
 int store_session_revoke_handle(store *s, const char *handle, size_t *ret_count);
 int store_session_revoke_user(store *s, const char *user, size_t *ret_count);
+/* store_session_revoke_user() leaving the session of key `keep` (NULL:
+ * none left), in one transaction: after a password change, every session
+ * of the user but the one that made the change. */
+int store_session_revoke_user_except(store *s, const char *user, const uint8_t keep[STORE_KEY_SIZE],
+                                     size_t *ret_count);
 
 /* Calls fn for each live session, filtered by user and/or service when not
  * NULL, in one read transaction. Uses the user index when user is set. */

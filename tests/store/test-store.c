@@ -162,9 +162,22 @@ static void test_crud(void **state) {
         assert_int_equal(store_session_get(s, keys[1], 10000, got_fn, &g), -ENOENT);
         assert_int_equal(store_session_revoke_handle(s, "bogus", NULL), 0);
 
-        /* Revoke a user: u2 has 4 (one expired but not swept: it goes too). */
-        assert_int_equal(store_session_revoke_user(s, "u2", &n), 0);
-        assert_int_equal(n, 4);
+        /* Revoke a user's sessions but one: u2 has 4 (one expired but not
+         * swept: it goes too); keys[5] stays, and a key of another user
+         * kept changes nothing for u2. */
+        assert_int_equal(store_session_revoke_user_except(s, "u2", keys[5], &n), 0);
+        assert_int_equal(n, 3);
+        assert_int_equal(store_session_get(s, keys[5], 10000, got_fn, &g), 0);
+        assert_int_equal(store_session_get(s, keys[2], 10000, got_fn, &g), -ENOENT);
+        assert_int_equal(list_count(s, "u2", NULL, 0), 1);
+        assert_int_equal(list_count(s, "u0", NULL, 10000), 3);
+        assert_int_equal(store_check_consistency(s), 0);
+        assert_int_equal(store_session_revoke_user_except(s, "u2", keys[5], &n), 0);
+        assert_int_equal(n, 0);
+
+        /* Revoke a user: the last of u2's. */
+        assert_int_equal(store_session_revoke_user_except(s, "u2", keys[3], &n), 0);
+        assert_int_equal(n, 1);
         assert_int_equal(store_session_revoke_user(s, "u2", &n), 0);
         assert_int_equal(n, 0);
         assert_int_equal(list_count(s, "u2", NULL, 0), 0);
