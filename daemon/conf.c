@@ -229,6 +229,7 @@ static struct service_config *service_get(struct parse *p, const char *name) {
                 .idle_timeout = -1,
                 .absolute_timeout = -1,
                 .token_lifetime = -1,
+                .revoke_on_password_change = true,
                 .line = p->line,
                 .file = strdup(p->file),
         };
@@ -396,6 +397,11 @@ static int handle_key(struct parse *p, const char *section, const char *name, co
                                 return set_string(&s->audience, value);
                 } else if (streq(name, "audiences")) {
                         return set_string_list(&s->audiences, &s->n_audiences, value);
+                } else if (streq(name, "revoke_on_password_change")) {
+                        if (parse_bool(value, &b) < 0)
+                                diag(p, "revoke_on_password_change: expected yes or no: '%s'", value);
+                        else
+                                s->revoke_on_password_change = b;
                 } else if (streq(name, "allow_users")) {
                         s->restricted = true;
                         return set_id_list(p, name, value, false, &s->allow_uids, &s->n_allow_uids);
@@ -689,6 +695,10 @@ int64_t config_idle_timeout(const struct config *c, const struct service_config 
 
 int64_t config_absolute_timeout(const struct config *c, const struct service_config *s) {
         return s && s->absolute_timeout >= 0 ? s->absolute_timeout : c->absolute_timeout;
+}
+
+bool config_revoke_on_password_change(const struct service_config *s) {
+        return !s || s->revoke_on_password_change;
 }
 
 int64_t config_token_lifetime(const struct config *c, const struct service_config *s) {

@@ -28,6 +28,7 @@ struct service_config {
         gid_t *allow_gids;
         size_t n_allow_gids;
         bool restricted;           /* allow_users or allow_groups was set */
+        bool revoke_on_password_change; /* default yes: a change revokes the user's other sessions */
         unsigned line;             /* where the section starts, for messages */
         char *file;
 };
@@ -106,6 +107,9 @@ const struct plugin_config *config_plugin(const struct config *c, const char *na
 int64_t config_idle_timeout(const struct config *c, const struct service_config *s);
 int64_t config_absolute_timeout(const struct config *c, const struct service_config *s);
 int64_t config_token_lifetime(const struct config *c, const struct service_config *s);
+/* Whether a password change through service s (NULL: a service without a
+ * section) revokes the user's other sessions: yes unless the section says no. */
+bool config_revoke_on_password_change(const struct service_config *s);
 
 /* "90s", "30min", "8h", "2d" or plain seconds → seconds. -EINVAL, -ERANGE. */
 int parse_duration(const char *s, int64_t *ret);

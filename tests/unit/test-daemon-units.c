@@ -72,6 +72,7 @@ static void test_config_defaults_and_values(void **state) {
                                              "[session]\nidle_timeout = 10min\n"
                                              "[token]\nalgorithm = Ed25519\nleeway = 0\n"
                                              "[service.wiki]\nidle_timeout = 1min\naudience = wiki-api\n"
+                                             "[service.kiosk]\nrevoke_on_password_change = no\n"
                                              "[plugin.pam]\ntimeout = 3s\nisolate = no\n"
                                              "[plugin.debug]\nmax_waiting = 64\n");
         assert_int_equal(config_load(p, collect, &d, &c), 0);
@@ -92,6 +93,11 @@ static void test_config_defaults_and_values(void **state) {
         assert_int_equal(config_absolute_timeout(c, s), 8 * 3600);
         assert_string_equal(s->audience, "wiki-api");
         assert_null(config_service(c, "other"));
+        /* A password change revokes the user's other sessions unless the
+         * service says no. */
+        assert_true(config_revoke_on_password_change(s));
+        assert_true(config_revoke_on_password_change(NULL));
+        assert_false(config_revoke_on_password_change(config_service(c, "kiosk")));
         const struct plugin_config *pc = config_plugin(c, "pam");
         assert_non_null(pc);
         assert_int_equal(pc->timeout_ms, 3000);
@@ -133,6 +139,15 @@ static void test_config_errors_name_file_and_line(void **state) {
         assert_non_null(strstr(d.text, "b.conf:14: max_waiting: expected a number from 1 to 1024: '0'"));
         assert_non_null(strstr(d.text, "b.conf:15: max_waiting: expected a number from 1 to 1024: '1025'"));
         assert_int_equal(d.n, 9);
+}
+
+static void test_config_revoke_on_password_change_is_a_bool(void **state) {
+        struct config *c = NULL;
+        struct diags d = { 0 };
+        const char *p = write_conf("r.conf", "[service.wiki]\nrevoke_on_password_change = sometimes\n");
+        assert_int_equal(config_load(p, collect, &d, &c), -EINVAL);
+        assert_non_null(strstr(d.text, "r.conf:2: revoke_on_password_change: expected yes or no"));
+        assert_int_equal(d.n, 1);
 }
 
 static void test_config_dropins(void **state) {
@@ -370,6 +385,7 @@ int main(void) {
                 cmocka_unit_test(test_durations),
                 cmocka_unit_test(test_config_defaults_and_values),
                 cmocka_unit_test(test_config_errors_name_file_and_line),
+                cmocka_unit_test(test_config_revoke_on_password_change_is_a_bool),
                 cmocka_unit_test(test_config_dropins),
                 cmocka_unit_test(test_config_missing_file),
                 cmocka_unit_test(test_decode),
