@@ -53,8 +53,9 @@ static void help(void) {
                "  hello                                 check that the daemon answers\n"
                "  authenticate SERVICE USER             check a password (from stdin or a prompt)\n"
                "  login SERVICE USER [--token] [--audience AUD]\n"
-               "  respond CONVERSATION                  answer a challenge (answers on stdin, one a line)\n"
                "                                        make a session (password as above)\n"
+               "  passwd SERVICE USER                   change a password through the service's stack\n"
+               "  respond CONVERSATION                  answer a challenge (answers on stdin, one a line)\n"
                "  validate SESSION                      check a session\n"
                "  logout SESSION                        end a session\n"
                "  token issue SESSION [--audience AUD]  issue a token for a session\n"
@@ -321,6 +322,22 @@ static int cmd_password_op(char **argv, bool login) {
 static int cmd_authenticate(char **argv) { return cmd_password_op(argv, false); }
 static int cmd_login(char **argv) { return cmd_password_op(argv, true); }
 
+/* passwd SERVICE USER: all of it is a conversation (the current password,
+ * the new one twice, and whatever else the stack asks), so nothing is read
+ * before the first challenge. Without a terminal the answers are the lines
+ * of stdin, in order. */
+static int cmd_passwd(char **argv) {
+        _cleanup_(latch_client_freep) latch_client *c = NULL;
+        _cleanup_(latch_reply_freep) latch_reply *reply = NULL;
+        int r;
+
+        r = client_open(&c);
+        if (r != EXIT_DONE)
+                return r;
+        r = latch_passwd(c, argv[0], argv[1], NULL, NULL, &reply);
+        return converse(c, r, &reply);
+}
+
 /* respond CONVERSATION: the answers on stdin, one a line (as many lines as
  * there are), then goes on like authenticate/login. */
 static int cmd_respond(char **argv) {
@@ -505,6 +522,7 @@ static const struct command {
         { "hello",        NULL,      0, 0, 0,                                   cmd_hello },
         { "authenticate", NULL,      2, 2, 0,                                   cmd_authenticate },
         { "login",        NULL,      2, 2, OPT_TOKEN | OPT_AUDIENCE,            cmd_login },
+        { "passwd",       NULL,      2, 2, 0,                                   cmd_passwd },
         { "respond",      NULL,      1, 1, 0,                                   cmd_respond },
         { "validate",     NULL,      1, 1, 0,                                   cmd_validate },
         { "logout",       NULL,      1, 1, 0,                                   cmd_logout },

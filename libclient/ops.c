@@ -88,6 +88,14 @@ _public_ int latch_login(latch_client *client, const char *service, const char *
         return client_request_send(client, &req, ret);
 }
 
+_public_ int latch_passwd(latch_client *client, const char *service, const char *user, const char *remote,
+                          const char *session, latch_reply **ret) {
+        return string_op(client, "passwd",
+                         ARGS({ "service", service, true }, { "user", user, true }, { "remote", remote, false },
+                              { "session", session, false }),
+                         ret);
+}
+
 _public_ int latch_respond(latch_client *client, const char *conversation, const char *const *answers,
                            size_t n_answers, latch_reply **ret) {
         struct client_request req;

@@ -259,8 +259,8 @@ int latch_reply_item_int(const latch_reply *reply, const char *key, size_t index
  *
  * Retries: hello, validate, verify, jwks and stats are idempotent; when the
  * connection drops before their answer is complete they are sent once more,
- * on a fresh connection. Every other op (login, authenticate, logout, token,
- * sessions.*, keys.rotate, reload) is never resent: LATCH_ERR_DISCONNECTED
+ * on a fresh connection. Every other op (login, authenticate, passwd, logout,
+ * token, sessions.*, keys.rotate, reload) is never resent: LATCH_ERR_DISCONNECTED
  * means it may or may not have taken effect.
  *
  * Secrets: the request buffer holding a password or session id is wiped
@@ -285,8 +285,8 @@ int latch_login(latch_client *client, const char *service, const char *user,
 
 /*
  * Conversations. authenticate and login (password NULL: the stack asks for
- * it) may fail with LATCH_ERR_CHALLENGE: the stack needs more input. The
- * challenge is then latch_last_challenge(): its members `conversation` (the
+ * it), and passwd, may fail with LATCH_ERR_CHALLENGE: the stack needs more
+ * input. The challenge is then latch_last_challenge(): its members `conversation` (the
  * id to respond to), `expires_at`, `message`, and the array `prompts`, whose
  * items have `style` ("secret": ask without echo, "text": ask with echo,
  * "info"/"error": show only) and `message` (read them with
@@ -337,6 +337,18 @@ int latch_respond(latch_client *client, const char *conversation, const char *co
  */
 int latch_plugin(latch_client *client, const char *plugin, const char *action, const char *session,
                  const char *password, const char *const *args, size_t n_args, latch_reply **ret);
+
+/* op "passwd": changes `user`'s password through `service`'s password
+ * stack: a conversation, whose first answer is LATCH_ERR_CHALLENGE when a
+ * line asks (as a rule the current password, then the new one twice),
+ * continued with latch_respond(); a refused new password shows its reason
+ * as an `error` prompt of the next challenge. On success the results are `user`,
+ * `service` and `revoked`: how many of the user's other sessions were
+ * revoked (0 when the service keeps them). `session` (optional, a secret)
+ * is the caller's own session of that user and service: it is kept. A
+ * wrong current password is LATCH_ERR_DENIED. Never resent. */
+int latch_passwd(latch_client *client, const char *service, const char *user, const char *remote,
+                 const char *session, latch_reply **ret);
 
 /* op "validate": `service` (optional) must match the session's; results
  * `user`, `service`, `handle`, `created_at`, `expires_at`,

@@ -124,7 +124,8 @@ static void test_typed_requests(void **state) {
                 { .reply = "{\"ok\":true}" }, { .reply = "{\"ok\":true}" }, { .reply = "{\"ok\":true}" },
                 { .reply = "{\"ok\":true}" }, { .reply = "{\"ok\":true}" }, { .reply = "{\"ok\":true}" },
                 { .reply = "{\"ok\":true}" }, { .reply = "{\"ok\":true}" }, { .reply = "{\"ok\":true}" },
-                { .reply = "{\"ok\":true}" }, { .reply = "{\"ok\":true}" },
+                { .reply = "{\"ok\":true}" }, { .reply = "{\"ok\":true}" }, { .reply = "{\"ok\":true}" },
+                { .reply = "{\"ok\":true}" },
         };
         static const char *const expected[] = {
                 "{\"op\":\"authenticate\",\"service\":\"s\",\"user\":\"u\",\"password\":\"p\"}",
@@ -138,8 +139,10 @@ static void test_typed_requests(void **state) {
                 "{\"op\":\"keys.rotate\"}",
                 "{\"op\":\"stats\"}",
                 "{\"op\":\"reload\"}",
+                "{\"op\":\"passwd\",\"service\":\"s\",\"user\":\"u\"}",
+                "{\"op\":\"passwd\",\"service\":\"s\",\"user\":\"u\",\"remote\":\"r\",\"session\":\"S\"}",
         };
-        struct fake_server *fs = fake_server_start(steps, 11);
+        struct fake_server *fs = fake_server_start(steps, 13);
         latch_client *c = client_for(fs);
 
         assert_int_equal(latch_authenticate(c, "s", "u", "p", NULL, NULL), LATCH_OK);
@@ -153,8 +156,11 @@ static void test_typed_requests(void **state) {
         assert_int_equal(latch_keys_rotate(c, NULL), LATCH_OK);
         assert_int_equal(latch_stats(c, NULL), LATCH_OK);
         assert_int_equal(latch_reload(c, NULL), LATCH_OK);
+        assert_int_equal(latch_passwd(c, "s", "u", NULL, NULL, NULL), LATCH_OK);
+        assert_int_equal(latch_passwd(c, "s", "u", "r", "S", NULL), LATCH_OK);
+        assert_int_equal(latch_passwd(c, "s", NULL, NULL, NULL, NULL), LATCH_ERR_INVALID_ARGUMENT);
 
-        for (unsigned i = 0; i < 11; i++)
+        for (unsigned i = 0; i < 13; i++)
                 assert_string_equal(fake_server_request(fs, i), expected[i]);
 
         latch_client_free(c);
@@ -485,13 +491,14 @@ static int call_op(latch_client *c, int op) {
         case 12: return latch_reload(c, NULL);
         case 13: return latch_call_json(c, "{\"op\":\"validate\",\"session\":\"S\"}", NULL);
         case 14: return latch_call_json(c, "{\"op\":\"reload\"}", NULL);
+        case 15: return latch_passwd(c, "s", "u", NULL, NULL, NULL);
         default: fail(); return -1;
         }
 }
 
 static void test_retry_policy_all_ops(void **state) {
         static const bool idempotent[] = { true, true, true, true, true, false, false, false,
-                                           false, false, false, false, false, true, false };
+                                           false, false, false, false, false, true, false, false };
         const struct fake_step steps[] = { { .close = true }, { .reply = "{\"ok\":true}" } };
 
         for (int op = 0; op < (int) (sizeof(idempotent) / sizeof(idempotent[0])); op++) {

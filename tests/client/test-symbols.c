@@ -48,6 +48,7 @@ static const char *const expected[] = {
         "latch_last_message",
         "latch_login",
         "latch_logout",
+        "latch_passwd",
         "latch_plugin",
         "latch_reload",
         "latch_reply_bool",

@@ -53,7 +53,7 @@ class Completion(unittest.TestCase):
 
     def test_commands(self):
         self.assertEqual(self.complete("latchctl "),
-                         sorted("hello authenticate login validate logout token jwks sessions keys stats status "
+                         sorted("hello authenticate login passwd validate logout token jwks sessions keys stats status "
                                 "reload user totp faillock".split()))
         self.assertEqual(self.complete("latchctl st"), ["stats", "status"])
         self.assertEqual(self.complete("latchctl --json se"), ["sessions"])
@@ -82,6 +82,9 @@ class Completion(unittest.TestCase):
     def test_service_names(self):
         self.assertEqual(self.complete("latchctl login "), ["intranet", "webmail", "wiki"])
         self.assertEqual(self.complete("latchctl authenticate w"), ["webmail", "wiki"])
+        self.assertEqual(self.complete("latchctl passwd "), ["intranet", "webmail", "wiki"])
+        self.assertEqual(self.complete("latchctl passwd wiki "), [])
+        self.assertEqual(self.complete("latchctl passwd wiki alice --"), ["--json"])
         self.assertEqual(self.complete("latchctl sessions list --service i"), ["intranet"])
         # The user is not a service.
         self.assertEqual(self.complete("latchctl login wiki "), [])
