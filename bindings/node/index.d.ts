@@ -52,7 +52,9 @@ export class Client {
   stats(): Promise<Record<string, any>>;
   reload(): Promise<{}>;
   respond(conversation: string, answers: Iterable<string>): Promise<Record<string, any>>;
-  passwd(service: string, user: string, opts?: { remote?: string }): Promise<Record<string, any>>;
+  /** Always a conversation (rejects with Challenge first); resolves to { user, service, revoked }.
+   *  `session`, the caller's own session of that user and service, is kept. */
+  passwd(service: string, user: string, opts?: { remote?: string; session?: string }): Promise<Record<string, any>>;
   close(): void;
 }
 

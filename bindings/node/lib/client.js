@@ -232,7 +232,7 @@ export class Client {
   stats() { return this.call('stats'); }
   reload() { return this.call('reload'); }
   respond(conversation, answers) { return this.call('respond', { conversation, answers: [...answers] }); }
-  passwd(service, user, { remote } = {}) { return this.call('passwd', { service, user, remote }); }
+  passwd(service, user, { remote, session } = {}) { return this.call('passwd', { service, user, remote, session }); }
 
   /**
    * Closes the connections: requests in flight get latchd's answer if it

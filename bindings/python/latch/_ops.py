@@ -90,10 +90,15 @@ class Ops:
         or raises its error, InvalidConversation, or the next Challenge."""
         return self._op("respond", {"conversation": conversation, "answers": list(answers)})
 
-    def passwd(self, service: str, user: str, remote: Optional[str] = None) -> Any:
+    def passwd(self, service: str, user: str, remote: Optional[str] = None, *,
+               session: Optional[str] = None) -> Any:
         """op "passwd": changes a password through the service's password
-        stack; answers come through Challenge/respond."""
-        return self._op("passwd", {"service": service, "user": user, "remote": remote})
+        stack. Always raises Challenge first (the current password, the new
+        one twice: answer with respond()); the last respond() returns
+        ``user``, ``service`` and ``revoked`` (the user's other sessions
+        revoked). ``session``, the caller's own session of that user and
+        service, is kept."""
+        return self._op("passwd", {"service": service, "user": user, "remote": remote, "session": session})
 
 
 __all__: List[str] = ["Ops"]
