@@ -56,14 +56,23 @@ static void remove_at(struct conversations *t, size_t i) {
         t->n--;
 }
 
-void conversations_free(struct conversations *t) {
+size_t conversations_end_all(struct conversations *t) {
+        size_t n = 0;
+
         if (!t)
-                return;
-        while (t->n > 0) {
+                return 0;
+        for (; t->n > 0; n++) {
                 void *p = t->v[t->n - 1].payload;
                 remove_at(t, t->n - 1);
                 t->end(p, false);
         }
+        return n;
+}
+
+void conversations_free(struct conversations *t) {
+        if (!t)
+                return;
+        (void) conversations_end_all(t);
         free(t->v);
         free(t);
 }

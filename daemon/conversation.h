@@ -42,10 +42,14 @@
 struct conversations;
 
 /* Called for a conversation that ends without being taken (it expired, or
- * the table is freed), with its payload: the owner ends its op. */
+ * the daemon is stopping), with its payload: the owner ends its op. */
 typedef void (*conversation_end_fn)(void *payload, bool expired);
 
 int conversations_new(conversation_end_fn end, struct conversations **ret);
+/* Ends every conversation (end(payload, false)); returns how many. The
+ * daemon calls it when it starts to stop, while the pool still runs, so
+ * that each ending is reported as a failure like any other. */
+size_t conversations_end_all(struct conversations *t);
 /* Ends every conversation left (end(payload, false)) and frees the table. */
 void conversations_free(struct conversations *t);
 

@@ -333,7 +333,9 @@ static unsigned inflight_total(struct daemon *d) {
 static int on_stop_check(sd_event_source *s, uint64_t usec, void *userdata) {
         struct daemon *d = userdata;
 
-        if (inflight_total(d) == 0 || now_usec() >= d->stop_deadline) {
+        /* The pool too: the endings of the conversations that were
+         * waiting report their failure there. */
+        if ((inflight_total(d) == 0 && workqueue_pending(d->pool) == 0) || now_usec() >= d->stop_deadline) {
                 sd_event_exit(d->event, 0);
                 return 0;
         }
@@ -352,6 +354,12 @@ static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si,
         log_msg(LOG_INFO, "stopping: finishing requests in flight");
         (void) sd_notify(0, "STOPPING=1\nSTATUS=Stopping");
         server_stop(d);
+        /* No answer to a waiting conversation can come in any more: each
+         * ends now as a failure for the lines that took part (faillock,
+         * the throttle), as an expired one does. */
+        size_t ended = conversations_end_all(d->conversations);
+        if (ended > 0)
+                log_msg(LOG_INFO, "stopping: %zu conversation(s) waiting for an answer ended", ended);
         return sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, 0, 1000, on_stop_check, d);
 }
 
@@ -523,11 +531,16 @@ void daemon_free(struct daemon *d) {
                 conn_close(d->conns);
         conn_set_close(d);
         /* A worker stuck in a plugin that never returns cannot be joined:
-         * leave it to the exit. Otherwise join cleanly (ASan checks this). */
+         * leave it to the exit. Otherwise join cleanly (ASan checks this).
+         * Conversations still waiting end first, while the pool runs, so
+         * that their failure reaches the lines that took part; with a
+         * stuck pool it is closed, and they end on this thread. */
         if (d->pool && workqueue_pending(d->pool) == 0) {
+                (void) conversations_end_all(d->conversations);
                 workqueue_free(d->pool);
                 d->pool = NULL;
-        }
+        } else
+                workqueue_close(d->pool);
         if (d->writer) {
                 workqueue_free(d->writer);
                 d->writer = NULL;

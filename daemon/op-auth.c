@@ -234,23 +234,19 @@ static void conversation_end(struct auth_job *j, const char *why) {
         j->result = LATCH_CONV_ERR;
         j->work.run = conversation_end_run;
         j->work.done = conversation_end_done;
-        if (workqueue_submit(j->d->pool, &j->work) == 0)
+        /* Past a full queue: a conversation that ended unreported would be
+         * a free guess for faillock and the throttle. Their number is
+         * bounded by the conversation table's. */
+        if (j->d->pool && workqueue_submit_always(j->d->pool, &j->work) == 0)
                 return;
-        /* A full queue: skip the outcome rather than block the loop. */
-        throttle_done(j->d->throttle, &j->ticket, false, now_usec());
-        auth_job_free(j);
+        /* No pool any more (latchd is exiting with a pool thread stuck):
+         * end it here; nothing else waits for this thread. */
+        conversation_end_run(&j->work);
+        conversation_end_done(&j->work);
 }
 
 void op_auth_conversation_end(void *payload, bool expired) {
-        struct auth_job *j = payload;
-
-        if (expired) {
-                conversation_end(j, "expired");
-                return;
-        }
-        /* The daemon is stopping: no pool to run on any more. */
-        throttle_cancel(j->d->throttle, &j->ticket);
-        auth_job_free(j);
+        conversation_end(payload, expired ? "expired" : "latchd is stopping");
 }
 
 static const char *style_name(int style) {
@@ -280,6 +276,12 @@ static void auth_job_challenge(struct auth_job *j) {
         if (r->abandoned || r->conn->fd < 0 || conn_peer_gone(r->conn)) {
                 request_drop(r);
                 conversation_end(j, "the client went away");
+                return;
+        }
+        if (d->stopping) {
+                /* No answer could come in any more. */
+                reply_error(r, "unavailable", "latchd is stopping; try again later");
+                conversation_end(j, "latchd is stopping");
                 return;
         }
 

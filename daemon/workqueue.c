@@ -143,13 +143,13 @@ fail:
         return r;
 }
 
-int workqueue_submit(struct workqueue *q, struct work *w) {
+static int submit(struct workqueue *q, struct work *w, bool always) {
         pthread_mutex_lock(&q->lock);
         if (q->stopping) {
                 pthread_mutex_unlock(&q->lock);
                 return -ESHUTDOWN;
         }
-        if (q->queued >= q->max_queued) {
+        if (!always && q->queued >= q->max_queued) {
                 pthread_mutex_unlock(&q->lock);
                 return -EBUSY;
         }
@@ -165,6 +165,19 @@ int workqueue_submit(struct workqueue *q, struct work *w) {
         return 0;
 }
 
+int workqueue_submit(struct workqueue *q, struct work *w) { return submit(q, w, false); }
+
+int workqueue_submit_always(struct workqueue *q, struct work *w) { return submit(q, w, true); }
+
+void workqueue_close(struct workqueue *q) {
+        if (!q)
+                return;
+        pthread_mutex_lock(&q->lock);
+        q->stopping = true;
+        pthread_cond_broadcast(&q->cond);
+        pthread_mutex_unlock(&q->lock);
+}
+
 unsigned workqueue_pending(const struct workqueue *q) {
         struct workqueue *m = (struct workqueue *) q;
         pthread_mutex_lock(&m->lock);
@@ -178,10 +191,7 @@ unsigned workqueue_threads(const struct workqueue *q) { return q->n_threads; }
 void workqueue_free(struct workqueue *q) {
         if (!q)
                 return;
-        pthread_mutex_lock(&q->lock);
-        q->stopping = true;
-        pthread_cond_broadcast(&q->cond);
-        pthread_mutex_unlock(&q->lock);
+        workqueue_close(q);
         for (unsigned i = 0; i < q->n_threads; i++)
                 pthread_join(q->threads[i], NULL);
         if (q->efd >= 0)

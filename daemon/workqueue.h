@@ -37,6 +37,18 @@ int workqueue_new(sd_event *event, const char *name, unsigned threads, unsigned 
  * stopping. Loop thread only. */
 int workqueue_submit(struct workqueue *q, struct work *w);
 
+/* workqueue_submit() past `max_queued`: for the job that ends work already
+ * started (a conversation's failure reported to the lines that took part),
+ * which must not be lost to a full queue. The caller bounds how many such
+ * jobs there can be. Returns 0, or -ESHUTDOWN once stopping. Loop thread
+ * only. */
+int workqueue_submit_always(struct workqueue *q, struct work *w);
+
+/* Stops accepting work (submit then answers -ESHUTDOWN) without waiting for
+ * the threads: for a pool that cannot be joined because a job never
+ * returns. NULL is fine. */
+void workqueue_close(struct workqueue *q);
+
 /* Jobs waiting plus running. */
 unsigned workqueue_pending(const struct workqueue *q);
 unsigned workqueue_threads(const struct workqueue *q);

@@ -171,6 +171,22 @@ class TestConversations(DaemonTest):
         r = d.call({"op": "authenticate", "service": "demo", "user": "demo", "password": "demo-password"})
         self.assertEqual(r["error"], "denied", "locked: refused before any prompt")
 
+    def test_a_stop_ends_a_waiting_conversation_as_a_failure(self):
+        # deny=1: the one failure the ending must report locks the user.
+        users = os.path.join(self.tmp, "users")
+        d = self.daemon(services={"demo": "auth requisite faillock deny=1 unlock_time=10min\n" +
+                                          STACK.format(users=users)},
+                        config_extra="[throttle]\nenabled = no\n")
+        self.begin(d, op="authenticate", password="demo-password")
+        self.assertEqual(d.stop(), 0)
+        d.start()
+        shown = d.ctl("faillock", "show", "demo", json_out=True)
+        self.assertEqual(shown.returncode, 0, shown.stdout + shown.stderr)
+        self.assertTrue(shown.json["locked"], shown.json)
+        r = d.call({"op": "authenticate", "service": "demo", "user": "demo", "password": "demo-password"})
+        self.assertEqual(r["error"], "denied", "locked: refused before any prompt")
+        self.assertIn("stopping: 1 conversation(s) waiting for an answer ended", d.log())
+
     def test_latchctl_respond_continues(self):
         d = self.start()
         r = d.ctl("login", "demo", "demo", input="demo-password\n", json_out=True)

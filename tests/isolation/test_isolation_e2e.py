@@ -16,7 +16,7 @@ import threading
 import time
 import unittest
 
-from harness import LATCHD, PLUGINS, DaemonTest
+from harness import LATCHD, PLUGINS, DaemonTest, frame, read_frame, wait_for
 
 WORKER = os.environ.get("LATCH_WORKER", "latch-worker")
 
@@ -123,6 +123,47 @@ class TestIsolation(DaemonTest):
         self.assertIn("plugin 'hang': worker did not answer within 2s; replaced", log)
         self.assertIsNone(d.proc.poll(), "latchd is still running")
         self.assertEqual(d.ctl("hello").returncode, 0)
+
+    def test_conversation_ending_on_a_full_pool_is_still_counted(self):
+        # One pool thread, held by a call that hangs until its deadline, and
+        # its queue (64 jobs) full behind it: the conversation that expires
+        # meanwhile must still reach faillock (deny=1) as a failure.
+        d = self.daemon(
+            config_extra="workers = 1\nconversation_timeout = 1s\n"
+                         "[throttle]\nenabled = no\n[plugin.hang]\nisolate = yes\ntimeout = 10s\n",
+            services={
+                "demo": "auth requisite faillock deny=1 unlock_time=10min\n"
+                        "auth required debug ask=secret:Code: expect=1\naccount required permit\n",
+                "hang": "auth required hang\naccount required permit\n",
+            },
+        )
+        c = d.call({"op": "authenticate", "service": "demo", "user": "demo"})
+        self.assertEqual(c["error"], "challenge", c)
+
+        def req(user):
+            return {"op": "authenticate", "service": "hang", "user": user, "password": "pw"}
+        held = d.connect(timeout=60)
+        held.sendall(frame(req("stuck")))
+        queued = [d.connect(timeout=60) for _ in range(2)]
+        for i, s in enumerate(queued):
+            s.sendall(b"".join(frame(req("ok")) for _ in range(32)))
+
+        def queue_full():
+            r = d.call(req("ok"))
+            return r.get("error") == "unavailable" and "busy" in r.get("message", "")
+        wait_for(queue_full, 5, "the pool's queue full")
+        wait_for(lambda: "ended after 1 step(s): expired" in d.log(), 8, "the conversation expired")
+        self.assertTrue(queue_full(), "the queue was still full when the conversation ended")
+
+        # Everything drains once the hung call's deadline kills its worker.
+        for s in [held] + queued:
+            for _ in range(1 if s is held else 32):
+                read_frame(s, timeout=60)
+            s.close()
+        wait_for(lambda: d.ctl("faillock", "show", "demo", json_out=True).json.get("locked"), 20,
+                 "the expired conversation counted by faillock")
+        r = d.call({"op": "respond", "conversation": c["conversation"], "answers": ["1"]})
+        self.assertEqual(r["error"], "invalid_conversation", r)
 
     def test_workers_inherit_no_fds_and_run_apart(self):
         d = self.daemon(config_extra="[plugin.echo]\nisolate = yes\n",
