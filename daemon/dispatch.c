@@ -14,6 +14,7 @@ const struct op ops[] = {
         { "authenticate", OP_SERVICE, op_authenticate },
         { "login", OP_SERVICE, op_login },
         { "respond", OP_SERVICE, op_respond },
+        { "passwd", OP_SERVICE, op_passwd },
         { "validate", OP_SERVICE, op_validate },
         { "logout", OP_SERVICE, op_logout },
         { "token", OP_SERVICE, op_token },

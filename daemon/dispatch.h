@@ -41,7 +41,9 @@ void op_reload(struct request *r);
 void op_plugin(struct request *r);
 void op_authenticate(struct request *r);
 void op_login(struct request *r);
-/* Continues the conversation of an authenticate or login (op-auth.c). */
+/* A password change through the service's password stack (op-auth.c). */
+void op_passwd(struct request *r);
+/* Continues the conversation of an authenticate, login or passwd (op-auth.c). */
 void op_respond(struct request *r);
 /* The conversation table's end callback (conversation.h) for the
  * conversations op-auth.c starts. */

@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * authenticate and login: run the service's stack on the worker pool, then
- * (login) create the session in the same job, so that the answer `ok` means
- * the session is durable.
+ * authenticate, login and passwd: run the service's stack on the worker
+ * pool, then (login) create the session in the same job, so that the answer
+ * `ok` means the session is durable. passwd runs the password stack
+ * (pam_chauthtok in steps) instead; a login whose account answers
+ * new_authtok_reqd goes on through the password stack too. After a password
+ * change, the user's other sessions are revoked in the same job (unless the
+ * service says revoke_on_password_change = no), before the answer: `ok`
+ * means they are gone.
  *
  * Conversations: when a line asks (the stack returns LATCH_INCOMPLETE with
  * prompts up), the job is parked in the conversation table (conversation.c)
@@ -39,6 +44,18 @@
 #include "tokens.h"
 #include "workqueue.h"
 
+enum auth_op {
+        AUTH_AUTHENTICATE,
+        AUTH_LOGIN,
+        AUTH_PASSWD,
+};
+
+static const char *const auth_op_names[] = {
+        [AUTH_AUTHENTICATE] = "authenticate",
+        [AUTH_LOGIN] = "login",
+        [AUTH_PASSWD] = "passwd",
+};
+
 struct auth_job {
         struct work work;
         struct request *r;
@@ -46,10 +63,14 @@ struct auth_job {
         struct stackset *set;
         const struct stack *stack;
         struct latch_req *lreq;
-        bool login;
-        const char *opname;             /* "login", "authenticate", or the op re-authenticating */
+        enum auth_op op;
+        bool login;                    /* op == AUTH_LOGIN */
+        const char *opname;             /* the op's name, or the op re-authenticating */
         struct auth_followup *followup; /* not NULL: what a success leads to instead of an answer */
         bool want_token;
+        bool revoke;                   /* revoke the user's other sessions after a change */
+        bool keep;                     /* passwd: keep_key is the caller's session */
+        uint8_t keep_key[STORE_KEY_SIZE];
         char *audience;
         char *user;
         char *service;
@@ -66,6 +87,8 @@ struct auth_job {
         /* Filled by the worker. */
         int result;
         int store_result;
+        int revoke_result;             /* after a change: store_session_revoke_user_except() */
+        size_t revoked;
         char *claims_json;
         char id[SESSION_ID_LEN + 1];
         uint8_t key[STORE_KEY_SIZE];
@@ -88,13 +111,17 @@ static void auth_job_free(struct auth_job *j) {
         free(j->claims_json);
         sodium_memzero(j->id, sizeof j->id);
         sodium_memzero(j->key, sizeof j->key);
+        sodium_memzero(j->keep_key, sizeof j->keep_key);
         free(j);
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct auth_job *, auth_job_free);
 
 /* Pool thread. */
 static void auth_job_step(struct auth_job *j) {
-        j->result = stack_authenticate_step(j->stack, j->lreq, &j->state);
+        if (j->op == AUTH_PASSWD)
+                j->result = stack_chauthtok_step(j->stack, j->lreq, &j->state, 0);
+        else
+                j->result = stack_authenticate_step(j->stack, j->lreq, &j->state);
         if (j->result == LATCH_INCOMPLETE) {
                 /* A line asked: keep the request for the answers. */
                 if (latch_req_challenge(j->lreq))
@@ -111,7 +138,9 @@ static void auth_job_step(struct auth_job *j) {
         latch_req_free(j->lreq);
         j->lreq = NULL;
 
-        if (j->result == LATCH_SUCCESS && j->followup) {
+        if (j->result != LATCH_SUCCESS)
+                return;
+        if (j->followup) {
                 /* What the authentication recorded (a used code) is on
                  * disk before what it allows happens. */
                 j->store_result = store_kv_batch_end(&j->kv);
@@ -120,7 +149,16 @@ static void auth_job_step(struct auth_job *j) {
                         j->followup->run(j->followup);
                 return;
         }
-        if (j->result != LATCH_SUCCESS || !j->login)
+        /* Whoever knew the old password loses what it opened, before the
+         * answer: the caller's own session (passwd) stays, and a login's new
+         * one is made after. */
+        if (j->state.password_changed && j->revoke) {
+                j->revoke_result = store_session_revoke_user_except(j->d->store, j->user,
+                                                                    j->keep ? j->keep_key : NULL, &j->revoked);
+                if (j->revoke_result < 0)
+                        return;
+        }
+        if (!j->login)
                 return;
         if (!j->claims_json) {
                 j->store_result = -ENOMEM;
@@ -177,7 +215,7 @@ static void orphan_done(struct work *w) {
 }
 
 static void drop_orphan_session(struct auth_job *j) {
-        if (!j->login || j->result != LATCH_SUCCESS || j->store_result != 0)
+        if (!j->login || j->result != LATCH_SUCCESS || j->revoke_result < 0 || j->store_result != 0)
                 return;
         struct orphan_job *o = malloc(sizeof(*o));
         if (o) {
@@ -386,6 +424,33 @@ static void auth_job_done(struct work *w) {
                 return;
         }
 
+        if (j->revoke_result < 0) {
+                /* The password did change: say so, and what is left to do. */
+                log_errno(LOG_ERR, j->revoke_result,
+                          "%s for '%s' on '%s': the password was changed, but the user's other sessions could not "
+                          "be revoked; revoke them with 'latchctl sessions revoke --user'",
+                          opname, log_esc(j->user), log_esc(j->service));
+                if (j->revoke_result == -EUCLEAN)
+                        ops_log_store_damaged(opname, j->revoke_result);
+                reply_error(r, j->revoke_result == -EUCLEAN ? "internal" : "unavailable",
+                            "the password was changed, but the user's other sessions could not be revoked");
+                return;
+        }
+
+        if (j->op == AUTH_PASSWD) {
+                char revoked[24];
+                snprintf(revoked, sizeof revoked, "%zu", j->revoked);
+                log_fields(LOG_NOTICE,
+                           (const char *[]){ "LATCH_OP", opname, "LATCH_SERVICE", j->service, "LATCH_USER", j->user,
+                                             "LATCH_RESULT", "ok", "LATCH_PEER_UID", uid, "LATCH_REMOTE", j->remote,
+                                             "LATCH_REVOKED", revoked, NULL },
+                           "passwd ok for user '%s' on service '%s': password changed, %zu other session(s) revoked",
+                           log_esc(j->user), log_esc(j->service), j->revoked);
+                reply_ok(r, json_pack("{s:s, s:s, s:I}", "user", j->user, "service", j->service, "revoked",
+                                      (json_int_t) j->revoked));
+                return;
+        }
+
         if (!j->login) {
                 json_t *claims = j->claims_json ? json_loads(j->claims_json, 0, NULL) : json_object();
                 log_fields(LOG_INFO,
@@ -415,10 +480,21 @@ static void auth_job_done(struct work *w) {
                                      j->info.handle, "LATCH_REMOTE", j->remote, NULL },
                    "login ok for user '%s' on service '%s', session %s", log_esc(j->user), log_esc(j->service),
                    j->info.handle);
+        if (j->state.password_changed)
+                log_fields(LOG_NOTICE,
+                           (const char *[]){ "LATCH_OP", opname, "LATCH_SERVICE", j->service, "LATCH_USER", j->user,
+                                             "LATCH_RESULT", "password_changed", "LATCH_PEER_UID", uid,
+                                             "LATCH_REMOTE", j->remote, NULL },
+                           "login for user '%s' on service '%s' changed an expired password, %zu other session(s) "
+                           "revoked", log_esc(j->user), log_esc(j->service), j->revoked);
 
         json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "session", j->id, "handle", j->info.handle, "user",
                               j->user, "service", j->service, "expires_at", (json_int_t) j->info.expires_at,
                               "idle_expires_at", (json_int_t) session_idle_expires_at(&j->info));
+        if (o && j->state.password_changed) {
+                json_object_set_new(o, "password_changed", json_true());
+                json_object_set_new(o, "revoked", json_integer((json_int_t) j->revoked));
+        }
         if (o && j->want_token) {
                 _cleanup_secret_ char *token = NULL;
                 int64_t exp = 0;
@@ -442,18 +518,59 @@ static void auth_job_done(struct work *w) {
                 reply_ok(r, o);
 }
 
-static void start_auth(struct request *r, bool login) {
+struct keep_check {
+        const char *user, *service;
+        bool found, mine;
+};
+
+static int keep_found(void *userdata, const struct session_info *s) {
+        struct keep_check *k = userdata;
+        k->found = true;
+        k->mine = streq(s->user, k->user) && streq(s->service, k->service);
+        return 0;
+}
+
+/* passwd's `session`: the caller's own session, which the change keeps. It
+ * must be live and `user`'s on `service` (a session of anyone else would
+ * let a peer spare a session the change is meant to end). Puts its key in
+ * ret_key and returns 0, or answers and returns a negative errno. */
+static int keep_session_key(struct request *r, const char *session, const char *user, const char *service,
+                            uint8_t ret_key[STORE_KEY_SIZE]) {
+        struct keep_check k = { .user = user, .service = service };
+        int e = ops_session_get(r->conn->d, session, ret_key, daemon_now(), keep_found, &k);
+
+        if (e == -ENOENT || (e >= 0 && !k.found)) {
+                reply_error(r, "invalid_session", INVALID_SESSION_MESSAGE);
+                return -ENOENT;
+        }
+        if (e < 0) {
+                ops_reply_store_error(r, "passwd", e);
+                return e;
+        }
+        if (!k.mine) {
+                reply_error(r, "forbidden", "'session' is not this user's session of this service");
+                return -EPERM;
+        }
+        return 0;
+}
+
+static void start_auth(struct request *r, enum auth_op op) {
         struct daemon *d = r->conn->d;
-        const char *service, *user, *password, *remote, *audience = NULL;
-        bool want_token = false;
+        const char *service, *user, *password = NULL, *remote, *audience = NULL, *session = NULL;
+        bool login = op == AUTH_LOGIN, want_token = false;
+        uint8_t keep_key[STORE_KEY_SIZE];
         char msg[256];
 
+        /* passwd takes no password: the stack asks for the current one. */
         if (arg_string(r->in.root, "service", true, OPS_MAX_NAME, &service, msg, sizeof msg) < 0 ||
             arg_string(r->in.root, "user", true, OPS_MAX_USER, &user, msg, sizeof msg) < 0 ||
-            arg_string(r->in.root, "password", false, OPS_MAX_PASSWORD, &password, msg, sizeof msg) < 0 ||
+            (op != AUTH_PASSWD &&
+             arg_string(r->in.root, "password", false, OPS_MAX_PASSWORD, &password, msg, sizeof msg) < 0) ||
             arg_string(r->in.root, "remote", false, OPS_MAX_REMOTE, &remote, msg, sizeof msg) < 0 ||
             (login && arg_bool(r->in.root, "token", &want_token, msg, sizeof msg) < 0) ||
-            (login && arg_string(r->in.root, "audience", false, OPS_MAX_NAME, &audience, msg, sizeof msg) < 0)) {
+            (login && arg_string(r->in.root, "audience", false, OPS_MAX_NAME, &audience, msg, sizeof msg) < 0) ||
+            (op == AUTH_PASSWD &&
+             arg_string(r->in.root, "session", false, OPS_MAX_SESSION, &session, msg, sizeof msg) < 0)) {
                 reply_error(r, "bad_request", "%s", msg);
                 return;
         }
@@ -478,20 +595,35 @@ static void start_auth(struct request *r, bool login) {
                 reply_error(r, "forbidden", "this service may not issue tokens for that audience");
                 return;
         }
+        if (session && keep_session_key(r, session, user, service, keep_key) < 0) {
+                sodium_memzero(keep_key, sizeof keep_key);
+                return;
+        }
 
         _cleanup_(auth_job_freep) struct auth_job *j = calloc(1, sizeof(*j));
         if (!j) {
+                sodium_memzero(keep_key, sizeof keep_key);
                 reply_error(r, "internal", "out of memory");
                 return;
         }
-        j->opname = login ? "login" : "authenticate";
+        j->opname = auth_op_names[op];
+        if (session) {
+                j->keep = true;
+                memcpy(j->keep_key, keep_key, sizeof keep_key);
+                sodium_memzero(keep_key, sizeof keep_key);
+        }
         const struct service_config *sc = config_service(d->config, service);
         j->work.run = auth_job_run;
         j->work.done = auth_job_done;
         j->result = -1; /* not run yet */
         j->d = d;
+        j->op = op;
         j->login = login;
         j->want_token = want_token;
+        j->revoke = config_revoke_on_password_change(sc);
+        /* A login may change an expired password on the spot; authenticate
+         * makes nothing that could carry on, so it is refused. */
+        j->state.change_expired = login;
         j->stack = st;
         j->peer_uid = r->conn->peer.uid;
         j->idle_timeout = config_idle_timeout(d->config, sc);
@@ -501,7 +633,7 @@ static void start_auth(struct request *r, bool login) {
         j->remote = remote ? strdup(remote) : NULL;
         j->audience = audience ? strdup(audience) : NULL;
         if (!j->user || !j->service || (remote && !j->remote) || (audience && !j->audience) ||
-            latch_req_new(login ? "login" : "authenticate", service, user, password, remote, &j->lreq) < 0) {
+            latch_req_new(auth_op_names[op], service, user, password, remote, &j->lreq) < 0) {
                 reply_error(r, "internal", "out of memory");
                 return;
         }
@@ -515,7 +647,7 @@ static void start_auth(struct request *r, bool login) {
         ops_begin_throttled(r, &job->work, &job->ticket, user, remote);
 }
 
-void op_authenticate(struct request *r) { start_auth(r, false); }
+void op_authenticate(struct request *r) { start_auth(r, AUTH_AUTHENTICATE); }
 
 void op_auth_reauthenticate(struct request *r, const char *opname, const char *service, const char *user,
                             const char *password, const char *remote, struct auth_followup *followup) {
@@ -618,4 +750,5 @@ void op_respond(struct request *r) {
                 conversation_end(j, "latchd is busy");
         }
 }
-void op_login(struct request *r) { start_auth(r, true); }
+void op_login(struct request *r) { start_auth(r, AUTH_LOGIN); }
+void op_passwd(struct request *r) { start_auth(r, AUTH_PASSWD); }

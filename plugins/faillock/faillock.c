@@ -17,7 +17,10 @@
  * a correct password changes nothing; otherwise it returns ignore, which no
  * control acts on, so the rest of the stack decides exactly as without this
  * line (preauth's success would instead let a later `sufficient` failure
- * pass). account() returns ignore for the same reason.
+ * pass). account() returns ignore for the same reason. password(), for a
+ * `password requisite faillock` line first in a password stack, does what
+ * auth() does in the preliminary pass (a locked user cannot change the
+ * password either) and returns ignore in the update pass.
  *
  * outcome() plays "authfail" and "authsucc": the host reports the stack's
  * final result, a failure adds one to the tally and success clears it.
@@ -25,8 +28,11 @@
  * lockout does not extend itself (pam_faillock never reaches authfail for
  * them). Nor are results where the credential was not judged wrong: an
  * unknown user (pam_faillock keeps no tally for those either), a backend that
- * failed (the caller sees `unavailable`), or an account-state refusal after a
- * correct password (acct_expired, new_authtok_reqd, authtok_expired).
+ * failed (the caller sees `unavailable`), an account-state refusal after a
+ * correct password (acct_expired, new_authtok_reqd, authtok_expired), or a
+ * password change refused past the current password (authtok_err: the new
+ * password was refused; authtok_lock_busy, authtok_disable_aging). A wrong
+ * current password (auth_err) counts.
  *
  * The tally lives in the host's key-value store (namespace "faillock", key =
  * the user name): the Unix times of the most recent failures, at most `deny`
@@ -306,6 +312,17 @@ static int faillock_account(void *state, struct latch_req *req) {
         return LATCH_IGNORE;
 }
 
+/* `password requisite faillock ...` placed first in a password stack: the
+ * preliminary pass refuses a locked user as auth() does, before any line
+ * checks the current password, so a password change is no way around a
+ * lock; a wrong current password then counts through outcome() like a
+ * wrong login password. The update pass stays out of the decision. */
+static int faillock_password(void *state, struct latch_req *req, int flags) {
+        if (!(flags & LATCH_PRELIM_CHECK))
+                return LATCH_IGNORE;
+        return faillock_auth(state, req);
+}
+
 struct record_failure {
         const struct faillock_state *s;
         int64_t now;
@@ -374,6 +391,11 @@ static bool result_counts(int result) {
         case LATCH_ACCT_EXPIRED:
         case LATCH_NEW_AUTHTOK_REQD:
         case LATCH_AUTHTOK_EXPIRED:
+        /* a password change that failed past the current password: the new
+         * one was refused (too short, mismatched), or the store was busy */
+        case LATCH_AUTHTOK_ERR:
+        case LATCH_AUTHTOK_LOCK_BUSY:
+        case LATCH_AUTHTOK_DISABLE_AGING:
                 return false;
         default:
                 return true;
@@ -527,6 +549,7 @@ static const struct latch_plugin faillock_plugin = {
         .close = faillock_close,
         .auth = faillock_auth,
         .account = faillock_account,
+        .password = faillock_password,
         .outcome = faillock_outcome,
         .admin = faillock_admin,
 };

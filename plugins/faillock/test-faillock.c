@@ -256,6 +256,49 @@ static void test_not_counted(void **state) {
         assert_true(locked(f, "alice"));
 }
 
+/* A password change, as the password stack runs it with `password
+ * requisite faillock` first: the preliminary pass, then (when it got
+ * through) the update pass; `rest` is what the other lines decide. */
+static int change(struct fixture *f, const char *user, int rest) {
+        struct latch_req *req = NULL;
+        int r, final;
+
+        assert_int_equal(latch_req_new("passwd", "wiki", user, NULL, NULL, &req), 0);
+        r = plugin_line_call(f->l, STACK_PASSWORD, req, LATCH_PRELIM_CHECK);
+        assert_true(r == LATCH_IGNORE || r == LATCH_AUTH_ERR);
+        if (r == LATCH_IGNORE)
+                assert_int_equal(plugin_line_call(f->l, STACK_PASSWORD, req, LATCH_UPDATE_AUTHTOK), LATCH_IGNORE);
+        final = r == LATCH_AUTH_ERR ? r : rest;
+        plugin_line_outcome(f->l, req, final);
+        latch_req_free(req);
+        return final;
+}
+
+static void test_password_changes(void **state) {
+        struct fixture *f = *state;
+
+        fixture_open_line(f, 1, (const char *const[]){"deny=2"});
+
+        /* A refused new password is no wrong credential. */
+        change(f, "alice", LATCH_AUTHTOK_ERR);
+        change(f, "alice", LATCH_AUTHTOK_LOCK_BUSY);
+        assert_int_equal(tally_size(f, "alice"), 0);
+
+        /* Wrong current passwords count, as failed logins do, and lock... */
+        change(f, "alice", LATCH_AUTH_ERR);
+        attempt(f, "alice", LATCH_AUTH_ERR);
+        assert_true(locked(f, "alice"));
+        /* ...and a locked user cannot change the password either. */
+        assert_int_equal(change(f, "alice", LATCH_SUCCESS), LATCH_AUTH_ERR);
+        assert_int_equal(tally_size(f, "alice"), 2);
+
+        /* A change that went through clears the tally, as a login does. */
+        change(f, "bob", LATCH_AUTH_ERR);
+        assert_int_equal(tally_size(f, "bob"), 1);
+        assert_int_equal(change(f, "bob", LATCH_SUCCESS), LATCH_SUCCESS);
+        assert_int_equal(tally_size(f, "bob"), 0);
+}
+
 struct worker {
         struct fixture *f;
         int failed;
@@ -474,6 +517,7 @@ int main(int argc, char *argv[]) {
                 cmocka_unit_test_setup_teardown(test_unlock_time_zero, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_fail_interval, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_success_clears, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_password_changes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_not_counted, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_parallel_failures, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_survives_restart, setup, teardown),

@@ -1,0 +1,201 @@
+# SPDX-License-Identifier: MIT
+"""Password changes: the `passwd` op and `latchctl passwd`, expired passwords
+changed inside a login, and what a change does to the user's other sessions.
+
+The `debug` plugin stands in for a password backend where the result is all
+that matters (revocation, refusals, the throttle); the `file` plugin gives
+the real conversation (current password, new one twice) and the real
+database."""
+
+import os
+import unittest
+
+from harness import DaemonTest, PLUGINS, on_pty
+
+AUTH = "auth required file path={users}\naccount required file path={users}\n"
+
+
+class TestPasswdOp(DaemonTest):
+    def start(self, password_lines="password required debug password=success\n", config_extra="", other=None):
+        users = os.path.join(self.tmp, "users")
+        services = {"demo": AUTH.format(users=users) + password_lines,
+                    "other": AUTH.format(users=users) + "password required debug password=success\n",
+                    "nopw": AUTH.format(users=users)}
+        if other:
+            services.update(other)
+        d = self.daemon(services=services,
+                        users={"demo": ("demo-password", "users"), "eve": ("eve-password", "users")},
+                        config_extra=config_extra)
+        return d
+
+    def session(self, d, service="demo", user="demo"):
+        r = d.call({"op": "login", "service": service, "user": user, "password": f"{user}-password"})
+        self.assertTrue(r["ok"], r)
+        return r["session"]
+
+    def live(self, d, session):
+        return d.call({"op": "validate", "session": session}).get("ok", False)
+
+    def test_change_revokes_the_users_other_sessions_but_the_callers(self):
+        d = self.start()
+        mine, again, elsewhere = self.session(d), self.session(d), self.session(d, "other")
+        eves = self.session(d, user="eve")
+        r = d.call({"op": "passwd", "service": "demo", "user": "demo", "session": mine, "id": 3})
+        self.assertTrue(r["ok"], r)
+        self.assertEqual((r["id"], r["user"], r["service"], r["revoked"]), (3, "demo", "demo", 2))
+        self.assertTrue(self.live(d, mine), "the caller's own session is kept")
+        self.assertFalse(self.live(d, again))
+        self.assertFalse(self.live(d, elsewhere), "on every service")
+        self.assertTrue(self.live(d, eves), "another user's session is not touched")
+        # Durable: still gone after a restart.
+        d.stop()
+        d.start()
+        self.assertTrue(self.live(d, mine))
+        self.assertFalse(self.live(d, again))
+        self.assertIn("passwd ok for user 'demo' on service 'demo': password changed, 2 other session(s) revoked",
+                      d.log())
+
+    def test_without_a_session_every_session_goes(self):
+        d = self.start()
+        sessions = [self.session(d), self.session(d, "other")]
+        r = d.ctl("passwd", "demo", "demo", input="", json_out=True)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(r.json, {"user": "demo", "service": "demo", "revoked": 2})
+        self.assertFalse(any(self.live(d, s) for s in sessions))
+
+    def test_service_may_keep_the_other_sessions(self):
+        d = self.start(config_extra="[service.demo]\nrevoke_on_password_change = no\n")
+        sessions = [self.session(d), self.session(d, "other")]
+        r = d.call({"op": "passwd", "service": "demo", "user": "demo"})
+        self.assertEqual((r["ok"], r["revoked"]), (True, 0), r)
+        self.assertTrue(all(self.live(d, s) for s in sessions))
+        # The flag is the changing service's: a change through `other` revokes.
+        r = d.call({"op": "passwd", "service": "other", "user": "demo"})
+        self.assertEqual((r["ok"], r["revoked"]), (True, 2), r)
+
+    def test_session_must_be_the_users_on_that_service(self):
+        d = self.start()
+        eves, elsewhere, mine = self.session(d, user="eve"), self.session(d, "other"), self.session(d)
+        for session, error in ((eves, "forbidden"), (elsewhere, "forbidden"), ("x" * 44, "invalid_session"),
+                               ("", "invalid_session")):
+            r = d.call({"op": "passwd", "service": "demo", "user": "demo", "session": session})
+            self.assertEqual(r.get("error"), error, (session, r))
+        # Nothing changed, nothing revoked.
+        self.assertTrue(all(self.live(d, s) for s in (eves, elsewhere, mine)))
+        self.assertNotIn("passwd ok", d.log())
+
+    def test_bad_requests(self):
+        d = self.start()
+        for req, error in (({"service": "demo"}, "bad_request"),
+                           ({"service": "demo", "user": ""}, "bad_request"),
+                           ({"service": "demo", "user": "demo", "remote": "a\nb"}, "bad_request"),
+                           ({"service": "demo", "user": "demo", "session": 5}, "bad_request"),
+                           ({"service": "nope", "user": "demo"}, "unknown_service")):
+            r = d.call({"op": "passwd", **req})
+            self.assertEqual(r.get("error"), error, (req, r))
+
+    def test_a_service_without_password_lines_refuses(self):
+        d = self.start()
+        kept = self.session(d)
+        r = d.call({"op": "passwd", "service": "nopw", "user": "demo"})
+        self.assertEqual(r["error"], "denied", r)
+        self.assertEqual(r["message"], "authentication failed")
+        self.assertTrue(self.live(d, kept))
+        r = d.ctl("passwd", "nopw", "demo", json_out=True)
+        self.assertEqual((r.returncode, r.json["error"]), (1, "denied"), r.stdout + r.stderr)
+        self.assertIn("passwd denied for user 'demo' on service 'nopw' (stack result perm_denied)", d.log())
+
+    def test_wrong_current_password_is_denied_throttled_and_counted(self):
+        # The current password is wrong in the preliminary pass, as a file
+        # or pam line answers it.
+        d = self.start(password_lines="password requisite faillock deny=3 unlock_time=10min\n"
+                                      "password required debug password_prelim=auth_err\n",
+                       other={"locked": "auth requisite faillock deny=3 unlock_time=10min\n" +
+                                        AUTH.format(users=os.path.join(self.tmp, "users"))})
+        kept = self.session(d)
+        change = {"op": "passwd", "service": "demo", "user": "demo", "remote": "192.0.2.7"}
+        r = d.call(change)
+        self.assertEqual(r["error"], "denied", r)
+        self.assertEqual(r["message"], "authentication failed")
+        self.assertTrue(self.live(d, kept), "a failed change revokes nothing")
+        shown = d.ctl("faillock", "show", "demo", "--service", "demo", json_out=True)
+        self.assertEqual(shown.returncode, 0, shown.stdout + shown.stderr)
+        self.assertEqual(len(shown.json["failures"]), 1, shown.json)
+        # The throttle counts them too: with two failures behind it (one
+        # decays just under a whole), the next attempt for the user waits.
+        self.assertEqual(d.call(change, timeout=60)["error"], "denied")
+        before = d.ctl("stats", json_out=True).json["throttle"]["delayed"]
+        self.assertEqual(d.call(change, timeout=60)["error"], "denied")
+        self.assertGreater(d.ctl("stats", json_out=True).json["throttle"]["delayed"], before)
+        # Three failures: locked, for logins too (the same tally).
+        shown = d.ctl("faillock", "show", "demo", "--service", "demo", json_out=True)
+        self.assertTrue(shown.json["locked"], shown.json)
+        r = d.call({"op": "login", "service": "locked", "user": "demo", "password": "demo-password"}, timeout=60)
+        self.assertEqual(r["error"], "denied", r)
+
+    def test_a_refused_new_password_is_not_a_wrong_credential(self):
+        d = self.start(password_lines="password requisite faillock deny=1 unlock_time=10min\n"
+                                      "password required debug password_update=authtok_err\n",
+                       config_extra="[throttle]\nenabled = no\n")
+        r = d.call({"op": "passwd", "service": "demo", "user": "demo"})
+        self.assertEqual(r["error"], "denied", r)
+        shown = d.ctl("faillock", "show", "demo", "--service", "demo", json_out=True)
+        self.assertEqual((shown.json["locked"], shown.json["failures"]), (False, []), shown.json)
+
+
+class TestExpiredInLogin(DaemonTest):
+    """`account` answering new_authtok_reqd during a login (the debug
+    plugin's acct=new_authtok_reqd): the password stack runs, and the login
+    completes with a session."""
+
+    def start(self, config_extra="", password_lines="password required debug password=success\n"):
+        users = os.path.join(self.tmp, "users")
+        expired = ("auth required file path={users}\naccount required debug acct=new_authtok_reqd\n"
+                   .format(users=users))
+        return self.daemon(services={"expired": expired + password_lines,
+                                     "demo": AUTH.format(users=users)},
+                           config_extra=config_extra)
+
+    def test_login_changes_the_password_then_makes_a_session(self):
+        d = self.start()
+        other = d.call({"op": "login", "service": "demo", "user": "demo", "password": "demo-password"})["session"]
+        r = d.call({"op": "login", "service": "expired", "user": "demo", "password": "demo-password",
+                    "token": True})
+        self.assertTrue(r["ok"], r)
+        self.assertEqual((r["password_changed"], r["revoked"]), (True, 1), r)
+        self.assertIn("token", r)
+        self.assertTrue(d.call({"op": "validate", "session": r["session"]})["ok"], "the new session lives")
+        self.assertFalse(d.call({"op": "validate", "session": other})["ok"], "the older one is revoked")
+        self.assertIn("changed an expired password, 1 other session(s) revoked", d.log())
+
+    def test_kept_when_the_service_says_so(self):
+        d = self.start("[service.expired]\nrevoke_on_password_change = no\n")
+        other = d.call({"op": "login", "service": "demo", "user": "demo", "password": "demo-password"})["session"]
+        r = d.call({"op": "login", "service": "expired", "user": "demo", "password": "demo-password"})
+        self.assertEqual((r["ok"], r["password_changed"], r["revoked"]), (True, True, 0), r)
+        self.assertTrue(d.call({"op": "validate", "session": other})["ok"])
+
+    def test_authenticate_of_an_expired_user_is_denied(self):
+        d = self.start()
+        r = d.call({"op": "authenticate", "service": "expired", "user": "demo", "password": "demo-password"})
+        self.assertEqual(r["error"], "denied", r)
+        self.assertIn("authenticate denied for user 'demo' on service 'expired' (stack result new_authtok_reqd)",
+                      d.log())
+
+    def test_a_failed_change_makes_no_session(self):
+        d = self.start(password_lines="password required debug password_update=authtok_err\n")
+        other = d.call({"op": "login", "service": "demo", "user": "demo", "password": "demo-password"})["session"]
+        r = d.call({"op": "login", "service": "expired", "user": "demo", "password": "demo-password"})
+        self.assertEqual(r["error"], "denied", r)
+        self.assertTrue(d.call({"op": "validate", "session": other})["ok"])
+        listed = d.ctl("sessions", "list", "--service", "expired", json_out=True)
+        self.assertEqual(listed.json["sessions"], [])
+
+    def test_without_password_lines_the_login_is_denied(self):
+        d = self.start(password_lines="")
+        r = d.call({"op": "login", "service": "expired", "user": "demo", "password": "demo-password"})
+        self.assertEqual(r["error"], "denied", r)
+
+
+if __name__ == "__main__":
+    unittest.main()
