@@ -197,5 +197,120 @@ class TestExpiredInLogin(DaemonTest):
         self.assertEqual(r["error"], "denied", r)
 
 
+FILE_STACK = ("auth requisite faillock deny=3 unlock_time=10min\n"
+              "auth required file path={users}\naccount required file path={users}\n"
+              "password requisite faillock deny=3 unlock_time=10min\n"
+              "password required file path={users} min_length=8\n")
+
+
+class TestFilePlugin(DaemonTest):
+    """The conversation with the `file` plugin: the current password, the new
+    one twice, a refusal that says why; its database really changes."""
+
+    def start(self, config_extra=""):
+        users = os.path.join(self.tmp, "users")
+        return self.daemon(services={"demo": FILE_STACK.format(users=users)},
+                           config_extra="[throttle]\nenabled = no\n" + config_extra)
+
+    def can_login(self, d, password):
+        r = d.call({"op": "authenticate", "service": "demo", "user": "demo", "password": password})
+        return r.get("ok", False)
+
+    def test_latchctl_on_a_terminal(self):
+        d = self.start()
+        other = d.call({"op": "login", "service": "demo", "user": "demo", "password": "demo-password"})["session"]
+        rc, out = on_pty([os.environ["LATCHCTL"], "--socket", d.sock, "passwd", "demo", "demo"],
+                         [(r"Current password: ?$", "demo-password"),
+                          (r"New password: ?$", "tiny7"), (r"Retype new password: ?$", "tiny7"),
+                          (r"New password: ?$", "a-new-passphrase"),
+                          (r"Retype new password: ?$", "a-new-passphrase")], d.env(), timeout=60)
+        self.assertEqual(rc, 0, out)
+        # The refusal said why, and the new password was asked again.
+        self.assertIn("BAD PASSWORD", out)
+        self.assertRegex(out, r"revoked:\s*1")
+        for secret in ("demo-password", "a-new-passphrase", "tiny7"):
+            self.assertNotIn(secret, out, "no answer is echoed")
+        self.assertTrue(self.can_login(d, "a-new-passphrase"))
+        self.assertFalse(self.can_login(d, "demo-password"))
+        self.assertFalse(d.call({"op": "validate", "session": other})["ok"])
+        log = d.log()
+        for secret in ("demo-password", "a-new-passphrase"):
+            self.assertNotIn(secret, log)
+
+    def test_json_and_respond(self):
+        d = self.start()
+        mine = d.call({"op": "login", "service": "demo", "user": "demo", "password": "demo-password"})["session"]
+        r = d.ctl("passwd", "demo", "demo", json_out=True)
+        self.assertEqual((r.returncode, r.json["error"]), (1, "challenge"), r.stdout + r.stderr)
+        self.assertEqual(r.json["prompts"], [{"style": "secret", "message": "Current password:"}])
+        r = d.ctl("respond", r.json["conversation"], input="demo-password\n", json_out=True)
+        self.assertEqual((r.returncode, r.json["error"]), (1, "challenge"), r.stdout + r.stderr)
+        self.assertEqual([p["message"] for p in r.json["prompts"]], ["New password:", "Retype new password:"])
+        r = d.ctl("respond", r.json["conversation"], input="a-new-passphrase\na-new-passphrase\n",
+                  json_out=True)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(r.json, {"user": "demo", "service": "demo", "revoked": 1})
+        self.assertTrue(self.can_login(d, "a-new-passphrase"))
+        # The same over the wire, keeping the caller's session.
+        mine = d.call({"op": "login", "service": "demo", "user": "demo", "password": "a-new-passphrase"})["session"]
+        c = d.call({"op": "passwd", "service": "demo", "user": "demo", "session": mine})
+        c = d.call({"op": "respond", "conversation": c["conversation"], "answers": ["a-new-passphrase"]})
+        r = d.call({"op": "respond", "conversation": c["conversation"],
+                    "answers": ["third-passphrase", "third-passphrase"]})
+        self.assertEqual((r["ok"], r["revoked"]), (True, 0), r)
+        self.assertTrue(d.call({"op": "validate", "session": mine})["ok"])
+
+    def test_wrong_current_password_is_denied_and_counted(self):
+        d = self.start()
+        for _ in range(3):
+            c = d.call({"op": "passwd", "service": "demo", "user": "demo"})
+            r = d.call({"op": "respond", "conversation": c["conversation"], "answers": ["wrong-password"]})
+            self.assertEqual((r["error"], r["message"]), ("denied", "authentication failed"), r)
+        self.assertFalse(self.can_login(d, "demo-password"), "locked by faillock after 3")
+        shown = d.ctl("faillock", "show", "demo", json_out=True)
+        self.assertEqual(len(shown.json["failures"]), 3, shown.json)
+        d.ctl("faillock", "reset", "demo")
+        self.assertTrue(self.can_login(d, "demo-password"), "the password did not change")
+
+    def test_unknown_user_reads_like_a_wrong_password(self):
+        d = self.start()
+        c = d.call({"op": "passwd", "service": "demo", "user": "nobody"})
+        self.assertEqual(c["prompts"], [{"style": "secret", "message": "Current password:"}])
+        r = d.call({"op": "respond", "conversation": c["conversation"], "answers": ["whatever"]})
+        self.assertEqual((r["error"], r["message"]), ("denied", "authentication failed"), r)
+
+    def test_expired_password_is_changed_during_login(self):
+        d = self.start()
+        other = d.call({"op": "login", "service": "demo", "user": "demo", "password": "demo-password"})["session"]
+        r = d.ctl("user", "expire", d.users, "demo")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        r = d.call({"op": "authenticate", "service": "demo", "user": "demo", "password": "demo-password"})
+        self.assertEqual(r["error"], "denied", "authenticate cannot change it: refused")
+        rc, out = on_pty([os.environ["LATCHCTL"], "--socket", d.sock, "login", "demo", "demo"],
+                         [(r"Password: ?$", "demo-password"), (r"New password: ?$", "a-new-passphrase"),
+                          (r"Retype new password: ?$", "a-new-passphrase")], d.env(), timeout=60)
+        self.assertEqual(rc, 0, out)
+        self.assertRegex(out, r"session:\s*\S{44}")
+        self.assertRegex(out, r"password_changed:\s*true")
+        self.assertNotIn("Current password", out, "the login's password is the current one")
+        self.assertFalse(d.call({"op": "validate", "session": other})["ok"], "the older session is revoked")
+        # The change cleared the expiry: the next login is a plain one.
+        r = d.call({"op": "login", "service": "demo", "user": "demo", "password": "a-new-passphrase"})
+        self.assertTrue(r["ok"], r)
+        self.assertNotIn("password_changed", r)
+        self.assertFalse(self.can_login(d, "demo-password"))
+
+    def test_expired_password_over_the_wire(self):
+        d = self.start()
+        d.ctl("user", "expire", d.users, "demo")
+        c = d.call({"op": "login", "service": "demo", "user": "demo", "password": "demo-password"})
+        self.assertEqual(c["error"], "challenge", c)
+        self.assertEqual([p["message"] for p in c["prompts"]], ["New password:", "Retype new password:"])
+        r = d.call({"op": "respond", "conversation": c["conversation"], "answers": ["a-new-passphrase"] * 2})
+        self.assertTrue(r["ok"], r)
+        self.assertEqual((r["password_changed"], r["revoked"]), (True, 0))
+        self.assertTrue(d.call({"op": "validate", "session": r["session"]})["ok"])
+
+
 if __name__ == "__main__":
     unittest.main()
