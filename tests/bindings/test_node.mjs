@@ -58,8 +58,12 @@ class Daemon {
     fs.writeFileSync(path.join(this.dir, 'services', 'demo'), stack);
     fs.writeFileSync(path.join(this.dir, 'services', 'private'), stack);
     fs.writeFileSync(path.join(this.dir, 'services', 'broken'), 'auth required debug auth=authinfo_unavail\n');
+    fs.writeFileSync(path.join(this.dir, 'services', 'pw'), stack + `password required file path=${users} min_length=8\n`);
     const r = spawnSync(process.env.LATCHCTL, ['user', 'add', users, 'demo', '--groups', 'users'], { input: 'demo-password\n' });
     assert.equal(r.status, 0, String(r.stderr));
+    // carol's password changes (the passwd test); demo's stays for the others.
+    const r2 = spawnSync(process.env.LATCHCTL, ['user', 'add', users, 'carol'], { input: 'carol-password\n' });
+    assert.equal(r2.status, 0, String(r2.stderr));
   }
   async start() {
     const log = fs.openSync(path.join(this.dir, 'latchd.log'), 'a');
@@ -111,6 +115,24 @@ test('login, validate, token, offline verify, logout', async () => {
   await c.logout(s.session);
   await assert.rejects(c.validate(s.session), L.InvalidSession);
   await assert.rejects(c.verify(token), /session has ended/);
+  c.close();
+});
+
+test('passwd: a conversation through the file plugin; the caller\'s session is kept', async () => {
+  const c = new L.Client(d.sock);
+  const mine = (await c.login('pw', 'carol', 'carol-password')).session;
+  const other = (await c.login('demo', 'carol', 'carol-password')).session;
+  const first = await c.passwd('pw', 'carol', { session: mine }).catch((e) => e);
+  assert.ok(first instanceof L.Challenge, String(first));
+  assert.deepEqual(first.prompts, [{ style: 'secret', message: 'Current password:' }]);
+  const second = await c.respond(first.conversation, ['carol-password']).catch((e) => e);
+  assert.ok(second instanceof L.Challenge, String(second));
+  assert.equal(second.answersNeeded, 2);
+  assert.deepEqual(await c.respond(second.conversation, ['a-new-passphrase', 'a-new-passphrase']),
+    { user: 'carol', service: 'pw', revoked: 1 });
+  assert.equal((await c.validate(mine)).user, 'carol');
+  await assert.rejects(c.validate(other), L.InvalidSession);
+  await assert.rejects(c.login('pw', 'carol', 'carol-password'), L.Denied);
   c.close();
 });
 

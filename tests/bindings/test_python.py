@@ -75,6 +75,37 @@ class LiveTest(harness.DaemonTest):
             c.verify(t)
         c.close()
 
+    def test_passwd_conversation(self):
+        users = os.path.join(self.tmp, "users")
+        stack = harness.DEFAULT_STACK.format(users=users) + f"password required file path={users} min_length=8\n"
+        d = self.daemon(services={"demo": stack})
+        c = latch.Client(d.sock)
+        mine = c.login("demo", "demo", "demo-password")["session"]
+        other = c.login("demo", "demo", "demo-password")["session"]
+        with self.assertRaises(latch.Challenge) as first:
+            c.passwd("demo", "demo", session=mine)
+        self.assertEqual(first.exception.prompts, [{"style": "secret", "message": "Current password:"}])
+        with self.assertRaises(latch.Challenge) as second:
+            c.respond(first.exception.conversation, ["demo-password"])
+        self.assertEqual(second.exception.answers_needed(), 2)
+        done = c.respond(second.exception.conversation, ["a-new-passphrase"] * 2)
+        self.assertEqual(done, {"user": "demo", "service": "demo", "revoked": 1})
+        self.assertEqual(c.validate(mine)["user"], "demo")
+        with self.assertRaises(latch.InvalidSession):
+            c.validate(other)
+
+        async def wrong():
+            a = latch.AsyncClient(d.sock)
+            try:
+                await a.passwd("demo", "demo")
+            except latch.Challenge as e:
+                await a.respond(e.conversation, ["demo-password"])
+            finally:
+                await a.close()
+        with self.assertRaises(latch.Denied):
+            asyncio.run(wrong())
+        c.close()
+
     def test_every_error_code(self):
         d = self.start()
         c = latch.Client(d.sock)
