@@ -2306,7 +2306,11 @@ static int store_write_kv(store *s, uint64_t upto, write_fn fn, void *userdata) 
                 return fn ? store_write(s, fn, userdata) : 0;
         }
         r = kv_snapshot_take(s, &c.snap);
-        if (r >= 0) {
+        if (r >= 0 && c.snap.n == 0) {
+                /* Nothing pending: every update so far is written. */
+                kv_snapshot_written(s, &c.snap);
+                r = fn ? store_write(s, fn, userdata) : 0;
+        } else if (r >= 0) {
                 r = store_write(s, kv_carry_txn, &c);
                 if (r >= 0)
                         kv_snapshot_written(s, &c.snap);

@@ -131,9 +131,40 @@ static void test_permissions(void **state) {
 
 /* ---- 6b. disk full ---- */
 
+/* Raises a u64 to *(uint64_t *) userdata when it is below (else leaves
+ * it), as the totp plugin records an accepted time step. */
+static int raise_fn(void *userdata, const void *old, size_t oldlen, void *newbuf, size_t *newlen) {
+        uint64_t want = *(uint64_t *) userdata, v = 0;
+
+        if (old && oldlen == sizeof v)
+                memcpy(&v, old, sizeof v);
+        if (v >= want)
+                return 0;
+        memcpy(newbuf, &want, sizeof want);
+        *newlen = sizeof want;
+        return 1;
+}
+
+/* A value as large as values go (LMDB puts it on overflow pages). */
+static int fill_fn(void *userdata, const void *old, size_t oldlen, void *newbuf, size_t *newlen) {
+        memset(newbuf, 0x5a, LATCH_KV_VALUE_MAX);
+        *newlen = LATCH_KV_VALUE_MAX;
+        return 1;
+}
+
+static uint64_t kv_u64(store *s, const char *key) {
+        uint64_t v = 0;
+        size_t len = sizeof v;
+
+        if (store_kv_get(s, "totp", key, strlen(key), &v, &len) != 0 || len != sizeof v)
+                return 0;
+        return v;
+}
+
 /* Runs in a child, since it lowers RLIMIT_FSIZE: the file can no longer
  * grow, which LMDB sees as EFBIG from pwrite(), as it would see ENOSPC on a
- * full disk. Returns an exit code: 0 when all went as expected. */
+ * full disk. Returns an exit code: 100 + the number of the key-value write
+ * that failed when all went as expected, else below 100: what did not. */
 static int disk_full_child(const char *dir) {
         store *s = NULL;
         struct rlimit rl;
@@ -175,9 +206,50 @@ static int disk_full_child(const char *dir) {
         if (list_count_nocmocka(s, "filler") != ok)
                 return 16;
         fprintf(stderr, "disk full: -ENOSPC after %zu sessions\n", ok);
-        store_close(s);
+
+        /* Key-value writes of their own fill what room is left: the one
+         * that fails stays recorded (it counts) for a later write. */
+        char filler[32];
+        for (i = 0; i < 100; i++) { /* 64 KiB of room: a few writes */
+                snprintf(filler, sizeof filler, "filler%zu", i);
+                r = store_kv_update(s, "totp", filler, strlen(filler), fill_fn, NULL);
+                if (r < 0)
+                        break;
+        }
+        if (r != -ENOSPC)
+                return 23;
+        uint8_t val[LATCH_KV_VALUE_MAX];
+        size_t len = sizeof val;
+        if (store_kv_get(s, "totp", filler, strlen(filler), val, &len) != 0 || len != sizeof val)
+                return 24;
+
+        /* A key-value update in a batch: recorded (it counts at once, and
+         * a second raise to the same step is refused), but the batch's end
+         * cannot make it durable and says so. */
+        struct store_kv_batch b = {};
+        uint64_t step = 9;
+        store_kv_batch_begin(s, &b);
+        if (store_kv_update(s, "totp", "bob", 3, raise_fn, &step) != 0 || b.seq == 0)
+                return 17;
+        uint64_t first = b.seq;
+        if (store_kv_update(s, "totp", "bob", 3, raise_fn, &step) != 0 || b.seq != first)
+                return 18;
+        if (store_kv_batch_end(&b) != -ENOSPC)
+                return 19;
+        if (kv_u64(s, "bob") != 9)
+                return 20;
+
+        /* Room again: the next write that carries updates writes it too.
+         * The process then ends without closing the store, so that only
+         * what was committed is left for the parent to find. */
+        rl.rlim_cur = RLIM_INFINITY;
+        if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
+                return 21;
+        if (store_kv_update(s, "totp", "alice", 5, raise_fn, &step) != 0)
+                return 22;
+        fprintf(stderr, "disk full: a key-value write failed after %zu; written once there was room\n", i);
         free(path);
-        return 0;
+        return 100 + (int) i; /* i < 100: the parent checks filler<i> */
 }
 
 static void test_disk_full(void **state) {
@@ -196,11 +268,25 @@ static void test_disk_full(void **state) {
                 _exit(disk_full_child(dir));
         assert_int_equal(waitpid(pid, &status, 0), pid);
         assert_true(WIFEXITED(status));
-        assert_int_equal(WEXITSTATUS(status), 0);
+        /* 100 + the number of the key-value write that failed (see the
+         * child); below 100, what went wrong. */
+        assert_true(WEXITSTATUS(status) >= 100);
 
         /* Intact, and writable again with room. */
         s = open_store(dir, 0, false);
         assert_int_equal(store_check_consistency(s), 0);
+        assert_int_equal(kv_u64(s, "alice"), 9);
+        assert_int_equal(kv_u64(s, "bob"), 9);
+        {
+                /* The key-value write that failed for want of room was
+                 * carried by the later one. */
+                char filler[32];
+                uint8_t val[LATCH_KV_VALUE_MAX];
+                size_t len = sizeof val;
+                snprintf(filler, sizeof filler, "filler%d", WEXITSTATUS(status) - 100);
+                assert_int_equal(store_kv_get(s, "totp", filler, strlen(filler), val, &len), 0);
+                assert_int_equal(len, sizeof val);
+        }
         assert_true(list_count(s, "filler", NULL, 0) > 0);
         size_t n;
         assert_int_equal(store_session_revoke_user(s, "filler", &n), 0);
