@@ -19,13 +19,21 @@
  * /etc/pam.d (root only; the files carry a unique prefix and are removed at
  * exit, on failure and on signals).
  *
+ * Logins: each stack is also run as login(1) runs PAM (pam_authenticate(),
+ * pam_acct_mgmt(), and pam_chauthtok(PAM_CHANGE_EXPIRED_AUTHTOK) when that
+ * answered PAM_NEW_AUTHTOK_REQD, on one handle) against one
+ * stack_authenticate_step() with change_expired; two stacks in five are
+ * "login-like" (a line of each type, results mostly success, account lines
+ * often new_authtok_reqd) so that expired passwords are common.
+ *
  * libpam 1.5's pam_chauthtok() treats no result of the preliminary pass
  * specially: each pass is an ordinary _pam_dispatch() (no frozen chain, as
  * pam_setcred() has), the update pass runs only when the first returned
  * PAM_SUCCESS, and its result is the answer. Mutating the engine (no update
  * pass; an update pass after a failed preliminary one; the preliminary pass
  * run again when a waiting update pass resumes) makes this test report
- * mismatches for this seed (129, 1037 and 13 of 3000 stacks).
+ * mismatches; so does a login that does not go on through the password
+ * stack.
  *
  * Conversations: with STACK_DIFF_ASKER naming tests/stack/pam_asker.so, a
  * third of the module lines are "askers" instead, which return
@@ -152,6 +160,9 @@ static void random_bracket(char *buf, size_t size) {
 /* The type most lines of the current stack get, so that each stack has a
  * long part of one type rather than three short ones. */
 static const char *main_type, *other_type, *third_type;
+/* A stack whose lines mostly succeed, and whose account lines often say the
+ * password expired: logins that go on to change it. */
+static bool login_like;
 #define N_TYPES _STACK_TYPE_MAX
 
 static void random_line(struct gline *l, int file) {
@@ -189,16 +200,17 @@ static void random_line(struct gline *l, int file) {
                         n += (size_t) snprintf(l->args + n, sizeof(l->args) - n, " [x y\\]z]");
                 if (chance(90))
                         n += (size_t) snprintf(l->args + n, sizeof(l->args) - n, " auth=%s",
-                                               random_result());
+                                               login_like && chance(80) ? "success" : random_result());
                 if (chance(90))
                         n += (size_t) snprintf(l->args + n, sizeof(l->args) - n, " acct=%s",
-                                               random_result());
+                                               login_like && chance(70) ? (chance(50) ? "new_authtok_reqd" : "success")
+                                                                        : random_result());
                 if (chance(90))
                         n += (size_t) snprintf(l->args + n, sizeof(l->args) - n, " prechauthtok=%s",
-                                               random_result());
+                                               login_like && chance(70) ? "success" : random_result());
                 if (chance(90))
                         n += (size_t) snprintf(l->args + n, sizeof(l->args) - n, " chauthtok=%s",
-                                               random_result());
+                                               login_like && chance(70) ? "success" : random_result());
         }
 }
 
@@ -206,13 +218,20 @@ static void random_stack(struct gfile files[N_FILES]) {
         static const char *const types[N_TYPES] = { "auth", "account", "password" };
         unsigned m = pick(N_TYPES), o = (m + 1 + pick(N_TYPES - 1)) % N_TYPES;
 
+        login_like = chance(40);
         main_type = types[m];
         other_type = types[o];
         third_type = types[N_TYPES - m - o];
         for (int f = 0; f < N_FILES; f++) {
                 files[f].n = 1 + (int) pick(f == 0 ? 6 : 5);
-                for (int i = 0; i < files[f].n; i++)
+                if (login_like && f == 0 && files[f].n < N_TYPES)
+                        files[f].n = N_TYPES;
+                for (int i = 0; i < files[f].n; i++) {
                         random_line(&files[f].lines[i], f);
+                        /* A login-like service has a line of each type. */
+                        if (login_like && f == 0 && i < N_TYPES)
+                                files[f].lines[i].type = types[i];
+                }
         }
 }
 
@@ -294,6 +313,38 @@ static int pam_eval(const char *confdir, const char *service, enum stack_type ty
                     : type == STACK_ACCOUNT ? pam_acct_mgmt(pamh, PAM_SILENT)
                                             : pam_chauthtok(pamh, PAM_SILENT);
                 if (r != PAM_INCOMPLETE)
+                        break;
+        }
+        pam_end(pamh, r);
+        return r;
+}
+
+/* A login as login(1) or sshd runs it: pam_authenticate(), then
+ * pam_acct_mgmt(), and when that answers PAM_NEW_AUTHTOK_REQD,
+ * pam_chauthtok(PAM_CHANGE_EXPIRED_AUTHTOK), on one handle, each resumed
+ * while it answers PAM_INCOMPLETE. *ret_expired tells whether the change
+ * ran. */
+static int pam_login(const char *confdir, const char *service, bool *ret_expired) {
+        struct pam_conv conv = { null_conv, NULL };
+        pam_handle_t *pamh = NULL;
+        int r, step = 0;
+
+        *ret_expired = false;
+        r = pam_start_confdir(service, "latchtest", &conv, confdir, &pamh);
+        if (r != PAM_SUCCESS)
+                return -1000 - r;
+        for (int round = 0; round < 3 * ROUNDS_MAX; round++) {
+                r = step == 0   ? pam_authenticate(pamh, PAM_SILENT)
+                    : step == 1 ? pam_acct_mgmt(pamh, PAM_SILENT)
+                                : pam_chauthtok(pamh, PAM_SILENT | PAM_CHANGE_EXPIRED_AUTHTOK);
+                if (r == PAM_INCOMPLETE)
+                        continue;
+                if (step == 0 && r == PAM_SUCCESS)
+                        step = 1;
+                else if (step == 1 && r == PAM_NEW_AUTHTOK_REQD) {
+                        step = 2;
+                        *ret_expired = true;
+                } else
                         break;
         }
         pam_end(pamh, r);
@@ -382,6 +433,32 @@ static void diag_print(void *userdata, const char *file, unsigned line, const ch
 }
 
 static unsigned resumed[N_TYPES]; /* latch evaluations that resumed a stack */
+
+/* The same login through stack_authenticate_step() with change_expired, on a
+ * fresh load (the askers count their calls afresh, as on a new PAM handle). */
+static int latch_login(const char *dir, bool *ret_expired) {
+        struct services *s = NULL;
+        struct stack_auth_state state = { .change_expired = true };
+        const struct stack *st;
+        int r;
+
+        r = services_load_file(dir, "svc", &debug_ops, NULL, diag_print, NULL, &s);
+        if (r < 0)
+                return r;
+        st = services_find(s, "svc");
+        for (int round = 0; round < 3 * ROUNDS_MAX; round++) {
+                r = stack_authenticate_step(st, NULL, &state);
+                if (r != LATCH_INCOMPLETE)
+                        break;
+        }
+        if (r == LATCH_INCOMPLETE)
+                stack_authenticate_end(st, NULL, &state, LATCH_CONV_ERR);
+        *ret_expired = state.type == STACK_PASSWORD;
+        if (state.password_changed != (r == LATCH_SUCCESS && *ret_expired))
+                r = -EBADE; /* the flag lies */
+        services_free(s);
+        return r;
+}
 
 static bool has_asker(const struct gfile files[N_FILES]) {
         for (int f = 0; f < N_FILES; f++)
@@ -520,7 +597,7 @@ int main(void) {
         char tmp[] = "/tmp/latch-stackdiff-XXXXXX", pamdir[256], pamdir_slash[260], latchdir[256];
         static const char *const local_names[N_FILES] = { "svc", "sub1", "sub2" };
         const char *etc_name_ptrs[N_FILES];
-        unsigned mismatches = 0, ran = 0, pamtester_ran = 0, nonempty[N_TYPES] = {}, pamtester_ran_type[N_TYPES] = {}, hist[N_TYPES][_LATCH_RESULT_MAX] = {};
+        unsigned mismatches = 0, ran = 0, pamtester_ran = 0, nonempty[N_TYPES] = {}, pamtester_ran_type[N_TYPES] = {}, logins_expired = 0, logins_changed = 0, hist[N_TYPES][_LATCH_RESULT_MAX] = {};
         int r;
 
         if ((e = getenv("STACK_DIFF_SEED")))
@@ -613,6 +690,27 @@ int main(void) {
                 }
                 ran++;
 
+                /* A whole login, expired password included. */
+                {
+                        bool pam_expired = false, latch_expired = false;
+                        int pl = pam_login(pamdir, "svc", &pam_expired), ll = latch_login(latchdir, &latch_expired);
+
+                        logins_expired += pam_expired;
+                        logins_changed += pam_expired && pl == PAM_SUCCESS;
+                        if (pl != ll || pam_expired != latch_expired) {
+                                mismatches++;
+                                if (mismatches <= 10) {
+                                        fprintf(stderr,
+                                                "MISMATCH stack %u (seed %llu): login pam=%s%s latch=%s%s\n", n,
+                                                (unsigned long long) seed, name_of(pl),
+                                                pam_expired ? " (expired)" : "", ll < 0 ? strerror(-ll) : name_of(ll),
+                                                latch_expired ? " (expired)" : "");
+                                        print_stack(stderr, files);
+                                }
+                                continue;
+                        }
+                }
+
                 if (pam_r[0] != latch_r[0] || pam_r[1] != latch_r[1] || pam_r[2] != latch_r[2]) {
                         mismatches++;
                         if (mismatches <= 10) {
@@ -671,6 +769,8 @@ int main(void) {
                "modules, %u with account modules, %u with password modules; %u mismatches\n",
                (unsigned long long) seed, ran, pamtester_ran, pamtester_ran_type[0], pamtester_ran_type[1],
                pamtester_ran_type[2], nonempty[0], nonempty[1], nonempty[2], mismatches);
+        printf("  logins (auth, account, then the password stack when the account stack answered "
+               "new_authtok_reqd): %u expired, %u of them changed the password\n", logins_expired, logins_changed);
         printf("  conversations: %u stacks with modules that return incomplete before deciding; "
                "%u auth, %u account and %u password changes resumed\n", with_askers, resumed[0], resumed[1],
                resumed[2]);
