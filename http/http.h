@@ -27,6 +27,8 @@ struct http_request {
         char *body;             /* may hold a password: wiped when the request ends */
         size_t body_len;
         bool body_too_large;
+        const char *user;       /* the signed-in user, once a route checked the
+                                 * session (borrowed from its validate answer) */
 };
 
 /* The latchd client of the calling thread, made on first use (each
@@ -108,7 +110,8 @@ int http_signed_in(struct http_request *r, latch_client **ret_client, char **ret
 
 /*
  * Conversations (converse.c). A flow is what a sequence of step forms is
- * for (a login: POST /login, then /login/step). It says where its forms post, where
+ * for: a login (POST /login, then /login/step) or a password change (POST
+ * /password, then /password/step). It says where its forms post, where
  * "start again" leads, and how an answer of latchd ends it. `clear` is the
  * Set-Cookie value that clears the step cookie; `new_password` says
  * whether the answered step asked for a new password.
@@ -132,6 +135,7 @@ struct http_flow {
 };
 
 extern const struct http_flow http_flow_login;
+extern const struct http_flow http_flow_passwd;
 
 /* The step form for the challenge that the last call on `client` failed
  * with (LATCH_ERR_CHALLENGE), which keeps the conversation id in an
@@ -144,9 +148,13 @@ enum MHD_Result http_step_post(struct http_request *r, const struct http_flow *f
 /* GET of a step form's address (a reload, a bookmark): "start again". */
 enum MHD_Result http_step_get(struct http_request *r, const struct http_flow *flow);
 
-/* The routes (routes.c, converse.c). */
+/* The routes (routes.c, converse.c, password.c). */
 enum MHD_Result route_login_step_form(struct http_request *r);
 enum MHD_Result route_login_step(struct http_request *r);
+enum MHD_Result route_password_form(struct http_request *r);
+enum MHD_Result route_password(struct http_request *r);
+enum MHD_Result route_password_step_form(struct http_request *r);
+enum MHD_Result route_password_step(struct http_request *r);
 enum MHD_Result route_auth(struct http_request *r);
 enum MHD_Result route_login_form(struct http_request *r);
 enum MHD_Result route_login_redirect(struct http_request *r);
@@ -217,6 +225,16 @@ enum MHD_Result route_account_totp_remove_step_form(struct http_request *r);
 
 /* The title of the password pages and of a login step asking a new one. */
 #define HTTP_PASSWORD_TITLE "Change your password"
+
+/* The first page of a password change (page.c): who is signed in (user
+ * NULL: not said), `error` (NULL: none), a button that starts the change
+ * (a form posting to /password) unless !can_start, and a link back to rd.
+ * New string or NULL. */
+char *http_password_page(const char *user, const char *rd, const char *csrf, const char *error, bool can_start);
+
+/* The last page of a password change: done, how many other sessions were
+ * signed out, and a link on to rd. New string or NULL. */
+char *http_password_done_page(const char *user, const char *rd, int64_t revoked);
 
 /* Binds and listens on a Unix socket at `path` (replacing a stale one)
  * with permissions `mode` (server.c). Returns the fd or a negative errno. */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The pages of latch-http (login, the steps of a conversation): plain HTML, no script (works without JavaScript),
+ * The pages of latch-http (login, the steps of a conversation, the
+ * password change): plain HTML, no script (works without JavaScript),
  * labels tied to their inputs, autocomplete hints for password managers, a
  * viewport for phones, and errors announced to screen readers. Every string
  * put in a page is escaped.
@@ -190,4 +191,58 @@ char *http_page(const char *title, const char *body) {
         if (!t || asprintf(&page, any_format, t, t, body ? body : "") < 0)
                 return NULL;
         return page;
+}
+
+static const char password_start_format[] =
+        "<form method=\"post\" action=\"/password\">\n"
+        "<input type=\"hidden\" name=\"csrf\" value=\"%s\">\n"
+        "<input type=\"hidden\" name=\"rd\" value=\"%s\">\n"
+        "<button type=\"submit\" autofocus>Change password</button>\n"
+        "</form>\n";
+
+char *http_password_page(const char *user, const char *rd, const char *csrf, const char *error, bool can_start) {
+        _cleanup_free_ char *u = http_html_escape(user ? user : "");
+        _cleanup_free_ char *r = http_html_escape(rd ? rd : "/");
+        _cleanup_free_ char *c = http_html_escape(csrf ? csrf : "");
+        _cleanup_free_ char *e = error ? http_html_escape(error) : NULL;
+        _cleanup_free_ char *error_html = NULL, *who = NULL, *form = NULL, *body = NULL;
+
+        if (!u || !r || !c || (error && !e))
+                return NULL;
+        if (asprintf(&error_html, e ? "<p class=\"error\" role=\"alert\" id=\"error\">%s</p>\n" : "%s",
+                     e ? e : "") < 0)
+                return NULL;
+        /* No name when latchd could not say whose session it is. */
+        if (user ? asprintf(&who, "<p>Signed in as <strong id=\"user\">%s</strong>.</p>\n", u) < 0
+                 : !(who = strdup("")))
+                return NULL;
+        if (can_start ? asprintf(&form, password_start_format, c, r) < 0 : !(form = strdup("")))
+                return NULL;
+        if (asprintf(&body, "%s%s%s<p><a id=\"back\" href=\"%s\">Back</a></p>\n", error_html, who, form, r) < 0)
+                return NULL;
+        return http_page(HTTP_PASSWORD_TITLE, body);
+}
+
+char *http_password_done_page(const char *user, const char *rd, int64_t revoked) {
+        _cleanup_free_ char *u = http_html_escape(user ? user : "");
+        _cleanup_free_ char *r = http_html_escape(rd ? rd : "/");
+        _cleanup_free_ char *sessions = NULL, *body = NULL;
+
+        if (!u || !r)
+                return NULL;
+        if (revoked > 0) {
+                if (asprintf(&sessions, "This session stays signed in; %lld other session%s of this account %s "
+                             "signed out.", (long long) revoked, revoked == 1 ? "" : "s",
+                             revoked == 1 ? "was" : "were") < 0)
+                        return NULL;
+        } else if (!(sessions = strdup("This session stays signed in.")))
+                return NULL;
+        if (asprintf(&body,
+                     "<p class=\"info\" role=\"status\" id=\"done\">The password of <strong id=\"user\">%s</strong> "
+                     "has been changed.</p>\n"
+                     "<p id=\"revoked\">%s</p>\n"
+                     "<p><a id=\"continue\" href=\"%s\">Continue</a></p>\n",
+                     u, sessions, r) < 0)
+                return NULL;
+        return http_page("Password changed", body);
 }

@@ -8,6 +8,9 @@
  *   GET  /login, POST /login      the form; login sets the cookie, redirects
  *   POST /login/step              the next form of a login whose stack asks
  *                                 more (converse.c); GET: "start again"
+ *   GET  /password, POST /password, /password/step
+ *                                 a signed-in user changes the password
+ *                                 (password.c)
  *   GET  /login-redirect          for nginx's error_page: 303 to the form, with
  *                                 X-Original-URI (the page asked for) as rd
  *   POST /logout                  ends the session, clears the cookie

@@ -188,6 +188,8 @@ static enum MHD_Result dispatch(struct http_request *r) {
                 { "/login/step", route_login_step_form, route_login_step },
                 { "/login-redirect", route_login_redirect, NULL },
                 { "/logout", NULL, route_logout },
+                { "/password", route_password_form, route_password },
+                { "/password/step", route_password_step_form, route_password_step },
                 { "/token", route_token, NULL },
                 { "/.well-known/jwks.json", route_jwks, NULL },
                 { "/account/totp", route_account_totp, NULL },

@@ -86,10 +86,10 @@ class Stack:
 
     @staticmethod
     def start_latchd(tmp, latchd, latchctl, plugin_dir, service, users, second_factor=False):
-        """Starts latchd with a `file` stack for `service` (with
-        second_factor, after it an optional `totp` line: plugin_dir must
-        hold totp.so) and the users {name: (password, groups)}; returns
-        (process, socket path)."""
+        """Starts latchd with a `file` stack for `service` (auth, account and
+        password lines; with second_factor, after the password an optional
+        `totp` line: plugin_dir must hold totp.so) and the users {name:
+        (password, groups)}; returns (process, socket path)."""
         sock = os.path.join(tmp, "latchd.sock")
         users_file = os.path.join(tmp, "users")
         os.makedirs(os.path.join(tmp, "services"), exist_ok=True)
@@ -100,7 +100,8 @@ class Stack:
             f.write(f"auth required file path={users_file}\n" +
                     ("auth [success=ok user_unknown=ignore default=bad] totp issuer=latch-demo\n"
                      if second_factor else "") +
-                    f"account required file path={users_file}\n")
+                    f"account required file path={users_file}\n"
+                    f"password required file path={users_file}\n")
         for name, (password, groups) in users.items():
             subprocess.run([latchctl, "user", "add", users_file, name, "--groups", groups],
                            input=password + "\n", text=True, check=True, capture_output=True)

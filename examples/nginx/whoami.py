@@ -11,6 +11,7 @@ Usage: whoami.py PORT
 
 import html
 import sys
+from urllib.parse import quote
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PAGE = """<!DOCTYPE html>
@@ -30,6 +31,7 @@ button{{font:inherit;padding:.5rem 1rem}}
 <p>Signed in as <strong id="user">{user}</strong>.</p>
 <p>Groups: <span id="groups">{groups}</span></p>
 <p>Path: <code id="path">{path}</code></p>
+<p><a id="password" href="/password?rd={rd}">Change password</a></p>
 <form method="post" action="/logout">
 <button type="submit" id="logout">Sign out</button>
 </form>
@@ -45,7 +47,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         body = PAGE.format(user=html.escape(self.headers.get("X-Latch-User", "")),
                            groups=html.escape(self.headers.get("X-Latch-Groups", "")),
-                           path=html.escape(self.path)).encode()
+                           path=html.escape(self.path),
+                           rd=html.escape(quote(self.path, safe="/"))).encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Cache-Control", "no-store")

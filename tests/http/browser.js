@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 // The browser walk of the latch-http test, in headless Debian chromium
-// driven by playwright-core. Usage: node browser.js URL USER_DATA_DIR SCREENSHOT_DIR [two-step]
+// driven by playwright-core. Usage: node browser.js URL USER_DATA_DIR SCREENSHOT_DIR [MODE]
 // Prints one JSON object with what it saw; exits non-zero on a failed step.
 // With two-step, it walks a login whose stack asks a code after the
 // password (the service of TwoStepBrowser in test_browser.py). With totp,
 // it sets up two-factor authentication on /account/totp, reading the key
 // from the page and making codes with oathtool, signs in with password and
-// code, and turns it off (TotpBrowser).
+// code, and turns it off (TotpBrowser). With password, a signed-in user
+// changes the password; with expired, a login whose password must be
+// changed first (PasswordBrowser).
 'use strict';
 
 const { execFileSync } = require('child_process');
@@ -238,6 +240,118 @@ async function totpWalk(context, page) {
   await page.screenshot({ path: shots + '/account-5-removed.png', fullPage: true });
 }
 
+// The password page: from the protected page's link, the current
+// password, two new ones that differ (refused, asked again), the right
+// ones, the done page, back to the page still signed in; then the old
+// password no longer signs in and the new one does.
+const NEW_PASSWORD = 'a-new-passphrase';
+
+async function changePassword(context, page) {
+  const click = async (locator) => Promise.all([page.waitForNavigation(), locator.click()]);
+  const heading = async () => page.locator('h1').textContent();
+  const signIn = async (password) => {
+    await page.getByLabel('User name').fill('demo');
+    await page.getByLabel('Password', { exact: true }).fill(password);
+    await click(page.getByRole('button', { name: 'Sign in' }));
+  };
+
+  await page.goto(base + '/app/page');
+  await signIn('demo-password');
+  step('signed in', (await page.locator('#user').textContent()) === 'demo', page.url());
+  const before = (await context.cookies()).find((c) => c.name === '__Host-latch');
+
+  // 1. The page's link leads to the password page, which names the user.
+  await click(page.locator('#password'));
+  const u = new URL(page.url());
+  step('the link leads to /password', u.pathname === '/password' && u.searchParams.get('rd') === '/app/page',
+       page.url());
+  step('the password page names the user', (await heading()) === 'Change your password' &&
+       (await page.locator('#user').textContent()) === 'demo', await page.content());
+  await page.screenshot({ path: shots + '/browser-9-password.png' });
+
+  // 2. Its button: the current password, a step form of the change.
+  await click(page.getByRole('button', { name: 'Change password' }));
+  const current = page.getByLabel('Current password:', { exact: true });
+  step('the current password is asked', await current.count() === 1 &&
+       await current.getAttribute('type') === 'password' &&
+       await current.getAttribute('autocomplete') === 'current-password', await page.content());
+  step('the step is titled as a password change', (await heading()) === 'Change your password', await heading());
+  await page.screenshot({ path: shots + '/browser-10-password-current.png' });
+  await current.fill('demo-password');
+  await click(page.getByRole('button', { name: 'Continue' }));
+
+  // 3. The new password twice; two that differ are refused and asked again.
+  const fresh = page.getByLabel('New password:', { exact: true });
+  const again = page.getByLabel('Retype new password:', { exact: true });
+  step('the new password is asked twice', await fresh.count() === 1 && await again.count() === 1 &&
+       await fresh.getAttribute('autocomplete') === 'new-password' &&
+       await again.getAttribute('autocomplete') === 'new-password', await page.content());
+  await page.screenshot({ path: shots + '/browser-11-password-new.png' });
+  await fresh.fill(NEW_PASSWORD);
+  await again.fill(NEW_PASSWORD + '-typo');
+  await click(page.getByRole('button', { name: 'Continue' }));
+  const error = await page.locator('p.error').textContent().catch(() => null);
+  step('two different new passwords are refused, with the reason',
+       error === 'Sorry, passwords do not match.' && await page.getByLabel('New password:', { exact: true }).count() === 1,
+       String(error));
+  await page.screenshot({ path: shots + '/browser-12-password-mismatch.png' });
+  await page.getByLabel('New password:', { exact: true }).fill(NEW_PASSWORD);
+  await page.getByLabel('Retype new password:', { exact: true }).fill(NEW_PASSWORD);
+  await click(page.getByRole('button', { name: 'Continue' }));
+
+  // 4. Done: the page says so; this session stays.
+  step('the done page', (await heading()) === 'Password changed' &&
+       /has been changed/.test(await page.locator('#done').textContent()), await page.content());
+  step('the done page says the other session was signed out',
+       /1 other session of this account was signed out/.test(await page.locator('#revoked').textContent()),
+       await page.locator('#revoked').textContent());
+  step('the step cookie is gone', !(await context.cookies()).some((c) => c.name === '__Host-latch-step'),
+       'still there');
+  await page.screenshot({ path: shots + '/browser-13-password-changed.png' });
+  const after = (await context.cookies()).find((c) => c.name === '__Host-latch');
+  step('the same session cookie', !!after && after.value === before.value, 'changed');
+  await click(page.locator('#continue'));
+  step('back on the page, still signed in', new URL(page.url()).pathname === '/app/page' &&
+       (await page.locator('#user').textContent()) === 'demo', page.url());
+
+  // 5. Signed out: the old password is refused, the new one signs in.
+  await click(page.locator('#logout'));
+  await page.goto(base + '/app/page');
+  await signIn('demo-password');
+  step('the old password is refused', (await page.locator('#error').textContent()) ===
+       'Wrong user name or password.', page.url());
+  await signIn(NEW_PASSWORD);
+  step('the new password signs in', (await page.locator('#user').textContent()) === 'demo', page.url());
+}
+
+// A login whose password must be changed: the same forms go on to the new
+// password, and the login ends signed in.
+async function expiredPassword(context, page) {
+  const click = async (locator) => Promise.all([page.waitForNavigation(), locator.click()]);
+  await page.goto(base + '/app/page');
+  await page.getByLabel('User name').fill('demo');
+  await page.getByLabel('Password', { exact: true }).fill('demo-password');
+  await click(page.getByRole('button', { name: 'Sign in' }));
+  step('the login goes on to a password change', (await page.locator('h1').textContent()) ===
+       'Change your password' && (await page.locator('#note').textContent()) ===
+       'Your password must be changed before you can sign in.', await page.content());
+  step('only the new password is asked (the login gave the current one)',
+       await page.getByLabel('New password:', { exact: true }).count() === 1 &&
+       await page.getByLabel('Retype new password:', { exact: true }).count() === 1 &&
+       await page.getByLabel('Current password:', { exact: true }).count() === 0, await page.content());
+  step('no session yet', !(await context.cookies()).some((c) => c.name === '__Host-latch'), 'set');
+  await page.screenshot({ path: shots + '/browser-14-expired.png' });
+  await page.getByLabel('New password:', { exact: true }).fill(NEW_PASSWORD);
+  await page.getByLabel('Retype new password:', { exact: true }).fill(NEW_PASSWORD);
+  await click(page.getByRole('button', { name: 'Continue' }));
+  step('signed in on the page asked for', new URL(page.url()).pathname === '/app/page' &&
+       (await page.locator('#user').textContent()) === 'demo', page.url());
+  const session = (await context.cookies()).find((c) => c.name === '__Host-latch');
+  step('the session cookie is set as by any login',
+       !!session && session.secure && session.httpOnly && session.sameSite === 'Lax', JSON.stringify(session));
+  await page.screenshot({ path: shots + '/browser-15-expired-signed-in.png', fullPage: true });
+}
+
 (async () => {
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: '/usr/bin/chromium',
@@ -253,6 +367,10 @@ async function totpWalk(context, page) {
       await twoStep(context, page);
     else if (mode === 'totp')
       await totpWalk(context, page);
+    else if (mode === 'password')
+      await changePassword(context, page);
+    else if (mode === 'expired')
+      await expiredPassword(context, page);
     else
       await oneStep(context, page);
     seen.ok = true;

@@ -8,7 +8,10 @@ off, the form fits and signing in works. And a two-step login (password,
 then a code on a second form; a wrong code; a used step opened again).
 And two-factor authentication set up by the user on /account/totp (the QR
 code page, the key read from it, a code from oathtool), then a login with
-password and code, and its removal. Screenshots go to the build folder.
+password and code, and its removal. A password change from the protected
+page's link (current password, new passwords that differ, then the right
+ones, the done page), and a login whose password must be changed first.
+Screenshots go to the build folder.
 
 Exits 77 (skipped) when chromium, node, npm or nginx is missing, or when
 playwright-core cannot be installed (no registry)."""
@@ -105,6 +108,41 @@ class TotpBrowser(HttpTest):
                                capture_output=True, text=True, timeout=60)
             self.assertEqual(r.stdout.strip(), f"otpauth://totp/Demo:demo?secret={seen['secret']}&issuer=Demo"
                                                "&algorithm=SHA1&digits=6&period=10", r.stderr)
+
+
+PASSWORD_STACK = ("auth required file path={users}\n"
+                  "account required file path={users}\n"
+                  "password required file path={users}\n")
+
+
+class PasswordBrowser(HttpTest):
+    """The password page, and a login whose password must be changed."""
+
+    services = {"demo": PASSWORD_STACK}
+
+    def test_change_password_walk(self):
+        shots = ("browser-9-password.png", "browser-10-password-current.png", "browser-11-password-new.png",
+                 "browser-12-password-mismatch.png", "browser-13-password-changed.png")
+        for name in shots:
+            if os.path.exists(os.path.join(ARTIFACTS, name)):
+                os.unlink(os.path.join(ARTIFACTS, name))
+        # Another session of demo's, which the change signs out.
+        r = self.d.ctl("--json", "login", "demo", "demo", input="demo-password\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        other = json.loads(r.stdout)["session"]
+        walk(self, "password", shots)
+        self.assertEqual(self.d.ctl("validate", "-", input=other + "\n").returncode, 1)
+
+    def test_expired_password_walk(self):
+        shots = ("browser-14-expired.png", "browser-15-expired-signed-in.png")
+        for name in shots:
+            if os.path.exists(os.path.join(ARTIFACTS, name)):
+                os.unlink(os.path.join(ARTIFACTS, name))
+        r = self.d.ctl("user", "expire", self.d.users, "demo")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        walk(self, "expired", shots)
+        r = self.d.ctl("authenticate", "demo", "demo", input="a-new-passphrase\n")
+        self.assertEqual(r.returncode, 0, "the new password is stored, and no longer expired")
 
 
 class Browser(HttpTest):
