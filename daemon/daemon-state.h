@@ -67,6 +67,7 @@ struct daemon {
         struct workqueue *writer;      /* synced LMDB writes */
         struct throttle *throttle;
         struct conversations *conversations; /* challenges waiting for `respond` (conversation.c) */
+        unsigned conversations_ending;       /* their endings queued on the pool, not yet done (op-auth.c) */
         sd_event_source *conversation_timer;
 
         int listen_fd;

@@ -333,9 +333,9 @@ static unsigned inflight_total(struct daemon *d) {
 static int on_stop_check(sd_event_source *s, uint64_t usec, void *userdata) {
         struct daemon *d = userdata;
 
-        /* The pool too: the endings of the conversations that were
-         * waiting report their failure there. */
-        if ((inflight_total(d) == 0 && workqueue_pending(d->pool) == 0) || now_usec() >= d->stop_deadline) {
+        /* And the endings of the conversations that were waiting: they
+         * report their failure on the pool. */
+        if ((inflight_total(d) == 0 && d->conversations_ending == 0) || now_usec() >= d->stop_deadline) {
                 sd_event_exit(d->event, 0);
                 return 0;
         }

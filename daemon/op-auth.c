@@ -251,6 +251,7 @@ static void conversation_end_done(struct work *w) {
         struct daemon *d = j->d;
 
         throttle_done(d->throttle, &j->ticket, false, now_usec());
+        d->conversations_ending--;
 }
 
 /* Ends conversation job j, which the caller hands over, as a failure. */
@@ -275,6 +276,7 @@ static void conversation_end(struct auth_job *j, const char *why) {
         /* Past a full queue: a conversation that ended unreported would be
          * a free guess for faillock and the throttle. Their number is
          * bounded by the conversation table's. */
+        j->d->conversations_ending++;
         if (j->d->pool && workqueue_submit_always(j->d->pool, &j->work) == 0)
                 return;
         /* No pool any more (latchd is exiting with a pool thread stuck):
