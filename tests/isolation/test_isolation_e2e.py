@@ -5,7 +5,9 @@ A plugin that crashes and one that hangs, both in worker processes, cost
 their own requests (`unavailable`, within the plugin's deadline) and nothing
 else: the daemon keeps answering every other client promptly. Workers can
 also be reached through a socket where systemd (here
-systemd-socket-activate --accept --inetd) starts one per connection.
+systemd-socket-activate --accept --inetd) starts one per connection. A
+password change and an expired password's change inside a login work with
+the file plugin's lines isolated as they do in process.
 """
 
 import os
@@ -217,6 +219,65 @@ class TestIsolation(DaemonTest):
         self.assertIn("plugin 'debug': more than 2 conversations waiting on workers of one line "
                       "(max_waiting); the oldest was ended", log)
         self.assertIn("the conversation had been ended to make room for newer ones (max_waiting 2)", log)
+
+    FILE_PW = ("auth required file path={users}\naccount required file path={users}\n"
+               "password required file path={users} min_length=8\n")
+
+    def file_workers(self, d):
+        """The latch-worker processes latchd started for the file plugin."""
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except (OSError, ValueError, IndexError):
+                continue
+            plugin = argv[argv.index(b"--plugin") + 1] if b"--plugin" in argv[:-1] else b""
+            if ppid == d.proc.pid and os.path.basename(plugin) == b"file.so":
+                found.append(int(pid))
+        return found
+
+    def test_password_change_in_a_worker(self):
+        # The file plugin's password changes, its lines isolated: the same
+        # conversations and the same database changes as in latchd
+        # (tests/e2e/test_passwd.py), the items crossing the worker
+        # protocol (the current password the preliminary pass sets, the
+        # login's password for an expired one).
+        d = self.daemon(config_extra="[plugin.file]\nisolate = yes\n[throttle]\nenabled = no\n",
+                        services={"demo": self.FILE_PW.format(users=os.path.join(self.tmp, "users"))})
+        c = d.call({"op": "passwd", "service": "demo", "user": "demo"})
+        self.assertEqual(c["prompts"], [{"style": "secret", "message": "Current password:"}], c)
+        c = d.call({"op": "respond", "conversation": c["conversation"], "answers": ["demo-password"]})
+        self.assertEqual([p["message"] for p in c["prompts"]], ["New password:", "Retype new password:"], c)
+        r = d.call({"op": "respond", "conversation": c["conversation"], "answers": ["a-new-passphrase"] * 2})
+        self.assertTrue(r["ok"], r)
+        self.assertTrue(self.file_workers(d), "the file plugin ran in latch-worker processes")
+        ok = lambda pw: d.call({"op": "authenticate", "service": "demo", "user": "demo", "password": pw}).get("ok")
+        self.assertTrue(ok("a-new-passphrase"))
+        self.assertFalse(ok("demo-password"))
+
+        # A wrong current password.
+        c = d.call({"op": "passwd", "service": "demo", "user": "demo"})
+        r = d.call({"op": "respond", "conversation": c["conversation"], "answers": ["demo-password"]})
+        self.assertEqual(r.get("error"), "denied", r)
+
+        # An expired password, changed inside the login: the login's password
+        # is the current one (not asked again) and the session comes after.
+        r = d.ctl("user", "expire", d.users, "demo")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        c = d.call({"op": "login", "service": "demo", "user": "demo", "password": "a-new-passphrase"})
+        self.assertEqual(c.get("error"), "challenge", c)
+        self.assertEqual([p["message"] for p in c["prompts"]], ["New password:", "Retype new password:"], c)
+        r = d.call({"op": "respond", "conversation": c["conversation"], "answers": ["third-passphrase"] * 2})
+        self.assertTrue(r["ok"], r)
+        self.assertTrue(r["password_changed"], r)
+        self.assertTrue(d.call({"op": "validate", "session": r["session"]})["ok"])
+        self.assertTrue(ok("third-passphrase"))
+        log = d.log()
+        for secret in ("demo-password", "a-new-passphrase", "third-passphrase"):
+            self.assertNotIn(secret, log)
 
     def start_socket_worker(self, name, *fixed_args):
         if not shutil.which("systemd-socket-activate"):
