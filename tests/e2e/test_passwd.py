@@ -260,6 +260,18 @@ class TestFilePlugin(DaemonTest):
         self.assertEqual((r["ok"], r["revoked"]), (True, 0), r)
         self.assertTrue(d.call({"op": "validate", "session": mine})["ok"])
 
+    def test_latchctl_reads_the_answers_from_stdin(self):
+        # No terminal and no --json: one answer a line, prompt after prompt.
+        d = self.start()
+        r = d.ctl("passwd", "demo", "demo", input="demo-password\na-new-passphrase\na-new-passphrase\n")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"revoked:\s*0")
+        self.assertTrue(self.can_login(d, "a-new-passphrase"))
+        # Input that ends before the stack is done is a usage error, and changes nothing.
+        r = d.ctl("passwd", "demo", "demo", input="a-new-passphrase\n")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertTrue(self.can_login(d, "a-new-passphrase"))
+
     def test_wrong_current_password_is_denied_and_counted(self):
         d = self.start()
         for _ in range(3):
