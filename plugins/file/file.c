@@ -42,9 +42,10 @@
  * wrong one is LATCH_AUTH_ERR, an unknown user LATCH_USER_UNKNOWN only after
  * the same prompt and cost (so the `passwd` op tells nobody which users
  * exist). It also checks that the folder can be written and that the file
- * is this process's (user and group), else LATCH_AUTHINFO_UNAVAIL, logged. The update pass takes
- * the new password from LATCH_ITEM_PASSWORD when an earlier line set it,
- * else asks "New password:" and "Retype new password:" in one step; it
+ * is this process's (user and group), else LATCH_AUTHINFO_UNAVAIL, logged.
+ * The update pass takes the new password from LATCH_ITEM_PASSWORD when an
+ * earlier line set it, else asks "New password:" and "Retype new password:"
+ * in one step; it
  * refuses two entries that differ, one shorter than min_length characters
  * (code points), one that is the user's name or contains it (3 characters
  * or more, either way round, any case) and one equal to the current
@@ -63,8 +64,9 @@
  * see the old file or the new one, never a mix; the next call here loads
  * the new one.
  *
- * The file is kept open while its table is in use, so its inode number
- * cannot be reused by a later version that would then look unchanged.
+ * The file a table came from is kept open while that table is the current
+ * one, so its inode number cannot be reused by a later version, which could
+ * then look unchanged (same size, times within one clock tick).
  */
 
 #include <errno.h>
