@@ -108,8 +108,13 @@ int conversation_add(struct conversations *t, uid_t uid, const char *service, co
 
         struct conversation *c = &t->v[t->n];
         memcpy(c->user_key, key, sizeof key);
-        randombytes_buf(raw, sizeof raw);
-        sodium_bin2base64(c->id, sizeof c->id, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        /* Never a leading '-', as session ids: the id is a command-line
+         * argument (`latchctl respond ID`) that getopt would take for an
+         * option. */
+        do {
+                randombytes_buf(raw, sizeof raw);
+                sodium_bin2base64(c->id, sizeof c->id, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        } while (c->id[0] == '-');
         sodium_memzero(raw, sizeof raw);
         c->uid = uid;
         c->expires_usec = expires_usec;

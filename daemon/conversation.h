@@ -8,7 +8,8 @@
  * looks into, ended through the `end` callback when it expires or the table
  * goes. No thread waits for a conversation: the payload is data.
  *
- * An id is 256 bits from the OS CSPRNG, base64url without padding; it is
+ * An id is 256 bits from the OS CSPRNG, base64url without padding, never
+ * beginning with '-' (it is a command-line argument of latchctl); it is
  * single-use: conversation_take() removes it, and the step after it gets a
  * new one. A conversation is bound to the uid of the peer that started it
  * (SO_PEERCRED): a client may answer from another connection or process of

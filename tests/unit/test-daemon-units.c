@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "conf.h"
+#include "conversation.h"
 #include "decode.h"
 #include "frame.h"
 #include "log.h"
@@ -374,6 +375,26 @@ static void test_log_escape(void **state) {
         assert_string_equal(log_esc_text("it's\n"), "it's\\n");
 }
 
+static void end_nothing(void *payload, bool expired) {}
+
+/* A conversation id is a command-line argument (`latchctl respond ID`):
+ * like session ids it never begins with '-', which getopt would take for an
+ * option. 4000 ids: were one in 64 such, all passing would be a 1e-27 chance. */
+static void test_conversation_ids_are_not_options(void **state) {
+        struct conversations *t;
+        char id[CONVERSATION_ID_LEN + 1], user[32];
+        int payload;
+
+        assert_int_equal(conversations_new(end_nothing, &t), 0);
+        for (int i = 0; i < 4000; i++) {
+                snprintf(user, sizeof user, "u%d", i);
+                assert_int_equal(conversation_add(t, (uid_t) (i / 1000), "svc", user, UINT64_MAX, &payload, id), 0);
+                assert_int_equal(strlen(id), CONVERSATION_ID_LEN);
+                assert_int_not_equal(id[0], '-');
+        }
+        conversations_free(t);
+}
+
 static int teardown(void **state) {
         char cmd[128];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
@@ -393,6 +414,7 @@ int main(void) {
                 cmocka_unit_test(test_throttle),
                 cmocka_unit_test(test_log_escape),
                 cmocka_unit_test(test_log_errno),
+                cmocka_unit_test(test_conversation_ids_are_not_options),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
