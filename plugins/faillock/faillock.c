@@ -20,7 +20,9 @@
  * pass). account() returns ignore for the same reason. password(), for a
  * `password requisite faillock` line first in a password stack, does what
  * auth() does in the preliminary pass (a locked user cannot change the
- * password either) and returns ignore in the update pass.
+ * password either) and returns ignore in the update pass. In a login that
+ * changes an expired password, the password line's outcome() stays out: the
+ * auth line of the same login counts it, once.
  *
  * outcome() plays "authfail" and "authsucc": the host reports the stack's
  * final result, a failure adds one to the tally and success clears it.
@@ -66,6 +68,7 @@ struct faillock_state {
         unsigned deny;          /* 0: never lock */
         int64_t fail_interval;  /* seconds, > 0 */
         int64_t unlock_time;    /* seconds; 0: never by time */
+        bool password_line;     /* password() was called: a line of a password stack */
 };
 
 struct tally {
@@ -318,6 +321,11 @@ static int faillock_account(void *state, struct latch_req *req) {
  * lock; a wrong current password then counts through outcome() like a
  * wrong login password. The update pass stays out of the decision. */
 static int faillock_password(void *state, struct latch_req *req, int flags) {
+        struct faillock_state *s = state;
+
+        /* A line is of one stack type: once called here, it is a password
+         * line for good (outcome() needs to know). */
+        __atomic_store_n(&s->password_line, true, __ATOMIC_RELAXED);
         if (!(flags & LATCH_PRELIM_CHECK))
                 return LATCH_IGNORE;
         return faillock_auth(state, req);
@@ -402,6 +410,10 @@ static bool result_counts(int result) {
         }
 }
 
+static bool is_login(const char *op) {
+        return op && strcmp(op, "login") == 0;
+}
+
 static void faillock_outcome(void *state, struct latch_req *req, int result) {
         struct faillock_state *s = state;
         size_t userlen;
@@ -412,6 +424,11 @@ static void faillock_outcome(void *state, struct latch_req *req, int result) {
                 return;
         user = request_user(s, req, &userlen);
         if (!user)
+                return;
+        /* A login that changed an expired password ran the auth stack too:
+         * its faillock line there counts the outcome, once. */
+        if (__atomic_load_n(&s->password_line, __ATOMIC_RELAXED) &&
+            is_login(s->host->item(req, LATCH_ITEM_OP)))
                 return;
 
         if (result == LATCH_SUCCESS) {

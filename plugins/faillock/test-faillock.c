@@ -284,9 +284,10 @@ static void test_password_changes(void **state) {
         change(f, "alice", LATCH_AUTHTOK_LOCK_BUSY);
         assert_int_equal(tally_size(f, "alice"), 0);
 
-        /* Wrong current passwords count, as failed logins do, and lock... */
+        /* Wrong current passwords count, as failed logins do, and lock
+         * (logins too: the tally is the user's)... */
         change(f, "alice", LATCH_AUTH_ERR);
-        attempt(f, "alice", LATCH_AUTH_ERR);
+        change(f, "alice", LATCH_AUTH_ERR);
         assert_true(locked(f, "alice"));
         /* ...and a locked user cannot change the password either. */
         assert_int_equal(change(f, "alice", LATCH_SUCCESS), LATCH_AUTH_ERR);
@@ -297,6 +298,34 @@ static void test_password_changes(void **state) {
         assert_int_equal(tally_size(f, "bob"), 1);
         assert_int_equal(change(f, "bob", LATCH_SUCCESS), LATCH_SUCCESS);
         assert_int_equal(tally_size(f, "bob"), 0);
+}
+
+/* A login that changes an expired password: the auth line and the password
+ * line both take part and both hear the outcome; only the auth line counts
+ * it, or one abandoned change would count twice. */
+static void test_expired_change_in_a_login_counts_once(void **state) {
+        struct fixture *f = *state;
+        struct plugin_line *auth_line = NULL;
+        struct latch_req *req = NULL;
+        char *err = NULL;
+
+        fixture_open_line(f, 1, (const char *const[]){"deny=3"});
+        if (plugin_line_open(f->h, plugin_path, 1, (const char *const[]){"deny=3"}, &auth_line, &err) < 0)
+                fail_msg("open: %s", err);
+
+        assert_int_equal(latch_req_new("login", "wiki", "carol", "pw", NULL, &req), 0);
+        assert_int_equal(plugin_line_call(auth_line, STACK_AUTH, req, 0), LATCH_IGNORE);
+        assert_int_equal(plugin_line_call(f->l, STACK_PASSWORD, req, LATCH_PRELIM_CHECK | LATCH_CHANGE_EXPIRED_AUTHTOK),
+                         LATCH_IGNORE);
+        plugin_line_outcome(auth_line, req, LATCH_CONV_ERR);
+        plugin_line_outcome(f->l, req, LATCH_CONV_ERR);
+        latch_req_free(req);
+        assert_int_equal(tally_size(f, "carol"), 1);
+
+        /* The passwd op has only the password line: it counts there. */
+        change(f, "carol", LATCH_AUTH_ERR);
+        assert_int_equal(tally_size(f, "carol"), 2);
+        plugin_line_close(auth_line);
 }
 
 struct worker {
@@ -518,6 +547,7 @@ int main(int argc, char *argv[]) {
                 cmocka_unit_test_setup_teardown(test_fail_interval, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_success_clears, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_password_changes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_expired_change_in_a_login_counts_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_not_counted, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_parallel_failures, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_survives_restart, setup, teardown),

@@ -10,7 +10,7 @@ database."""
 import os
 import unittest
 
-from harness import DaemonTest, PLUGINS, on_pty
+from harness import DaemonTest, on_pty, wait_for
 
 AUTH = "auth required file path={users}\naccount required file path={users}\n"
 
@@ -311,6 +311,18 @@ class TestFilePlugin(DaemonTest):
         self.assertTrue(r["ok"], r)
         self.assertNotIn("password_changed", r)
         self.assertFalse(self.can_login(d, "demo-password"))
+
+    def test_an_abandoned_change_in_a_login_counts_once(self):
+        # faillock is in both stacks; the login ran both: one failure.
+        d = self.start("[daemon]\nconversation_timeout = 1s\n")
+        d.ctl("user", "expire", d.users, "demo")
+        c = d.call({"op": "login", "service": "demo", "user": "demo", "password": "demo-password"})
+        self.assertEqual(c["error"], "challenge", c)
+        wait_for(lambda: "ended after 1 step(s): expired" in d.log(), 10, "the conversation expired")
+        wait_for(lambda: d.ctl("faillock", "show", "demo", json_out=True).json.get("failures"), 10,
+                 "the failure counted")
+        shown = d.ctl("faillock", "show", "demo", json_out=True)
+        self.assertEqual(len(shown.json["failures"]), 1, shown.json)
 
     def test_expired_password_over_the_wire(self):
         d = self.start()
