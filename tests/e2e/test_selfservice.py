@@ -5,12 +5,15 @@ totp enrollment, confirmation and removal by the user, refused for another
 user, without re-authentication, and for faillock; a failed
 re-authentication counts like a failed login."""
 
+import glob
 import os
 import shutil
+import struct
 import subprocess
+import time
 import unittest
 
-from harness import DaemonTest
+from harness import SANITIZED, DaemonTest
 from test_totp import next_step_code, oathtool
 
 NOBODY = 65534
@@ -154,6 +157,55 @@ class TestSelfService(DaemonTest):
         r = subprocess.run(["python3", "-c", code, d.sock, s], capture_output=True, text=True,
                            user=NOBODY, group=NOBODY, timeout=30)
         self.assertEqual(r.stdout.split(), ["forbidden", "forbidden"], r.stderr)
+
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("gcore"), "needs root and gdb's gcore")
+    @unittest.skipIf(SANITIZED, "sanitizer shadow memory makes huge cores")
+    def test_enrollment_keys_not_left_in_memory(self):
+        """The answers that carried a key (users' own and an admin's
+        enrollments) leave no copy of it in latchd's memory: not in its
+        buffers, nor in Jansson's, nor on its stack."""
+        d = self.start()
+        answers = []
+        for user in ("alice", "bob", "demo", "carol"):
+            if user == "demo":
+                answers.append(self.plugin(d, self.session(d), "enroll", password="demo-password"))
+                continue
+            d.add_user(user, user + "-password")
+            answers.append(d.call({"op": "plugin", "plugin": "totp", "action": "enroll", "user": user}))
+        for a in answers:
+            self.assertTrue(a["ok"], a)
+        time.sleep(0.5)
+        core = os.path.join(self.tmp, "core")
+        g = subprocess.run(["gcore", "-o", core, str(d.proc.pid)], capture_output=True, text=True, timeout=120)
+        files = glob.glob(core + "*")
+        self.assertTrue(files, g.stdout + g.stderr)
+        with open(files[0], "rb") as f:
+            core_bytes = f.read()
+        os.unlink(files[0])
+        # The memory of the process: its PT_LOAD segments. (The notes hold
+        # the threads' registers at the time of the dump, which the next
+        # copies overwrite: not memory a key could stay in.)
+        phoff, = struct.unpack_from("<Q", core_bytes, 0x20)
+        phnum, = struct.unpack_from("<H", core_bytes, 0x38)
+        image = bytearray()
+        for i in range(phnum):
+            kind, _flags, off, _va, _pa, size = struct.unpack_from("<IIQQQQ", core_bytes, phoff + 56 * i)
+            if kind == 1:
+                image += core_bytes[off:off + size] + b"\0"
+        image = bytes(image)
+        self.assertGreater(len(image), 100000)
+        # (Not assertNotIn: its message would print the whole image.)
+        for a in answers:
+            for what in ("secret", "uri"):
+                at = image.find(a[what].encode())
+                self.assertEqual(at, -1, f"{a['user']}'s enrollment {what} survived in latchd's memory: "
+                                         f"{image[max(0, at - 64):at + 96]!r}")
+            # Any 16 characters of the key, too (registers spilled in pieces).
+            for k in range(0, 32 - 16 + 1, 8):
+                self.assertEqual(image.find(a["secret"][k:k + 16].encode()), -1,
+                                 f"a piece of {a['user']}'s key survived in latchd's memory")
+        self.assertEqual(image.find(b"demo-password"), -1, "the password survived in latchd's memory")
 
 
 if __name__ == "__main__":
