@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "utf8.h"
 
 static bool use_journal;
 static int max_priority = LOG_INFO;
@@ -35,56 +36,6 @@ void log_open(bool force_stderr) {
 
 void log_set_max_priority(int priority) { max_priority = priority; }
 
-/* The length of the valid UTF-8 sequence at p (1 to 4), with its code point
- * in *ret_cp; 0 when p starts no valid sequence (a stray continuation byte,
- * an overlong form, a surrogate, beyond U+10FFFF, or cut short). */
-static size_t utf8_decode(const unsigned char *p, uint32_t *ret_cp) {
-        unsigned char b = p[0], lo = 0x80, hi = 0xbf;
-        size_t len;
-        uint32_t cp;
-
-        if (b < 0x80) {
-                *ret_cp = b;
-                return 1;
-        }
-        if (b >= 0xc2 && b <= 0xdf) {
-                len = 2;
-                cp = b & 0x1f;
-        } else if (b >= 0xe0 && b <= 0xef) {
-                len = 3;
-                cp = b & 0x0f;
-                if (b == 0xe0)
-                        lo = 0xa0;
-                else if (b == 0xed)
-                        hi = 0x9f;
-        } else if (b >= 0xf0 && b <= 0xf4) {
-                len = 4;
-                cp = b & 0x07;
-                if (b == 0xf0)
-                        lo = 0x90;
-                else if (b == 0xf4)
-                        hi = 0x8f;
-        } else
-                return 0;
-        /* A NUL ends the string and fails the range check: never read past it. */
-        for (size_t i = 1; i < len; i++) {
-                if (p[i] < lo || p[i] > hi)
-                        return 0;
-                cp = (cp << 6) | (p[i] & 0x3f);
-                lo = 0x80;
-                hi = 0xbf;
-        }
-        *ret_cp = cp;
-        return len;
-}
-
-/* Code points that end a line for some reader, or that reorder or hide
- * the text around them. */
-static bool cp_needs_escape(uint32_t cp) {
-        return (cp >= 0x80 && cp <= 0x9f) || (cp >= 0x200b && cp <= 0x200f) || cp == 0x2028 || cp == 0x2029 ||
-               (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x206f) || cp == 0xfeff;
-}
-
 char *log_escape(const char *s, bool quotes, char *buf, size_t size) {
         const unsigned char *p = (const unsigned char *) (s ? s : "(null)");
         size_t n = 0, cut = 0;
@@ -95,7 +46,7 @@ char *log_escape(const char *s, bool quotes, char *buf, size_t size) {
                 size_t k, used;
                 uint32_t cp;
 
-                used = utf8_decode(p, &cp);
+                used = utf8_decode((const char *) p, &cp);
                 if (used == 0) {
                         k = (size_t) snprintf(piece, sizeof piece, "\\x%02x", *p);
                         used = 1;
@@ -125,7 +76,7 @@ char *log_escape(const char *s, bool quotes, char *buf, size_t size) {
                                         k = 1;
                                 }
                         }
-                } else if (cp_needs_escape(cp))
+                } else if (utf8_cp_escaped(cp))
                         k = (size_t) snprintf(piece, sizeof piece, "\\u%04x", (unsigned) cp);
                 else {
                         memcpy(piece, p, used);

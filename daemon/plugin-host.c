@@ -22,6 +22,7 @@
 #include "macro.h"
 #include "plugin-host-internal.h"
 #include "secret.h"
+#include "utf8.h"
 #include "wire.h"
 
 /* The size of struct latch_plugin in ABI 1.0: a plugin of any 1.x minor has
@@ -507,37 +508,10 @@ static int host_kv_update(const struct latch_ctx *ctx, const void *key, size_t k
 
 /* ---- host services: conversations (ABI 1.1) ---- */
 
-/* Code points a prompt may not hold: C0 controls but '\n' and '\t', DEL,
- * C1 controls (U+0080-U+009F: ECMA-48's 8-bit CSI and OSC among them),
- * U+2028/U+2029 (line and paragraph separators), and the bidirectional
- * embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069), which
- * reorder what the user sees: with them a plugin, or a PAM module whose
- * messages the pam plugin relays, could make a prompt read as something
- * else. */
-static bool prompt_cp_refused(uint32_t cp) {
-        return (cp < 0x20 && cp != '\n' && cp != '\t') || (cp >= 0x7f && cp <= 0x9f) || cp == 0x2028 ||
-               cp == 0x2029 || (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
-}
-
-/* The code point of the valid UTF-8 sequence at p, and its length. */
-static size_t utf8_next(const unsigned char *p, uint32_t *ret_cp) {
-        if (p[0] < 0x80) {
-                *ret_cp = p[0];
-                return 1;
-        }
-        if (p[0] < 0xe0) {
-                *ret_cp = (uint32_t) (p[0] & 0x1f) << 6 | (p[1] & 0x3f);
-                return 2;
-        }
-        if (p[0] < 0xf0) {
-                *ret_cp = (uint32_t) (p[0] & 0x0f) << 12 | (uint32_t) (p[1] & 0x3f) << 6 | (p[2] & 0x3f);
-                return 3;
-        }
-        *ret_cp = (uint32_t) (p[0] & 0x07) << 18 | (uint32_t) (p[1] & 0x3f) << 12 | (uint32_t) (p[2] & 0x3f) << 6 |
-                  (p[3] & 0x3f);
-        return 4;
-}
-
+/* A prompt holds text to show: no C0 control but '\n' and '\t', no DEL,
+ * and nothing utf8_cp_deceives() names (C1 controls, separators, bidi
+ * controls), with which a plugin, or a PAM module whose messages the pam
+ * plugin relays, could make a prompt read as something else. */
 static bool prompt_message_ok(const char *m) {
         size_t n = strlen(m);
 
@@ -545,9 +519,10 @@ static bool prompt_message_ok(const char *m) {
                 return false;
         for (const unsigned char *p = (const unsigned char *) m; *p;) {
                 uint32_t cp;
-                p += utf8_next(p, &cp);
-                if (prompt_cp_refused(cp))
+                size_t used = utf8_decode((const char *) p, &cp);
+                if (used == 0 || (cp < 0x20 && cp != '\n' && cp != '\t') || cp == 0x7f || utf8_cp_deceives(cp))
                         return false;
+                p += used;
         }
         return true;
 }

@@ -10,6 +10,7 @@
 #include "macro.h"
 #include "policy.h"
 #include "secret.h"
+#include "utf8.h"
 
 #define REDIRECT_MAX 2048
 
@@ -230,40 +231,6 @@ char *http_query_encode(const char *s) {
         return out;
 }
 
-/* The length of the valid UTF-8 sequence at p (1..4) and its code point,
- * or 0 when it is not one (overlong, surrogate, beyond U+10FFFF, cut). */
-static size_t utf8_decode(const unsigned char *p, uint32_t *ret) {
-        size_t n;
-        uint32_t cp, min;
-
-        if (p[0] < 0x80) {
-                *ret = p[0];
-                return 1;
-        }
-        if ((p[0] & 0xe0) == 0xc0)
-                n = 2, cp = p[0] & 0x1f, min = 0x80;
-        else if ((p[0] & 0xf0) == 0xe0)
-                n = 3, cp = p[0] & 0x0f, min = 0x800;
-        else if ((p[0] & 0xf8) == 0xf0)
-                n = 4, cp = p[0] & 0x07, min = 0x10000;
-        else
-                return 0;
-        for (size_t i = 1; i < n; i++) {
-                if ((p[i] & 0xc0) != 0x80) /* also stops at the NUL */
-                        return 0;
-                cp = cp << 6 | (p[i] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                return 0;
-        *ret = cp;
-        return n;
-}
-
-static bool needs_unicode_escape(uint32_t cp) {
-        return (cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 || (cp >= 0x202a && cp <= 0x202e) ||
-               (cp >= 0x2066 && cp <= 0x2069);
-}
-
 char *http_log_quote(const char *s, char *buf, size_t size) {
         size_t o = 0;
 
@@ -284,7 +251,7 @@ char *http_log_quote(const char *s, char *buf, size_t size) {
         while (*p) {
                 char piece[16];
                 uint32_t cp = 0;
-                size_t n = utf8_decode(p, &cp), k;
+                size_t n = utf8_decode((const char *) p, &cp), k;
 
                 if (n == 0) {
                         k = (size_t) snprintf(piece, sizeof piece, "\\x%02x", *p);
@@ -299,7 +266,7 @@ char *http_log_quote(const char *s, char *buf, size_t size) {
                         k = (size_t) snprintf(piece, sizeof piece, "\\t");
                 else if (cp < 0x20 || cp == 0x7f)
                         k = (size_t) snprintf(piece, sizeof piece, "\\x%02x", (unsigned) cp);
-                else if (needs_unicode_escape(cp))
+                else if (utf8_cp_escaped(cp))
                         k = (size_t) snprintf(piece, sizeof piece, "\\u%04x", (unsigned) cp);
                 else {
                         memcpy(piece, p, n);

@@ -12,6 +12,7 @@
 
 #include "latchctl.h"
 #include "macro.h"
+#include "utf8.h"
 
 bool arg_json = false;
 
@@ -41,55 +42,6 @@ int exit_code_for(int err) {
 
 /* ---- text from latchd, made safe for a terminal ---- */
 
-/* The length of the valid UTF-8 sequence at p (1 to 4), with its code point
- * in *ret_cp; 0 when p starts no valid sequence (a stray continuation byte,
- * an overlong form, a surrogate, beyond U+10FFFF, or cut short by the NUL). */
-static size_t utf8_decode(const unsigned char *p, uint32_t *ret_cp) {
-        unsigned char b = p[0], lo = 0x80, hi = 0xbf;
-        size_t len;
-        uint32_t cp;
-
-        if (b < 0x80) {
-                *ret_cp = b;
-                return 1;
-        }
-        if (b >= 0xc2 && b <= 0xdf) {
-                len = 2;
-                cp = b & 0x1f;
-        } else if (b >= 0xe0 && b <= 0xef) {
-                len = 3;
-                cp = b & 0x0f;
-                if (b == 0xe0)
-                        lo = 0xa0;
-                else if (b == 0xed)
-                        hi = 0x9f;
-        } else if (b >= 0xf0 && b <= 0xf4) {
-                len = 4;
-                cp = b & 0x07;
-                if (b == 0xf0)
-                        lo = 0x90;
-                else if (b == 0xf4)
-                        hi = 0x8f;
-        } else
-                return 0;
-        for (size_t i = 1; i < len; i++) {
-                if (p[i] < lo || p[i] > hi)
-                        return 0;
-                cp = (cp << 6) | (p[i] & 0x3f);
-                lo = 0x80;
-                hi = 0xbf;
-        }
-        *ret_cp = cp;
-        return len;
-}
-
-/* Code points a terminal takes as commands (C1: the 8-bit CSI, OSC, ...),
- * or that end a line, reorder the text around them or hide. */
-static bool cp_not_text(uint32_t cp) {
-        return (cp >= 0x80 && cp <= 0x9f) || (cp >= 0x200b && cp <= 0x200f) || cp == 0x2028 || cp == 0x2029 ||
-               (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x206f) || cp == 0xfeff;
-}
-
 char *text_escape(const char *s, bool multiline) {
         const unsigned char *p = (const unsigned char *) s;
         char *buf, *o;
@@ -102,7 +54,7 @@ char *text_escape(const char *s, bool multiline) {
         o = buf;
         while (*p) {
                 uint32_t cp;
-                size_t used = utf8_decode(p, &cp);
+                size_t used = utf8_decode((const char *) p, &cp);
 
                 if (used == 0) {
                         o += sprintf(o, "\\x%02x", *p);
@@ -111,7 +63,7 @@ char *text_escape(const char *s, bool multiline) {
                         o += multiline ? sprintf(o, "%c", (char) cp) : sprintf(o, cp == '\n' ? "\\n" : "\\t");
                 else if (used == 1 && (cp < 0x20 || cp == 0x7f))
                         o += sprintf(o, "\\x%02x", (unsigned) cp);
-                else if (cp_not_text(cp))
+                else if (utf8_cp_escaped(cp))
                         o += sprintf(o, "\\u%04x", (unsigned) cp);
                 else {
                         memcpy(o, p, used);
