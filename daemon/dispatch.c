@@ -56,8 +56,11 @@ void dispatch_request(struct request *r) {
                         continue;
                 r->op = &ops[i];
                 r->op_index = (int) i;
+                /* A session is a string: a null one is absent (as arg_string()
+                 * has it), which must not spare the check. */
                 bool admin_needed = ops[i].access == OP_ADMIN ||
-                                    (ops[i].access == OP_ADMIN_OR_SESSION && !json_object_get(r->in.root, "session"));
+                                    (ops[i].access == OP_ADMIN_OR_SESSION &&
+                                     !json_is_string(json_object_get(r->in.root, "session")));
                 if ((admin_needed && !access_is_admin(d, &r->conn->peer)) ||
                     (ops[i].access == OP_MONITOR && !access_may_monitor(d, &r->conn->peer))) {
                         log_fields(LOG_NOTICE,

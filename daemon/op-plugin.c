@@ -230,6 +230,13 @@ void op_plugin(struct request *r) {
                 return;
         }
         self = session != NULL;
+        /* Without a session the call is an administrator's, whatever let
+         * it through dispatch. */
+        if (!self && !access_is_admin(d, &r->conn->peer)) {
+                wipe_password(r);
+                reply_error(r, "forbidden", "'plugin' needs an admin peer (or a user's own session)");
+                return;
+        }
         if (password && (!self || !*password)) {
                 wipe_password(r);
                 reply_error(r, "bad_request", self ? "'password' must not be empty"

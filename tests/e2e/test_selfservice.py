@@ -158,6 +158,37 @@ class TestSelfService(DaemonTest):
                            user=NOBODY, group=NOBODY, timeout=30)
         self.assertEqual(r.stdout.split(), ["forbidden", "forbidden"], r.stderr)
 
+    @unittest.skipUnless(os.geteuid() == 0, "needs root (to call as another uid)")
+    def test_null_session_is_no_session(self):
+        """A `session` of null is absent, as for every other argument: the
+        call is an administrator's, refused to any other peer (not a way
+        around the admin check to another user's enrollment secret or
+        faillock record)."""
+        d = self.start()
+        os.chmod(d.sock, 0o666)
+        os.chmod(self.tmp, 0o755)
+        code = (
+            "import socket,struct,json,sys\n"
+            "def call(o):\n"
+            "    s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+            "    b=json.dumps(o).encode(); s.sendall(struct.pack('>I',len(b))+b)\n"
+            "    n=struct.unpack('>I',s.recv(4,socket.MSG_WAITALL))[0]\n"
+            "    r=json.loads(s.recv(n,socket.MSG_WAITALL))\n"
+            "    return 'ok' if r['ok'] else r['error']\n"
+            "print(call({'op':'plugin','plugin':'totp','action':'enroll','user':'demo','service':'demo',"
+            "'session':None}))\n"
+            "print(call({'op':'plugin','plugin':'faillock','action':'reset','user':'demo','service':'demo',"
+            "'session':None}))\n"
+            "print(call({'op':'plugin','plugin':'totp','action':'status','user':'demo','session':7}))\n")
+        r = subprocess.run(["python3", "-c", code, d.sock], capture_output=True, text=True,
+                           user=NOBODY, group=NOBODY, timeout=30)
+        self.assertEqual(r.stdout.split(), ["forbidden", "forbidden", "forbidden"], r.stderr)
+        r = d.call({"op": "plugin", "plugin": "totp", "action": "status", "user": "demo", "service": "demo"})
+        self.assertEqual((r["ok"], r["enrolled"], r["pending"]), (True, False, False), r)
+        # An administrator's call with a null session is an administrator's call.
+        r = d.call({"op": "plugin", "plugin": "totp", "action": "status", "user": "demo", "session": None})
+        self.assertTrue(r["ok"], r)
+
 
     @unittest.skipUnless(os.geteuid() == 0 and shutil.which("gcore"), "needs root and gdb's gcore")
     @unittest.skipIf(SANITIZED, "sanitizer shadow memory makes huge cores")
