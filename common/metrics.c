@@ -203,6 +203,7 @@ int metrics_render(const json_t *stats, enum metrics_format format, char **ret) 
         struct out o = { .format = format };
         static const char *const login_outcomes[] = { "ok", "denied", "abandoned", NULL };
         static const char *const reload_outcomes[] = { "ok", "failed", NULL };
+        static const char *const change_outcomes[] = { "ok", "refused", NULL };
 
         o.f = open_memstream(&text, &len);
         if (!o.f)
@@ -234,6 +235,12 @@ int metrics_render(const json_t *stats, enum metrics_format format, char **ret) 
                 latency(&o, stats);
                 labelled(&o, member(stats, "logins"), "latch_logins", "outcome", "counter",
                          "Logins by outcome (abandoned: the client left before the answer).", login_outcomes);
+                labelled(&o, member(stats, "password_changes"), "latch_password_changes", "outcome", "counter",
+                         "Password changes (passwd, and expired passwords in logins) by outcome.", change_outcomes);
+                single(&o, stats, "password_changes.expired", "latch_expired_password_changes", "counter",
+                       "Expired passwords changed inside a login (also in latch_password_changes ok).", 1);
+                single(&o, stats, "password_changes.revoked_sessions", "latch_password_change_revoked_sessions",
+                       "counter", "Sessions revoked because their user's password changed.", 1);
                 labelled(&o, member(stats, "reloads"), "latch_reloads", "outcome", "counter",
                          "Configuration reloads by outcome.", reload_outcomes);
                 single(&o, stats, "sessions.stored", "latch_sessions_stored", "gauge",

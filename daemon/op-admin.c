@@ -99,7 +99,7 @@ void op_stats(struct request *r) {
                 "{s:I, s:s, s:s, s:I, s:{s:I, s:I, s:I, s:I}, s:o, s:o, s:o, s:{s:o, s:o}, s:o,"
                 " s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I},"
                 " s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I}, s:o, s:{s:I, s:I}, s:{s:I, s:I, s:I},"
-                " s:{s:I}, s:{s:I, s:I}, s:o, s:{s:I}}",
+                " s:{s:I}, s:{s:I, s:I}, s:o, s:{s:I}, s:{s:I, s:I, s:I, s:I}}",
                 "uptime", (json_int_t) ((now - d->started_usec) / 1000000),
                 "version", LATCH_VERSION,
                 "socket", socket,
@@ -149,7 +149,12 @@ void op_stats(struct request *r) {
                         "count", (json_int_t) stats_recent_errors(s, now),
                 "services", services_json(d),
                 "faillock",
-                        "refusals", (json_int_t) stats_faillock_refusals());
+                        "refusals", (json_int_t) stats_faillock_refusals(),
+                "password_changes",
+                        "ok", (json_int_t) s->password_changes_ok,
+                        "refused", (json_int_t) s->password_changes_refused,
+                        "expired", (json_int_t) s->password_changes_expired,
+                        "revoked_sessions", (json_int_t) s->password_revoked_sessions);
         if (!o) {
                 reply_error(r, "internal", "cannot build stats");
                 return;

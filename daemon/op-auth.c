@@ -361,6 +361,25 @@ static void auth_job_challenge(struct auth_job *j) {
         request_unref(r);
 }
 
+/* Loop thread: the password change counters of `stats`. Counted whether or
+ * not the client stayed for the answer: the password changed (or did not)
+ * all the same. A change left unanswered until its conversation ended is
+ * neither (see conversation_end()). */
+static void count_password_change(struct daemon *d, const struct auth_job *j) {
+        /* Only a job that reached the password stack (passwd, or a login
+         * whose account answered new_authtok_reqd) ends there. */
+        if (j->state.type != STACK_PASSWORD)
+                return;
+        if (j->result == LATCH_SUCCESS) {
+                d->stats.password_changes_ok++;
+                if (j->login)
+                        d->stats.password_changes_expired++;
+        } else if (!ops_result_is_unavailable(j->result))
+                d->stats.password_changes_refused++;
+        if (j->revoke_result == 0)
+                d->stats.password_revoked_sessions += j->revoked;
+}
+
 /* Loop thread. */
 static void auth_job_done(struct work *w) {
         _cleanup_(auth_job_freep) struct auth_job *j = (struct auth_job *) w;
@@ -376,6 +395,7 @@ static void auth_job_done(struct work *w) {
 
         snprintf(uid, sizeof uid, "%u", (unsigned) j->peer_uid);
         throttle_done(d->throttle, &j->ticket, j->result == LATCH_SUCCESS, now_usec());
+        count_password_change(d, j);
 
         /* A login whose client is gone made a session nobody will ever hold
          * the id of: undo it rather than leave it behind. */

@@ -68,6 +68,12 @@ struct stats {
         uint64_t logins_ok;
         uint64_t logins_denied;
         uint64_t logins_abandoned;     /* the client left first: the session was undone */
+        /* Password changes through the password stack: the passwd op's and
+         * those of logins whose account answered new_authtok_reqd. */
+        uint64_t password_changes_ok;
+        uint64_t password_changes_refused;      /* the stack's answer was a refusal, not `unavailable` */
+        uint64_t password_changes_expired;      /* of _ok: expired passwords changed inside a login */
+        uint64_t password_revoked_sessions;     /* other sessions revoked after a change */
         uint64_t reloads_ok;
         uint64_t reloads_failed;
         uint64_t throttle_delayed;     /* attempts made to wait by [throttle] */

@@ -95,7 +95,9 @@ class Metrics(HttpTest):
             self.assertEqual(families["latch_conversations_open"].type, "gauge")
         for name in ("latch_up", "latch_build_info", "latch_requests_total", "latch_logins_total",
                      "latch_sessions_stored", "latch_sweeps_total", "latch_throttle_delayed_total",
-                     "latch_faillock_refusals_total", "latch_worker_jobs", "latch_signing_key_age_seconds",
+                     "latch_faillock_refusals_total", "latch_password_changes_total",
+                     "latch_expired_password_changes_total", "latch_password_change_revoked_sessions_total",
+                     "latch_worker_jobs", "latch_signing_key_age_seconds",
                      "latch_store_map_bytes", "latch_conversations_open", "latch_request_duration_seconds_bucket"):
             self.assertRegex(text, r"(?m)^" + name + r"[ {]")
 
@@ -163,6 +165,75 @@ class Metrics(HttpTest):
             self.assertEqual(r.returncode, 1, r.stderr)
         after = samples(self.ctl_metrics("prometheus"))
         self.assertEqual(get(after, "latch_faillock_refusals_total") - get(before, "latch_faillock_refusals_total"), 2)
+
+    def test_password_change_counters(self):
+        # The debug plugin gives each result on demand; the file plugin
+        # checks the login's password.
+        plug = {k: harness.PLUGINS.get(k, k) for k in ("debug", "file")}
+        auth = "auth required {file} path={users}\n".format(users=self.d.users, **plug)
+        account = "account required {file} path={users}\n".format(users=self.d.users, **plug)
+        expired = "account required {debug} acct=new_authtok_reqd\n".format(**plug)
+        password = "password required {debug} ".format(**plug)
+        for name, text in (("pw", auth + account + password + "password=success\n"),
+                           ("pwrefused", auth + account + password + "password_update=authtok_err\n"),
+                           ("pwdown", auth + account + password + "password=authinfo_unavail\n"),
+                           ("expired", auth + expired + password + "password=success\n"),
+                           ("expiredrefused", auth + expired + password + "password_update=authtok_err\n")):
+            self.d.write_service(name, text)
+        self.assertEqual(self.d.ctl("reload").returncode, 0)
+        before, stats_before = samples(self.ctl_metrics("prometheus")), self.d.ctl("stats", json_out=True).json
+
+        def call(req):
+            return self.d.call(req, timeout=60)  # refusals make the backoff wait
+
+        def login(service="demo"):
+            r = call({"op": "login", "service": service, "user": "demo", "password": "demo-password"})
+            self.assertTrue(r.get("ok"), r)
+            return r
+
+        # A change through passwd revokes demo's two sessions.
+        login(), login()
+        r = call({"op": "passwd", "service": "pw", "user": "demo"})
+        self.assertEqual((r.get("ok"), r.get("revoked")), (True, 2), r)
+        # Refused: the new password is not accepted.
+        self.assertEqual(call({"op": "passwd", "service": "pwrefused", "user": "demo"})["error"], "denied")
+        # A backend that is down refuses nothing: not counted.
+        self.assertEqual(call({"op": "passwd", "service": "pwdown", "user": "demo"})["error"], "unavailable")
+        # An expired password changed inside a login: one more change, and
+        # the session made before it revoked.
+        login()
+        r = login("expired")
+        self.assertEqual((r.get("password_changed"), r.get("revoked")), (True, 1), r)
+        # An expired password whose change is refused: a refusal, no login.
+        r = call({"op": "login", "service": "expiredrefused", "user": "demo", "password": "demo-password"})
+        self.assertEqual(r["error"], "denied", r)
+        # A login and an authenticate that change nothing count nothing.
+        login()
+        self.assertTrue(call({"op": "authenticate", "service": "demo", "user": "demo",
+                              "password": "demo-password"})["ok"])
+
+        text = self.ctl_metrics("prometheus")
+        self.promtool(text)
+        after = samples(text)
+
+        def moved(name, **labels):
+            return get(after, name, **labels) - get(before, name, **labels)
+
+        self.assertEqual(moved("latch_password_changes_total", outcome="ok"), 2)
+        self.assertEqual(moved("latch_password_changes_total", outcome="refused"), 2)
+        self.assertEqual(moved("latch_expired_password_changes_total"), 1)
+        self.assertEqual(moved("latch_password_change_revoked_sessions_total"), 3)
+        self.assertEqual(moved("latch_logins_total", outcome="ok"), 5)
+        self.assertEqual(moved("latch_logins_total", outcome="denied"), 1)
+
+        stats = self.d.ctl("stats", json_out=True).json
+        self.assertEqual({k: v - stats_before["password_changes"][k] for k, v in stats["password_changes"].items()},
+                         {"ok": 2, "refused": 2, "expired": 1, "revoked_sessions": 3})
+        families = self.openmetrics(self.ctl_metrics("openmetrics"))
+        if families:
+            for name in ("latch_password_changes", "latch_expired_password_changes",
+                         "latch_password_change_revoked_sessions"):
+                self.assertEqual(families[name].type, "counter", name)
 
     def test_http_metrics_listener(self):
         if not CURL:
@@ -300,7 +371,7 @@ class Status(HttpTest):
         self.assertEqual(j.returncode, 0, j.stderr)
         s = j.json
         self.assertEqual(s["socket"], self.d.sock)
-        self.assertEqual(s["services"], [{"name": "demo", "auth": ["file"], "account": ["file"]}])
+        self.assertEqual(s["services"], [{"name": "demo", "auth": ["file"], "account": ["file"], "password": []}])
         self.assertEqual(s["keys"]["current"], kid)
         self.assertIsNone(s["keys"]["next_rotation"])
         self.assertEqual(s["store"]["sessions"], 1)
