@@ -12,7 +12,7 @@ export interface ClientOptions {
   timeout?: number;
   /** Connections requests are pipelined over, round robin. Default 1. */
   connections?: number;
-  /** Connections of their own for login, authenticate, respond, passwd. Default 2. */
+  /** Connections of their own for login, authenticate, respond, passwd, plugin. Default 2. */
   slowConnections?: number;
   /** Largest reply accepted, in bytes. Default 1 MiB. */
   maxResponse?: number;
@@ -30,6 +30,9 @@ export interface SessionListing { handle: string; user: string; service: string;
 export interface Prompt { style: 'secret' | 'text' | 'info' | 'error' | string; message: string; }
 export interface Jwk { kty: string; crv?: string; x?: string; kid?: string; use?: string; alg?: string; }
 export interface Jwks { keys: Jwk[]; }
+
+export interface PluginOptions { session?: string; password?: string; user?: string; service?: string;
+  remote?: string; code?: string; [arg: string]: unknown; }
 
 export class Client {
   constructor(opts?: ClientOptions | string);
@@ -55,6 +58,11 @@ export class Client {
   /** Always a conversation (rejects with Challenge first); resolves to { user, service, revoked }.
    *  `session`, the caller's own session of that user and service, is kept. */
   passwd(service: string, user: string, opts?: { remote?: string; session?: string }): Promise<Record<string, any>>;
+  /** A plugin's action (`totp` status/enroll/confirm/recovery/remove, `faillock` show/reset): an
+   *  administrator's without `session`; with it, the session's user's own, re-authenticated first
+   *  with `password` (may reject with Challenge: answer with respond()). Other options are the
+   *  action's arguments. Resolves to the action's answer. */
+  plugin(plugin: string, action: string, opts?: PluginOptions): Promise<Record<string, any>>;
   close(): void;
 }
 

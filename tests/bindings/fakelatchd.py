@@ -15,6 +15,7 @@ Modes:
               {"ok": true, "op": OP, "attempt": N}.
   silent      reads requests and never answers.
   junk        answers every request with a frame that is not JSON.
+  echo        answers every request with {"ok": true, "request": REQUEST}.
 """
 
 import json
@@ -94,6 +95,8 @@ def main():
                     continue
                 elif mode == "junk":
                     send(c, b"this is not json")
+                elif mode == "echo":
+                    send(c, {"id": rid, "ok": True, "request": req})
 
     while True:
         c, _ = srv.accept()

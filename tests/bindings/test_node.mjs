@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
 import http from 'node:http';
+import crypto from 'node:crypto';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
@@ -59,11 +60,16 @@ class Daemon {
     fs.writeFileSync(path.join(this.dir, 'services', 'private'), stack);
     fs.writeFileSync(path.join(this.dir, 'services', 'broken'), 'auth required debug auth=authinfo_unavail\n');
     fs.writeFileSync(path.join(this.dir, 'services', 'pw'), stack + `password required file path=${users} min_length=8\n`);
+    // A second factor for users who enrolled one (the plugin test's dave).
+    fs.writeFileSync(path.join(this.dir, 'services', 'tf'), `auth required file path=${users}\n` +
+      'auth [success=ok user_unknown=ignore default=bad] totp issuer=Demo\n' + `account required file path=${users}\n`);
     const r = spawnSync(process.env.LATCHCTL, ['user', 'add', users, 'demo', '--groups', 'users'], { input: 'demo-password\n' });
     assert.equal(r.status, 0, String(r.stderr));
     // carol's password changes (the passwd test); demo's stays for the others.
     const r2 = spawnSync(process.env.LATCHCTL, ['user', 'add', users, 'carol'], { input: 'carol-password\n' });
     assert.equal(r2.status, 0, String(r2.stderr));
+    const r3 = spawnSync(process.env.LATCHCTL, ['user', 'add', users, 'dave'], { input: 'dave-password\n' });
+    assert.equal(r3.status, 0, String(r3.stderr));
   }
   async start() {
     const log = fs.openSync(path.join(this.dir, 'latchd.log'), 'a');
@@ -134,6 +140,61 @@ test('passwd: a conversation through the file plugin; the caller\'s session is k
   await assert.rejects(c.validate(other), L.InvalidSession);
   await assert.rejects(c.login('pw', 'carol', 'carol-password'), L.Denied);
   c.close();
+});
+
+// RFC 6238, HMAC-SHA1, 6 digits: the code of a base32 secret now.
+function totpCode(secret, period = 30) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const ch of secret.replace(/=+$/, '')) bits += alphabet.indexOf(ch).toString(2).padStart(5, '0');
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 1000 / period)));
+  const mac = crypto.createHmac('sha1', key).update(counter).digest();
+  const off = mac[mac.length - 1] & 0x0f;
+  return String((mac.readUInt32BE(off) & 0x7fffffff) % 1000000).padStart(6, '0');
+}
+
+test('plugin: an administrator\'s call, and a user\'s own re-authenticated through a conversation', async () => {
+  const c = new L.Client(d.sock);
+  // As `latchctl totp status dave` (the tests run as an admin peer).
+  const st = await c.plugin('totp', 'status', { user: 'dave', service: 'tf' });
+  assert.deepEqual([st.user, st.enrolled, st.pending], ['dave', false, false]);
+  await assert.rejects(c.plugin('totp', 'fly', { user: 'dave' }), L.BadRequest);
+  await assert.rejects(c.plugin('totp', 'status', { op: 'logout' }), TypeError);
+
+  const mine = (await c.login('tf', 'dave', 'dave-password')).session;
+  assert.equal((await c.plugin('totp', 'status', { session: mine })).user, 'dave');
+  await assert.rejects(c.plugin('totp', 'enroll', { session: mine }), /re-authenticate/);
+  await assert.rejects(c.plugin('totp', 'status', { session: mine, user: 'demo' }), L.Forbidden);
+  await assert.rejects(c.plugin('totp', 'enroll', { session: mine, password: 'wrong-password' }), L.Denied);
+  await assert.rejects(c.plugin('totp', 'status', { session: 'A'.repeat(44) }), L.InvalidSession);
+  const enrolled = await c.plugin('totp', 'enroll', { session: mine, password: 'dave-password' });
+  assert.ok(enrolled.uri.startsWith(`otpauth://totp/Demo:dave?secret=${enrolled.secret}`), enrolled.uri);
+  const done = await c.plugin('totp', 'confirm', { session: mine, code: totpCode(enrolled.secret) });
+  assert.deepEqual([done.user, done.enrolled], ['dave', true]);
+  const { codes } = await c.plugin('totp', 'recovery', { user: 'dave', service: 'tf' });
+
+  // The re-authentication asks for the code now: respond() goes on, and its
+  // last answer is the action's.
+  const asked = await c.plugin('totp', 'remove', { session: mine, password: 'dave-password', remote: '192.0.2.4' })
+    .catch((e) => e);
+  assert.ok(asked instanceof L.Challenge, String(asked));
+  assert.deepEqual(asked.prompts, [{ style: 'secret', message: 'Verification code:' }]);
+  assert.deepEqual(await c.respond(asked.conversation, [codes[0]]), { user: 'dave', removed: true });
+  assert.equal((await c.plugin('totp', 'status', { user: 'dave', service: 'tf' })).enrolled, false);
+  c.close();
+});
+
+test('plugin: what goes on the wire (fake server)', async () => {
+  const f = await fake('echo');
+  const c = new L.Client(f.sock);
+  assert.deepEqual((await c.plugin('totp', 'status', { user: 'alice', service: undefined })).request,
+    { op: 'plugin', plugin: 'totp', action: 'status', user: 'alice' });
+  assert.deepEqual((await c.plugin('totp', 'enroll', { session: 'S'.repeat(44), password: 'pw', remote: '192.0.2.1' })).request,
+    { op: 'plugin', plugin: 'totp', action: 'enroll', session: 'S'.repeat(44), password: 'pw', remote: '192.0.2.1' });
+  c.close();
+  f.stop();
 });
 
 test('every error code maps to its class', async () => {

@@ -5,8 +5,10 @@ cannot be made to do on demand, against fakelatchd.py)."""
 import asyncio
 import base64
 import ctypes
+import hmac
 import json
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -26,6 +28,21 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey 
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat  # noqa: E402
 
 BROKEN = "auth required debug auth=authinfo_unavail\n"
+
+
+def totp_code(secret, period=30, at=None):
+    """RFC 6238 with HMAC-SHA1, 6 digits: the code of a base32 secret now."""
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    mac = hmac.new(key, struct.pack(">Q", int((time.time() if at is None else at) // period)), "sha1").digest()
+    off = mac[-1] & 0x0F
+    return f"{(struct.unpack('>I', mac[off:off + 4])[0] & 0x7FFFFFFF) % 1000000:06d}"
+
+
+def two_factor_stack(users):
+    """file, then a totp line that users who are not enrolled pass."""
+    return (f"auth required file path={users}\n"
+            "auth [success=ok user_unknown=ignore default=bad] totp issuer=Demo\n"
+            f"account required file path={users}\n")
 
 
 class Fake:
@@ -104,6 +121,59 @@ class LiveTest(harness.DaemonTest):
                 await a.close()
         with self.assertRaises(latch.Denied):
             asyncio.run(wrong())
+        c.close()
+
+    def test_plugin_admin_and_self_service(self):
+        users = os.path.join(self.tmp, "users")
+        d = self.daemon(services={"demo": two_factor_stack(users)})
+        c = latch.Client(d.sock)
+        # An administrator's call (this test runs as an admin peer), as
+        # `latchctl totp status demo`.
+        st = c.plugin("totp", "status", user="demo", service="demo")
+        self.assertEqual((st["user"], st["enrolled"], st["pending"]), ("demo", False, False), st)
+        with self.assertRaises(latch.BadRequest):
+            c.plugin("totp", "fly", user="demo")
+        with self.assertRaises(TypeError):
+            c.plugin("totp", "status", op="logout")
+
+        # The user's own: status at once; enroll only re-authenticated.
+        mine = c.login("demo", "demo", "demo-password")["session"]
+        self.assertEqual(c.plugin("totp", "status", session=mine)["user"], "demo")
+        with self.assertRaisesRegex(latch.Forbidden, "re-authenticate"):
+            c.plugin("totp", "enroll", session=mine)
+        with self.assertRaises(latch.Forbidden):
+            c.plugin("totp", "status", session=mine, user="someone-else")
+        with self.assertRaises(latch.Denied):
+            c.plugin("totp", "enroll", session=mine, password="wrong-password")
+        with self.assertRaises(latch.InvalidSession):
+            c.plugin("totp", "status", session="A" * 44)
+        enrolled = c.plugin("totp", "enroll", session=mine, password="demo-password")
+        self.assertTrue(enrolled["uri"].startswith("otpauth://totp/Demo:demo?secret=" + enrolled["secret"]))
+        done = c.plugin("totp", "confirm", session=mine, code=totp_code(enrolled["secret"]))
+        self.assertEqual((done["user"], done["enrolled"]), ("demo", True))
+        codes = c.plugin("totp", "recovery", user="demo")["codes"]
+
+        # Re-authenticating now asks for the second factor: a conversation
+        # that respond() continues, as login's, and whose last answer is
+        # the action's. The async client takes the same path.
+        async def remove():
+            a = latch.AsyncClient(d.sock)
+            try:
+                self.assertTrue((await a.plugin("totp", "status", session=mine))["enrolled"])
+                with self.assertRaises(latch.Challenge) as asked:
+                    await a.plugin("totp", "remove", session=mine, password="demo-password", remote="192.0.2.4")
+                self.assertEqual(asked.exception.prompts, [{"style": "secret", "message": "Verification code:"}])
+                return await a.respond(asked.exception.conversation, [codes[0]])
+            finally:
+                await a.close()
+        self.assertEqual(asyncio.run(remove()), {"user": "demo", "removed": True})
+        self.assertFalse(c.plugin("totp", "status", user="demo")["enrolled"])
+        # In a pipeline too.
+        with c.pipeline() as p:
+            p.plugin("totp", "status", session=mine)
+            p.plugin("totp", "enroll", session=mine)
+        self.assertEqual(p.results[0]["enrolled"], False)
+        self.assertIsInstance(p.results[1], latch.Forbidden)
         c.close()
 
     def test_every_error_code(self):
@@ -373,6 +443,28 @@ class FakeTest(unittest.TestCase):
             finally:
                 await a.close()
         self.assertEqual(asyncio.run(go()), "alice")
+
+    def test_plugin_request_shape(self):
+        # What goes on the wire: the action's arguments as given, None ones
+        # left out, session and password only when given.
+        f = self.fake("echo")
+        c = latch.Client(f.sock)
+        self.assertEqual(c.plugin("totp", "status", user="alice")["request"],
+                         {"op": "plugin", "plugin": "totp", "action": "status", "user": "alice"})
+        self.assertEqual(c.plugin("totp", "confirm", session="S" * 44, code="123456", service=None)["request"],
+                         {"op": "plugin", "plugin": "totp", "action": "confirm", "session": "S" * 44,
+                          "code": "123456"})
+        c.close()
+
+        async def go():
+            a = latch.AsyncClient(f.sock)
+            try:
+                return (await a.plugin("totp", "enroll", session="S" * 44, password="pw", remote="192.0.2.1"))
+            finally:
+                await a.close()
+        self.assertEqual(asyncio.run(go())["request"],
+                         {"op": "plugin", "plugin": "totp", "action": "enroll", "session": "S" * 44,
+                          "password": "pw", "remote": "192.0.2.1"})
 
     def test_idempotent_ops_are_resent_once_others_never(self):
         f = self.fake("drop-first")

@@ -11,10 +11,10 @@ export const DEFAULT_SOCKET = '/run/latch/latchd.sock';
 // connection drops before their answer. Every other op is never resent.
 export const IDEMPOTENT_OPS = new Set(['hello', 'validate', 'verify', 'jwks', 'stats']);
 
-// Ops that run a service's stack (argon2, PAM, a second factor) may take a
-// second: they go on connections of their own, so that the in-order replies
+// Ops that run a service's stack (argon2, PAM, a second factor) or a
+// plugin's action may take a second: they go on connections of their own, so that the in-order replies
 // of a pipelined connection never hold a validate behind a login.
-const SLOW_OPS = new Set(['authenticate', 'login', 'respond', 'passwd']);
+const SLOW_OPS = new Set(['authenticate', 'login', 'respond', 'passwd', 'plugin']);
 
 export function socketPath(p) {
   if (p) return p;
@@ -153,9 +153,9 @@ class Conn {
  * A client of latchd. `new Client({ socketPath, timeout: 30000, connections: 1,
  * slowConnections: 2 })`: the socket is socketPath, else $LATCH_SOCKET, else
  * /run/latch/latchd.sock. Concurrent requests are pipelined on `connections`
- * connections (latchd answers each in order); ops that run a stack (login,
- * authenticate, respond, passwd) use `slowConnections` others, so that a
- * slow login never holds back a validate.
+ * connections (latchd answers each in order); ops that run a stack or a
+ * plugin's action (login, authenticate, respond, passwd, plugin) use
+ * `slowConnections` others, so that a slow login never holds back a validate.
  * Every op is a method returning a promise of its results (an object), or
  * rejecting with the LatchError subclass of the error code.
  */
@@ -233,6 +233,16 @@ export class Client {
   reload() { return this.call('reload'); }
   respond(conversation, answers) { return this.call('respond', { conversation, answers: [...answers] }); }
   passwd(service, user, { remote, session } = {}) { return this.call('passwd', { service, user, remote, session }); }
+  /**
+   * A plugin's action: `plugin('totp', 'status', { user: 'alice' })` (an
+   * administrator's), or with `session` the session's user's own (and with
+   * `password`, re-authenticated first: may reject with Challenge, answered
+   * with respond()). The other options are the action's arguments.
+   */
+  plugin(plugin, action, { session, password, ...args } = {}) {
+    if (Object.hasOwn(args, 'op')) return Promise.reject(new TypeError("'op' is not an argument of the plugin op"));
+    return this.call('plugin', { ...args, plugin, action, session, password });
+  }
 
   /**
    * Closes the connections: requests in flight get latchd's answer if it

@@ -101,4 +101,24 @@ class Ops:
         return self._op("passwd", {"service": service, "user": user, "remote": remote, "session": session})
 
 
+    def plugin(self, plugin: str, action: str, *, session: Optional[str] = None, password: Optional[str] = None,
+               **args: Any) -> Any:
+        """op "plugin": a plugin's action (``totp`` ``status``, ``enroll``,
+        ``confirm``, ``recovery``, ``remove``; ``faillock`` ``show``,
+        ``reset``); returns what the action answers. ``args`` are the
+        action's own and the op's (``user``, ``service``, ``code``,
+        ``remote``); None ones are left out.
+
+        Without ``session``: an administrator's call (an admin peer), e.g.
+        ``plugin("totp", "status", user="alice")``. With ``session``: the
+        session's user acts on their own account (self-service; ``user``
+        may be left out); with ``password`` as well, the session's service
+        re-authenticates them first, which may raise Challenge (further
+        factors: answer with respond(), whose last answer is the action's).
+        """
+        if "op" in args:
+            raise TypeError("'op' is not an argument of the plugin op")
+        return self._op("plugin", {**args, "plugin": plugin, "action": action, "session": session,
+                                   "password": password})
+
 __all__: List[str] = ["Ops"]

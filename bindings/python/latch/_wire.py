@@ -20,10 +20,11 @@ DEFAULT_MAX_RESPONSE = 1 << 20
 # sent once more on a fresh connection. Every other op is never resent.
 IDEMPOTENT_OPS = frozenset(("hello", "validate", "verify", "jwks", "stats"))
 
-# Ops that run a service's stack (argon2, PAM, a second factor) and may take
-# a second: pipelining clients keep them off the connections that carry
-# validates, since replies come back in request order.
-SLOW_OPS = frozenset(("authenticate", "login", "respond", "passwd"))
+# Ops that run a service's stack (argon2, PAM, a second factor) or a
+# plugin's action, and may take a second: pipelining clients keep them off
+# the connections that carry validates, since replies come back in request
+# order.
+SLOW_OPS = frozenset(("authenticate", "login", "respond", "passwd", "plugin"))
 
 _HDR = struct.Struct(">I")
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False, allow_nan=False)

@@ -145,7 +145,8 @@ class AsyncClient(Ops):
 
     Concurrent calls are pipelined over ``connections`` connections (round
     robin); latchd answers each connection in request order. Ops that run a
-    service's stack (login, authenticate, respond, passwd) go over
+    service's stack or a plugin's action (login, authenticate, respond,
+    passwd, plugin) go over
     ``slow_connections`` others, so that a slow login never holds back the
     validates pipelined behind it. Errors,
     timeout and retry rules are Client's. Create it anywhere; it connects
