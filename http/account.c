@@ -80,23 +80,34 @@ static int account_get(struct http_request *r, struct account *a, enum MHD_Resul
 }
 
 /* Appends printf-style text to *html (realloc'd); false when out of memory. */
+/* Appends to *html. Its pieces may carry the enrollment key, so no copy is
+ * left behind: the piece is formatted straight into an exact-size buffer
+ * (vasprintf() and realloc() would free unwiped intermediate copies), and
+ * the old buffer is wiped before it is freed. */
 static _printf_(2, 3) bool append(char **html, const char *fmt, ...) {
-        _cleanup_free_ char *piece = NULL;
         va_list ap;
         int k;
 
         va_start(ap, fmt);
-        k = vasprintf(&piece, fmt, ap);
+        k = vsnprintf(NULL, 0, fmt, ap);
         va_end(ap);
         if (k < 0)
                 return false;
-        size_t old = *html ? strlen(*html) : 0, add = strlen(piece);
-        char *n = realloc(*html, old + add + 1);
+        size_t old = *html ? strlen(*html) : 0, add = (size_t) k;
+        char *n = malloc(old + add + 1);
         if (!n)
                 return false;
-        memcpy(n + old, piece, add + 1);
+        if (old > 0)
+                memcpy(n, *html, old);
+        va_start(ap, fmt);
+        k = vsnprintf(n + old, add + 1, fmt, ap);
+        va_end(ap);
+        if (*html) {
+                sodium_memzero(*html, old);
+                free(*html);
+        }
         *html = n;
-        return true;
+        return k >= 0;
 }
 
 static bool append_message(char **html, const char *error, const char *notice) {

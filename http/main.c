@@ -7,7 +7,10 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
+#include <malloc.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +34,16 @@ static void help(void) {
                "  --check-config    read the settings and exit 0 (good) or 1\n"
                "  --version         print the version\n"
                "  --help            this text\n");
+}
+
+/* Jansson copies what liblatch sends and receives (passwords, codes,
+ * enrollment keys) into buffers of its own, its lexer's among them, and
+ * frees them unwiped: here every block it frees is wiped first. */
+static void json_free_wiped(void *p) {
+        if (!p)
+                return;
+        sodium_memzero(p, malloc_usable_size(p));
+        free(p);
 }
 
 int main(int argc, char **argv) {
@@ -65,6 +78,12 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "latch-http: unexpected argument '%s'\n", argv[optind]);
                 return 2;
         }
+
+        if (sodium_init() < 0) {
+                fprintf(stderr, "latch-http: libsodium failed to initialise\n");
+                return 1;
+        }
+        json_set_alloc_funcs(malloc, json_free_wiped);
 
         if (http_config_init(&c) < 0)
                 return 1;

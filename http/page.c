@@ -188,8 +188,18 @@ char *http_page(const char *title, const char *body) {
         _cleanup_free_ char *t = http_html_escape(title ? title : "Sign in");
         char *page = NULL;
 
-        if (!t || asprintf(&page, any_format, t, t, body ? body : "") < 0)
+        if (!t)
                 return NULL;
+        /* Formatted into an exact-size buffer: the body may carry a secret
+         * (the QR code page's key), and asprintf() frees unwiped copies of
+         * what it has formatted so far as its buffer grows. */
+        int n = snprintf(NULL, 0, any_format, t, t, body ? body : "");
+        if (n < 0 || !(page = malloc((size_t) n + 1)))
+                return NULL;
+        if (snprintf(page, (size_t) n + 1, any_format, t, t, body ? body : "") != n) {
+                free(page);
+                return NULL;
+        }
         return page;
 }
 

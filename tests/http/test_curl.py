@@ -8,12 +8,14 @@ the client's address reaching latchd, /token, the JWKS and its caching,
 logout, oversized headers and bodies, socket activation and the settings
 file."""
 
+import glob
 import html
 import json
 import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import time
 import unittest
@@ -918,3 +920,49 @@ class AccountTotp(HttpTest):
         self.assertNotIn(secret, log)
         self.assertNotIn(secret, self.d.log())
         self.assertIn("two-factor set-up refused for user", log)
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("gcore"), "needs root and gdb's gcore")
+    @unittest.skipIf(harness.SANITIZED, "sanitizer shadow memory makes huge cores")
+    def test_enrollment_key_not_left_in_memory(self):
+        """The QR code pages are built and sent without leaving a copy of
+        the key in latch-http's memory (the page's pieces, the buffers they
+        were assembled in)."""
+        self.start_stack()
+        jar = self.jar()
+        self.login(jar, rd="/account/totp")
+        secrets = []
+        for _ in range(4):
+            r = self.curl("/account/totp", jar=jar)
+            csrf = self.fields(r, "/account/totp/enroll")["csrf"]
+            r = self.post(jar, "/account/totp/enroll", csrf=csrf, password="demo-password")
+            self.assertEqual(r.status, 200, r)
+            secrets.append(re.search(rb'<code id="secret"[^>]*>([A-Z2-7]{32})</code>', r.body).group(1).decode())
+        time.sleep(0.5)
+        core = os.path.join(self.tmp, "core")
+        pid = self.stack.procs["latch-http"].pid
+        g = subprocess.run(["gcore", "-o", core, str(pid)], capture_output=True, text=True, timeout=120)
+        files = glob.glob(core + "*")
+        self.assertTrue(files, g.stdout + g.stderr)
+        with open(files[0], "rb") as f:
+            core_bytes = f.read()
+        os.unlink(files[0])
+        # The process's memory: its PT_LOAD segments.
+        phoff, = struct.unpack_from("<Q", core_bytes, 0x20)
+        phnum, = struct.unpack_from("<H", core_bytes, 0x38)
+        image = bytearray()
+        for i in range(phnum):
+            kind, _flags, off, _va, _pa, size = struct.unpack_from("<IIQQQQ", core_bytes, phoff + 56 * i)
+            if kind == 1:
+                image += core_bytes[off:off + size] + b"\0"
+        image = bytes(image)
+        self.assertGreater(len(image), 100000)
+        # The key as the page shows it (its pieces, the buffers they were
+        # put together in) and as latchd's answer carried it (Jansson's
+        # buffers). (libqrencode's own copies of the text it encodes are
+        # out of latch-http's reach: see docs/SECURITY.md.)
+        for secret in secrets:
+            for text in (f">{secret}</code>", f"secret={secret}&amp;issuer", f'"secret":"{secret}"',
+                         f"secret={secret}&issuer"):
+                at = image.find(text.encode())
+                self.assertEqual(at, -1, f"an enrollment key survived in latch-http's memory: "
+                                         f"{image[max(0, at - 64):at + 96]!r}")
