@@ -18,22 +18,37 @@
 
 #define QUIET 4
 
+/* The most characters one run of dark modules takes in the path:
+ * "M%d %dh%dv1h-%dz" with numbers of at most 3 digits (a QR code is at most
+ * 177 modules wide). */
+#define RUN_MAX (1 + 3 + 1 + 3 + 1 + 3 + 4 + 3 + 1)
+
+static const char svg_format[] =
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"qr\" role=\"img\" aria-label=\"%s\" "
+        "viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" shape-rendering=\"crispEdges\" "
+        "style=\"display:block;margin:1rem auto;width:100%%;max-width:16rem;height:auto\">"
+        "<rect width=\"%d\" height=\"%d\" fill=\"#fff\"/><path fill=\"#000\" d=\"%s\"/></svg>";
+
+/* The path and the image carry the secret too: both are written into
+ * buffers of their final size (a growing buffer, as open_memstream() or
+ * asprintf() keep, would free unwiped copies), wiped before they are freed. */
 char *http_qr_svg(const char *text, const char *label) {
         QRcode *qr = QRcode_encodeString(text, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
         char *out = NULL, *path = NULL;
-        size_t len = 0;
-        FILE *f;
+        size_t len = 0, cap;
 
         if (!qr)
                 return NULL;
         int w = qr->width, size = w + 2 * QUIET;
-        /* The path names every dark module: it carries the secret too, so
-         * its buffer is wiped. */
-        f = open_memstream(&path, &len);
-        if (!f) {
+        /* at most one run for every other module of a row, and one more */
+        cap = (size_t) w * ((size_t) w / 2 + 1) * RUN_MAX + 1;
+        path = malloc(cap);
+        if (!path) {
+                sodium_memzero(qr->data, (size_t) w * (size_t) w);
                 QRcode_free(qr);
                 return NULL;
         }
+        path[0] = '\0';
         for (int y = 0; y < w; y++)
                 for (int x = 0; x < w;) {
                         if (!(qr->data[y * w + x] & 1)) {
@@ -43,28 +58,22 @@ char *http_qr_svg(const char *text, const char *label) {
                         int run = 1;
                         while (x + run < w && (qr->data[y * w + x + run] & 1))
                                 run++;
-                        fprintf(f, "M%d %dh%dv1h-%dz", x + QUIET, y + QUIET, run, run);
+                        int k = snprintf(path + len, cap - len, "M%d %dh%dv1h-%dz", x + QUIET, y + QUIET, run, run);
+                        if (k > 0 && (size_t) k < cap - len)
+                                len += (size_t) k;
                         x += run;
                 }
-        bool ok = fflush(f) == 0;
-        fclose(f);
         sodium_memzero(qr->data, (size_t) w * (size_t) w);
         QRcode_free(qr);
-        if (!ok || !path) {
-                if (path)
-                        sodium_memzero(path, len);
-                free(path);
-                return NULL;
-        }
+
         _cleanup_free_ char *l = http_html_escape(label ? label : "QR code");
-        if (!l || asprintf(&out,
-                           "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"qr\" role=\"img\" aria-label=\"%s\" "
-                           "viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" shape-rendering=\"crispEdges\" "
-                           "style=\"display:block;margin:1rem auto;width:100%%;max-width:16rem;height:auto\">"
-                           "<rect width=\"%d\" height=\"%d\" fill=\"#fff\"/><path fill=\"#000\" d=\"%s\"/></svg>",
-                           l, size, size, size * 6, size * 6, size, size, path) < 0)
+        int n = l ? snprintf(NULL, 0, svg_format, l, size, size, size * 6, size * 6, size, size, path) : -1;
+        if (n >= 0 && (out = malloc((size_t) n + 1)) &&
+            snprintf(out, (size_t) n + 1, svg_format, l, size, size, size * 6, size * 6, size, size, path) != n) {
+                free(out);
                 out = NULL;
-        sodium_memzero(path, len);
+        }
+        sodium_memzero(path, cap);
         free(path);
         return out;
 }

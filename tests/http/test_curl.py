@@ -930,13 +930,14 @@ class AccountTotp(HttpTest):
         self.start_stack()
         jar = self.jar()
         self.login(jar, rd="/account/totp")
-        secrets = []
+        secrets, paths = [], []
         for _ in range(4):
             r = self.curl("/account/totp", jar=jar)
             csrf = self.fields(r, "/account/totp/enroll")["csrf"]
             r = self.post(jar, "/account/totp/enroll", csrf=csrf, password="demo-password")
             self.assertEqual(r.status, 200, r)
             secrets.append(re.search(rb'<code id="secret"[^>]*>([A-Z2-7]{32})</code>', r.body).group(1).decode())
+            paths.append(re.search(rb'<path fill="#000" d="([^"]*)"', r.body).group(1))
         time.sleep(0.5)
         core = os.path.join(self.tmp, "core")
         pid = self.stack.procs["latch-http"].pid
@@ -966,3 +967,8 @@ class AccountTotp(HttpTest):
                 at = image.find(text.encode())
                 self.assertEqual(at, -1, f"an enrollment key survived in latch-http's memory: "
                                          f"{image[max(0, at - 64):at + 96]!r}")
+        # The QR code's modules carry the key as well: no piece of the
+        # drawing (its first 120 characters) either.
+        for path in paths:
+            at = image.find(path[:120])
+            self.assertEqual(at, -1, f"a QR code survived in latch-http's memory: {image[max(0, at - 64):at + 96]!r}")
