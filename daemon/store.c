@@ -77,6 +77,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "macro.h"
@@ -925,6 +926,7 @@ static int init_txn(store *s, MDB_txn *txn, void *userdata) {
         MDB_dbi main_dbi;
         MDB_val k = { .mv_size = 6, .mv_data = (void *) "layout" }, v;
         uint32_t version;
+        unsigned create = 0;
         int rc;
 
         rc = mdb_dbi_open(txn, "meta", 0, &s->db_meta);
@@ -940,6 +942,7 @@ static int init_txn(store *s, MDB_txn *txn, void *userdata) {
                 if (st.ms_entries > 0)
                         return -EINVAL;
 
+                create = MDB_CREATE;
                 rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->db_meta);
                 if (rc != 0)
                         return lmdb_status(rc);
@@ -975,10 +978,16 @@ static int init_txn(store *s, MDB_txn *txn, void *userdata) {
                 { "expiry", 0, &s->db_expiry },
                 { "kv", 0, &s->db_kv },
         };
+        /* Every store of this layout has had all of them from its first
+         * open: one missing from an existing store is damage (its name's
+         * record), not a database to create, and a write through the
+         * damage could only make it worse. */
         for (size_t i = 0; i < ELEMENTSOF(dbs); i++) {
-                rc = mdb_dbi_open(txn, dbs[i].name, dbs[i].flags | MDB_CREATE, dbs[i].dbi);
+                rc = mdb_dbi_open(txn, dbs[i].name, dbs[i].flags | create, dbs[i].dbi);
                 if (rc == MDB_INCOMPATIBLE)
                         return -EINVAL;
+                if (rc == MDB_NOTFOUND)
+                        return -EUCLEAN;
                 if (rc != 0)
                         return lmdb_status(rc);
         }
@@ -1194,6 +1203,93 @@ static int store_env_open_status(int rc) {
         }
 }
 
+/* ---- the open probe ---- */
+
+/* Exit statuses of the probe child. */
+enum {
+        PROBE_READ = 0,    /* what open reads is readable */
+        PROBE_UNSURE = 1,  /* it could not tell: open itself will say */
+        PROBE_DAMAGED = 2, /* LMDB found the pages inconsistent */
+};
+
+static void probe_assert(MDB_env *env, const char *msg) {
+        _exit(PROBE_DAMAGED);
+}
+
+static int probe_child(const char *path) {
+        static const char *const names[] = { "meta", "sessions", "handles", "users", "expiry", "kv" };
+        MDB_env *env;
+        MDB_txn *txn;
+        MDB_envinfo info;
+        MDB_stat est;
+        MDB_dbi dbi;
+        struct stat st;
+
+        /* Not the parent's handlers: a fault here is the answer. */
+        signal(SIGSEGV, SIG_DFL);
+        signal(SIGBUS, SIG_DFL);
+        signal(SIGABRT, SIG_DFL);
+
+        if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, 8) != 0 ||
+            mdb_env_set_maxreaders(env, STORE_MAX_READERS) != 0)
+                return PROBE_UNSURE;
+        (void) mdb_env_set_assert(env, probe_assert);
+        if (mdb_env_open(env, path, MDB_NOSUBDIR | MDB_NOTLS | MDB_RDONLY, 0600) != 0)
+                return PROBE_UNSURE;
+        /* A file cut short would fault too: store_check_files() names that. */
+        if (stat(path, &st) < 0 || mdb_env_info(env, &info) != 0 || mdb_env_stat(env, &est) != 0 ||
+            (uint64_t) st.st_size < ((uint64_t) info.me_last_pgno + 1) * est.ms_psize)
+                return PROBE_UNSURE;
+        if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
+                return PROBE_UNSURE;
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                int rc = mdb_dbi_open(txn, names[i], 0, &dbi);
+
+                if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND)
+                        return PROBE_DAMAGED;
+                if (rc != 0 && rc != MDB_NOTFOUND)
+                        return PROBE_UNSURE;
+                if (rc == 0 && i == 0) {
+                        /* The layout version, as init_txn() reads it. */
+                        MDB_val k = { .mv_size = 6, .mv_data = (void *) "layout" }, v;
+
+                        rc = mdb_get(txn, dbi, &k, &v);
+                        if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND)
+                                return PROBE_DAMAGED;
+                }
+        }
+        return PROBE_READ; /* and _exit: nothing to close */
+}
+
+/* LMDB trusts the pages it reads: in a damaged file, the records that
+ * open reads (the names of the databases, the layout version) can send it
+ * past the map (SIGSEGV, SIGBUS) or past a buffer (abort). Once the store
+ * is open, store_catch_faults() turns such faults into a logged exit; open
+ * itself does the same reads first in a child, with an environment of the
+ * child's own (no LMDB handle crosses the fork), and a child killed by a
+ * fault means the file is damaged. The reader slot its _exit leaves is
+ * cleared by the mdb_reader_check() of the open that follows. 0, -EUCLEAN,
+ * or a negative errno. */
+static int store_probe(const char *path) {
+        int status;
+        pid_t pid;
+
+        pid = fork();
+        if (pid < 0)
+                return negative_errno();
+        if (pid == 0)
+                _exit(probe_child(path));
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return negative_errno();
+        if (WIFSIGNALED(status) &&
+            (WTERMSIG(status) == SIGSEGV || WTERMSIG(status) == SIGBUS || WTERMSIG(status) == SIGABRT))
+                return -EUCLEAN;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == PROBE_DAMAGED)
+                return -EUCLEAN;
+        return 0;
+}
+
 int store_open_checked(const char *dir, const struct store_options *opts, store **ret, char **ret_problem) {
         _cleanup_(store_closep) store *s = NULL;
         _cleanup_free_ char *path = NULL;
@@ -1262,6 +1358,18 @@ int store_open_checked(const char *dir, const struct store_options *opts, store 
         if (!s->path)
                 return -ENOMEM;
 
+        /* Before this process has an environment of its own: the probe forks. */
+        existing = lstat(path, &st) == 0 && st.st_size > 0;
+        if (existing && S_ISREG(st.st_mode)) {
+                r = store_probe(path);
+                if (r == -EUCLEAN)
+                        problem(ret_problem,
+                                "%s is damaged: reading the names of its databases and its layout version failed (LMDB found its pages inconsistent). Restore it from a backup (see \"State: back up and restore\" in docs/OPERATIONS.md), or move it away to start with no sessions",
+                                path);
+                if (r < 0)
+                        return r;
+        }
+
         rc = mdb_env_create(&s->env);
         if (rc != 0)
                 return lmdb_status(rc);
@@ -1274,7 +1382,6 @@ int store_open_checked(const char *dir, const struct store_options *opts, store 
         /* A new file starts at the initial size. An existing one keeps the
          * size it grew to (LMDB takes it from the file when none is set
          * before opening), but never less than the initial size. */
-        existing = lstat(path, &st) == 0 && st.st_size > 0;
         if (!existing) {
                 rc = mdb_env_set_mapsize(s->env, map_size);
                 if (rc != 0)
