@@ -70,6 +70,7 @@ struct auth_job {
         bool want_token;
         bool revoke;                   /* revoke the user's other sessions after a change */
         bool keep;                     /* passwd: keep_key is the caller's session */
+        uint64_t mark;                 /* login: store_revocation_mark() before any check */
         uint8_t keep_key[STORE_KEY_SIZE];
         char *audience;
         char *user;
@@ -154,7 +155,8 @@ static void auth_job_step(struct auth_job *j) {
          * one is made after. */
         if (j->state.password_changed && j->revoke) {
                 j->revoke_result = store_session_revoke_user_except(j->d->store, j->user,
-                                                                    j->keep ? j->keep_key : NULL, &j->revoked);
+                                                                    j->keep ? j->keep_key : NULL, &j->revoked,
+                                                                    &j->mark);
                 if (j->revoke_result < 0)
                         return;
         }
@@ -176,7 +178,9 @@ static void auth_job_step(struct auth_job *j) {
         j->info.expires_at = now + j->absolute_timeout;
         j->info.idle_timeout = j->idle_timeout;
         j->info.peer_uid = j->peer_uid;
-        j->store_result = store_session_create(j->d->store, j->key, &j->info);
+        /* Not if the user's sessions were revoked since the login began
+         * (a password changed meanwhile): -ESTALE, nothing written. */
+        j->store_result = store_session_create_since(j->d->store, j->key, &j->info, j->mark);
 }
 
 /* Pool thread. The plugins' key-value updates (a totp step, a faillock
@@ -484,6 +488,20 @@ static void auth_job_done(struct work *w) {
                 return;
         }
 
+        if (j->store_result == -ESTALE) {
+                /* What it checked may be what the revocation was for (the
+                 * old password): as if it had been checked after. */
+                d->stats.logins_denied++;
+                log_fields(LOG_NOTICE,
+                           (const char *[]){ "LATCH_OP", opname, "LATCH_SERVICE", j->service, "LATCH_USER", j->user,
+                                             "LATCH_RESULT", "denied", "LATCH_PEER_UID", uid, "LATCH_REMOTE",
+                                             j->remote, NULL },
+                           "login denied for user '%s' on service '%s': the user's sessions were revoked (a "
+                           "password change?) while it was checked; no session made",
+                           log_esc(j->user), log_esc(j->service));
+                reply_error(r, "denied", DENIED_MESSAGE);
+                return;
+        }
         if (j->store_result < 0) {
                 log_errno(LOG_ERR, j->store_result, "login for '%s' on '%s': cannot store the session",
                           log_esc(j->user), log_esc(j->service));
@@ -643,6 +661,8 @@ static void start_auth(struct request *r, enum auth_op op) {
         j->login = login;
         j->want_token = want_token;
         j->revoke = config_revoke_on_password_change(sc);
+        /* Before any credential is checked: see store_session_create_since(). */
+        j->mark = store_revocation_mark(d->store);
         /* A login may change an expired password on the spot; authenticate
          * makes nothing that could carry on, so it is refused. */
         j->state.change_expired = login;

@@ -68,6 +68,7 @@
 #include <limits.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -93,6 +94,8 @@
 #define RECORD_HEADER_SIZE 68
 #define RECORD_FLAG_CLAIMS_CANONICAL 0x01
 #define USER_MAX 256
+/* The user-wide revocations remembered for logins in flight. */
+#define REVOCATIONS_MAX 1024
 #define SERVICE_MAX 256
 #define CLAIMS_MAX ((size_t) 1 << 20)
 #define NS_MAX 200
@@ -158,6 +161,17 @@ struct store {
         struct kv_pending *kv_pending;
         uint64_t kv_seq;
         atomic_uint_fast64_t kv_durable;
+
+        /* User-wide revocations, numbered from 1 (revocation_seq: the
+         * last): each slot holds a revocation's number and the keyed hash
+         * of its user. Written in the revocation's write transaction and
+         * read in a login's create transaction, which LMDB's writer lock
+         * puts in one order; the number is atomic for marks taken outside. */
+        struct {
+                uint64_t seq, user_hash;
+        } revocations[REVOCATIONS_MAX];
+        atomic_uint_fast64_t revocation_seq;
+        uint8_t revocation_key[crypto_shorthash_KEYBYTES];
 
         char *path; /* state_dir/sessions.mdb */
 };
@@ -1323,6 +1337,7 @@ int store_open_checked(const char *dir, const struct store_options *opts, store 
         s = calloc(1, sizeof *s);
         if (!s)
                 return -ENOMEM;
+        randombytes_buf(s->revocation_key, sizeof s->revocation_key);
 
         if (pthread_rwlockattr_init(&attr) != 0)
                 return -ENOMEM;
@@ -1459,7 +1474,49 @@ struct create_args {
         const struct session_info *info;
         const char *claims;
         size_t user_len, service_len, claims_len;
+        uint64_t mark; /* STORE_NO_MARK: no revocation check */
 };
+
+static uint64_t user_hash(store *s, const char *user, size_t len) {
+        uint8_t h[crypto_shorthash_BYTES];
+        uint64_t v;
+
+        crypto_shorthash(h, (const unsigned char *) user, len, s->revocation_key);
+        memcpy(&v, h, sizeof v);
+        return v;
+}
+
+/* In a write transaction: the next revocation, of `user`. */
+static uint64_t revocation_record(store *s, const char *user, size_t len) {
+        uint64_t seq = atomic_load(&s->revocation_seq) + 1;
+        size_t slot = seq % REVOCATIONS_MAX;
+
+        s->revocations[slot].seq = seq;
+        s->revocations[slot].user_hash = user_hash(s, user, len);
+        atomic_store(&s->revocation_seq, seq);
+        return seq;
+}
+
+/* In a write transaction: was `user` revoked after `mark`? When more
+ * revocations than are remembered came since, it may have been: yes. */
+static bool revoked_since(store *s, const char *user, size_t len, uint64_t mark) {
+        uint64_t last = atomic_load(&s->revocation_seq), h;
+
+        if (last <= mark)
+                return false;
+        if (last - mark > REVOCATIONS_MAX)
+                return true;
+        h = user_hash(s, user, len);
+        for (uint64_t q = mark + 1; q <= last; q++)
+                if (s->revocations[q % REVOCATIONS_MAX].user_hash == h)
+                        return true;
+        return false;
+}
+
+uint64_t store_revocation_mark(store *s) {
+        assert_return(s, 0);
+        return atomic_load(&s->revocation_seq);
+}
 
 static int create_txn(store *s, MDB_txn *txn, void *userdata) {
         const struct create_args *a = userdata;
@@ -1471,6 +1528,9 @@ static int create_txn(store *s, MDB_txn *txn, void *userdata) {
         MDB_val ek = { .mv_size = sizeof ekey, .mv_data = ekey };
         MDB_val empty = { .mv_size = 0, .mv_data = (void *) "" };
         int rc;
+
+        if (a->mark != STORE_NO_MARK && revoked_since(s, a->info->user, a->user_len, a->mark))
+                return -ESTALE;
 
         /* Reserve the record in place, so it is encoded straight into the
          * dirty page without a temporary buffer. */
@@ -1495,7 +1555,12 @@ static int create_txn(store *s, MDB_txn *txn, void *userdata) {
 }
 
 int store_session_create(store *s, const uint8_t key[STORE_KEY_SIZE], const struct session_info *info) {
-        struct create_args a = { .key = key, .info = info };
+        return store_session_create_since(s, key, info, STORE_NO_MARK);
+}
+
+int store_session_create_since(store *s, const uint8_t key[STORE_KEY_SIZE], const struct session_info *info,
+                               uint64_t mark) {
+        struct create_args a = { .key = key, .info = info, .mark = mark };
 
         assert_return(s, -EINVAL);
         assert_return(key, -EINVAL);
@@ -1843,6 +1908,7 @@ struct revoke_args {
         const char *what;
         const uint8_t *keep; /* revoke_user_txn: the session to leave, or NULL */
         size_t count;
+        uint64_t mark; /* revoke_user_txn: the revocation's number */
 };
 
 static int revoke_handle_txn(store *s, MDB_txn *txn, void *userdata) {
@@ -1910,6 +1976,11 @@ static int revoke_user_txn(store *s, MDB_txn *txn, void *userdata) {
         uint8_t key[STORE_KEY_SIZE];
         int r, rc;
 
+        /* First, so that a login whose credentials were checked before
+         * cannot make a session after (should this transaction fail, the
+         * number stays: such a login is refused for nothing, never let
+         * through). */
+        a->mark = revocation_record(s, a->what, uk.mv_size);
         a->count = 0;
         for (;;) {
                 /* The first duplicate each time (the second when the first
@@ -1946,11 +2017,11 @@ static int revoke_user_txn(store *s, MDB_txn *txn, void *userdata) {
 }
 
 int store_session_revoke_user(store *s, const char *user, size_t *ret_count) {
-        return store_session_revoke_user_except(s, user, NULL, ret_count);
+        return store_session_revoke_user_except(s, user, NULL, ret_count, NULL);
 }
 
 int store_session_revoke_user_except(store *s, const char *user, const uint8_t keep[STORE_KEY_SIZE],
-                                     size_t *ret_count) {
+                                     size_t *ret_count, uint64_t *ret_mark) {
         struct revoke_args a = { .what = user, .keep = keep };
         size_t len;
         int r;
@@ -1963,9 +2034,12 @@ int store_session_revoke_user_except(store *s, const char *user, const uint8_t k
                 r = store_write(s, revoke_user_txn, &a);
                 if (r < 0)
                         return r;
-        }
+        } else
+                a.mark = store_revocation_mark(s);
         if (ret_count)
                 *ret_count = a.count;
+        if (ret_mark)
+                *ret_mark = a.mark;
         return 0;
 }
 

@@ -93,6 +93,20 @@ void store_close(store *s); /* NULL is fine */
  * "{}") and all times must be set. Returns 0, -EEXIST, -ENOSPC, -EIO. */
 int store_session_create(store *s, const uint8_t key[STORE_KEY_SIZE], const struct session_info *info);
 
+/* Revocations of every session of a user (store_session_revoke_user*)
+ * are numbered. A login takes the number of the last one as its mark
+ * before it checks credentials, and makes its session with
+ * store_session_create_since(): if the user's sessions were revoked after
+ * the mark (a password change, say), the credentials it checked may be the
+ * ones the revocation was for, and it gets -ESTALE, with nothing written,
+ * rather than a session the revocation missed. The check and the
+ * revocation are ordered by the store's write transactions. The last 1024
+ * revocations are remembered: a login that saw more go by gets -ESTALE. */
+#define STORE_NO_MARK UINT64_MAX
+uint64_t store_revocation_mark(store *s);
+int store_session_create_since(store *s, const uint8_t key[STORE_KEY_SIZE], const struct session_info *info,
+                               uint64_t mark);
+
 /* Looks a session up by key; a session whose absolute or idle expiry is
  * <= now counts as absent (-ENOENT). Calls fn once; returns fn's value, or a
  * negative errno. */
@@ -136,9 +150,11 @@ int store_session_revoke_handle(store *s, const char *handle, size_t *ret_count)
 int store_session_revoke_user(store *s, const char *user, size_t *ret_count);
 /* store_session_revoke_user() leaving the session of key `keep` (NULL:
  * none left), in one transaction: after a password change, every session
- * of the user but the one that made the change. */
+ * of the user but the one that made the change. *ret_mark (may be NULL)
+ * gets the revocation's number: a mark for the session the changer makes
+ * next (store_session_create_since()). */
 int store_session_revoke_user_except(store *s, const char *user, const uint8_t keep[STORE_KEY_SIZE],
-                                     size_t *ret_count);
+                                     size_t *ret_count, uint64_t *ret_mark);
 
 /* Calls fn for each live session, filtered by user and/or service when not
  * NULL, in one read transaction. Uses the user index when user is set. */

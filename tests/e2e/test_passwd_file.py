@@ -164,5 +164,45 @@ class TestFilePasswd(DaemonTest):
         self.assertEqual([n for n in os.listdir(self.tmp) if n.startswith(".users.")], [])
 
 
+    def test_a_login_checked_before_a_change_makes_no_session(self):
+        # The password checked first, then a code: a login parked on the
+        # code while the password changes (or an administrator revokes the
+        # user) answered `ok` after the revocation once, and kept a session
+        # opened with the old password. Now it is denied, with nothing made.
+        self.users = os.path.join(self.tmp, "users")
+        d = self.daemon(services={"demo": stack(self.users).replace(
+            "account", "auth required debug ask=secret:Code: expect=424242\naccount", 1)},
+            users={"demo": ("demo-password", "users"), "eve": ("eve-password", None)})
+
+        def begin(user, password):
+            r = d.call({"op": "login", "service": "demo", "user": user, "password": password}, timeout=60)
+            self.assertEqual(prompts(r), [("secret", "Code:")], r)
+            return r
+
+        old = begin("demo", "demo-password")
+        other = begin("eve", "eve-password")
+        r = self.step(d, d.call({"op": "passwd", "service": "demo", "user": "demo"}), ["demo-password"])
+        r = self.step(d, r, ["brand new words", "brand new words"])
+        self.assertTrue(r["ok"], r)
+        r = self.step(d, old, ["424242"])
+        self.assertEqual((r.get("error"), r.get("message")), ("denied", "authentication failed"), r)
+        self.assertEqual(d.ctl("sessions", "list", "--user", "demo", json_out=True).json["sessions"], [])
+        r = self.step(d, other, ["424242"])
+        self.assertTrue(r["ok"], "another user's login goes on")
+
+        # Begun after the change: a session.
+        r = self.step(d, begin("demo", "brand new words"), ["424242"])
+        self.assertTrue(r["ok"], r)
+
+        # An administrator's revocation of the user does the same.
+        parked = begin("demo", "brand new words")
+        rv = d.ctl("sessions", "revoke", "--user", "demo", json_out=True)
+        self.assertEqual(rv.json["revoked"], 1, rv.stdout)
+        r = self.step(d, parked, ["424242"])
+        self.assertEqual(r.get("error"), "denied", r)
+        self.assertEqual(d.ctl("sessions", "list", "--user", "demo", json_out=True).json["sessions"], [])
+        self.assertIn("the user's sessions were revoked (a password change?) while it was checked",
+                      d.log())
+
 if __name__ == "__main__":
     unittest.main()

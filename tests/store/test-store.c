@@ -165,18 +165,18 @@ static void test_crud(void **state) {
         /* Revoke a user's sessions but one: u2 has 4 (one expired but not
          * swept: it goes too); keys[5] stays, and a key of another user
          * kept changes nothing for u2. */
-        assert_int_equal(store_session_revoke_user_except(s, "u2", keys[5], &n), 0);
+        assert_int_equal(store_session_revoke_user_except(s, "u2", keys[5], &n, NULL), 0);
         assert_int_equal(n, 3);
         assert_int_equal(store_session_get(s, keys[5], 10000, got_fn, &g), 0);
         assert_int_equal(store_session_get(s, keys[2], 10000, got_fn, &g), -ENOENT);
         assert_int_equal(list_count(s, "u2", NULL, 0), 1);
         assert_int_equal(list_count(s, "u0", NULL, 10000), 3);
         assert_int_equal(store_check_consistency(s), 0);
-        assert_int_equal(store_session_revoke_user_except(s, "u2", keys[5], &n), 0);
+        assert_int_equal(store_session_revoke_user_except(s, "u2", keys[5], &n, NULL), 0);
         assert_int_equal(n, 0);
 
         /* Revoke a user: the last of u2's. */
-        assert_int_equal(store_session_revoke_user_except(s, "u2", keys[3], &n), 0);
+        assert_int_equal(store_session_revoke_user_except(s, "u2", keys[3], &n, NULL), 0);
         assert_int_equal(n, 1);
         assert_int_equal(store_session_revoke_user(s, "u2", &n), 0);
         assert_int_equal(n, 0);
@@ -1175,9 +1175,64 @@ static void test_slides(void **state) {
         remove_dir(dir);
 }
 
+/* A login's mark, taken before its credentials were checked: a revocation
+ * of its user after it (a password change) leaves no room for its session;
+ * one of another user, or one before the mark, does. */
+static void test_revoked_since(void **state) {
+        char *dir = make_dir();
+        store *s = open_store(dir, 0, true);
+        struct session_info info;
+        uint8_t key[STORE_KEY_SIZE];
+        struct got g = {};
+        uint64_t mark, mine;
+        size_t n;
+
+        mark = store_revocation_mark(s);
+        assert_int_equal(store_session_revoke_user(s, "bob", &n), 0); /* none to revoke: still counts */
+        make_key(key, 1);
+        make_info(&info, 1, "alice", "svc", NULL, 1000, 9000, 500);
+        assert_int_equal(store_session_create_since(s, key, &info, mark), 0);
+        make_key(key, 2);
+        make_info(&info, 2, "bob", "svc", NULL, 1000, 9000, 500);
+        assert_int_equal(store_session_create_since(s, key, &info, mark), -ESTALE);
+        assert_int_equal(store_session_get(s, key, 1000, got_fn, &g), -ENOENT); /* nothing written */
+        assert_int_equal(store_session_create_since(s, key, &info, store_revocation_mark(s)), 0);
+        assert_int_equal(store_session_get(s, key, 1000, got_fn, &g), 0);
+
+        /* The changer's own revocation is its mark: its session is made;
+         * a later one of the same user still stops it. */
+        assert_int_equal(store_session_revoke_user_except(s, "bob", NULL, &n, &mine), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(mine, store_revocation_mark(s));
+        make_key(key, 4);
+        make_info(&info, 4, "bob", "svc", NULL, 1000, 9000, 500);
+        assert_int_equal(store_session_revoke_user(s, "carol", &n), 0);
+        assert_int_equal(store_session_create_since(s, key, &info, mine), 0);
+        assert_int_equal(store_session_revoke_user(s, "bob", &n), 0);
+        make_key(key, 5);
+        make_info(&info, 5, "bob", "svc", NULL, 1000, 9000, 500);
+        assert_int_equal(store_session_create_since(s, key, &info, mine), -ESTALE);
+
+        /* More revocations than are remembered: refused, to be safe. */
+        mark = store_revocation_mark(s);
+        for (unsigned i = 0; i < 1024; i++)
+                assert_int_equal(store_session_revoke_user(s, "carol", NULL), 0);
+        assert_int_equal(store_session_create_since(s, key, &info, mark), 0);
+        assert_int_equal(store_session_revoke_user(s, "carol", NULL), 0);
+        make_key(key, 6);
+        make_info(&info, 6, "bob", "svc", NULL, 1000, 9000, 500);
+        assert_int_equal(store_session_create_since(s, key, &info, mark), -ESTALE);
+        assert_int_equal(store_session_create_since(s, key, &info, STORE_NO_MARK), 0);
+        assert_int_equal(store_check_consistency(s), 0);
+
+        store_close(s);
+        remove_dir(dir);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_crud),
+                cmocka_unit_test(test_revoked_since),
                 cmocka_unit_test(test_random_consistency),
                 cmocka_unit_test(test_crash),
                 cmocka_unit_test(test_sweep),
