@@ -56,6 +56,8 @@ struct plugin_job {
         struct plugin_line *line;
         bool own_line;            /* opened for this call: closed after it */
         bool self, reauthenticated;
+        uint8_t session_key[STORE_KEY_SIZE]; /* self: the session's key, checked again before the call */
+        bool session_gone;                   /* self: it ended before the call could run */
         char *plugin, *action, *user;
         char *peer_desc;
         json_t *args;
@@ -82,9 +84,18 @@ static void plugin_job_free(struct plugin_job *j) {
         free(j->user);
         free(j->peer_desc);
         free(j->message);
+        sodium_memzero(j->session_key, sizeof j->session_key);
         free(j);
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct plugin_job *, plugin_job_free);
+
+static void wipe_key(uint8_t (*key)[STORE_KEY_SIZE]) {
+        sodium_memzero(*key, sizeof *key);
+}
+
+static int session_live(void *userdata, const struct session_info *s) {
+        return 0;
+}
 
 static bool bare_name(const char *s) {
         if (!*s)
@@ -110,6 +121,21 @@ static struct plugin_line *stack_find_line(const struct stack *st, const char *p
 /* Pool thread. */
 static void plugin_job_run(struct work *w) {
         struct plugin_job *j = (struct plugin_job *) w;
+
+        /* A self call acts only while its session lives: a re-authentication
+         * may have waited on a conversation, and a logout or a revocation
+         * (a password change elsewhere) may have come meanwhile. */
+        if (j->self) {
+                int k = store_session_get(j->d->store, j->session_key, daemon_now(), session_live, NULL);
+                if (k == -ENOENT) {
+                        j->session_gone = true;
+                        return;
+                }
+                if (k < 0) {
+                        j->result = k;
+                        return;
+                }
+        }
         j->ran = true;
         j->result = plugin_line_admin(j->line, j->action, j->args, j->self, j->reauthenticated, &j->answer,
                                       &j->message);
@@ -148,8 +174,19 @@ static void plugin_job_answer(struct plugin_job *j, struct request *r) {
                                                 : " (self-service)",
                            result, j->message ? ": " : "", j->message ? log_esc_text(j->message) : "");
 
+        if (j->session_gone)
+                log_fields(LOG_NOTICE,
+                           (const char *[]){ "LATCH_OP", "plugin", "LATCH_PLUGIN", j->plugin, "LATCH_USER", j->user,
+                                             "LATCH_RESULT", "invalid_session", NULL },
+                           "plugin %s %s for user '%s' by %s not run: the session ended before it could run",
+                           j->plugin, log_esc(j->action), log_esc(j->user), j->peer_desc);
+
         if (r->abandoned || r->conn->fd < 0) {
                 request_drop(r);
+                return;
+        }
+        if (j->session_gone) {
+                reply_error(r, "invalid_session", INVALID_SESSION_MESSAGE);
                 return;
         }
         if (j->result == 0) {
@@ -214,6 +251,7 @@ void op_plugin(struct request *r) {
         const char *plugin, *action, *service, *key, *session = NULL, *password = NULL, *remote = NULL,
                                                       *user_arg = NULL;
         _cleanup_free_ char *self_user = NULL, *self_service = NULL;
+        _cleanup_(wipe_key) uint8_t self_key[STORE_KEY_SIZE] = {};
         struct plugin_line *line = NULL;
         bool own_line = false, self;
         json_t *v;
@@ -272,9 +310,7 @@ void op_plugin(struct request *r) {
                 /* The peer first, as validate: one refused by the session's
                  * service learns nothing more. */
                 struct self_session c = { .d = d, .r = r };
-                uint8_t skey[STORE_KEY_SIZE];
-                int k = ops_session_get(d, session, skey, daemon_now(), self_session_found, &c);
-                sodium_memzero(skey, sizeof skey);
+                int k = ops_session_get(d, session, self_key, daemon_now(), self_session_found, &c);
                 self_user = c.user;
                 self_service = c.service;
                 const char *err = k == -ENOENT || (k >= 0 && !c.found) ? "invalid_session"
@@ -364,6 +400,7 @@ void op_plugin(struct request *r) {
         j->d = d;
         j->self = self;
         j->reauthenticated = self && password;
+        memcpy(j->session_key, self_key, sizeof self_key);
         j->plugin = strdup(plugin);
         j->action = strdup(action);
         j->peer_desc = strdup(r->conn->peer_desc);

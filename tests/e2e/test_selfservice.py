@@ -93,6 +93,28 @@ class TestSelfService(DaemonTest):
         self.assertNotIn(s, log)
         self.assertIn("(self-service, re-authenticated)", log)
 
+    def test_session_ended_during_the_reauthentication(self):
+        # A removal waits on its code; the session is logged out meanwhile
+        # (a password change elsewhere would revoke it the same way): the
+        # answer is invalid_session, and the factor stays.
+        d = self.start()
+        s = self.session(d)
+        r = self.plugin(d, s, "enroll", password="demo-password")
+        secret = r["secret"]
+        code = oathtool(secret, period=10)
+        self.assertTrue(self.plugin(d, s, "confirm", code=code)["ok"])
+
+        r = self.plugin(d, s, "remove", password="demo-password")
+        self.assertEqual(r["error"], "challenge", r)
+        self.assertTrue(d.call({"op": "logout", "session": s})["ok"])
+        code = next_step_code(secret, period=10, after=code)
+        r = d.call({"op": "respond", "conversation": r["conversation"], "answers": [code]})
+        self.assertEqual((r["ok"], r["error"], r["message"]),
+                         (False, "invalid_session", "no such session, or it has expired or been revoked"), r)
+        r = d.call({"op": "plugin", "plugin": "totp", "action": "status", "user": "demo"})
+        self.assertEqual((r["ok"], r["enrolled"]), (True, True), r)
+        self.assertIn("not run: the session ended before it could run", d.log())
+
     def test_only_the_sessions_own_user_and_service(self):
         d = self.start()
         d.add_user("alice", "alice-password")
