@@ -7,6 +7,7 @@
  */
 
 #include <errno.h>
+#include <malloc.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,17 @@ static inline void secret_free(char *s) {
 }
 static inline void secret_freep(char **s) { secret_free(*s); }
 #define _cleanup_secret_ _cleanup_(secret_freep)
+
+/* For json_set_alloc_funcs(malloc, secret_json_free): Jansson copies what it
+ * parses and dumps (passwords, codes, enrollment keys) into blocks of its
+ * own, its lexer's among them, and frees them unwiped; this wipes each block
+ * (all of it) first. */
+static inline void secret_json_free(void *p) {
+        if (!p)
+                return;
+        sodium_memzero(p, malloc_usable_size(p));
+        free(p);
+}
 
 /* strndup() for a secret: the copy must be released with secret_free(). */
 static inline char *secret_strndup(const char *s, size_t n) {

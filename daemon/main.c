@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
-#include <malloc.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,18 +17,11 @@
 #include "daemon.h"
 #include "log.h"
 #include "plugin-host.h"
+#include "secret.h"
 #include "stack.h"
 #include "store.h"
 
 
-/* Jansson copies request text (passwords included) into buffers of its own
- * and frees them unwiped: in latchd every block it frees is wiped first. */
-static void json_free_wiped(void *p) {
-        if (!p)
-                return;
-        sodium_memzero(p, malloc_usable_size(p));
-        free(p);
-}
 
 static void help(void) {
         printf("Usage: latchd [OPTIONS]\n\n"
@@ -247,7 +239,8 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, "latchd: libsodium failed to initialise\n");
                 return 1;
         }
-        json_set_alloc_funcs(malloc, json_free_wiped);
+        /* Jansson's copies of requests and answers are wiped when freed. */
+        json_set_alloc_funcs(malloc, secret_json_free);
         if (check)
                 return check_config(o.config_file);
 

@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
-#include <malloc.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -21,6 +20,7 @@
 #include "config.h"
 #include "http.h"
 #include "macro.h"
+#include "secret.h"
 
 #define DEFAULT_CONFIG "/etc/latch/http.conf"
 
@@ -36,15 +36,6 @@ static void help(void) {
                "  --help            this text\n");
 }
 
-/* Jansson copies what liblatch sends and receives (passwords, codes,
- * enrollment keys) into buffers of its own, its lexer's among them, and
- * frees them unwiped: here every block it frees is wiped first. */
-static void json_free_wiped(void *p) {
-        if (!p)
-                return;
-        sodium_memzero(p, malloc_usable_size(p));
-        free(p);
-}
 
 int main(int argc, char **argv) {
         enum { ARG_CONFIG = 0x100, ARG_LISTEN, ARG_SOCKET, ARG_SERVICE, ARG_CHECK, ARG_VERSION, ARG_HELP };
@@ -83,7 +74,8 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "latch-http: libsodium failed to initialise\n");
                 return 1;
         }
-        json_set_alloc_funcs(malloc, json_free_wiped);
+        /* Jansson's copies of requests and answers are wiped when freed. */
+        json_set_alloc_funcs(malloc, secret_json_free);
 
         if (http_config_init(&c) < 0)
                 return 1;

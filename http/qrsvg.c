@@ -1,12 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A QR code as an inline SVG image, made here with libqrencode (as latchctl
- * draws it on a terminal): no image service sees the secret it carries, and
+ * A QR code as an inline SVG image, made here with libqrencode (in a child
+ * process, qr.h; as latchctl draws it on a terminal): no image service sees the secret it carries, and
  * the page needs no script, no data: URL and no second request. One path of
  * unit squares (run-length joined along each row) on a white square with
  * the 4-module quiet zone scanners need; crisp at any zoom.
  */
-#include <qrencode.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 #include "http.h"
 #include "macro.h"
 #include "policy.h"
+#include "qr.h"
 
 #define QUIET 4
 
@@ -33,38 +33,36 @@ static const char svg_format[] =
  * buffers of their final size (a growing buffer, as open_memstream() or
  * asprintf() keep, would free unwiped copies), wiped before they are freed. */
 char *http_qr_svg(const char *text, const char *label) {
-        QRcode *qr = QRcode_encodeString(text, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
+        struct qr_modules qr;
         char *out = NULL, *path = NULL;
         size_t len = 0, cap;
 
-        if (!qr)
+        if (qr_modules_make(text, &qr) < 0)
                 return NULL;
-        int w = qr->width, size = w + 2 * QUIET;
+        int w = qr.width, size = w + 2 * QUIET;
         /* at most one run for every other module of a row, and one more */
         cap = (size_t) w * ((size_t) w / 2 + 1) * RUN_MAX + 1;
         path = malloc(cap);
         if (!path) {
-                sodium_memzero(qr->data, (size_t) w * (size_t) w);
-                QRcode_free(qr);
+                qr_modules_done(&qr);
                 return NULL;
         }
         path[0] = '\0';
         for (int y = 0; y < w; y++)
                 for (int x = 0; x < w;) {
-                        if (!(qr->data[y * w + x] & 1)) {
+                        if (!qr.dark[y * w + x]) {
                                 x++;
                                 continue;
                         }
                         int run = 1;
-                        while (x + run < w && (qr->data[y * w + x + run] & 1))
+                        while (x + run < w && qr.dark[y * w + x + run])
                                 run++;
                         int k = snprintf(path + len, cap - len, "M%d %dh%dv1h-%dz", x + QUIET, y + QUIET, run, run);
                         if (k > 0 && (size_t) k < cap - len)
                                 len += (size_t) k;
                         x += run;
                 }
-        sodium_memzero(qr->data, (size_t) w * (size_t) w);
-        QRcode_free(qr);
+        qr_modules_done(&qr);
 
         _cleanup_free_ char *l = http_html_escape(label ? label : "QR code");
         int n = l ? snprintf(NULL, 0, svg_format, l, size, size, size * 6, size * 6, size, size, path) : -1;

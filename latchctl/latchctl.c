@@ -616,6 +616,7 @@ static int parse_argv(int argc, char *argv[]) {
 }
 
 int main(int argc, char *argv[]) {
+        output_init();
         int r = parse_argv(argc, argv);
         if (r < 0)
                 return EXIT_DONE; /* --help or --version */

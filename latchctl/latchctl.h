@@ -50,6 +50,14 @@ int print_client_error(latch_client *client, int err);
 char *text_escape(const char *s, bool multiline);
 const char *term_text(const char *s);
 
+/* output_init(), first thing: stdout gets a buffer latchctl owns, Jansson a
+ * free() that wipes. output_forget(), once a secret was printed (an
+ * enrollment's key, recovery codes): flushes stdout and wipes its buffer and
+ * term_text()'s copies, so that nothing of it stays in latchctl's memory
+ * while it waits on the terminal. */
+void output_init(void);
+void output_forget(void);
+
 /* Prints a successful reply: its results as one JSON object with --json,
  * else readable `key: value` lines (nested objects flattened with dots). */
 int print_reply(const latch_reply *reply);

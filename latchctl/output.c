@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "latchctl.h"
 #include "macro.h"
+#include "secret.h"
 #include "utf8.h"
 
 bool arg_json = false;
@@ -75,11 +77,12 @@ char *text_escape(const char *s, bool multiline) {
         return buf;
 }
 
+/* latchctl is single-threaded; a few strings are alive at once (the
+ * arguments of one printf). Wiped when reused: they may be a key. */
+static char *term_slots[8];
+static unsigned term_next;
+
 const char *term_text(const char *s) {
-        /* latchctl is single-threaded; a few strings are alive at once (the
-         * arguments of one printf). */
-        static char *slots[8];
-        static unsigned next;
         char *e;
 
         if (!s)
@@ -87,9 +90,43 @@ const char *term_text(const char *s) {
         e = text_escape(s, false);
         if (!e)
                 return "(out of memory)";
-        free(slots[next % ELEMENTSOF(slots)]);
-        slots[next++ % ELEMENTSOF(slots)] = e;
+        secret_free(term_slots[term_next % ELEMENTSOF(term_slots)]);
+        term_slots[term_next++ % ELEMENTSOF(term_slots)] = e;
         return e;
+}
+
+/* stdout's buffer is ours (setvbuf() in output_init()), so that what went
+ * through it can be wiped. */
+static char stdout_buffer[BUFSIZ];
+
+void output_init(void) {
+        /* Buffered as the C library would: by line on a terminal. */
+        setvbuf(stdout, stdout_buffer, isatty(STDOUT_FILENO) ? _IOLBF : _IOFBF, sizeof stdout_buffer);
+        /* Jansson's copies of what latchd answered (an enrollment's key,
+         * recovery codes) are wiped when freed. */
+        json_set_alloc_funcs(malloc, secret_json_free);
+}
+
+/* Zeroes `size` bytes of the stack below the caller's frame, where the
+ * frames of the calls that printed a secret were (the C library's and
+ * Jansson's, whose locals and spilled registers can hold pieces of it), as
+ * libgcrypt's burn_stack does. Not inlined, so the array is a frame of its
+ * own. */
+static __attribute__((noinline)) void burn_stack(void) {
+        volatile char area[64 * 1024];
+
+        sodium_memzero((char *) area, sizeof area);
+        __asm__ __volatile__("" : : "r"(area) : "memory");
+}
+
+void output_forget(void) {
+        burn_stack();
+        fflush(stdout);
+        sodium_memzero(stdout_buffer, sizeof stdout_buffer);
+        for (size_t i = 0; i < ELEMENTSOF(term_slots); i++) {
+                secret_free(term_slots[i]);
+                term_slots[i] = NULL;
+        }
 }
 
 static void print_json_object(json_t *o) {

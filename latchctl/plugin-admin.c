@@ -2,13 +2,12 @@
 /*
  * latchctl totp ... and faillock ...: latchd's `plugin` op (admin peers
  * only), answered by the plugin's admin actions; `totp enroll` also draws
- * the otpauth:// URI as a QR code (libqrencode) and asks for the first code
+ * the otpauth:// URI as a QR code (libqrencode, in a child: qr.h) and asks for the first code
  * that confirms the enrollment.
  */
 
 #include <inttypes.h>
 #include <jansson.h>
-#include <qrencode.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -16,6 +15,8 @@
 
 #include "latchctl.h"
 #include "macro.h"
+#include "qr.h"
+#include "secret.h"
 
 /* How many codes `totp enroll` asks for on a terminal before giving up (the
  * enrollment then stays pending: `totp confirm` finishes it). */
@@ -56,7 +57,7 @@ static int plugin_call(latch_client *c, const char *service, const char *plugin,
 }
 
 static int print_object(json_t *o) {
-        _cleanup_free_ char *text = json_dumps(o, JSON_COMPACT);
+        _cleanup_secret_ char *text = json_dumps(o, JSON_COMPACT); /* may hold a key */
         if (!text)
                 return print_error(EXIT_UNAVAILABLE, "no_memory", "out of memory");
         return print_json_text(text);
@@ -67,15 +68,15 @@ static int print_object(json_t *o) {
  * text on a dark terminal), with the quiet zone of 4 modules scanners need. */
 static void print_qr(const char *text) {
         enum { QUIET = 4 };
-        QRcode *qr = QRcode_encodeString(text, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
-        if (!qr) {
+        struct qr_modules qr;
+        if (qr_modules_make(text, &qr) < 0) {
                 fprintf(stderr, "latchctl: cannot make a QR code; type the secret in instead\n");
                 return;
         }
-        int w = qr->width, size = w + 2 * QUIET;
+        int w = qr.width, size = w + 2 * QUIET;
 #define DARK(x, y)                                                                              \
         ((x) >= QUIET && (y) >= QUIET && (x) < QUIET + w && (y) < QUIET + w &&                   \
-         (qr->data[((y) - QUIET) * w + ((x) - QUIET)] & 1))
+         qr.dark[((y) - QUIET) * w + ((x) - QUIET)])
         for (int y = 0; y < size; y += 2) {
                 for (int x = 0; x < size; x++) {
                         bool top = !DARK(x, y), bottom = y + 1 < size ? !DARK(x, y + 1) : false;
@@ -84,7 +85,7 @@ static void print_qr(const char *text) {
                 fputc('\n', stdout);
         }
 #undef DARK
-        QRcode_free(qr);
+        qr_modules_done(&qr);
 }
 
 static int confirm(latch_client *c, const char *service, const char *user, const char *code) {
@@ -115,7 +116,9 @@ static int totp_enroll(latch_client *c, const char *service, const char *user) {
         printf("Scan this with an authenticator app, or add the URI or the secret by hand:\n\n");
         print_qr(uri);
         printf("\n%s\nSecret: %s\n\n", term_text(uri), term_text(secret));
-        fflush(stdout);
+        /* Shown: no copy of the key stays while the app is set up. */
+        json_decref(TAKE_PTR(o));
+        output_forget();
 
         /* Nothing to read: leave it pending. */
         bool tty = isatty(STDIN_FILENO);
@@ -147,6 +150,7 @@ static int totp_recovery(latch_client *c, const char *service, const char *user)
                "the previous ones no longer work):\n\n", user);
         json_array_foreach(codes, i, v)
                 printf("  %s\n", term_text(json_string_value(v) ?: "?"));
+        output_forget();
         return EXIT_DONE;
 }
 

@@ -76,6 +76,29 @@ def on_pty(argv, answers, env, timeout=30):
     return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
 
 
+def core_image(pid, tmp):
+    """The memory of process pid, from a gcore dump: its PT_LOAD segments
+    joined (each ended by a NUL). The notes (registers at the time of the
+    dump) are left out: not memory a secret could stay in."""
+    core = os.path.join(tmp, "core")
+    g = subprocess.run(["gcore", "-o", core, str(pid)], capture_output=True, text=True, timeout=120)
+    files = [f for f in os.listdir(tmp) if f.startswith("core.")]
+    if not files:
+        raise AssertionError("gcore made no core: " + g.stdout + g.stderr)
+    path = os.path.join(tmp, files[0])
+    with open(path, "rb") as f:
+        core_bytes = f.read()
+    os.unlink(path)
+    phoff, = struct.unpack_from("<Q", core_bytes, 0x20)
+    phnum, = struct.unpack_from("<H", core_bytes, 0x38)
+    image = bytearray()
+    for i in range(phnum):
+        kind, _flags, off, _va, _pa, size = struct.unpack_from("<IIQQQQ", core_bytes, phoff + 56 * i)
+        if kind == 1:
+            image += core_bytes[off:off + size] + b"\0"
+    return bytes(image)
+
+
 def frame(obj_or_bytes):
     data = obj_or_bytes if isinstance(obj_or_bytes, bytes) else json.dumps(obj_or_bytes).encode()
     return struct.pack(">I", len(data)) + data

@@ -5,15 +5,13 @@ totp enrollment, confirmation and removal by the user, refused for another
 user, without re-authentication, and for faillock; a failed
 re-authentication counts like a failed login."""
 
-import glob
 import os
 import shutil
-import struct
 import subprocess
 import time
 import unittest
 
-from harness import SANITIZED, DaemonTest
+from harness import SANITIZED, DaemonTest, core_image
 from test_totp import next_step_code, oathtool
 
 NOBODY = 65534
@@ -229,24 +227,7 @@ class TestSelfService(DaemonTest):
         for a in answers:
             self.assertTrue(a["ok"], a)
         time.sleep(0.5)
-        core = os.path.join(self.tmp, "core")
-        g = subprocess.run(["gcore", "-o", core, str(d.proc.pid)], capture_output=True, text=True, timeout=120)
-        files = glob.glob(core + "*")
-        self.assertTrue(files, g.stdout + g.stderr)
-        with open(files[0], "rb") as f:
-            core_bytes = f.read()
-        os.unlink(files[0])
-        # The memory of the process: its PT_LOAD segments. (The notes hold
-        # the threads' registers at the time of the dump, which the next
-        # copies overwrite: not memory a key could stay in.)
-        phoff, = struct.unpack_from("<Q", core_bytes, 0x20)
-        phnum, = struct.unpack_from("<H", core_bytes, 0x38)
-        image = bytearray()
-        for i in range(phnum):
-            kind, _flags, off, _va, _pa, size = struct.unpack_from("<IIQQQQ", core_bytes, phoff + 56 * i)
-            if kind == 1:
-                image += core_bytes[off:off + size] + b"\0"
-        image = bytes(image)
+        image = core_image(d.proc.pid, self.tmp)
         self.assertGreater(len(image), 100000)
         # (Not assertNotIn: its message would print the whole image.)
         for a in answers:

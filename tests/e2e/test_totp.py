@@ -11,7 +11,7 @@ import time
 import unittest
 from urllib.parse import parse_qs, unquote, urlparse
 
-from harness import LATCHCTL, DaemonTest
+from harness import LATCHCTL, SANITIZED, DaemonTest, core_image
 
 NOBODY = 65534
 
@@ -112,6 +112,38 @@ class TestTotpAdmin(DaemonTest):
         qr = [l for l in lines if set(l.rstrip("\n")) <= set("\u2588\u2580\u2584 ") and l.strip()]
         self.assertGreaterEqual(len(qr), 12, "a QR code in half blocks:\n" + text)
         self.assertIn("Enrolled", out)
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("gcore"), "needs root and gdb's gcore")
+    @unittest.skipIf(SANITIZED, "sanitizer shadow memory makes huge cores")
+    def test_enroll_on_a_terminal_leaves_no_key_in_latchctl(self):
+        """While latchctl waits for the first code, nothing of the key it
+        printed is in its memory: not latchd's answer (Jansson's blocks),
+        not the text it printed (stdout's buffer, the escaped copies), not
+        libqrencode's copies (the QR code is made in a child)."""
+        d = self.daemon(services=self.stack())
+        p = subprocess.Popen([LATCHCTL, "--socket", d.sock, "totp", "enroll", "demo"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=d.env())
+        try:
+            out = ""
+            while not out.endswith("Verification code from the app: ") and "Secret: " not in out:
+                line = p.stdout.readline()
+                self.assertTrue(line, "latchctl ended before printing the key: " + out)
+                out += line
+            secret = out.split("Secret: ")[1].split()[0]
+            time.sleep(0.5)  # at the prompt, reading stdin
+            image = core_image(p.pid, self.tmp)
+            self.assertGreater(len(image), 100000)
+            for k in range(0, 32 - 16 + 1, 8):
+                at = image.find(secret[k:k + 16].encode())
+                self.assertEqual(at, -1, "a piece of the key survived in latchctl's memory: "
+                                         f"{image[max(0, at - 64):at + 96]!r}")
+            rest, err = p.communicate(oathtool(secret) + "\n", timeout=30)
+            self.assertEqual(p.returncode, 0, rest + err)
+            self.assertIn("Enrolled", rest)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
 
     def test_admin_only_and_bad_requests(self):
         d = self.daemon(services=self.stack())
