@@ -107,8 +107,11 @@ int qr_modules_make(const char *text, struct qr_modules *ret) {
                                 r = -EIO;
                         break;
                 }
+                /* ECHILD: SIGCHLD is ignored (an inherited disposition) and the
+                 * child was reaped unseen; what it wrote is all there is to go by. */
                 if (errno != EINTR) {
-                        r = r < 0 ? r : -ECHILD;
+                        if (errno != ECHILD && r == 0)
+                                r = negative_errno();
                         break;
                 }
         }

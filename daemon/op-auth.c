@@ -71,6 +71,7 @@ struct auth_job {
         bool revoke;                   /* revoke the user's other sessions after a change */
         bool keep;                     /* passwd: keep_key is the caller's session */
         uint64_t mark;                 /* login: store_revocation_mark() before any check */
+        uint64_t own_revocation;       /* after a change: the number of the job's own revocation */
         uint8_t keep_key[STORE_KEY_SIZE];
         char *audience;
         char *user;
@@ -156,7 +157,7 @@ static void auth_job_step(struct auth_job *j) {
         if (j->state.password_changed && j->revoke) {
                 j->revoke_result = store_session_revoke_user_except(j->d->store, j->user,
                                                                     j->keep ? j->keep_key : NULL, &j->revoked,
-                                                                    &j->mark);
+                                                                    &j->own_revocation);
                 if (j->revoke_result < 0)
                         return;
         }
@@ -179,8 +180,9 @@ static void auth_job_step(struct auth_job *j) {
         j->info.idle_timeout = j->idle_timeout;
         j->info.peer_uid = j->peer_uid;
         /* Not if the user's sessions were revoked since the login began
-         * (a password changed meanwhile): -ESTALE, nothing written. */
-        j->store_result = store_session_create_since(j->d->store, j->key, &j->info, j->mark);
+         * (a password changed meanwhile), but by the job itself: -ESTALE,
+         * nothing written. */
+        j->store_result = store_session_create_since(j->d->store, j->key, &j->info, j->mark, j->own_revocation);
 }
 
 /* Pool thread. The plugins' key-value updates (a totp step, a faillock
@@ -497,8 +499,9 @@ static void auth_job_done(struct work *w) {
                                              "LATCH_RESULT", "denied", "LATCH_PEER_UID", uid, "LATCH_REMOTE",
                                              j->remote, NULL },
                            "login denied for user '%s' on service '%s': the user's sessions were revoked (a "
-                           "password change?) while it was checked; no session made",
-                           log_esc(j->user), log_esc(j->service));
+                           "password change?) while it was checked; no session made%s",
+                           log_esc(j->user), log_esc(j->service),
+                           j->state.password_changed ? " (the expired password it changed stays changed)" : "");
                 reply_error(r, "denied", DENIED_MESSAGE);
                 return;
         }

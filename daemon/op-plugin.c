@@ -58,6 +58,7 @@ struct plugin_job {
         bool self, reauthenticated;
         uint8_t session_key[STORE_KEY_SIZE]; /* self: the session's key, checked again before the call */
         bool session_gone;                   /* self: it ended before the call could run */
+        int store_error;                     /* self: looking it up failed (a negative errno) */
         char *plugin, *action, *user;
         char *peer_desc;
         json_t *args;
@@ -132,7 +133,7 @@ static void plugin_job_run(struct work *w) {
                         return;
                 }
                 if (k < 0) {
-                        j->result = k;
+                        j->store_error = k;
                         return;
                 }
         }
@@ -187,6 +188,10 @@ static void plugin_job_answer(struct plugin_job *j, struct request *r) {
         }
         if (j->session_gone) {
                 reply_error(r, "invalid_session", INVALID_SESSION_MESSAGE);
+                return;
+        }
+        if (j->store_error < 0) {
+                ops_reply_store_error(r, "plugin", j->store_error);
                 return;
         }
         if (j->result == 0) {

@@ -1293,9 +1293,12 @@ static int store_probe(const char *path) {
                 return negative_errno();
         if (pid == 0)
                 _exit(probe_child(path));
-        while (waitpid(pid, &status, 0) < 0)
+        while (waitpid(pid, &status, 0) < 0) {
+                if (errno == ECHILD)
+                        return 0; /* SIGCHLD ignored (inherited): reaped unseen, open itself will say */
                 if (errno != EINTR)
                         return negative_errno();
+        }
         if (WIFSIGNALED(status) &&
             (WTERMSIG(status) == SIGSEGV || WTERMSIG(status) == SIGBUS || WTERMSIG(status) == SIGABRT))
                 return -EUCLEAN;
@@ -1475,6 +1478,7 @@ struct create_args {
         const char *claims;
         size_t user_len, service_len, claims_len;
         uint64_t mark; /* STORE_NO_MARK: no revocation check */
+        uint64_t own;  /* the number of the caller's own revocation, or 0 */
 };
 
 static uint64_t user_hash(store *s, const char *user, size_t len) {
@@ -1497,9 +1501,10 @@ static uint64_t revocation_record(store *s, const char *user, size_t len) {
         return seq;
 }
 
-/* In a write transaction: was `user` revoked after `mark`? When more
- * revocations than are remembered came since, it may have been: yes. */
-static bool revoked_since(store *s, const char *user, size_t len, uint64_t mark) {
+/* In a write transaction: was `user` revoked after `mark`, by any
+ * revocation but number `own` (0: none)? When more revocations than are
+ * remembered came since, it may have been: yes. */
+static bool revoked_since(store *s, const char *user, size_t len, uint64_t mark, uint64_t own) {
         uint64_t last = atomic_load(&s->revocation_seq), h;
 
         if (last <= mark)
@@ -1508,7 +1513,7 @@ static bool revoked_since(store *s, const char *user, size_t len, uint64_t mark)
                 return true;
         h = user_hash(s, user, len);
         for (uint64_t q = mark + 1; q <= last; q++)
-                if (s->revocations[q % REVOCATIONS_MAX].user_hash == h)
+                if (q != own && s->revocations[q % REVOCATIONS_MAX].user_hash == h)
                         return true;
         return false;
 }
@@ -1529,7 +1534,7 @@ static int create_txn(store *s, MDB_txn *txn, void *userdata) {
         MDB_val empty = { .mv_size = 0, .mv_data = (void *) "" };
         int rc;
 
-        if (a->mark != STORE_NO_MARK && revoked_since(s, a->info->user, a->user_len, a->mark))
+        if (a->mark != STORE_NO_MARK && revoked_since(s, a->info->user, a->user_len, a->mark, a->own))
                 return -ESTALE;
 
         /* Reserve the record in place, so it is encoded straight into the
@@ -1555,12 +1560,12 @@ static int create_txn(store *s, MDB_txn *txn, void *userdata) {
 }
 
 int store_session_create(store *s, const uint8_t key[STORE_KEY_SIZE], const struct session_info *info) {
-        return store_session_create_since(s, key, info, STORE_NO_MARK);
+        return store_session_create_since(s, key, info, STORE_NO_MARK, 0);
 }
 
 int store_session_create_since(store *s, const uint8_t key[STORE_KEY_SIZE], const struct session_info *info,
-                               uint64_t mark) {
-        struct create_args a = { .key = key, .info = info, .mark = mark };
+                               uint64_t mark, uint64_t own) {
+        struct create_args a = { .key = key, .info = info, .mark = mark, .own = own };
 
         assert_return(s, -EINVAL);
         assert_return(key, -EINVAL);
@@ -2034,8 +2039,7 @@ int store_session_revoke_user_except(store *s, const char *user, const uint8_t k
                 r = store_write(s, revoke_user_txn, &a);
                 if (r < 0)
                         return r;
-        } else
-                a.mark = store_revocation_mark(s);
+        }
         if (ret_count)
                 *ret_count = a.count;
         if (ret_mark)

@@ -94,18 +94,20 @@ void store_close(store *s); /* NULL is fine */
 int store_session_create(store *s, const uint8_t key[STORE_KEY_SIZE], const struct session_info *info);
 
 /* Revocations of every session of a user (store_session_revoke_user*)
- * are numbered. A login takes the number of the last one as its mark
- * before it checks credentials, and makes its session with
+ * are numbered from 1. A login takes the number of the last one as its
+ * mark before it checks credentials, and makes its session with
  * store_session_create_since(): if the user's sessions were revoked after
  * the mark (a password change, say), the credentials it checked may be the
  * ones the revocation was for, and it gets -ESTALE, with nothing written,
- * rather than a session the revocation missed. The check and the
- * revocation are ordered by the store's write transactions. The last 1024
- * revocations are remembered: a login that saw more go by gets -ESTALE. */
+ * rather than a session the revocation missed. `own` (0: none) is the
+ * number of a revocation the login made itself (after changing an expired
+ * password), which does not count. The check and the revocation are
+ * ordered by the store's write transactions. The last 1024 revocations are
+ * remembered: a login that saw more go by gets -ESTALE. */
 #define STORE_NO_MARK UINT64_MAX
 uint64_t store_revocation_mark(store *s);
 int store_session_create_since(store *s, const uint8_t key[STORE_KEY_SIZE], const struct session_info *info,
-                               uint64_t mark);
+                               uint64_t mark, uint64_t own);
 
 /* Looks a session up by key; a session whose absolute or idle expiry is
  * <= now counts as absent (-ENOENT). Calls fn once; returns fn's value, or a
@@ -151,8 +153,9 @@ int store_session_revoke_user(store *s, const char *user, size_t *ret_count);
 /* store_session_revoke_user() leaving the session of key `keep` (NULL:
  * none left), in one transaction: after a password change, every session
  * of the user but the one that made the change. *ret_mark (may be NULL)
- * gets the revocation's number: a mark for the session the changer makes
- * next (store_session_create_since()). */
+ * gets the revocation's number (0 when no user was revoked: an empty or
+ * too long name), the `own` of the session the changer makes next
+ * (store_session_create_since()). */
 int store_session_revoke_user_except(store *s, const char *user, const uint8_t keep[STORE_KEY_SIZE],
                                      size_t *ret_count, uint64_t *ret_mark);
 

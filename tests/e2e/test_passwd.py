@@ -175,6 +175,34 @@ class TestExpiredInLogin(DaemonTest):
         self.assertEqual((r["ok"], r["password_changed"], r["revoked"]), (True, True, 0), r)
         self.assertTrue(d.call({"op": "validate", "session": other})["ok"])
 
+    def test_revoked_by_an_admin_while_changing_makes_no_session(self):
+        # Parked on the new password; an administrator revokes the user
+        # meanwhile: the change goes through (its own revocation does not
+        # count against it), but the admin's does: no session.
+        users = os.path.join(self.tmp, "users")
+        d = self.start(password_lines=f"password required file path={users}\n")
+        r = d.call({"op": "login", "service": "expired", "user": "demo", "password": "demo-password"})
+        self.assertEqual(r.get("error"), "challenge", r)
+        while r.get("error") == "challenge" and any("Current" in p["message"] for p in r["prompts"]):
+            r = d.call({"op": "respond", "conversation": r["conversation"], "answers": ["demo-password"]})
+        self.assertEqual(r.get("error"), "challenge", r)
+        self.assertEqual(d.ctl("sessions", "revoke", "--user", "demo", json_out=True).returncode, 0)
+        r = d.call({"op": "respond", "conversation": r["conversation"],
+                    "answers": ["a brand new one"] * len([p for p in r["prompts"] if p["style"] == "secret"])})
+        self.assertEqual((r.get("error"), r.get("message")), ("denied", "authentication failed"), r)
+        self.assertIn("no session made (the expired password it changed stays changed)", d.log())
+        r = d.call({"op": "login", "service": "demo", "user": "demo", "password": "a brand new one"})
+        self.assertTrue(r["ok"], r)
+
+        # Without the admin: its own revocation lets its session be made.
+        r = d.call({"op": "login", "service": "expired", "user": "demo", "password": "a brand new one"})
+        while r.get("error") == "challenge":
+            n = len([p for p in r["prompts"] if p["style"] == "secret"])
+            current = any("Current" in p["message"] for p in r["prompts"])
+            r = d.call({"op": "respond", "conversation": r["conversation"],
+                        "answers": ["a brand new one" if current else "another new one"] * n})
+        self.assertEqual((r.get("ok"), r.get("password_changed"), r.get("revoked")), (True, True, 1), r)
+
     def test_authenticate_of_an_expired_user_is_denied(self):
         d = self.start()
         r = d.call({"op": "authenticate", "service": "expired", "user": "demo", "password": "demo-password"})

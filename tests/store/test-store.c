@@ -1191,38 +1191,46 @@ static void test_revoked_since(void **state) {
         assert_int_equal(store_session_revoke_user(s, "bob", &n), 0); /* none to revoke: still counts */
         make_key(key, 1);
         make_info(&info, 1, "alice", "svc", NULL, 1000, 9000, 500);
-        assert_int_equal(store_session_create_since(s, key, &info, mark), 0);
+        assert_int_equal(store_session_create_since(s, key, &info, mark, 0), 0);
         make_key(key, 2);
         make_info(&info, 2, "bob", "svc", NULL, 1000, 9000, 500);
-        assert_int_equal(store_session_create_since(s, key, &info, mark), -ESTALE);
+        assert_int_equal(store_session_create_since(s, key, &info, mark, 0), -ESTALE);
         assert_int_equal(store_session_get(s, key, 1000, got_fn, &g), -ENOENT); /* nothing written */
-        assert_int_equal(store_session_create_since(s, key, &info, store_revocation_mark(s)), 0);
+        assert_int_equal(store_session_create_since(s, key, &info, store_revocation_mark(s), 0), 0);
         assert_int_equal(store_session_get(s, key, 1000, got_fn, &g), 0);
 
-        /* The changer's own revocation is its mark: its session is made;
-         * a later one of the same user still stops it. */
+        /* A login that changed an expired password revoked the user itself:
+         * that one does not count, another user's neither, but any other
+         * of the same user's, before or after its own, does. */
+        mark = store_revocation_mark(s);
         assert_int_equal(store_session_revoke_user_except(s, "bob", NULL, &n, &mine), 0);
         assert_int_equal(n, 1);
         assert_int_equal(mine, store_revocation_mark(s));
+        assert_int_equal(store_session_revoke_user(s, "carol", &n), 0);
         make_key(key, 4);
         make_info(&info, 4, "bob", "svc", NULL, 1000, 9000, 500);
-        assert_int_equal(store_session_revoke_user(s, "carol", &n), 0);
-        assert_int_equal(store_session_create_since(s, key, &info, mine), 0);
+        assert_int_equal(store_session_create_since(s, key, &info, mark, mine), 0);
         assert_int_equal(store_session_revoke_user(s, "bob", &n), 0);
         make_key(key, 5);
         make_info(&info, 5, "bob", "svc", NULL, 1000, 9000, 500);
-        assert_int_equal(store_session_create_since(s, key, &info, mine), -ESTALE);
+        assert_int_equal(store_session_create_since(s, key, &info, mark, mine), -ESTALE);
+        mark = store_revocation_mark(s);
+        assert_int_equal(store_session_revoke_user(s, "bob", &n), 0);      /* an admin's, first */
+        assert_int_equal(store_session_revoke_user_except(s, "bob", NULL, &n, &mine), 0);
+        assert_int_equal(store_session_create_since(s, key, &info, mark, mine), -ESTALE);
+        assert_int_equal(store_session_revoke_user_except(s, "", NULL, &n, &mine), 0);
+        assert_int_equal(mine, 0); /* no user: no revocation */
 
         /* More revocations than are remembered: refused, to be safe. */
         mark = store_revocation_mark(s);
         for (unsigned i = 0; i < 1024; i++)
                 assert_int_equal(store_session_revoke_user(s, "carol", NULL), 0);
-        assert_int_equal(store_session_create_since(s, key, &info, mark), 0);
+        assert_int_equal(store_session_create_since(s, key, &info, mark, 0), 0);
         assert_int_equal(store_session_revoke_user(s, "carol", NULL), 0);
         make_key(key, 6);
         make_info(&info, 6, "bob", "svc", NULL, 1000, 9000, 500);
-        assert_int_equal(store_session_create_since(s, key, &info, mark), -ESTALE);
-        assert_int_equal(store_session_create_since(s, key, &info, STORE_NO_MARK), 0);
+        assert_int_equal(store_session_create_since(s, key, &info, mark, 0), -ESTALE);
+        assert_int_equal(store_session_create_since(s, key, &info, STORE_NO_MARK, 0), 0);
         assert_int_equal(store_check_consistency(s), 0);
 
         store_close(s);
