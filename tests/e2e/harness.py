@@ -50,7 +50,9 @@ PLUGINS = {k[len("LATCH_PLUGIN_"):].lower(): v for k, v in os.environ.items() if
 
 def on_pty(argv, answers, env, timeout=30):
     """Runs argv on a pseudo-terminal, answering each prompt (a regex) with
-    its line. Returns (exit code, everything the terminal showed)."""
+    its line, or with what a callable given instead returns when called
+    with the pid and the text so far. Returns (exit code, everything the
+    terminal showed)."""
     pid, fd = pty.fork()
     if pid == 0:
         os.execve(argv[0], argv, env)
@@ -70,7 +72,16 @@ def on_pty(argv, answers, env, timeout=30):
             break
         out += chunk
         if pending and re.search(pending[0][0], out.decode(errors="replace").rsplit("\n", 1)[-1]):
-            os.write(fd, (pending.pop(0)[1] + "\n").encode())
+            line = pending.pop(0)[1]
+            if callable(line):
+                try:
+                    line = line(pid, out.decode(errors="replace"))
+                except BaseException:
+                    os.kill(pid, 9)
+                    os.waitpid(pid, 0)
+                    os.close(fd)
+                    raise
+            os.write(fd, (line + "\n").encode())
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     return os.waitstatus_to_exitcode(status), out.decode(errors="replace")

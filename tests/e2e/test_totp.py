@@ -11,7 +11,7 @@ import time
 import unittest
 from urllib.parse import parse_qs, unquote, urlparse
 
-from harness import LATCHCTL, SANITIZED, DaemonTest, core_image
+from harness import LATCHCTL, SANITIZED, DaemonTest, core_image, on_pty
 
 NOBODY = 65534
 
@@ -121,29 +121,26 @@ class TestTotpAdmin(DaemonTest):
         not the text it printed (stdout's buffer, the escaped copies), not
         libqrencode's copies (the QR code is made in a child)."""
         d = self.daemon(services=self.stack())
-        p = subprocess.Popen([LATCHCTL, "--socket", d.sock, "totp", "enroll", "demo"], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=d.env())
-        try:
-            out = ""
-            while not out.endswith("Verification code from the app: ") and "Secret: " not in out:
-                line = p.stdout.readline()
-                self.assertTrue(line, "latchctl ended before printing the key: " + out)
-                out += line
+        seen = {}
+
+        def at_prompt(pid, out):
+            # latchctl on a terminal (stdout line-buffered), at the prompt.
             secret = out.split("Secret: ")[1].split()[0]
-            time.sleep(0.5)  # at the prompt, reading stdin
-            image = core_image(p.pid, self.tmp)
-            self.assertGreater(len(image), 100000)
-            for k in range(0, 32 - 16 + 1, 8):
-                at = image.find(secret[k:k + 16].encode())
-                self.assertEqual(at, -1, "a piece of the key survived in latchctl's memory: "
-                                         f"{image[max(0, at - 64):at + 96]!r}")
-            rest, err = p.communicate(oathtool(secret) + "\n", timeout=30)
-            self.assertEqual(p.returncode, 0, rest + err)
-            self.assertIn("Enrolled", rest)
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+            time.sleep(0.3)
+            seen["image"] = core_image(pid, self.tmp)
+            seen["secret"] = secret
+            return oathtool(secret)
+
+        code, out = on_pty([LATCHCTL, "--socket", d.sock, "totp", "enroll", "demo"],
+                           [(r"Verification code from the app: $", at_prompt)], d.env(), timeout=120)
+        self.assertEqual(code, 0, out)
+        self.assertIn("Enrolled", out)
+        image, secret = seen["image"], seen["secret"]
+        self.assertGreater(len(image), 100000)
+        for k in range(0, 32 - 16 + 1, 8):
+            at = image.find(secret[k:k + 16].encode())
+            self.assertEqual(at, -1, "a piece of the key survived in latchctl's memory: "
+                                     f"{image[max(0, at - 64):at + 96]!r}")
 
     def test_admin_only_and_bad_requests(self):
         d = self.daemon(services=self.stack())
