@@ -16,7 +16,17 @@ check (totp - ask: reading the record, the codes, recording the step), the
 latter next to the 50 µs budget.
 
 With --check-bench PATH it first runs latch-bench-totp (bench/totp-check.c)
-on the same disk, so that both figures come from one run.
+on the same disk, so that both figures come from one run. With --client
+PATH it then logs every user in again the same way through
+latch-bench-login (bench/login-client.c, liblatch), on the same latchd,
+with the next time step's code, and prints those figures too: the Python
+client's own work (JSON, a system call more per request) is in the first
+table's round trip, not in the second's. That client also times the floor
+of one more request in the same rhythm (right after a login's answer):
+latchd's `hello` and, when redis-server is installed, a Redis PING over a
+Unix socket (a scratch redis-server). A second factor asks the client, so
+the totp line costs at least one such round trip; what it adds beyond one
+`hello` is printed next to the 50 µs budget too.
 
 Needs the environment meson's e2e tests get (LATCHD, LATCHCTL,
 LATCH_PLUGIN_PERMIT, LATCH_PLUGIN_DEBUG, LATCH_PLUGIN_TOTP) and
@@ -25,7 +35,8 @@ PYTHONPATH=tests/e2e, e.g.:
   B=$PWD/build; LATCHD=$B/daemon/latchd LATCHCTL=$B/latchctl/latchctl \\
   LATCH_PLUGIN_PERMIT=$B/plugins/permit.so LATCH_PLUGIN_DEBUG=$B/plugins/debug.so \\
   LATCH_PLUGIN_TOTP=$B/plugins/totp/totp.so PYTHONPATH=tests/e2e \\
-  python3 bench/totp-login.py --users 300 --check-bench $B/bench/latch-bench-totp
+  python3 bench/totp-login.py --users 300 --check-bench $B/bench/latch-bench-totp \\
+    --client $B/bench/latch-bench-login
 """
 
 import argparse
@@ -53,12 +64,25 @@ def totp(secret_b32, step, digits=6):
     return f"{v % 10 ** digits:0{digits}d}"
 
 
+def start_redis(path):
+    """A scratch redis-server on a Unix socket only, nothing saved."""
+    p = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", path, "--save", "",
+                          "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        if os.path.exists(path):
+            return p
+        time.sleep(0.05)
+    p.terminate()
+    sys.exit("redis-server did not start")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--users", type=int, default=300)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--check-bench", metavar="PATH", help="latch-bench-totp, run first on the same disk")
     ap.add_argument("--iterations", type=int, default=2000, help="latch-bench-totp's --iterations")
+    ap.add_argument("--client", metavar="PATH", help="latch-bench-login: the same logins from C, after")
     a = ap.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="latch-bench-totp-login-")
@@ -73,6 +97,7 @@ def main():
                               "bench-totp": "auth required permit\nauth required totp window=10\n"
                                             "account required permit\n"},
                users={})
+    redis = None
     try:
         d.start()
         s = d.connect()
@@ -106,8 +131,27 @@ def main():
             code = totp(secret, int(time.time()) // 30)
             ask.append(converse("bench-ask", user, code))
             with_totp.append(converse("bench-totp", user, code))
+
+        c_rows = None
+        if a.client:
+            # The next step: above every step the Python client had accepted,
+            # inside window=10.
+            step = int(time.time()) // 30 + 1
+            lines = "".join(f"{u} {totp(sec, step)}\n" for u, sec in secrets.items())
+            cmd = [a.client, d.sock]
+            if shutil.which("redis-server"):
+                redis = start_redis(os.path.join(tmp, "redis.sock"))
+                cmd.append(os.path.join(tmp, "redis.sock"))
+            r = subprocess.run(cmd, input=lines, capture_output=True, text=True)
+            if r.returncode != 0:
+                sys.exit(f"latch-bench-login failed: {r.stderr.strip()}")
+            c_rows = [tuple(float(x) for x in line.split()) for line in r.stdout.splitlines()]
+            assert len(c_rows) == len(secrets), r.stdout
     finally:
         d.stop()
+        if redis:
+            redis.terminate()
+            redis.wait()
         shutil.rmtree(tmp, ignore_errors=True)
 
     def fig(xs):
@@ -117,12 +161,26 @@ def main():
     def paired(xs, ys):
         return round(statistics.median(y - x for x, y in zip(xs, ys)), 1)
 
-    out = {"logins": a.users, "password_only": fig(plain), "password_and_any_answer": fig(ask),
-           "password_and_code": fig(with_totp)}
-    out["round_trip_added_us"] = paired(plain, ask)
-    out["check_added_us"] = paired(ask, with_totp)
-    out["totp_line_added_us"] = paired(plain, with_totp)
-    out["check_vs_50us"] = round(out["check_added_us"] / 50, 2)
+    def figures(plain, ask, with_totp):
+        f = {"logins": len(plain), "password_only": fig(plain), "password_and_any_answer": fig(ask),
+             "password_and_code": fig(with_totp)}
+        f["round_trip_added_us"] = paired(plain, ask)
+        f["check_added_us"] = paired(ask, with_totp)
+        f["totp_line_added_us"] = paired(plain, with_totp)
+        f["check_vs_50us"] = round(f["check_added_us"] / 50, 2)
+        f["totp_line_vs_50us"] = round(f["totp_line_added_us"] / 50, 2)
+        return f
+
+    out = figures(plain, ask, with_totp)
+    if c_rows:
+        c_plain, c_ask, c_totp, c_hello, c_ping = zip(*c_rows)
+        f = out["c_client"] = figures(c_plain, c_ask, c_totp)
+        f["hello"] = fig(c_hello)
+        if redis:
+            f["redis_ping"] = fig(c_ping)
+        # What the line adds beyond the request any second factor needs.
+        f["totp_line_beyond_hello_us"] = paired([p + h for p, h in zip(c_plain, c_hello)], c_totp)
+        f["totp_line_beyond_hello_vs_50us"] = round(f["totp_line_beyond_hello_us"] / 50, 2)
     if check:
         out["latch_bench_totp"] = check
     if a.json:
@@ -141,17 +199,33 @@ def main():
         print(f"{'added by the totp line, in process':44} {check['added_in_login_us']:10.1f}"
               f"   {check['added_in_login_us'] / 50:.2f} x the 50 µs budget")
         print()
-    print(f"through latchd, {a.users} logins each, one at a time (state in {where}, commits synced)")
-    print(f"{'':44} {'median µs':>10} {'p90 µs':>10}")
-    for k, label in (("password_only", "login, permit (password only)"),
-                     ("password_and_any_answer", "login + challenge + respond, debug (no check)"),
-                     ("password_and_code", "login + challenge + respond, totp")):
-        print(f"{label:44} {out[k]['median_us']:10.1f} {out[k]['p90_us']:10.1f}")
-    print("added (median of the per-user differences):")
-    print(f"{'  the conversation (debug - permit)':44} {out['round_trip_added_us']:10.1f}")
-    print(f"{'  the totp check (totp - debug)':44} {out['check_added_us']:10.1f}"
-          f"   {out['check_vs_50us']:.2f} x the 50 µs budget")
-    print(f"{'  the whole totp line (totp - permit)':44} {out['totp_line_added_us']:10.1f}")
+    def table(f, client):
+        print(f"through latchd from {client}, {a.users} logins each, one at a time "
+              f"(state in {where}, commits synced)")
+        print(f"{'':44} {'median µs':>10} {'p90 µs':>10}")
+        for k, label in (("password_only", "login, permit (password only)"),
+                         ("password_and_any_answer", "login + challenge + respond, debug (no check)"),
+                         ("password_and_code", "login + challenge + respond, totp")):
+            print(f"{label:44} {f[k]['median_us']:10.1f} {f[k]['p90_us']:10.1f}")
+        print("added (median of the per-user differences):")
+        print(f"{'  the conversation (debug - permit)':44} {f['round_trip_added_us']:10.1f}")
+        print(f"{'  the totp check (totp - debug)':44} {f['check_added_us']:10.1f}"
+              f"   {f['check_vs_50us']:.2f} x the 50 µs budget")
+        print(f"{'  the whole totp line (totp - permit)':44} {f['totp_line_added_us']:10.1f}"
+              f"   {f['totp_line_vs_50us']:.2f} x the 50 µs budget")
+        if "hello" in f:
+            print("one more request and answer, right after a login's answer:")
+            print(f"{'  latchd hello':44} {f['hello']['median_us']:10.1f} {f['hello']['p90_us']:10.1f}")
+            if "redis_ping" in f:
+                print(f"{'  Redis PING (Unix socket)':44} {f['redis_ping']['median_us']:10.1f} "
+                      f"{f['redis_ping']['p90_us']:10.1f}")
+            print(f"{'  the totp line beyond one hello':44} {f['totp_line_beyond_hello_us']:10.1f}"
+                  f"   {f['totp_line_beyond_hello_vs_50us']:.2f} x the 50 µs budget")
+
+    table(out, "Python")
+    if c_rows:
+        print()
+        table(out["c_client"], "C (liblatch)")
 
 
 if __name__ == "__main__":
