@@ -162,11 +162,21 @@ int plugin_line_admin(struct plugin_line *l, const char *action, json_t *args, b
                         *ret_message = NULL;
                 return -EOPNOTSUPP;
         }
+        /* A plugin built before ABI 1.2 cannot see `self`: it would take a
+         * user's own call for an administrator's. */
+        const struct latch_plugin *p = l->ctx.module->plugin;
+        if (self && p->abi_minor < 2) {
+                r = asprintf(ret_message, "plugin '%s' (ABI %u.%u) takes no self-service calls", l->name,
+                             (unsigned) p->abi_major, (unsigned) p->abi_minor);
+                if (r < 0)
+                        *ret_message = NULL;
+                return -EPERM;
+        }
         c.answer = json_object();
         if (!c.answer)
                 return -ENOMEM;
 
-        r = l->ctx.module->plugin->admin(l->state, &c.pub);
+        r = p->admin(l->state, &c.pub);
         if (r > 0)
                 r = 0; /* the ABI says 0: be lenient with a positive value */
         if (r < 0) {

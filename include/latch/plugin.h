@@ -341,7 +341,10 @@ struct latch_admin {
          * arg("user") acting on their own account through a signed-in
          * session (latch-http's account pages, `plugin` with `session`);
          * refuse (-EPERM, after a->fail()) what a user may not do to
-         * themself. 0 for an administrator. */
+         * themself. 0 for an administrator. latchd makes self calls only
+         * to plugins built against ABI 1.2 or later: an older plugin, which
+         * cannot see this field, is never called for a user's own account
+         * (the caller is answered `forbidden`). */
         int self;
         /* With `self`: 1 when the user re-authenticated in this very request
          * (the service's auth stack succeeded again with the password they

@@ -667,7 +667,8 @@ static void test_password_change(void **unused) {
 
 /* Plugins without password(): a 1.2 plugin leaving it NULL, a 1.1 plugin
  * (whose struct ends before it) and a 1.0 one make a password line return
- * module_unknown, as a PAM module without pam_sm_chauthtok() does. */
+ * module_unknown, as a PAM module without pam_sm_chauthtok() does. The 1.1
+ * plugin's admin actions are an administrator's alone. */
 static void test_password_unknown(void **unused) {
         struct plugin_host *h = host_new(NULL);
         struct latch_req *req = NULL;
@@ -683,6 +684,24 @@ static void test_password_unknown(void **unused) {
         assert_int_equal(plugin_line_call(l, STACK_PASSWORD, req, LATCH_UPDATE_AUTHTOK), LATCH_MODULE_UNKNOWN);
         assert_int_equal(*trap, 0);
         assert_int_equal(plugin_line_call(l, STACK_AUTH, req, 0), LATCH_SUCCESS);
+        dlclose(dl);
+
+        /* Its admin entry serves administrators only: it cannot see
+         * latch_admin.self, and would take a user's call for theirs. */
+        int *admin_calls = tp_sym("v11", "tp11_admin_calls", &dl);
+        json_t *args = json_pack("{s:s}", "user", "alice"), *answer = NULL;
+        char *why = NULL;
+        assert_true(plugin_line_has_admin(l));
+        assert_int_equal(plugin_line_admin(l, "unlock", args, true, true, &answer, &why), -EPERM);
+        assert_null(answer);
+        assert_non_null(strstr(why, "(ABI 1.1) takes no self-service calls"));
+        free(why);
+        assert_int_equal(*admin_calls, 0);
+        assert_int_equal(plugin_line_admin(l, "unlock", args, false, false, &answer, &why), 0);
+        assert_string_equal(json_string_value(json_object_get(answer, "did")), "unlock");
+        assert_int_equal(*admin_calls, 1);
+        plugin_admin_answer_free(answer);
+        json_decref(args);
         dlclose(dl);
         plugin_line_close(l);
 
