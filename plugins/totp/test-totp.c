@@ -205,7 +205,9 @@ static const char *enroll(struct fixture *f, const char *user) {
 static void test_args(void **state) {
         struct fixture *f = *state;
         static const char *const bad[] = { "digits=7", "digits=9", "period=0", "window=11", "algorithm=md5",
-                                           "issuer=a:b", "issuer=", "colour=red", "digits=six" };
+                                           "issuer=a:b", "issuer=", "colour=red", "digits=six",
+                                           /* not UTF-8; a C1 control; a right-to-left override */
+                                           "issuer=Caf\xe9", "issuer=a\xc2\x9b", "issuer=a\xe2\x80\xae" "b" };
         char *err = NULL;
         struct plugin_line *l = NULL;
 
@@ -217,6 +219,11 @@ static void test_args(void **state) {
         }
         open_line(f, 5, (const char *const[]){ "digits=8", "period=60", "window=2", "algorithm=sha512",
                                                "issuer=ACME Co" });
+        open_line(f, 1, (const char *const[]){ "issuer=Caf\xc3\xa9 \xe6\x9d\xb1\xe4\xba\xac" });
+        json_t *ans = NULL;
+        assert_int_equal(admin(f, "enroll", &ans, "user", "zoe", NULL), 0);
+        assert_string_equal(json_string_value(json_object_get(ans, "issuer")), "Caf\xc3\xa9 \xe6\x9d\xb1\xe4\xba\xac");
+        json_decref(ans);
 }
 
 /* Without an enrollment the line says user_unknown, without asking; a
@@ -479,6 +486,51 @@ static void test_recovery_void_on_reenroll(void **state) {
         assert_int_equal(attempt(f->l, "gina", c[0], NULL), LATCH_AUTH_ERR);
 }
 
+/* A re-enrollment is confirmed by the new secret's code whatever the old
+ * secret accepted: in the very step the old code re-authenticated (a new
+ * phone, set up right after a login), and under a line with a longer period
+ * (whose steps count lower than the old secret's). The confirming code
+ * still cannot log in. */
+static void test_reenroll_confirm(void **state) {
+        struct fixture *f = *state;
+        json_t *ans = NULL;
+        char code[16], secret2[64];
+
+        const char *old = enroll(f, "ines");
+        char secret1[64];
+        snprintf(secret1, sizeof secret1, "%s", old);
+        f->now += 60;
+        code_at(secret1, OTP_SHA1, 6, 30, f->now, code);
+        assert_int_equal(attempt(f->l, "ines", code, NULL), LATCH_SUCCESS);
+
+        assert_int_equal(admin(f, "enroll", &ans, "user", "ines", NULL), 0);
+        snprintf(secret2, sizeof secret2, "%s", json_string_value(json_object_get(ans, "secret")));
+        json_decref(ans);
+        code_at(secret2, OTP_SHA1, 6, 30, f->now, code);
+        assert_int_equal(admin(f, "confirm", NULL, "user", "ines", "code", code, NULL), 0);
+        assert_int_equal(admin(f, "confirm", NULL, "user", "ines", "code", code, NULL), -ENOENT);
+        assert_int_equal(attempt(f->l, "ines", code, NULL), LATCH_AUTH_ERR);
+        code_at(secret1, OTP_SHA1, 6, 30, f->now + 30, code);
+        assert_int_equal(attempt(f->l, "ines", code, NULL), LATCH_AUTH_ERR);
+        code_at(secret2, OTP_SHA1, 6, 30, f->now + 30, code);
+        f->now += 30;
+        assert_int_equal(attempt(f->l, "ines", code, NULL), LATCH_SUCCESS);
+
+        /* The same user moved to a line with period=300: its steps are a
+         * tenth of the 30-second ones already accepted. */
+        open_line(f, 1, (const char *const[]){ "period=300" });
+        f->now += 60;
+        assert_int_equal(admin(f, "enroll", &ans, "user", "ines", NULL), 0);
+        snprintf(secret2, sizeof secret2, "%s", json_string_value(json_object_get(ans, "secret")));
+        json_decref(ans);
+        code_at(secret2, OTP_SHA1, 6, 300, f->now, code);
+        assert_int_equal(admin(f, "confirm", NULL, "user", "ines", "code", code, NULL), 0);
+        assert_int_equal(attempt(f->l, "ines", code, NULL), LATCH_AUTH_ERR);
+        f->now += 300;
+        code_at(secret2, OTP_SHA1, 6, 300, f->now, code);
+        assert_int_equal(attempt(f->l, "ines", code, NULL), LATCH_SUCCESS);
+}
+
 /* A pending enrollment waits 10 minutes for its first code, then is void
  * (and its secret forgotten). */
 static void test_pending_expires(void **state) {
@@ -685,6 +737,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test_setup_teardown(test_recovery, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_recovery_void_on_reenroll, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_reenroll_confirm, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pending_expires, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_self, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_record_v1, setup, teardown),

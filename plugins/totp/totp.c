@@ -74,6 +74,7 @@
 #include <latch/plugin.h>
 
 #include "otp.h"
+#include "utf8.h"
 #include "plugin-store.h"
 
 #define RECOVERY_CODES 10
@@ -299,8 +300,9 @@ struct accept_step {
 
 /* Accepts `step` if it is still above the last one and the secret is still
  * the one checked; when confirming, the (still live) pending enrollment
- * becomes the active one in the same write, and the recovery codes of the
- * secret it replaces are void. */
+ * becomes the active one in the same write, its step the last one (so the
+ * confirming code cannot log in), and the recovery codes of the secret it
+ * replaces are void. Confirming is single-use by clearing FLAG_PENDING. */
 static int accept_step_cb(void *userdata, const void *old, size_t oldlen, void *newbuf, size_t *newlen) {
         struct accept_step *a = userdata;
         struct record r;
@@ -311,7 +313,7 @@ static int accept_step_cb(void *userdata, const void *old, size_t oldlen, void *
                 return 0;
         const struct totp_params *t = a->pending ? &r.pending : &r.active;
         if (!(r.flags & (a->pending ? FLAG_PENDING : FLAG_ACTIVE)) ||
-            sodium_memcmp(t->secret, a->secret, OTP_SECRET_SIZE) != 0 || a->step <= r.last_step ||
+            sodium_memcmp(t->secret, a->secret, OTP_SECRET_SIZE) != 0 || (!a->pending && a->step <= r.last_step) ||
             (a->pending && !pending_live(&r, a->now)))
                 goto out;
         r.last_step = a->step;
@@ -494,14 +496,21 @@ static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret) 
         return 0;
 }
 
+/* An issuer is shown by authenticator apps, put in JSON answers and on
+ * terminals: UTF-8 text, without controls or code points that reorder or
+ * hide what is shown (utf8.h), and without ':', which separates issuer and
+ * user in the URI's label. */
 static bool issuer_ok(const char *s) {
         size_t n = strlen(s);
         if (n == 0 || n > ISSUER_MAX)
                 return false;
-        /* ':' separates issuer and user in the URI's label. */
-        for (; *s; s++)
-                if ((unsigned char) *s < 0x20 || *s == 0x7f || *s == ':')
+        while (*s) {
+                uint32_t cp;
+                size_t k = utf8_decode(s, &cp);
+                if (k == 0 || cp < 0x20 || cp == 0x7f || cp == ':' || utf8_cp_deceives(cp))
                         return false;
+                s += k;
+        }
         return true;
 }
 
@@ -679,19 +688,24 @@ static int admin_enroll(struct totp_state *s, struct latch_admin *a, const char 
         char *uri = NULL;
         int r;
 
+        /* What the answer needs is made first: a pending secret nobody was
+         * given would be stored for nothing. */
         randombytes_buf(t.secret, sizeof t.secret);
-        r = s->host->kv_update(s->ctx, user, strlen(user), put_pending_cb, &p);
-        if (r < 0) {
-                sodium_memzero(&t, sizeof t);
-                return kv_failed(s, a, r);
-        }
         otp_base32_encode(t.secret, sizeof t.secret, b32, sizeof b32);
         uri = otp_uri(s->issuer, user, t.secret, sizeof t.secret, s->alg, s->digits, s->period);
-        sodium_memzero(&t, sizeof t);
         if (!uri) {
+                sodium_memzero(&t, sizeof t);
                 sodium_memzero(b32, sizeof b32);
                 a->fail(a, "out of memory");
                 return -ENOMEM;
+        }
+        r = s->host->kv_update(s->ctx, user, strlen(user), put_pending_cb, &p);
+        sodium_memzero(&t, sizeof t);
+        if (r < 0) {
+                sodium_memzero(b32, sizeof b32);
+                sodium_memzero(uri, strlen(uri));
+                free(uri);
+                return kv_failed(s, a, r);
         }
         r = 0;
         if (a->reply_string(a, "user", user) < 0 || a->reply_string(a, "secret", b32) < 0 ||
@@ -742,7 +756,10 @@ static int admin_confirm(struct totp_state *s, struct latch_admin *a, const char
                 sodium_memzero(&rec, sizeof rec);
                 return -EINVAL;
         }
-        if (!match_code(&rec.pending, v, s->host->now(s->ctx), s->window, rec.last_step, &step)) {
+        /* The pending secret has no accepted step yet: last_step counts the
+         * active secret's steps (perhaps of another period), and a code of
+         * the active secret may have re-authenticated this very step. */
+        if (!match_code(&rec.pending, v, s->host->now(s->ctx), s->window, 0, &step)) {
                 sodium_memzero(&rec, sizeof rec);
                 a->fail(a, "wrong code: the enrollment is not confirmed");
                 return -EACCES;
