@@ -90,6 +90,7 @@ struct auth_job {
         int result;
         int store_result;
         int revoke_result;             /* after a change: store_session_revoke_user_except() */
+        bool session_gone;             /* passwd: the caller's session ended during the conversation */
         size_t revoked;
         char *claims_json;
         char id[SESSION_ID_LEN + 1];
@@ -118,8 +119,39 @@ static void auth_job_free(struct auth_job *j) {
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct auth_job *, auth_job_free);
 
+/* Pool thread: whoever knew the old password loses what it opened, before
+ * the answer. The caller's own session (passwd) stays; a login's new one is
+ * made after. */
+static void revoke_after_change(struct auth_job *j) {
+        j->revoke_result = store_session_revoke_user_except(j->d->store, j->user, j->keep ? j->keep_key : NULL,
+                                                            &j->revoked, &j->own_revocation);
+}
+
+/* Pool thread: whether passwd's own session still lives. It was checked when
+ * the change began; a logout or a revocation may have come while the
+ * conversation waited, and the change is made for that session alone. */
+static int session_seen(void *userdata, const struct session_info *s) {
+        return 0;
+}
+
+static bool keep_session_lives(struct auth_job *j) {
+        /* A store error is not taken for an ended session: the change's
+         * own writes will meet it and say so. */
+        return store_session_get(j->d->store, j->keep_key, daemon_now(), session_seen, NULL) != -ENOENT;
+}
+
 /* Pool thread. */
 static void auth_job_step(struct auth_job *j) {
+        if (j->op == AUTH_PASSWD && j->keep && j->step > 0 && !keep_session_lives(j)) {
+                /* Ends as an abandoned conversation does: the lines that
+                 * took part hear of a failure, nothing is changed. */
+                j->session_gone = true;
+                j->result = LATCH_CONV_ERR;
+                stack_authenticate_end(j->stack, j->lreq, &j->state, j->result);
+                latch_req_free(j->lreq);
+                j->lreq = NULL;
+                return;
+        }
         if (j->op == AUTH_PASSWD)
                 j->result = stack_chauthtok_step(j->stack, j->lreq, &j->state, 0);
         else
@@ -140,8 +172,14 @@ static void auth_job_step(struct auth_job *j) {
         latch_req_free(j->lreq);
         j->lreq = NULL;
 
-        if (j->result != LATCH_SUCCESS)
+        /* A change that failed after a line of its update pass succeeded
+         * (a later line refused) may have changed the password all the
+         * same: its sessions go as after a change that succeeded. */
+        if (j->result != LATCH_SUCCESS) {
+                if (j->state.password_touched && j->revoke)
+                        revoke_after_change(j);
                 return;
+        }
         if (j->followup) {
                 /* What the authentication recorded (a used code) is on
                  * disk before what it allows happens. */
@@ -151,13 +189,8 @@ static void auth_job_step(struct auth_job *j) {
                         j->followup->run(j->followup);
                 return;
         }
-        /* Whoever knew the old password loses what it opened, before the
-         * answer: the caller's own session (passwd) stays, and a login's new
-         * one is made after. */
-        if (j->state.password_changed && j->revoke) {
-                j->revoke_result = store_session_revoke_user_except(j->d->store, j->user,
-                                                                    j->keep ? j->keep_key : NULL, &j->revoked,
-                                                                    &j->own_revocation);
+        if ((j->state.password_changed || j->state.password_touched) && j->revoke) {
+                revoke_after_change(j);
                 if (j->revoke_result < 0)
                         return;
         }
@@ -238,6 +271,30 @@ static const char *result_name(int result) {
         return result == LATCH_SUCCESS ? "ok" : ops_result_is_unavailable(result) ? "unavailable" : "denied";
 }
 
+/* Loop thread: a change that failed after it may have changed the password,
+ * and what became of the user's sessions. */
+static void log_touched_change(const struct auth_job *j) {
+        if (!j->state.password_touched || j->state.password_changed)
+                return;
+        if (!j->revoke)
+                log_msg(LOG_WARNING,
+                        "%s for '%s' on '%s' failed after a line of the password stack's update pass succeeded: the "
+                        "password may have changed; the service keeps the user's other sessions "
+                        "(revoke_on_password_change = no)",
+                        j->opname, log_esc(j->user), log_esc(j->service));
+        else if (j->revoke_result < 0)
+                log_errno(LOG_ERR, j->revoke_result,
+                          "%s for '%s' on '%s' failed after a line of the password stack's update pass succeeded: "
+                          "the password may have changed, and the user's other sessions could not be revoked; revoke "
+                          "them with 'latchctl sessions revoke --user'",
+                          j->opname, log_esc(j->user), log_esc(j->service));
+        else
+                log_msg(LOG_WARNING,
+                        "%s for '%s' on '%s' failed after a line of the password stack's update pass succeeded: the "
+                        "password may have changed; %zu other session(s) revoked",
+                        j->opname, log_esc(j->user), log_esc(j->service), j->revoked);
+}
+
 /* ---- ending a conversation that was not continued ---- */
 
 /* Pool thread: the lines that took part hear of the failure. */
@@ -249,6 +306,10 @@ static void conversation_end_run(struct work *w) {
          * it (which may take a moment: not on the loop). */
         latch_req_free(j->lreq);
         j->lreq = NULL;
+        /* Left after a line of the update pass changed the password (a
+         * later line asked, and nobody answered). */
+        if (j->state.password_touched && j->revoke)
+                revoke_after_change(j);
 }
 
 /* Loop thread. */
@@ -258,6 +319,9 @@ static void conversation_end_done(struct work *w) {
 
         throttle_done(d->throttle, &j->ticket, false, now_usec());
         d->conversations_ending--;
+        log_touched_change(j);
+        if (j->revoke_result == 0)
+                d->stats.password_revoked_sessions += j->revoked;
 }
 
 /* Ends conversation job j, which the caller hands over, as a failure. */
@@ -374,7 +438,7 @@ static void auth_job_challenge(struct auth_job *j) {
 static void count_password_change(struct daemon *d, const struct auth_job *j) {
         /* Only a job that reached the password stack (passwd, or a login
          * whose account answered new_authtok_reqd) ends there. */
-        if (j->state.type != STACK_PASSWORD)
+        if (j->state.type != STACK_PASSWORD || j->session_gone)
                 return;
         if (j->result == LATCH_SUCCESS) {
                 d->stats.password_changes_ok++;
@@ -402,6 +466,7 @@ static void auth_job_done(struct work *w) {
         snprintf(uid, sizeof uid, "%u", (unsigned) j->peer_uid);
         throttle_done(d->throttle, &j->ticket, j->result == LATCH_SUCCESS, now_usec());
         count_password_change(d, j);
+        log_touched_change(j);
 
         /* A login whose client is gone made a session nobody will ever hold
          * the id of: undo it rather than leave it behind. */
@@ -410,6 +475,18 @@ static void auth_job_done(struct work *w) {
                         d->stats.logins_abandoned++;
                 drop_orphan_session(j);
                 request_drop(r);
+                return;
+        }
+
+        if (j->session_gone) {
+                log_fields(LOG_NOTICE,
+                           (const char *[]){ "LATCH_OP", opname, "LATCH_SERVICE", j->service, "LATCH_USER", j->user,
+                                             "LATCH_RESULT", "invalid_session", "LATCH_PEER_UID", uid,
+                                             "LATCH_REMOTE", j->remote, NULL },
+                           "%s for user '%s' on service '%s': the session it was made for ended during the "
+                           "conversation; nothing changed",
+                           opname, log_esc(j->user), log_esc(j->service));
+                reply_error(r, "invalid_session", INVALID_SESSION_MESSAGE);
                 return;
         }
 
@@ -436,6 +513,10 @@ static void auth_job_done(struct work *w) {
                           log_esc(j->user), log_esc(j->service));
                 if (j->store_result == -EUCLEAN)
                         ops_reply_store_error(r, opname, j->store_result);
+                else if (j->state.password_changed)
+                        /* Not "try again": the old password no longer works. */
+                        reply_error(r, "unavailable",
+                                    "the password was changed, but the plugins' state could not be stored");
                 else
                         reply_error(r, "unavailable", "cannot store the plugins' state; try again later");
                 return;

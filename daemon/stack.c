@@ -1202,6 +1202,9 @@ static int run(const struct stack *st, enum stack_type type, int flags, struct l
                         return retval;
                 }
 
+                if (former && type == STACK_PASSWORD && (flags & LATCH_UPDATE_AUTHTOK) && retval == LATCH_SUCCESS)
+                        former->updated = true;
+
                 if (retval < 0 || retval >= N_RESULTS) {
                         retval = MUST_FAIL_CODE;
                         action = ACTION_BAD;
@@ -1361,6 +1364,7 @@ static int chauthtok_passes(const struct stack *st, struct latch_req *req, struc
                 state->update = true;
         }
         r = step_run(st, STACK_PASSWORD, flags | LATCH_UPDATE_AUTHTOK, req, state);
+        state->password_touched = state->password_touched || state->former.updated;
         if (r != LATCH_INCOMPLETE)
                 state->update = false;
         return r;

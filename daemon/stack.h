@@ -160,6 +160,10 @@ struct stack_former {
         int impression;
         int status;
         struct stack_substate substates[STACK_DEPTH_MAX + 1];
+        /* Not libpam's: a line of a password stack's update pass answered
+         * LATCH_SUCCESS in some run with this former (it changed what it
+         * keeps, whatever the lines after it answer). */
+        bool updated;
 };
 
 /* stack_run() with resumption, as libpam's _pam_dispatch() with
@@ -179,6 +183,11 @@ struct stack_auth_state {
         bool change_expired;   /* set by the caller (login) before the first step: an
                                 * expired password is changed on the spot */
         bool password_changed; /* out: the password stack ran and succeeded */
+        bool password_touched; /* out: a line of its update pass succeeded: the
+                                * password may have changed even when the
+                                * stack's result is a failure (a later line
+                                * refused, or the conversation ended), as
+                                * Linux-PAM leaves a partial change made */
         bool update;           /* libpam's former.update: the preliminary pass is done */
 };
 

@@ -288,6 +288,47 @@ class TestFilePlugin(DaemonTest):
         self.assertEqual((r["ok"], r["revoked"]), (True, 0), r)
         self.assertTrue(d.call({"op": "validate", "session": mine})["ok"])
 
+    def test_a_change_failing_after_the_file_changed_still_revokes(self):
+        # Linux-PAM leaves a partial change made: here the file line writes
+        # the new password, then the line after it refuses. The password
+        # did change, so what the old one opened goes all the same.
+        users = os.path.join(self.tmp, "users")
+        d = self.daemon(services={"demo": FILE_STACK.format(users=users) +
+                                  "password required debug password_prelim=success password_update=authtok_err\n"},
+                        config_extra="[throttle]\nenabled = no\n")
+        mine, other = (d.call({"op": "login", "service": "demo", "user": "demo", "password": "demo-password"})["session"]
+                       for _ in range(2))
+        c = d.call({"op": "passwd", "service": "demo", "user": "demo", "session": mine})
+        c = d.call({"op": "respond", "conversation": c["conversation"], "answers": ["demo-password"]})
+        r = d.call({"op": "respond", "conversation": c["conversation"],
+                    "answers": ["a-new-passphrase", "a-new-passphrase"]})
+        self.assertEqual(r.get("error"), "denied", r)
+        self.assertTrue(self.can_login(d, "a-new-passphrase"), "the file line did change it")
+        self.assertFalse(d.call({"op": "validate", "session": other})["ok"], "the old password's session went")
+        self.assertTrue(d.call({"op": "validate", "session": mine})["ok"], "the caller's own stays")
+        self.assertIn("passwd for 'demo' on 'demo' failed after a line of the password stack's update pass "
+                      "succeeded: the password may have changed; 1 other session(s) revoked", d.log())
+        self.assertEqual(d.ctl("stats", json_out=True).json["password_changes"]["revoked_sessions"], 1)
+
+    def test_a_change_whose_session_ended_meanwhile_changes_nothing(self):
+        # The change is made for the caller's session: signed out (or
+        # revoked) while the conversation waited, it ends there.
+        d = self.start()
+        mine, other = (d.call({"op": "login", "service": "demo", "user": "demo", "password": "demo-password"})["session"]
+                       for _ in range(2))
+        c = d.call({"op": "passwd", "service": "demo", "user": "demo", "session": mine})
+        c = d.call({"op": "respond", "conversation": c["conversation"], "answers": ["demo-password"]})
+        self.assertEqual(c["error"], "challenge", c)
+        self.assertTrue(d.call({"op": "logout", "session": mine})["ok"])
+        r = d.call({"op": "respond", "conversation": c["conversation"],
+                    "answers": ["a-new-passphrase", "a-new-passphrase"]})
+        self.assertEqual(r.get("error"), "invalid_session", r)
+        self.assertTrue(self.can_login(d, "demo-password"))
+        self.assertFalse(self.can_login(d, "a-new-passphrase"))
+        self.assertTrue(d.call({"op": "validate", "session": other})["ok"])
+        self.assertIn("passwd for user 'demo' on service 'demo': the session it was made for ended during the "
+                      "conversation; nothing changed", d.log())
+
     def test_latchctl_reads_the_answers_from_stdin(self):
         # No terminal and no --json: one answer a line, prompt after prompt.
         d = self.start()
