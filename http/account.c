@@ -333,6 +333,19 @@ static enum MHD_Result flow_unavailable(struct http_request *r, const char *rd, 
         return http_respond(r, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
 }
 
+/* latchd, or the plugin at the end, does not allow the change (the
+ * plugin said EPERM; latchd logged why): as change() answers it. */
+static enum MHD_Result flow_forbidden(struct http_request *r, const char *rd, const char *clear) {
+        struct account a;
+        enum MHD_Result ret;
+
+        if (account_get(r, &a, &ret) < 0)
+                return ret;
+        ret = respond_status(r, &a, MHD_HTTP_FORBIDDEN, "This change is not possible for your account.", NULL, clear);
+        account_done(&a);
+        return ret;
+}
+
 static enum MHD_Result enroll_done(struct http_request *r, const latch_reply *reply, const char *rd,
                                    const char *clear) {
         return respond_setup(r, reply, clear);
@@ -352,6 +365,7 @@ static const struct http_flow flow_enroll = {
         .done = enroll_done,
         .refused = flow_refused,
         .unavailable = flow_unavailable,
+        .forbidden = flow_forbidden,
 };
 
 static const struct http_flow flow_remove = {
@@ -363,10 +377,37 @@ static const struct http_flow flow_remove = {
         .done = remove_done,
         .refused = flow_refused,
         .unavailable = flow_unavailable,
+        .forbidden = flow_forbidden,
 };
 
+/* A step of a change: only for the session that started it (its step
+ * tag is bound to that session), so the browser must still be signed in. */
+static enum MHD_Result step_post(struct http_request *r, const struct http_flow *flow) {
+        _cleanup_(latch_secret_freep) char *session = NULL;
+        _cleanup_(latch_reply_freep) latch_reply *validate = NULL;
+        _cleanup_free_ char *rd = NULL;
+        latch_client *client = NULL;
+
+        /* Before the session: a cross-origin post slides no expiry. */
+        if (!http_origin_ok(r))
+                return http_respond_text(r, MHD_HTTP_FORBIDDEN, "cross-origin request refused");
+        if (r->body && http_is_form(r))
+                (void) http_form_get(r->body, r->body_len, "rd", &rd);
+        /* Signed out since the step form (another tab, an expiry): the
+         * login form, as for the page itself, and not a respond that
+         * latchd could only refuse. */
+        int k = http_signed_in(r, &client, &session, &validate);
+        if (k == -ENOENT)
+                return http_step_sign_in(r, flow, rd);
+        if (k == -EIO)
+                return http_respond_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the authentication service is unavailable");
+        if (k < 0)
+                return MHD_NO;
+        return http_step_post(r, flow, session);
+}
+
 enum MHD_Result route_account_totp_enroll_step(struct http_request *r) {
-        return http_step_post(r, &flow_enroll);
+        return step_post(r, &flow_enroll);
 }
 
 enum MHD_Result route_account_totp_enroll_step_form(struct http_request *r) {
@@ -374,7 +415,7 @@ enum MHD_Result route_account_totp_enroll_step_form(struct http_request *r) {
 }
 
 enum MHD_Result route_account_totp_remove_step(struct http_request *r) {
-        return http_step_post(r, &flow_remove);
+        return step_post(r, &flow_remove);
 }
 
 enum MHD_Result route_account_totp_remove_step_form(struct http_request *r) {
@@ -406,7 +447,7 @@ static enum MHD_Result change(struct http_request *r, const char *action, const 
                 ret = streq(action, "enroll") ? respond_setup(r, reply, NULL)
                                               : http_respond_redirect(r, ACCOUNT_PATH "?done=off", NULL, NULL);
         else if (k == LATCH_ERR_CHALLENGE)
-                ret = http_respond_challenge(r, a.client, flow, ACCOUNT_PATH);
+                ret = http_respond_challenge(r, a.client, flow, a.session, ACCOUNT_PATH);
         else if (k == LATCH_ERR_DENIED) {
                 log_refused(r, streq(action, "enroll") ? "two-factor set-up" : "two-factor removal", a.user);
                 ret = respond_status(r, &a, MHD_HTTP_UNAUTHORIZED, "Wrong password: nothing was changed.", NULL, NULL);

@@ -19,11 +19,20 @@
  * step cookie (HttpOnly, Secure, SameSite=Strict, __Host- like the session
  * cookie, expiring with the conversation), never in a URL or a page. The
  * step form carries the CSRF token (double-submit, as the login form) and a
- * step tag, a hash of the flow and the id: a form from another tab, an
- * older step or another flow does not match the browser's current
+ * step tag, a keyed hash of the flow, the id and (for a flow of a
+ * signed-in user) the session: a form from another tab, an older step,
+ * another flow or another session does not match the browser's current
  * conversation and is answered "start again" without using that
  * conversation up. latchd makes every id single-use, so a replayed form
  * ends the same way.
+ *
+ * The tag is keyed because the step cookie alone must not be enough to
+ * continue a conversation: whoever holds the cookie (the next user of a
+ * shared browser) could otherwise compute the tag. It is bound to the
+ * session because a password change or a two-factor change acts for the
+ * session that started it: a step finished under another session (after a
+ * sign-out and someone else's sign-in) would change the first user's
+ * account.
  */
 #include <errno.h>
 #include <sodium.h>
@@ -45,24 +54,61 @@
 DEFINE_TRIVIAL_CLEANUP_FUNC(latch_reply *, latch_reply_free);
 static inline void latch_secret_freep(char **p) { latch_secret_free(*p); }
 
+/* The key of the step tags: random, made once at start (before any
+ * request's thread), read-only afterwards. A restart makes a new one, so
+ * the forms of open steps are then answered "start again". */
+static uint8_t *step_key;
+
+int http_converse_init(void) {
+        uint8_t *k;
+
+        if (step_key)
+                return 0;
+        k = sodium_malloc(crypto_generichash_KEYBYTES);
+        if (!k)
+                return -ENOMEM;
+        randombytes_buf(k, crypto_generichash_KEYBYTES);
+        /* Best effort: a key that stays writable still works. */
+        (void) sodium_mprotect_readonly(k);
+        step_key = k;
+        return 0;
+}
+
 /*
- * The step tag of conversation `id` in `flow` (base64url of a BLAKE2b hash
- * of the purpose, whether the step asks a new password, and the id, which
- * tells nothing of the id) into buf. The purpose keeps a password change's
- * form from being answered at /login/step and the other way round; the
- * new-password bit tells the refusal page what the step asked.
+ * The step tag of conversation `id` in `flow` (base64url of a BLAKE2b hash,
+ * keyed with step_key, of the purpose, whether the step asks a new
+ * password, the id and the session, which tells nothing of either) into
+ * buf. The purpose keeps a password change's form from being answered at
+ * /login/step and the other way round; the new-password bit tells the
+ * refusal page what the step asked; the session (NULL for a login, which
+ * has none yet) keeps a step from being finished under another session.
+ * The NUL separators are unambiguous: neither purpose nor id holds one.
  */
-static void step_tag(const struct http_flow *flow, bool new_password, const char *id, char buf[static 32]) {
+static void step_tag(const struct http_flow *flow, bool new_password, const char *id, const char *session,
+                     char buf[static 32]) {
         crypto_generichash_state st;
         uint8_t hash[STEP_TAG_BYTES];
 
-        crypto_generichash_init(&st, NULL, 0, sizeof hash);
+        /* libsodium takes a NULL key as none: a tag made without the key
+         * could be forged by anyone holding the step cookie. */
+        if (!step_key)
+                abort();
+        crypto_generichash_init(&st, step_key, crypto_generichash_KEYBYTES, sizeof hash);
         crypto_generichash_update(&st, (const uint8_t *) flow->purpose, strlen(flow->purpose));
         if (new_password)
                 crypto_generichash_update(&st, (const uint8_t *) "+new", 4);
         crypto_generichash_update(&st, (const uint8_t *) "", 1);
         crypto_generichash_update(&st, (const uint8_t *) id, strlen(id));
+        crypto_generichash_update(&st, (const uint8_t *) "", 1);
+        /* "s" + the session, or "-" without one: a login's tag is never a
+         * session's. */
+        if (session) {
+                crypto_generichash_update(&st, (const uint8_t *) "s", 1);
+                crypto_generichash_update(&st, (const uint8_t *) session, strlen(session));
+        } else
+                crypto_generichash_update(&st, (const uint8_t *) "-", 1);
         crypto_generichash_final(&st, hash, sizeof hash);
+        sodium_memzero(&st, sizeof st);
         sodium_bin2base64(buf, 32, hash, sizeof hash, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 }
 
@@ -85,8 +131,22 @@ static enum MHD_Result respond_expired(struct http_request *r, const struct http
         return http_respond_page(r, MHD_HTTP_FORBIDDEN, page, clear, NULL);
 }
 
+enum MHD_Result http_step_sign_in(struct http_request *r, const struct http_flow *flow, const char *rd) {
+        _cleanup_free_ char *rd_q = NULL, *back = NULL, *back_q = NULL, *location = NULL, *clear = NULL;
+
+        rd_q = http_query_encode(http_redirect_target(rd));
+        if (!rd_q || asprintf(&back, "%s?rd=%s", flow->start_path, rd_q) < 0)
+                return MHD_NO;
+        back_q = http_query_encode(back);
+        if (!back_q || asprintf(&location, "/login?rd=%s", back_q) < 0)
+                return MHD_NO;
+        if (latch_cookie_build_clear(r->config->step_cookie_name, "Strict", NULL, &clear) != LATCH_OK)
+                return MHD_NO;
+        return http_respond_redirect(r, location, clear, NULL);
+}
+
 enum MHD_Result http_respond_challenge(struct http_request *r, latch_client *client, const struct http_flow *flow,
-                                       const char *rd) {
+                                       const char *session, const char *rd) {
         const latch_reply *challenge = latch_last_challenge(client);
         struct http_prompt prompts[STEP_PROMPTS_MAX];
         _cleanup_(latch_secret_freep) char *step_cookie = NULL;
@@ -116,7 +176,7 @@ enum MHD_Result http_respond_challenge(struct http_request *r, latch_client *cli
         }
         if (http_csrf_token(r, csrf, &csrf_cookie) < 0)
                 return MHD_NO;
-        step_tag(flow, new_password, id, tag);
+        step_tag(flow, new_password, id, session, tag);
         const struct http_step_form form = {
                 .title = flow->title ? flow->title : new_password ? HTTP_PASSWORD_TITLE : r->config->title,
                 .action = flow->step_path,
@@ -139,9 +199,9 @@ enum MHD_Result http_step_get(struct http_request *r, const struct http_flow *fl
         return respond_expired(r, flow, http_query(r, "rd"), true);
 }
 
-/* Whether the form's step tag is a tag of conversation `id` in `flow`, and
- * whether that step asked a new password. */
-static bool step_ok(const struct http_request *r, const struct http_flow *flow, const char *id,
+/* Whether the form's step tag is a tag of conversation `id` in `flow` for
+ * `session`, and whether that step asked a new password. */
+static bool step_ok(const struct http_request *r, const struct http_flow *flow, const char *id, const char *session,
                     bool *ret_new_password) {
         _cleanup_free_ char *field = NULL;
 
@@ -149,7 +209,7 @@ static bool step_ok(const struct http_request *r, const struct http_flow *flow, 
                 return false;
         for (int new_password = 0; new_password <= 1; new_password++) {
                 char tag[32];
-                step_tag(flow, new_password, id, tag);
+                step_tag(flow, new_password, id, session, tag);
                 size_t n = strlen(tag);
                 if (strlen(field) == n && secret_equal(field, tag, n)) {
                         *ret_new_password = new_password;
@@ -184,7 +244,7 @@ static int answers_from_form(const struct http_request *r, char *answers[static 
         return (int) n;
 }
 
-enum MHD_Result http_step_post(struct http_request *r, const struct http_flow *flow) {
+enum MHD_Result http_step_post(struct http_request *r, const struct http_flow *flow, const char *session) {
         _cleanup_free_ char *rd = NULL, *clear = NULL;
         _cleanup_(latch_secret_freep) char *id = NULL;
         _cleanup_(latch_reply_freep) latch_reply *reply = NULL;
@@ -202,9 +262,10 @@ enum MHD_Result http_step_post(struct http_request *r, const struct http_flow *f
          * is not this browser's: nothing to continue. */
         if (!id || !http_csrf_ok(r))
                 return respond_expired(r, flow, rd, false);
-        /* A form of another tab, an older step or another flow: the
-         * browser's current conversation is left to the form it belongs to. */
-        if (!step_ok(r, flow, id, &new_password))
+        /* A form of another tab, an older step, another flow or another
+         * session (a sign-out and another sign-in since): the browser's
+         * current conversation is left to the form it belongs to. */
+        if (!step_ok(r, flow, id, session, &new_password))
                 return respond_expired(r, flow, rd, true);
         int n = answers_from_form(r, answers);
         if (n < 0)
@@ -221,17 +282,30 @@ enum MHD_Result http_step_post(struct http_request *r, const struct http_flow *f
                 secret_free(answers[i]);
 
         if (k == LATCH_ERR_CHALLENGE)
-                return http_respond_challenge(r, client, flow, rd);
+                return http_respond_challenge(r, client, flow, session, rd);
+        /* The session ended between the step route's check and latchd's
+         * answer (a sign-out in another tab, an expiry): what the user
+         * meets is "sign in first", as at the route's check, not an
+         * outage. */
+        if (k == LATCH_ERR_INVALID_SESSION && session)
+                return http_step_sign_in(r, flow, rd);
         if (latch_cookie_build_clear(r->config->step_cookie_name, "Strict", NULL, &clear) != LATCH_OK)
                 return MHD_NO;
         if (k == LATCH_OK)
                 return flow->done(r, reply, rd, clear);
         /* Used, expired, or answered with the wrong number of fields (a
-         * form not made from this step's prompts): start again. */
+         * form not made from this step's prompts), or a plugin's
+         * bad_request at the end of a self-service change (nothing to
+         * turn off, already on: its page shows the state): start again. */
         if (k == LATCH_ERR_INVALID_CONVERSATION || k == LATCH_ERR_BAD_REQUEST || k == LATCH_ERR_INVALID_ARGUMENT)
                 return respond_expired(r, flow, rd, false);
         if (k == LATCH_ERR_DENIED)
                 return flow->refused(r, rd, new_password, clear);
+        /* latchd (or the plugin it ran at the end) does not allow this
+         * change: a decision, not a failure, which the flow's first page
+         * states as it would for its first request. latchd logged why. */
+        if (k == LATCH_ERR_FORBIDDEN)
+                return flow->forbidden ? flow->forbidden(r, rd, clear) : respond_expired(r, flow, rd, false);
         http_log_latchd_error("respond", client, k);
         return flow->unavailable(r, rd, clear);
 }
@@ -280,5 +354,6 @@ enum MHD_Result route_login_step_form(struct http_request *r) {
 }
 
 enum MHD_Result route_login_step(struct http_request *r) {
-        return http_step_post(r, &http_flow_login);
+        /* A login has no session yet: its steps are bound to none. */
+        return http_step_post(r, &http_flow_login, NULL);
 }

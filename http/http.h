@@ -132,19 +132,33 @@ struct http_flow {
         enum MHD_Result (*refused)(struct http_request *r, const char *rd, bool new_password, const char *clear);
         /* latchd failed or answered nonsense (already logged). */
         enum MHD_Result (*unavailable)(struct http_request *r, const char *rd, const char *clear);
+        /* latchd does not allow it (forbidden); NULL: "start again". */
+        enum MHD_Result (*forbidden)(struct http_request *r, const char *rd, const char *clear);
 };
 
 extern const struct http_flow http_flow_login;
 extern const struct http_flow http_flow_passwd;
 
+/* Makes the key of the step tags (random, one per process; a second call
+ * keeps it). Call after sodium_init() and before the server starts: every
+ * step tag needs it. 0 or -ENOMEM. */
+int http_converse_init(void);
+
 /* The step form for the challenge that the last call on `client` failed
  * with (LATCH_ERR_CHALLENGE), which keeps the conversation id in an
- * HttpOnly, SameSite=Strict cookie. */
+ * HttpOnly, SameSite=Strict cookie. `session` is the session id the flow
+ * acts for (the signed-in user's, as validated by the route; NULL for a
+ * login): the form's step tag is bound to it, so that only the same
+ * session can answer the step. */
 enum MHD_Result http_respond_challenge(struct http_request *r, latch_client *client, const struct http_flow *flow,
-                                       const char *rd);
+                                       const char *session, const char *rd);
 /* POST of a step form of `flow`: its answers to latchd, then the next step
- * or the flow's end. */
-enum MHD_Result http_step_post(struct http_request *r, const struct http_flow *flow);
+ * or the flow's end. `session` as for http_respond_challenge(): the route
+ * has validated it; a form made for another session is "start again". */
+enum MHD_Result http_step_post(struct http_request *r, const struct http_flow *flow, const char *session);
+/* A step of `flow` whose session is gone: 303 to the login form, which
+ * leads back to the flow's start page for rd, clearing the step cookie. */
+enum MHD_Result http_step_sign_in(struct http_request *r, const struct http_flow *flow, const char *rd);
 /* GET of a step form's address (a reload, a bookmark): "start again". */
 enum MHD_Result http_step_get(struct http_request *r, const struct http_flow *flow);
 

@@ -74,6 +74,11 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "latch-http: libsodium failed to initialise\n");
                 return 1;
         }
+        /* The step tags' key, before any request's thread can need it. */
+        if (http_converse_init() < 0) {
+                fprintf(stderr, "latch-http: out of memory\n");
+                return 1;
+        }
         /* Jansson's copies of requests and answers are wiped when freed. */
         json_set_alloc_funcs(malloc, secret_json_free);
 

@@ -14,7 +14,10 @@
  *
  * A browser that is not signed in goes to the login form, which comes back
  * here. Each step is checked as a login step is (Origin, CSRF token, step
- * cookie, step tag), and the session again.
+ * cookie, step tag), and the session again: the step tag is bound to the
+ * session that started the change, so that no other session (another
+ * user's, after a sign-out and a sign-in in the same browser) can finish
+ * it.
  */
 #include <errno.h>
 #include <sodium.h>
@@ -70,12 +73,13 @@ static enum MHD_Result respond_unavailable(struct http_request *r, const char *u
 }
 
 /* The signed-in user for the password routes; NULL, with *ret the answer
- * given, when there is none. */
-static const char *signed_in_user(struct http_request *r, const char *rd, latch_client **ret_client,
+ * given, when there is none (for a step, the sign-in clears the step
+ * cookie: its conversation belongs to a session that is gone). */
+static const char *signed_in_user(struct http_request *r, const char *rd, bool step, latch_client **ret_client,
                                   char **ret_session, latch_reply **ret_validate, enum MHD_Result *ret) {
         int k = http_signed_in(r, ret_client, ret_session, ret_validate);
         if (k == -ENOENT)
-                *ret = respond_sign_in_first(r, rd);
+                *ret = step ? http_step_sign_in(r, &http_flow_passwd, rd) : respond_sign_in_first(r, rd);
         else if (k == -EIO)
                 *ret = respond_unavailable(r, NULL, rd, NULL);
         else if (k < 0)
@@ -97,7 +101,7 @@ enum MHD_Result route_password_form(struct http_request *r) {
         enum MHD_Result ret;
         const char *rd = http_query(r, "rd");
 
-        const char *user = signed_in_user(r, rd, &client, &session, &validate, &ret);
+        const char *user = signed_in_user(r, rd, false, &client, &session, &validate, &ret);
         if (!user)
                 return ret;
         return respond_password_page(r, MHD_HTTP_OK, user, rd, NULL, true, NULL);
@@ -131,7 +135,7 @@ enum MHD_Result route_password(struct http_request *r) {
         if (!http_is_form(r))
                 return http_respond_text(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "expected a form");
         (void) http_form_get(r->body ? r->body : "", r->body_len, "rd", &rd);
-        const char *user = signed_in_user(r, rd, &client, &session, &validate, &ret);
+        const char *user = signed_in_user(r, rd, false, &client, &session, &validate, &ret);
         if (!user)
                 return ret;
         if (!http_csrf_ok(r))
@@ -141,7 +145,7 @@ enum MHD_Result route_password(struct http_request *r) {
         const char *remote = http_remote(r, remote_buf, sizeof remote_buf);
         int k = latch_passwd(client, r->config->service, user, remote, session, &reply);
         if (k == LATCH_ERR_CHALLENGE)
-                return http_respond_challenge(r, client, &http_flow_passwd, rd);
+                return http_respond_challenge(r, client, &http_flow_passwd, session, rd);
         if (k == LATCH_OK)
                 return http_flow_passwd.done(r, reply, rd, NULL);
         if (k == LATCH_ERR_DENIED) {
@@ -186,6 +190,13 @@ static enum MHD_Result passwd_unavailable(struct http_request *r, const char *rd
         return respond_unavailable(r, step_user(r), rd, clear);
 }
 
+/* latchd does not let this change finish: as route_password() answers a
+ * forbidden start, with no button to try again. */
+static enum MHD_Result passwd_forbidden(struct http_request *r, const char *rd, const char *clear) {
+        return respond_password_page(r, MHD_HTTP_FORBIDDEN, step_user(r), rd, "Passwords cannot be changed here.",
+                                     false, clear);
+}
+
 const struct http_flow http_flow_passwd = {
         .purpose = "passwd",
         .step_path = PASSWORD_PATH "/step",
@@ -195,6 +206,7 @@ const struct http_flow http_flow_passwd = {
         .done = passwd_done,
         .refused = passwd_refused,
         .unavailable = passwd_unavailable,
+        .forbidden = passwd_forbidden,
 };
 
 enum MHD_Result route_password_step_form(struct http_request *r) {
@@ -214,9 +226,11 @@ enum MHD_Result route_password_step(struct http_request *r) {
                 (void) http_form_get(r->body, r->body_len, "rd", &rd);
         /* Signed out in the meantime (another tab, an expiry): no step of
          * a change goes on without the session that started it. */
-        const char *user = signed_in_user(r, rd, &client, &session, &validate, &ret);
+        const char *user = signed_in_user(r, rd, true, &client, &session, &validate, &ret);
         if (!user)
                 return ret;
+        /* The step tag binds the step to this session, so the user of the
+         * session is the user of the change (passwd_refused logs it). */
         r->user = user;
-        return http_step_post(r, &http_flow_passwd);
+        return http_step_post(r, &http_flow_passwd, session);
 }

@@ -13,7 +13,8 @@
  *                                 (password.c)
  *   GET  /login-redirect          for nginx's error_page: 303 to the form, with
  *                                 X-Original-URI (the page asked for) as rd
- *   POST /logout                  ends the session, clears the cookie
+ *   POST /logout                  ends the session, clears its cookie and
+ *                                 the step cookie
  *   GET  /token                   a fresh JWT for the current session
  *   GET  /.well-known/jwks.json   latchd's public keys
  */
@@ -355,13 +356,18 @@ enum MHD_Result route_login(struct http_request *r) {
         /* The stack asks for more (a code, a new password): the next
          * form of the sequence (converse.c). */
         if (k == LATCH_ERR_CHALLENGE)
-                return http_respond_challenge(r, client, &http_flow_login, rd);
+                return http_respond_challenge(r, client, &http_flow_login, NULL, rd);
         if (k != LATCH_OK) {
                 http_log_latchd_error("login", client, k);
                 return http_respond_login_form(r, MHD_HTTP_SERVICE_UNAVAILABLE, rd,
                                     "Signing in is not possible right now. Please try again later.", user, NULL);
         }
-        return http_respond_signed_in(r, reply, rd, NULL);
+        /* A step cookie left from an earlier conversation in this browser
+         * (perhaps another user's) has no business with the new session. */
+        _cleanup_free_ char *clear = NULL;
+        if (latch_cookie_build_clear(r->config->step_cookie_name, "Strict", NULL, &clear) != LATCH_OK)
+                return MHD_NO;
+        return http_respond_signed_in(r, reply, rd, clear);
 }
 
 enum MHD_Result http_respond_signed_in(struct http_request *r, const latch_reply *reply, const char *rd,
@@ -377,7 +383,7 @@ enum MHD_Result http_respond_signed_in(struct http_request *r, const latch_reply
 
 enum MHD_Result route_logout(struct http_request *r) {
         _cleanup_(latch_secret_freep) char *session = NULL;
-        _cleanup_free_ char *clear = NULL, *rd = NULL;
+        _cleanup_free_ char *clear = NULL, *clear_step = NULL, *rd = NULL;
         _cleanup_free_ char *location = NULL;
 
         if (!http_origin_ok(r))
@@ -394,7 +400,11 @@ enum MHD_Result route_logout(struct http_request *r) {
                                                  "the authentication service is unavailable");
                 }
         }
-        if (latch_cookie_build_clear(r->config->cookie_name, "Lax", NULL, &clear) != LATCH_OK)
+        /* The step cookie too: a half-done change of the user who signs
+         * out must not be there for whoever signs in next in this
+         * browser. */
+        if (latch_cookie_build_clear(r->config->cookie_name, "Lax", NULL, &clear) != LATCH_OK ||
+            latch_cookie_build_clear(r->config->step_cookie_name, "Strict", NULL, &clear_step) != LATCH_OK)
                 return MHD_NO;
         if (r->body && http_is_form(r))
                 (void) http_form_get(r->body, r->body_len, "rd", &rd);
@@ -404,7 +414,7 @@ enum MHD_Result route_logout(struct http_request *r) {
                 location = strdup("/login");
         if (!location)
                 return MHD_NO;
-        return http_respond_redirect(r, location, clear, NULL);
+        return http_respond_redirect(r, location, clear, clear_step);
 }
 
 enum MHD_Result route_token(struct http_request *r) {

@@ -6,8 +6,10 @@ curl to drive them."""
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
+import threading
 
 import harness
 from latchdemo import Stack
@@ -55,6 +57,46 @@ def parse_curl_output(raw):
             k, v = line.split(":", 1)
             headers.append((k.strip().lower(), v.strip()))
     return Response(status, headers, body)
+
+
+class FakeLatchd:
+    """A stand-in for latchd on a Unix socket at `path`: each request's
+    answer is reply(request) (a subclass says what), `id` added; the ops
+    asked are in `ops`."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        self.sock.bind(path)
+        self.sock.listen(16)
+        self.ops = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def reply(self, req):
+        return {"ok": False, "error": "unknown_op", "message": "unknown op"}
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.answer, args=(conn,), daemon=True).start()
+
+    def answer(self, conn):
+        with conn:
+            while True:
+                try:
+                    req = harness.read_frame(conn, timeout=120)
+                except (EOFError, OSError, ValueError):
+                    return
+                self.ops.append(req.get("op"))
+                reply = self.reply(req)
+                if "id" in req:
+                    reply["id"] = req["id"]
+                conn.sendall(harness.frame(reply))
+
+    def close(self):
+        self.sock.close()
 
 
 class HttpTest(harness.DaemonTest):

@@ -370,6 +370,24 @@ class LogoutTokenJwks(HttpTest):
         # GET /logout does nothing.
         self.assertEqual(self.curl("/logout").status, 405)
 
+    def test_sign_in_and_out_clear_the_step_cookie(self):
+        # A step cookie left in the browser (a conversation someone did not
+        # finish) survives neither a sign-in nor a sign-out.
+        self.start_stack()
+        jar = self.jar()
+        r = self.login(jar)
+        self.assertEqual(r.status, 303, r)
+        cleared = [c for c in r.all("Set-Cookie") if c.startswith("__Host-latch-step=;")]
+        self.assertEqual(len(cleared), 1, r)
+        self.assertIn("Max-Age=0", cleared[0])
+        cookie = f"Cookie: __Host-latch={self.session_from_jar(jar)}; __Host-latch-step={'A' * 43}"
+        r = self.curl("/logout", method="POST", headers=[f"Origin: {self.origin()}", cookie])
+        self.assertEqual(r.status, 303, r)
+        cleared = [c for c in r.all("Set-Cookie") if c.startswith("__Host-latch-step=;")]
+        self.assertEqual(len(cleared), 1, r)
+        self.assertIn("Max-Age=0", cleared[0])
+        self.assertIn("SameSite=Strict", cleared[0])
+
     def test_token(self):
         self.start_stack()
         self.assertEqual(self.curl("/token").status, 401)
@@ -954,3 +972,67 @@ class AccountTotp(HttpTest):
         for path in paths:
             at = image.find(path[:120])
             self.assertEqual(at, -1, f"a QR code survived in latch-http's memory: {image[max(0, at - 64):at + 96]!r}")
+
+
+class AccountTotpStepAfterSignOut(HttpTest):
+    """A step of a two-factor change whose session has ended (signed out
+    in latchd, or at /logout) goes to the login form: not an outage, and
+    no latchd error in latch-http's log. The `debug` line asks a code, so
+    that setting up and turning off both have a step."""
+
+    services = {"demo": "auth required file path={users}\n"
+                        "auth required debug ask=secret:Code: expect=424242\n"
+                        "auth [success=ok user_unknown=ignore default=bad] totp issuer=Demo\n"
+                        "account required file path={users}\n"}
+    fields = AccountTotp.fields
+    post = AccountTotp.post
+
+    def step_form(self, jar, action):
+        """Signed in (password and code), the password posted to
+        /account/totp/ACTION: the step form's fields and the CSRF token."""
+        step = self.fields(self.login(jar, rd="/account/totp"), "/login/step")
+        r = self.curl("/login/step", jar=jar, data=urlencode({**step, "rd": "/account/totp", "answer0": "424242"}),
+                      headers=[f"Origin: {self.origin()}", FORM])
+        self.assertEqual((r.status, r.header("Location")), (303, "/account/totp"), r)
+        r = self.curl("/account/totp", jar=jar)
+        self.assertEqual(r.status, 200, r)
+        csrf = re.search(rb'name="csrf" value="([^"]*)"', r.body).group(1).decode()
+        r = self.post(jar, "/account/totp/" + action, csrf=csrf, password="demo-password")
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(b'<label for="answer0">Code:</label>', r.body)
+        return self.fields(r, f"/account/totp/{action}/step"), csrf
+
+    def assert_to_login(self, r):
+        self.assertEqual(r.status, 303, r)
+        self.assertTrue(r.header("Location").startswith("/login?rd=/account/totp"), r)
+        self.assertTrue(any(c.startswith(STEP_COOKIE + "=;") for c in r.all("Set-Cookie")), r)
+        log = self.stack.http_log_text()
+        self.assertNotIn("latch-http: respond:", log)
+        self.assertNotIn("invalid_session", log)
+
+    def test_enroll_step_after_sign_out_in_latchd(self):
+        self.start_stack()
+        jar = self.jar()
+        step, _ = self.step_form(jar, "enroll")
+        # The browser still sends its cookies; latchd knows the session no more.
+        self.assertEqual(self.d.ctl("logout", "-", input=self.session_from_jar(jar) + "\n").returncode, 0)
+        r = self.curl("/account/totp/enroll/step", jar=jar, data=urlencode({**step, "answer0": "424242"}),
+                      headers=[f"Origin: {self.origin()}", FORM])
+        self.assert_to_login(r)
+        status = self.d.call({"op": "plugin", "plugin": "totp", "action": "status", "user": "demo"})
+        self.assertFalse(status["enrolled"] or status["pending"], status)
+
+    def test_remove_step_after_logout(self):
+        self.start_stack()
+        jar = self.jar()
+        step, csrf = self.step_form(jar, "remove")
+        session, conversation = self.session_from_jar(jar), self.cookie_from_jar(jar, STEP_COOKIE)
+        r = self.curl("/logout", jar=jar, method="POST", headers=[f"Origin: {self.origin()}"])
+        self.assertEqual(r.status, 303, r)
+        # A browser that kept every cookie (as before /logout cleared the
+        # step cookie), and one that kept what /logout leaves.
+        for cookies in (f"__Host-latch={session}; __Host-latch-csrf={csrf}; {STEP_COOKIE}={conversation}",
+                        f"__Host-latch-csrf={csrf}; {STEP_COOKIE}={conversation}"):
+            r = self.curl("/account/totp/remove/step", data=urlencode({**step, "answer0": "424242"}),
+                          headers=[f"Origin: {self.origin()}", FORM, "Cookie: " + cookies])
+            self.assert_to_login(r)

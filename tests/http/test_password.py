@@ -11,17 +11,17 @@ browser that is not or no longer signed in. And a login whose password has
 expired (the user database's expiry field): the login goes on through the
 same forms and ends signed in."""
 
+import base64
+import hashlib
 import html
 import json
 import os
 import re
-import socket
-import threading
+import time
 import unittest
 from urllib.parse import urlencode
 
-import harness
-from httptest import LATCH_HTTP, HttpTest
+from httptest import LATCH_HTTP, FakeLatchd, HttpTest
 from latchdemo import Stack
 
 FORM = "Content-Type: application/x-www-form-urlencoded"
@@ -30,6 +30,9 @@ PASSWORD_STACK = ("auth required file path={users}\n"
                   "account required file path={users}\n"
                   "password required file path={users}\n")
 NEW = "a-new-passphrase"
+# latchd's validate answer for demo's session, as a stand-in gives it.
+VALIDATE_DEMO = {"ok": True, "user": "demo", "service": "demo", "handle": "h1", "created_at": 1,
+                 "expires_at": 4102444800, "idle_expires_at": 4102444800, "claims": {"sub": "demo"}}
 
 
 class PasswordTest(HttpTest):
@@ -71,6 +74,11 @@ class PasswordTest(HttpTest):
     def auth_status(self, jar):
         return self.curl("/auth", direct=True,
                          headers=[f"Cookie: __Host-latch={self.session_from_jar(jar)}"]).status
+
+    def assert_expired(self, r, what, start):
+        self.assertEqual(r.status, 403, r)
+        self.assertIn(f"This {what} has expired or was already used. Please start again.".encode(), r.body)
+        self.assertRegex(r.body, rb'<a id="start-again" href="%s\?rd=[^"]*">Start again</a>' % start.encode())
 
     def signed_in(self, name, password="demo-password", user="demo"):
         jar = self.jar(name)
@@ -239,11 +247,6 @@ class PasswordPage(PasswordTest):
         self.assert_expired(r, "step", "/password")
         self.assertIn(b'href="/password?rd=/app/x"', r.body)
 
-    def assert_expired(self, r, what, start):
-        self.assertEqual(r.status, 403, r)
-        self.assertIn(f"This {what} has expired or was already used. Please start again.".encode(), r.body)
-        self.assertRegex(r.body, rb'<a id="start-again" href="%s\?rd=[^"]*">Start again</a>' % start.encode())
-
     def test_other_service_session(self):
         # A session of another service is not signed in here.
         self.start_stack()
@@ -253,44 +256,14 @@ class PasswordPage(PasswordTest):
         self.assertEqual(r.status, 303, r)
 
 
-class OldLatchd:
+class OldLatchd(FakeLatchd):
     """A latchd of before the `passwd` op: `validate` says demo is signed
     in, every other op is unknown."""
 
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        self.sock.bind(path)
-        self.sock.listen(16)
-        self.ops = []
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.answer, args=(conn,), daemon=True).start()
-
-    def answer(self, conn):
-        with conn:
-            while True:
-                try:
-                    req = harness.read_frame(conn, timeout=120)
-                except (EOFError, OSError, ValueError):
-                    return
-                self.ops.append(req.get("op"))
-                if req.get("op") == "validate":
-                    reply = {"ok": True, "user": "demo", "service": "demo", "handle": "h1", "created_at": 1,
-                             "expires_at": 4102444800, "idle_expires_at": 4102444800, "claims": {"sub": "demo"}}
-                else:
-                    reply = {"ok": False, "error": "unknown_op", "message": "unknown op"}
-                if "id" in req:
-                    reply["id"] = req["id"]
-                conn.sendall(harness.frame(reply))
-
-    def close(self):
-        self.sock.close()
+    def reply(self, req):
+        if req.get("op") == "validate":
+            return VALIDATE_DEMO
+        return super().reply(req)
 
 
 class WithoutPasswd(PasswordTest):
@@ -314,6 +287,198 @@ class WithoutPasswd(PasswordTest):
         self.assertIn("passwd: unknown_op", self.stack.http_log_text())
         self.assertEqual(fake.ops, ["validate", "validate", "passwd"])
 
+
+
+def unkeyed_tag(purpose, conversation):
+    """The step tag as latch-http made it before it was keyed and bound to
+    the session: anyone holding the step cookie could compute it."""
+    digest = hashlib.blake2b(purpose.encode() + b"\0" + conversation.encode(), digest_size=16).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+class StepOfOneSession(PasswordTest):
+    """A step of a password change belongs to the session that started it:
+    after a sign-out, nobody (another user signing in on the same browser,
+    nor the same user in a new session) finishes it."""
+
+    def half_done_change(self):
+        """demo starts a change on a shared browser, answers the current
+        password, and signs out at the "New password" step. Returns the
+        jar, that step's form and its conversation id (what the step cookie
+        held: the browser kept it before latch-http cleared it at sign-out)."""
+        jar = self.signed_in("shared")
+        r = self.answer(jar, self.start(jar), {"Current password:": "demo-password"})
+        self.assertEqual(self.labels(r), ["New password:", "Retype new password:"])
+        form, conversation = self.hidden(r), self.cookie_from_jar(jar, STEP_COOKIE)
+        self.assertIsNotNone(conversation)
+        r = self.curl("/logout", jar=jar, method="POST", headers=[f"Origin: {self.origin()}"])
+        self.assertEqual(r.status, 303, r)
+        return jar, form, conversation
+
+    def post_step(self, jar, form, conversation, password):
+        """The new password posted to /password/step with the jar's session
+        and CSRF cookies and the given conversation as the step cookie."""
+        body = dict(form, csrf=self.csrf(jar), answer0=password, answer1=password)
+        cookies = (f"__Host-latch={self.session_from_jar(jar)}; __Host-latch-csrf={self.csrf(jar)}; "
+                   f"{STEP_COOKIE}={conversation}")
+        return self.curl("/password/step", data=urlencode(body),
+                         headers=[f"Origin: {self.origin()}", FORM, "Cookie: " + cookies])
+
+    def assert_unchanged(self, demo_elsewhere):
+        """demo's password is the old one, and demo's other session lives."""
+        self.assertEqual(self.auth_status(demo_elsewhere), 204, "demo's sessions are not revoked")
+        self.assertEqual(self.login(self.jar("new"), password=NEW).status, 401)
+        self.assertEqual(self.login(self.jar("old")).status, 303, "demo's password is unchanged")
+
+    def takeover(self, tag):
+        self.start_stack()
+        elsewhere = self.signed_in("elsewhere")
+        jar, form, conversation = self.half_done_change()
+        # mallory (bob) signs in on the same browser and finishes demo's
+        # change with a password of her choice.
+        r = self.login(jar, user="bob", password="bob-password")
+        self.assertEqual(r.status, 303, r)
+        r = self.post_step(jar, dict(form, step=tag(form, conversation)), conversation, "mallory-chose-this")
+        self.assert_expired(r, "step", "/password")
+        self.assertNotIn(b"has been changed", r.body)
+        self.assertEqual(self.auth_status(jar), 204, "bob stays signed in")
+        self.assertNotIn("password change refused for user 'bob'", self.stack.http_log_text())
+        self.assert_unchanged(elsewhere)
+        self.assertEqual(self.login(self.jar("mallory"), password="mallory-chose-this").status, 401)
+
+    def test_takeover_with_a_computed_tag(self):
+        self.takeover(lambda form, conversation: unkeyed_tag("passwd+new", conversation))
+
+    def test_takeover_with_the_form_demo_had(self):
+        self.takeover(lambda form, conversation: form["step"])
+
+    def test_own_older_step_after_signing_in_again(self):
+        # demo comes back in a new session and finishes the old step: it
+        # belongs to the session that ended, which cannot change anything
+        # now; the new session is not signed out by it.
+        self.start_stack()
+        elsewhere = self.signed_in("elsewhere")
+        jar, form, conversation = self.half_done_change()
+        self.assertEqual(self.login(jar).status, 303)
+        r = self.post_step(jar, form, conversation, NEW)
+        self.assert_expired(r, "step", "/password")
+        self.assertNotIn(b"This session stays signed in", r.body)
+        self.assertEqual(self.auth_status(jar), 204)
+        self.assert_unchanged(elsewhere)
+
+    def test_sign_out_clears_the_step_cookie(self):
+        self.start_stack()
+        jar = self.signed_in("page")
+        self.answer(jar, self.start(jar), {"Current password:": "demo-password"})
+        self.assertIsNotNone(self.cookie_from_jar(jar, STEP_COOKIE))
+        r = self.curl("/logout", jar=jar, method="POST", headers=[f"Origin: {self.origin()}"])
+        self.assertEqual(r.status, 303, r)
+        cleared = [c for c in r.all("Set-Cookie") if c.startswith(STEP_COOKIE + "=;")]
+        self.assertEqual(len(cleared), 1, r)
+        self.assertIn("Max-Age=0", cleared[0])
+        self.assertIsNone(self.cookie_from_jar(jar, STEP_COOKIE))
+
+    def test_restart_of_latch_http_means_start_again(self):
+        # The tags' key is made anew at each start: an open step's form no
+        # longer matches (docs/HTTP.md says so).
+        self.start_stack()
+        jar = self.signed_in("page")
+        r = self.answer(jar, self.start(jar), {"Current password:": "demo-password"})
+        p = self.stack.procs.pop("latch-http")
+        p.terminate()
+        self.assertEqual(p.wait(20), 0)
+        self.stack.start_http()
+        self.assert_expired(self.answer(jar, r, {"New password:": NEW, "Retype new password:": NEW}), "step",
+                            "/password")
+        self.assertEqual(self.auth_status(jar), 204)
+        self.assertEqual(self.login(self.jar("old")).status, 303, "the password is unchanged")
+
+
+class StepEndedByLatchd(PasswordTest):
+    """latchd ends a step with invalid_session (the session ended after
+    latch-http checked it) or forbidden: a stand-in that says demo is signed
+    in, starts the change (or the two-factor set-up) with a challenge, and
+    answers the step with the error asked for."""
+
+    class Stand_in(FakeLatchd):
+        respond_error = "invalid_session"
+
+        def reply(self, req):
+            op = req.get("op")
+            if op == "validate":
+                return VALIDATE_DEMO
+            if op == "plugin" and req.get("action") == "status":
+                return {"ok": True, "enrolled": False, "pending": False}
+            if op in ("passwd", "plugin"):
+                return {"ok": False, "error": "challenge", "message": "more input is needed",
+                        "conversation": "C" * 43, "prompts": [{"style": "secret", "message": "Code:"}],
+                        "expires_at": int(time.time()) + 120}
+            if op == "respond":
+                return {"ok": False, "error": self.respond_error, "message": "the stand-in says so"}
+            return super().reply(req)
+
+    COOKIE = "__Host-latch=" + "A" * 43
+
+    def setUp(self):
+        super().setUp()
+        path = os.path.join(self.tmp, "stand-in.sock")
+        self.fake = self.Stand_in(path)
+        self.addCleanup(self.fake.close)
+        self.stack = Stack(self.tmp, LATCH_HTTP, path, service="demo",
+                           wrapper=os.environ.get("LATCH_HTTP_WRAPPER", "").split())
+        self.stack.start_http()
+
+    def step(self, page, start, step_path, start_body):
+        """GET page, POST start (the challenge), then POST the step form to
+        step_path: latch-http's answer to the step."""
+        r = self.curl(page, direct=True, headers=["Cookie: " + self.COOKIE])
+        self.assertEqual(r.status, 200, r)
+        csrf = self.hidden(r, ("csrf",))["csrf"]
+        cookies = f"Cookie: {self.COOKIE}; __Host-latch-csrf={csrf}"
+        headers = ["Origin: http://localhost", FORM]
+        r = self.curl(start, direct=True, data=urlencode(dict(start_body, csrf=csrf)), headers=headers + [cookies])
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(f'action="{step_path}"'.encode(), r.body)
+        fields = self.hidden(r, ("csrf", "step", "rd"))
+        return self.curl(step_path, direct=True, data=urlencode(dict(fields, answer0="424242")),
+                         headers=headers + [f"{cookies}; {STEP_COOKIE}={'C' * 43}"])
+
+    def assert_not_logged_as_latchd_error(self):
+        self.assertNotIn("latch-http: respond:", self.stack.http_log_text())
+
+    def assert_sign_in(self, r, start):
+        self.assertEqual(r.status, 303, r)
+        self.assertTrue(r.header("Location").startswith("/login?rd=" + start), r)
+        self.assertTrue(any(c.startswith(STEP_COOKIE + "=;") for c in r.all("Set-Cookie")), r)
+        self.assert_not_logged_as_latchd_error()
+
+    def test_totp_step_of_an_ended_session(self):
+        r = self.step("/account/totp", "/account/totp/enroll", "/account/totp/enroll/step",
+                      {"password": "demo-password"})
+        self.assert_sign_in(r, "/account/totp")
+        self.assertEqual(self.fake.ops.count("respond"), 1)
+
+    def test_password_step_of_an_ended_session(self):
+        r = self.step("/password", "/password", "/password/step", {"rd": "/app"})
+        self.assert_sign_in(r, "/password")
+
+    def test_totp_step_forbidden(self):
+        self.fake.respond_error = "forbidden"
+        r = self.step("/account/totp", "/account/totp/remove", "/account/totp/remove/step",
+                      {"password": "demo-password"})
+        self.assertEqual(r.status, 403, r)
+        self.assertIn(b"This change is not possible for your account.", r.body)
+        self.assertTrue(any(c.startswith(STEP_COOKIE + "=;") for c in r.all("Set-Cookie")), r)
+        self.assert_not_logged_as_latchd_error()
+
+    def test_password_step_forbidden(self):
+        self.fake.respond_error = "forbidden"
+        r = self.step("/password", "/password", "/password/step", {"rd": "/app"})
+        self.assertEqual(r.status, 403, r)
+        self.assertIn(b'<p class="error" role="alert" id="error">Passwords cannot be changed here.</p>', r.body)
+        self.assertNotIn(b'action="/password"', r.body)
+        self.assertTrue(any(c.startswith(STEP_COOKIE + "=;") for c in r.all("Set-Cookie")), r)
+        self.assert_not_logged_as_latchd_error()
 
 class ExpiredPasswordLogin(PasswordTest):
     """The user database says demo's password must be changed: the login
