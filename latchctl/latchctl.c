@@ -449,6 +449,17 @@ static int user_result(int r, const char *file, const char *user, const char *do
         switch (r) {
         case 0:
                 break;
+        case USERDB_EDIT_NOT_DURABLE:
+                /* The new file is in place and in force, so this is no
+                 * failure (exit 0, the usual output): a non-zero exit would
+                 * tell a script the old password still holds. Only its
+                 * survival of a crash is in doubt, which is worth a warning
+                 * on stderr (never stdout, which --json keeps to one object). */
+                fprintf(stderr,
+                        "latchctl: warning: %s: the change is made, but its folder could not be "
+                        "synced; it may be lost in a crash\n",
+                        term_text(file));
+                break;
         case -EEXIST:
                 return print_error(EXIT_REFUSED, "exists", "%s: user %s already exists", file, user);
         case -ENOENT:

@@ -60,9 +60,10 @@
  * lost a race to another change is LATCH_AUTH_ERR), the new argon2id hash
  * replaces the old one, the expiry is cleared, and the file is replaced
  * atomically (a temporary file beside it, fsync, rename, fsync of the
- * folder). Readers of the file (this plugin's reload, other processes)
- * see the old file or the new one, never a mix; the next call here loads
- * the new one.
+ * folder; should only that last fsync fail, the change is in effect and
+ * answered as done, with a warning logged). Readers of the file (this
+ * plugin's reload, other processes) see the old file or the new one, never
+ * a mix; the next call here loads the new one.
  *
  * The file a table came from is kept open while that table is the current
  * one, so its inode number cannot be reused by a later version, which could
@@ -634,6 +635,15 @@ static int store_new(struct file_state *s, struct latch_req *req, const char *us
         switch (r) {
         case 0:
                 s->host->log(s->ctx, req, LATCH_LOG_NOTICE, "%s: password changed", s->path);
+                return LATCH_SUCCESS;
+        case USERDB_EDIT_NOT_DURABLE:
+                /* The new hash is live: answering a failure would tell the
+                 * client the old password still holds and keep latchd from
+                 * revoking the user's sessions. */
+                s->host->log(s->ctx, req, LATCH_LOG_WARNING,
+                             "%s: password changed, but the folder could not be synced: "
+                             "the change may be lost in a crash",
+                             s->path);
                 return LATCH_SUCCESS;
         case -EKEYREJECTED:
                 /* another change came first: the current password is no longer it */

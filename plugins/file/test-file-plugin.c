@@ -12,12 +12,14 @@
 #include <setjmp.h>
 #include <sodium.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +27,22 @@
 
 #include "test-host.h"
 #include "userdb.h"
+
+/* No file system fails an fsync() when asked, so this executable brings its
+ * own, exported (visibility and export_dynamic in meson.build) so that the
+ * dlopen()ed plugin's call to fsync() binds to it before libc's. It fails a
+ * folder's sync when told to, and is the plain system call otherwise. */
+static atomic_bool fail_dir_fsync;
+
+__attribute__((visibility("default"))) int fsync(int fd) {
+        struct stat st;
+
+        if (fail_dir_fsync && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+                errno = EIO;
+                return -1;
+        }
+        return (int) syscall(SYS_fsync, fd);
+}
 
 static const char *plugin_path;
 static void *dl;
@@ -854,6 +872,30 @@ static void test_password_change_lost_race(void **state) {
         plugin->close(st);
 }
 
+/* The folder's sync fails after the rename: the new password is in force,
+ * so the change is a success (latchd then revokes as for any change), with
+ * a warning that names the file and no secret. */
+static void test_password_change_unsynced(void **state) {
+        put_users("alice:%s\n", hash_alice);
+        void *st = open_users();
+
+        test_host_log_reset();
+        fail_dir_fsync = true;
+        int r = change(st, "alice", "alice-pw", "synced-or-not", "synced-or-not");
+        fail_dir_fsync = false;
+        assert_int_equal(r, LATCH_SUCCESS);
+        assert_int_equal(test_host_log_count("password changed, but the folder could not be "
+                                             "synced"),
+                         1);
+        assert_int_equal(test_host_log_count(users), 1);
+        assert_int_equal(test_host_log_count("synced-or-not"), 0);
+        assert_int_equal(test_host_log_count("alice-pw"), 0);
+        assert_int_equal(test_host_log_count("$argon2id$"), 0);
+        assert_int_equal(do_auth(st, "alice", "synced-or-not", NULL), LATCH_SUCCESS);
+        assert_int_equal(do_auth(st, "alice", "alice-pw", NULL), LATCH_AUTH_ERR);
+        plugin->close(st);
+}
+
 /* The editors' lock held elsewhere (a stuck `latchctl user`): the change
  * gives up after its timeout with LATCH_AUTHTOK_LOCK_BUSY. */
 static void test_password_lock_busy(void **state) {
@@ -1116,6 +1158,7 @@ int main(int argc, char *argv[]) {
                 cmocka_unit_test(test_password_refusals),
                 cmocka_unit_test(test_password_change),
                 cmocka_unit_test(test_password_change_lost_race),
+                cmocka_unit_test(test_password_change_unsynced),
                 cmocka_unit_test(test_password_lock_busy),
                 cmocka_unit_test(test_password_not_writable),
                 cmocka_unit_test(test_password_stale_temp),

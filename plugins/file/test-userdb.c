@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,12 +19,39 @@
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "userdb.h"
+
+/* ---- fsync() that fails on demand -------------------------------------- */
+
+/* No file system fails an fsync() when asked, so this executable brings its
+ * own: the editors (linked in statically) call fsync() and the link binds
+ * them to this definition before libc's. Unless a test says otherwise it is
+ * the plain system call. */
+static _Atomic enum {
+        FSYNC_REAL,
+        FSYNC_FAIL_DIR,  /* folders fail (the sync after the rename) */
+        FSYNC_FAIL_FILE, /* anything else fails (the temporary file's) */
+} fsync_mode;
+static atomic_uint fsync_dir_calls;
+
+int fsync(int fd) {
+        struct stat st;
+        bool dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+
+        if (dir)
+                fsync_dir_calls++;
+        if ((dir && fsync_mode == FSYNC_FAIL_DIR) || (!dir && fsync_mode == FSYNC_FAIL_FILE)) {
+                errno = EIO;
+                return -1;
+        }
+        return (int) syscall(SYS_fsync, fd);
+}
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -1106,6 +1134,73 @@ static void test_edit_atomic_write_failure(void **state) {
         free(dir);
 }
 
+/* The sync of the folder fails after the rename: the new file is in force
+ * (readers see it), so the edit is a success, USERDB_EDIT_NOT_DURABLE, not
+ * an error a caller would take for "nothing changed". The sync of the
+ * temporary file failing, before the rename, is an error and changes
+ * nothing. */
+static void test_edit_dir_fsync_failure(void **state) {
+        char *dir = make_tmpdir();
+        char *path = path_join(dir, "users");
+        char *hash = argon2id_min("old-pw");
+        struct userdb *db = NULL;
+        const struct userdb_entry *e;
+        struct stat before, after;
+        char *orig, *text;
+
+        assert_true(asprintf(&orig, "# keep me\nbob:%s:g\n", hash) > 0);
+        write_file(path, orig, 0640);
+
+        /* before the rename: -EIO, the old file (same inode), no temporary */
+        assert_int_equal(stat(path, &before), 0);
+        fsync_mode = FSYNC_FAIL_FILE;
+        assert_int_equal(userdb_passwd(path, "bob", "never-pw", NULL, USERDB_EXPIRES_NEVER), -EIO);
+        assert_int_equal(userdb_change_password(path, "bob", "old-pw", "never-pw", -1), -EIO);
+        fsync_mode = FSYNC_REAL;
+        text = read_file(path);
+        assert_string_equal(text, orig);
+        free(text);
+        assert_int_equal(stat(path, &after), 0);
+        assert_int_equal(before.st_ino, after.st_ino);
+        assert_int_equal(count_entries(dir), 1);
+
+        /* after it: done, though not durable; every editor says so */
+        unsigned calls = fsync_dir_calls;
+        fsync_mode = FSYNC_FAIL_DIR;
+        assert_int_equal(userdb_change_password(path, "bob", "old-pw", "new-pw", -1),
+                         USERDB_EDIT_NOT_DURABLE);
+        e = load_user(path, &db, "bob");
+        assert_int_equal(userdb_verify(e->hash, "new-pw"), 1);
+        assert_int_equal(userdb_verify(e->hash, "old-pw"), 0);
+        userdb_free(db);
+
+        assert_int_equal(userdb_passwd(path, "bob", "newer-pw", NULL, USERDB_EXPIRES_NEVER),
+                         USERDB_EDIT_NOT_DURABLE);
+        assert_int_equal(userdb_add(path, "alice", "pw", NULL, USERDB_EXPIRES_NEVER),
+                         USERDB_EDIT_NOT_DURABLE);
+        assert_int_equal(userdb_expire(path, "alice", 0), USERDB_EDIT_NOT_DURABLE);
+        assert_int_equal(userdb_del(path, "alice"), USERDB_EDIT_NOT_DURABLE);
+        fsync_mode = FSYNC_REAL;
+        /* the stand-in was reached: once per edit */
+        assert_int_equal(fsync_dir_calls - calls, 5);
+
+        e = load_user(path, &db, "bob");
+        assert_int_equal(userdb_verify(e->hash, "newer-pw"), 1);
+        assert_null(userdb_lookup(db, "alice"));
+        userdb_free(db);
+        text = read_file(path);
+        assert_int_equal(strncmp(text, "# keep me\nbob:$argon2id$", 24), 0);
+        assert_non_null(strstr(text, ":g\n"));
+        free(text);
+        assert_int_equal(count_entries(dir), 1);
+
+        free(orig);
+        free(hash);
+        free(path);
+        rm_rf(dir);
+        free(dir);
+}
+
 /* A folder the caller cannot write: refused, old file intact. As root, the
  * edit runs in a child that drops to nobody (root ignores permissions). */
 static void test_edit_readonly_folder(void **state) {
@@ -1173,6 +1268,7 @@ int main(void) {
                 cmocka_unit_test(test_change_concurrent),
                 cmocka_unit_test(test_rewrite_vs_read),
                 cmocka_unit_test(test_edit_atomic_write_failure),
+                cmocka_unit_test(test_edit_dir_fsync_failure),
                 cmocka_unit_test(test_edit_readonly_folder),
         };
 

@@ -243,7 +243,9 @@ static int open_parent_dir(const char *path, char **ret_base) {
 }
 
 /* Writes `data` to a new temporary file beside `base` in dirfd and renames it
- * over `base`. `st` describes the old file, or is NULL when there is none. */
+ * over `base`. `st` describes the old file, or is NULL when there is none.
+ * Returns 0, USERDB_EDIT_NOT_DURABLE when only the folder's fsync failed
+ * (the new file is in place), or a negative errno (the old file is). */
 static int replace_file(int dirfd, const char *base, const struct stat *st, const char *data,
                         size_t len) {
         char tmp[NAME_MAX + 1];
@@ -299,9 +301,14 @@ static int replace_file(int dirfd, const char *base, const struct stat *st, cons
                 r = negative_errno();
                 goto fail;
         }
-        /* The rename is durable only once the folder is synced. */
+        /* The rename is durable only once the folder is synced. If that
+         * fails the change has still happened: every reader already sees the
+         * new file, and nothing here can take the rename back. Reporting a
+         * failure would make callers act as if the old password were still
+         * in force (latchd would revoke no sessions), so it is success that
+         * may not survive a crash, for the caller to warn about. */
         if (fsync(dirfd) < 0)
-                return -EIO;
+                return USERDB_EDIT_NOT_DURABLE;
         return 0;
 
 fail:

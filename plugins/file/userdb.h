@@ -155,13 +155,23 @@ bool userdb_expired(const struct userdb_entry *e, int64_t now);
 int userdb_parse_expires(const char *s, int64_t *ret);
 
 /*
+ * What the editors return (a success, > 0) when the new file was renamed over
+ * the old one but the fsync() of the folder after it failed: the change is in
+ * effect (every reader opening `path` sees it) but may be lost in a crash or
+ * a power loss. Callers treat it as done and warn.
+ */
+#define USERDB_EDIT_NOT_DURABLE 1
+
+/*
  * Editors, used by `latchctl user` and the plugin's password changes. Each
  * rewrites the file at `path` atomically: the new content goes to a
  * temporary file `.NAME.XXXXXXXXXXXXXXXX` in the same folder
  * (O_CREAT|O_EXCL|O_CLOEXEC), which gets the old file's mode and owner, is
  * fsync()ed and rename()d over `path`, and the folder is fsync()ed. A reader
  * opening `path` sees the old file or the new one, never a mix. If anything
- * fails the old file is untouched (and the temporary file removed).
+ * up to the rename fails the old file is untouched (and the temporary file
+ * removed); if only the folder's fsync() after it fails, the new file stays
+ * (USERDB_EDIT_NOT_DURABLE).
  * Editors of the same folder are serialised with flock(2) on the folder;
  * holding it, an editor first removes temporary files of `path` that a
  * crashed editor left behind.
@@ -178,16 +188,17 @@ int userdb_parse_expires(const char *s, int64_t *ret);
  * Unix seconds >= 0 (see the top); a line is written in its shortest form
  * (`user:hash` when there are neither groups nor an expiry).
  *
- * Returns 0, or:
+ * Returns 0, USERDB_EDIT_NOT_DURABLE (above), or:
  *   -EEXIST  userdb_add(): `user` already has a line;
  *   -ENOENT  no such user (all but userdb_add()), or no such file;
  *   -EINVAL  bad user name, bad groups, bad expiry, empty or too long password;
  *   -EKEYREJECTED userdb_change_password(): the old password does not verify;
  *   -EBADMSG userdb_change_password(): the file does not parse;
  *   -EAGAIN  userdb_change_password(): the lock stayed taken for the timeout;
- *   -EIO     the file could not be written or synced; or another negative
- *            errno from the system (-EACCES, -EROFS, -ENOSPC, -ELOOP, -EFBIG,
- *            -EPERM from fchown(), -ENOMEM) naming why.
+ *   -EIO     the temporary file could not be written or synced; or another
+ *            negative errno from the system (-EACCES, -EROFS, -ENOSPC, -ELOOP,
+ *            -EFBIG, -EPERM from fchown(), -ENOMEM) naming why.
+ * Every negative return leaves the old file in place.
  *
  * userdb_passwd() replaces the user's line (a duplicate line of the same user,
  * itself an error for the parser, is dropped), keeping the groups when

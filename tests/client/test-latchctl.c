@@ -29,6 +29,7 @@
 extern char **environ;
 
 static const char *latchctl_path;
+static const char *fail_dir_fsync_path; /* NULL: not built (a sanitized build) */
 static char tmpdir[] = "/tmp/latchctl-test-XXXXXX";
 
 struct run {
@@ -480,12 +481,59 @@ static void test_user_db(void **state) {
         free(r);
 }
 
+/* The folder's sync fails after the rename (fail-dir-fsync.so preloaded):
+ * the new password is in force, so latchctl says it was done and exits 0,
+ * warning on stderr that it may not survive a crash. */
+static void test_user_unsynced(void **state) {
+        struct run *r = malloc(sizeof(*r));
+        char db[256], content[4096], before[4096];
+
+        if (!fail_dir_fsync_path) {
+                free(r);
+                skip();
+        }
+        snprintf(db, sizeof(db), "%s/users", tmpdir);
+        RUN(r, "first pw\n", "user", "add", db, "carol");
+        assert_int_equal(r->status, 0);
+        slurp(db, before, sizeof(before));
+
+        assert_int_equal(setenv("LD_PRELOAD", fail_dir_fsync_path, 1), 0);
+        RUN(r, "second pw\n", "user", "passwd", db, "carol");
+        int status = r->status;
+        char out[sizeof r->out], err[sizeof r->err];
+        memcpy(out, r->out, sizeof out);
+        memcpy(err, r->err, sizeof err);
+        RUN(r, "third pw\n", "--json", "user", "passwd", db, "carol");
+        assert_int_equal(unsetenv("LD_PRELOAD"), 0);
+
+        assert_int_equal(status, 0);
+        assert_non_null(strstr(out, "user carol updated"));
+        assert_non_null(strstr(err, "warning"));
+        assert_non_null(strstr(err, "could not be synced"));
+        assert_null(strstr(err, "second pw"));
+        /* --json: stdout stays one object, the warning goes to stderr */
+        assert_int_equal(r->status, 0);
+        json_t *o = one_object(r);
+        assert_string_equal(json_string_value(json_object_get(o, "user")), "carol");
+        json_decref(o);
+        assert_non_null(strstr(r->err, "could not be synced"));
+
+        /* and the change took effect */
+        slurp(db, content, sizeof(content));
+        assert_int_equal(strncmp(content, "carol:$argon2id$", 16), 0);
+        assert_string_not_equal(content, before);
+
+        unlink(db);
+        free(r);
+}
+
 int main(int argc, char *argv[]) {
-        if (argc != 2) {
-                fprintf(stderr, "usage: %s LATCHCTL\n", argv[0]);
+        if (argc != 2 && argc != 3) {
+                fprintf(stderr, "usage: %s LATCHCTL [FAIL-DIR-FSYNC.so]\n", argv[0]);
                 return 2;
         }
         latchctl_path = argv[1];
+        fail_dir_fsync_path = argc == 3 ? argv[2] : NULL;
         unsetenv("LATCH_SOCKET");
         if (!mkdtemp(tmpdir))
                 return 1;
@@ -502,6 +550,7 @@ int main(int argc, char *argv[]) {
                 cmocka_unit_test(test_help_version),
                 cmocka_unit_test(test_token_verify_offline),
                 cmocka_unit_test(test_user_db),
+                cmocka_unit_test(test_user_unsynced),
         };
         int r = cmocka_run_group_tests(tests, NULL, NULL);
 
