@@ -56,7 +56,8 @@ static int set_echo(bool on) {
 }
 
 /* Reads up to the first '\n' (not kept) one byte at a time, so nothing
- * after the line is consumed or copied anywhere. */
+ * after the line is consumed or copied anywhere. On failure `buf` may hold
+ * part of the line, for the caller to wipe. */
 static int read_line(char *buf, size_t size, size_t *ret_len) {
         size_t n = 0;
         bool any = false;
@@ -74,6 +75,11 @@ static int read_line(char *buf, size_t size, size_t *ret_len) {
                 any = true;
                 if (c == '\n')
                         break;
+                /* The line is used as a C string: a NUL would silently cut
+                 * it there (a password stored as its first bytes only), so
+                 * it is refused rather than kept. */
+                if (c == '\0')
+                        return -EILSEQ;
                 if (n + 1 >= size)
                         return -E2BIG;
                 buf[n++] = c;
@@ -146,6 +152,8 @@ int read_answer(const char *prompt, bool echo, char **ret) {
                         return print_error(EXIT_USAGE, "usage", "no answer on stdin");
                 if (r == -E2BIG)
                         return print_error(EXIT_USAGE, "usage", "input line longer than %d bytes", SECRET_MAX);
+                if (r == -EILSEQ)
+                        return print_error(EXIT_USAGE, "usage", "input line contains a NUL byte");
                 return print_error(EXIT_USAGE, "usage", "cannot read stdin: %s", strerror(-r));
         }
         *ret = buf;
@@ -182,6 +190,8 @@ int read_secret(const char *prompt, bool confirm, char **ret) {
                         return print_error(EXIT_USAGE, "usage", "no input on stdin");
                 case -E2BIG:
                         return print_error(EXIT_USAGE, "usage", "input line longer than %d bytes", SECRET_MAX);
+                case -EILSEQ:
+                        return print_error(EXIT_USAGE, "usage", "input line contains a NUL byte");
                 case -EBADMSG:
                         return print_error(EXIT_USAGE, "usage", "the two entries differ");
                 default:

@@ -357,6 +357,8 @@ static int cmd_respond(char **argv) {
                 if (r < 0) {
                         for (size_t i = 0; i < k; i++)
                                 latch_secret_free(answers[i]);
+                        if (r == -EILSEQ)
+                                return print_error(EXIT_USAGE, "usage", "an answer contains a NUL byte");
                         return print_error(EXIT_USAGE, "usage", "cannot read the answers: %s", strerror(-r));
                 }
                 k++;

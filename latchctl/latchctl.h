@@ -83,7 +83,7 @@ int print_jwks(const latch_reply *reply);
  * On a terminal, prompts on stderr with `prompt` and turns echo off; with
  * `confirm` asks twice and requires the same answer. Returns 0 and the
  * secret (free with latch_secret_free()), or prints why and returns
- * EXIT_USAGE (no input, too long, mismatch, read error).
+ * EXIT_USAGE (no input, too long, a NUL byte, mismatch, read error).
  */
 int read_secret(const char *prompt, bool confirm, char **ret);
 
@@ -106,5 +106,6 @@ int cmd_faillock(const char *socket, const char *service, const char *action, ch
  * (printed). */
 int read_answer(const char *prompt, bool echo, char **ret);
 /* One line of stdin, no prompt, nothing printed: 0, -ENODATA at the end,
- * -E2BIG, -ENOMEM or another negative errno. */
+ * -E2BIG, -EILSEQ (a NUL byte in the line), -ENOMEM or another negative
+ * errno. */
 int read_answer_line(char **ret);

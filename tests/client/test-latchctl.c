@@ -47,8 +47,9 @@ static void slurp(const char *path, char *buf, size_t size) {
         close(fd);
 }
 
-/* Runs latchctl with `args` (NULL-terminated) and `input` on stdin. */
-static void run(struct run *r, const char *input, const char *const *args) {
+/* Runs latchctl with `args` (NULL-terminated) and `len` bytes of `input`
+ * (which may hold NUL bytes) on stdin. */
+static void run_bytes(struct run *r, const char *input, size_t len, const char *const *args) {
         char in[256], out[256], err[256];
         const char *argv[32] = { latchctl_path };
         size_t n = 1;
@@ -63,7 +64,7 @@ static void run(struct run *r, const char *input, const char *const *args) {
         FILE *f = fopen(in, "we");
         assert_non_null(f);
         if (input)
-                fputs(input, f);
+                assert_int_equal(fwrite(input, 1, len, f), len);
         fclose(f);
 
         posix_spawn_file_actions_t fa;
@@ -83,7 +84,15 @@ static void run(struct run *r, const char *input, const char *const *args) {
         slurp(err, r->err, sizeof(r->err));
 }
 
+/* Runs latchctl with `input` (a string, or NULL for nothing) on stdin. */
+static void run(struct run *r, const char *input, const char *const *args) {
+        run_bytes(r, input, input ? strlen(input) : 0, args);
+}
+
 #define RUN(r, input, ...) run((r), (input), (const char *const[]) { __VA_ARGS__, NULL })
+/* `input` a string literal, with its NUL bytes but not the final one */
+#define RUN_BYTES(r, input, ...)                                                   \
+        run_bytes((r), (input), sizeof(input) - 1, (const char *const[]) { __VA_ARGS__, NULL })
 
 /* stdout must be exactly one JSON object (and a newline). */
 static json_t *one_object(const struct run *r) {
@@ -325,6 +334,71 @@ static void test_unreadable_input(void **state) {
         fake_server_stop(fs);
 }
 
+/* A NUL byte in a line of stdin would cut the string there: a password
+ * stored as its first bytes, an answer sent short. It is a usage error
+ * (exit 2) that does not show the line, and nothing is written or sent. */
+static void assert_no_secret(const struct run *r) {
+        static const char *const bits[] = { "abc", "longsecretpart", "ab", "cd" };
+
+        for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++) {
+                assert_null(strstr(r->out, bits[i]));
+                assert_null(strstr(r->err, bits[i]));
+        }
+}
+
+static void test_nul_in_input(void **state) {
+        struct run *r = malloc(sizeof(*r));
+        char db[256], content[4096], before[4096];
+        struct stat st;
+
+        snprintf(db, sizeof(db), "%s/users-nul", tmpdir);
+        RUN_BYTES(r, "abc\0longsecretpart\n", "user", "add", db, "bob");
+        assert_int_equal(r->status, 2);
+        assert_non_null(strstr(r->err, "NUL"));
+        assert_no_secret(r);
+        assert_int_equal(stat(db, &st), -1);
+
+        RUN(r, "good pw\n", "user", "add", db, "bob");
+        assert_int_equal(r->status, 0);
+        slurp(db, before, sizeof(before));
+        RUN_BYTES(r, "abc\0longsecretpart\n", "--json", "user", "passwd", db, "bob");
+        check_json_error(r, 2, "usage");
+        assert_non_null(strstr(r->out, "NUL"));
+        assert_no_secret(r);
+        RUN_BYTES(r, "\0\n", "user", "passwd", db, "bob");
+        assert_int_equal(r->status, 2);
+        slurp(db, content, sizeof(content));
+        assert_string_equal(content, before);
+        unlink(db);
+
+        /* respond: the second answer has a NUL; nothing is sent */
+        const struct fake_step none[] = { { .reply = "{\"ok\":true}" } };
+        struct fake_server *fs = fake_server_start(none, 1);
+        RUN_BYTES(r, "first\nab\0cd\n", "--socket", fake_server_path(fs), "respond", "C");
+        assert_int_equal(r->status, 2);
+        assert_non_null(strstr(r->err, "NUL"));
+        assert_no_secret(r);
+        assert_int_equal(fake_server_requests(fs), 0);
+        fake_server_stop(fs);
+
+        /* passwd: an answer to the stack's prompt has one; no respond */
+        const struct fake_step challenge[] = {
+                { .reply = "{\"ok\":false,\"error\":\"challenge\",\"message\":\"m\","
+                           "\"conversation\":\"C\",\"prompts\":[{\"style\":\"secret\","
+                           "\"message\":\"Current password:\"}],\"expires_at\":1}" },
+                { .reply = "{\"ok\":true}" },
+        };
+        fs = fake_server_start(challenge, 2);
+        RUN_BYTES(r, "ab\0cd\n", "--socket", fake_server_path(fs), "passwd", "wiki", "bob");
+        assert_int_equal(r->status, 2);
+        assert_non_null(strstr(r->err, "NUL"));
+        assert_int_equal(fake_server_requests(fs), 1);
+        assert_no_secret(r);
+        fake_server_stop(fs);
+
+        free(r);
+}
+
 static void test_help_version(void **state) {
         struct run *r = malloc(sizeof(*r));
 
@@ -547,6 +621,7 @@ int main(int argc, char *argv[]) {
                 cmocka_unit_test(test_sessions_table),
                 cmocka_unit_test(test_usage_errors),
                 cmocka_unit_test(test_unreadable_input),
+                cmocka_unit_test(test_nul_in_input),
                 cmocka_unit_test(test_help_version),
                 cmocka_unit_test(test_token_verify_offline),
                 cmocka_unit_test(test_user_db),
