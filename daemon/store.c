@@ -55,7 +55,11 @@
  * carries the pending values: at once when the caller has no batch open,
  * else the batch's session creation (the same commit as the session) or
  * store_kv_batch_end(). Carrying writes take turns under `kv_flush_lock`,
- * so that an older value never lands after a newer one. The environment is
+ * so that an older value never lands after a newer one. When the write of
+ * an update made outside a batch fails, the update is taken back (see
+ * kv_update_take_back()): its caller reports the failure, so the change
+ * must not take effect later either. In a batch it stays recorded and the
+ * batch's end reports the failure. The environment is
  * never opened MDB_NOSYNC or MDB_NOMETASYNC for this: LMDB's MDB_NOSYNC
  * lets a system crash corrupt the file unless the file system keeps write
  * order, which is not promised here.
@@ -1174,8 +1178,9 @@ void store_close(store *s) {
          * keeps every idle expiry a validate reported. */
         if (s->env && s->slide_locks_initialized && store_session_slides_pending(s) > 0)
                 (void) store_session_flush_slides(s, NULL);
-        /* Likewise key-value updates whose write failed (a full disk):
-         * they were never acknowledged as durable, but they still count. */
+        /* Likewise key-value updates whose write failed (a full disk) and
+         * that were not taken back (a batch's): they were never
+         * acknowledged as durable, but they still count. */
         if (s->env && s->kv_locks_initialized && s->kv_pending)
                 (void) kv_flush(s, s->kv_seq);
         store_fault_forget(s);
@@ -2378,6 +2383,18 @@ static void kv_pending_free_all(store *s) {
         }
 }
 
+/* What an update replaced, so that it can be taken back when its own write
+ * fails (kv_update_take_back()): the key's pending entry (contents and
+ * number), or none, the value then being the file's. The value may be a
+ * secret (a totp seed): wipe it after use. */
+struct kv_undo {
+        bool pending; /* the key had a pending entry; the rest is that entry's */
+        bool deleted;
+        uint64_t seq;
+        size_t vlen;
+        uint8_t val[LATCH_KV_VALUE_MAX];
+};
+
 /* The pending updates, copied under kv_lock, as one write carries them. */
 struct kv_snapshot {
         uint64_t seq; /* every update up to this one is in it */
@@ -2578,8 +2595,10 @@ int store_kv_get(store *s, const char *ns, const void *key, size_t keylen, void 
 
 /* Runs fn on the current value of k and records its result as pending.
  * Called with kv_lock held: updates take turns, each seeing the one before.
- * *ret_seq gets the update's number, or 0 when nothing changed. */
-static int kv_update_locked(store *s, MDB_val *k, latch_kv_update_fn fn, void *userdata, uint64_t *ret_seq) {
+ * *ret_seq gets the update's number, or 0 when nothing changed; when it is
+ * not 0 and ret_undo is not NULL, *ret_undo gets what the update replaced. */
+static int kv_update_locked(store *s, MDB_val *k, latch_kv_update_fn fn, void *userdata, struct kv_undo *ret_undo,
+                            uint64_t *ret_seq) {
         uint8_t oldbuf[LATCH_KV_VALUE_MAX], newbuf[LATCH_KV_VALUE_MAX];
         size_t oldlen = 0, newlen = sizeof newbuf;
         struct kv_pending *p = kv_pending_find(s, k);
@@ -2641,6 +2660,14 @@ static int kv_update_locked(store *s, MDB_val *k, latch_kv_update_fn fn, void *u
                 goto out;
         }
 
+        if (ret_undo) {
+                ret_undo->pending = p != NULL;
+                ret_undo->deleted = p && p->deleted;
+                ret_undo->seq = p ? p->seq : 0;
+                ret_undo->vlen = p ? p->vlen : 0;
+                if (ret_undo->vlen > 0)
+                        memcpy(ret_undo->val, p->val, p->vlen);
+        }
         if (!p) {
                 p = malloc(sizeof *p);
                 if (!p) {
@@ -2665,10 +2692,70 @@ out:
         return r;
 }
 
+/* The write of update `seq` of k, made outside a batch, failed with
+ * `error`: takes the update back, unless something already depends on it.
+ * Returns 0 when a write carried it after all, else `error`. */
+static int kv_update_take_back(store *s, const MDB_val *k, uint64_t seq, const struct kv_undo *undo, int error) {
+        struct kv_pending **pp, *p = NULL;
+        uint64_t durable;
+        int r = error;
+
+        /* kv_flush_lock first, as every carrying write takes them
+         * (store_write_kv(), then kv_snapshot_take()): no write runs
+         * meanwhile, so the list and kv_durable agree. */
+        pthread_mutex_lock(&s->kv_flush_lock);
+        pthread_mutex_lock(&s->kv_lock);
+        durable = atomic_load(&s->kv_durable);
+        if (durable >= seq) {
+                /* Another thread's write carried it between our failure
+                 * and the locks: it is durable, as the caller wants. */
+                r = 0;
+                goto out;
+        }
+        for (pp = &s->kv_pending; *pp; pp = &(*pp)->next)
+                if ((*pp)->klen == k->mv_size && memcmp((*pp)->key, k->mv_data, k->mv_size) == 0) {
+                        p = *pp;
+                        break;
+                }
+        /* Not written, so still listed: only a write that carried it takes
+         * it off. A higher number means that another update of the key
+         * came meanwhile and saw this one's value: it built on it (a
+         * batch's update, which counts already, or one whose write failed
+         * too and which restores this one's value when it is taken back),
+         * so taking this one back would undo part of that one. The value
+         * stays then, and the next write carries it, although the caller
+         * reports the failure. */
+        if (!p || p->seq != seq)
+                goto out;
+
+        if (!undo->pending || undo->seq <= durable) {
+                /* The value before was the file's: none pending. (Or the
+                 * previous entry's, written by a write that took its copy
+                 * before this update came and committed after.) */
+                *pp = p->next;
+                kv_pending_free(p);
+        } else {
+                /* The previous update is still to be written, under its
+                 * own number, which its batch may be waiting for. */
+                explicit_bzero(p->val, p->vlen);
+                p->deleted = undo->deleted;
+                p->vlen = undo->vlen;
+                if (undo->vlen > 0)
+                        memcpy(p->val, undo->val, undo->vlen);
+                p->seq = undo->seq;
+        }
+out:
+        pthread_mutex_unlock(&s->kv_lock);
+        pthread_mutex_unlock(&s->kv_flush_lock);
+        return r;
+}
+
 int store_kv_update(store *s, const char *ns, const void *key, size_t keylen, latch_kv_update_fn fn,
                     void *userdata) {
         uint8_t kbuf[NS_MAX + 1 + LATCH_KV_KEY_MAX];
+        struct kv_undo undo;
         uint64_t seq;
+        bool batch;
         MDB_val k;
         int r;
 
@@ -2682,15 +2769,22 @@ int store_kv_update(store *s, const char *ns, const void *key, size_t keylen, la
         if (atomic_load(&s->damaged))
                 return -EUCLEAN;
 
+        /* In a batch the update stays recorded whatever happens to its
+         * write (the batch's end reports a failure): nothing to undo. */
+        batch = kv_batch && kv_batch->store == s;
         pthread_mutex_lock(&s->kv_lock);
-        r = kv_update_locked(s, &k, fn, userdata, &seq);
+        r = kv_update_locked(s, &k, fn, userdata, batch ? NULL : &undo, &seq);
         pthread_mutex_unlock(&s->kv_lock);
         if (r < 0 || seq == 0)
                 return r;
 
-        if (kv_batch && kv_batch->store == s) {
+        if (batch) {
                 kv_batch->seq = seq;
                 return 0;
         }
-        return kv_flush(s, seq);
+        r = kv_flush(s, seq);
+        if (r < 0)
+                r = kv_update_take_back(s, &k, seq, &undo, r);
+        explicit_bzero(undo.val, undo.vlen);
+        return r;
 }

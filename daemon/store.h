@@ -184,10 +184,19 @@ int store_get_stats(store *s, struct store_stats *ret);
  *     writes that carries it: store_session_create() (the same commit as
  *     the session) or store_kv_batch_end().
  * A write that carries updates carries every update recorded so far (of
- * any thread): group commit. When it fails (-ENOSPC, -EIO, -EUCLEAN), the
- * updates were not made durable, but they still count (a used code stays
- * used) and the next write that carries updates tries them again; the
- * caller must not report success. */
+ * any thread): group commit. When it fails (-ENOSPC, -EIO, -EUCLEAN):
+ *   - without a batch, store_kv_update() returns the error and takes its
+ *     update back: get sees the value before it again, and no later write
+ *     writes it. Unless a write of another thread carried it meanwhile
+ *     (then it returns 0), or a later update of the key by another
+ *     thread (in a batch, or one whose write failed too) saw its value
+ *     already: then that value stays, and the next write carries it,
+ *     though the error was returned;
+ *   - in a batch, store_kv_update() returned 0 and its updates still count
+ *     (a used code stays used): they were not made durable, the next write
+ *     that carries updates tries them again, and store_kv_batch_end() (or
+ *     the session's creation) returns the error. The caller must not
+ *     report success. */
 int store_kv_get(store *s, const char *ns, const void *key, size_t keylen, void *buf, size_t *len);
 int store_kv_update(store *s, const char *ns, const void *key, size_t keylen, latch_kv_update_fn fn,
                     void *userdata);

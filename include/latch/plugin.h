@@ -246,9 +246,21 @@ struct latch_host {
          * concurrent updates of the same key are serialised, each seeing
          * the one before, so no update is lost. The new value counts at
          * once; latchd makes it durable before any answer that depends on
-         * it (see docs/PLUGINS.md). `fn` may run more than once for one
-         * call (hosts may retry it): only the last run counts, so keep it
-         * free of side effects. Returns 0, fn's negative errno,
+         * it (see docs/PLUGINS.md). When that synced write fails:
+         *   - during a request that runs a stack (authenticate, login,
+         *     passwd, and an admin call that re-authenticates the user
+         *     first), the write happens at the request's end: kv_update
+         *     returned 0, the value still counts and is written with the
+         *     next write that succeeds, and the request fails;
+         *   - elsewhere (open, other admin calls), kv_update returns the
+         *     error and the update is taken back: kv_get and later updates
+         *     see the value before it, and it is never written. Except
+         *     when another request's update of the key saw the new value
+         *     in between: that value then stays, and is written later,
+         *     although kv_update returned the error.
+         * `fn` may run more than once for one call (hosts may retry it):
+         * only the last run counts, so keep it free of side effects.
+         * Returns 0, fn's negative errno,
          * -EINVAL (bad key, a value over LATCH_KV_VALUE_MAX, or fn
          * returning something else than 0, 1, 2 or a negative errno),
          * -ENOSPC (disk full), -ENOMEM or -EIO.

@@ -152,6 +152,26 @@ static int fill_fn(void *userdata, const void *old, size_t oldlen, void *newbuf,
         return 1;
 }
 
+/* The same, of the byte *(uint8_t *) userdata, to tell values apart. */
+static int fill_byte_fn(void *userdata, const void *old, size_t oldlen, void *newbuf, size_t *newlen) {
+        memset(newbuf, *(uint8_t *) userdata, LATCH_KV_VALUE_MAX);
+        *newlen = LATCH_KV_VALUE_MAX;
+        return 1;
+}
+
+/* Whether key holds LATCH_KV_VALUE_MAX bytes `byte` (fill_byte_fn()). */
+static bool kv_filled(store *s, const char *key, uint8_t byte) {
+        uint8_t val[LATCH_KV_VALUE_MAX];
+        size_t len = sizeof val;
+
+        if (store_kv_get(s, "totp", key, strlen(key), val, &len) != 0 || len != sizeof val)
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (val[i] != byte)
+                        return false;
+        return true;
+}
+
 static uint64_t kv_u64(store *s, const char *key) {
         uint64_t v = 0;
         size_t len = sizeof v;
@@ -208,7 +228,7 @@ static int disk_full_child(const char *dir) {
         fprintf(stderr, "disk full: -ENOSPC after %zu sessions\n", ok);
 
         /* Key-value writes of their own fill what room is left: the one
-         * that fails stays recorded (it counts) for a later write. */
+         * that fails is taken back, as its caller reports the failure. */
         char filler[32];
         for (i = 0; i < 100; i++) { /* 64 KiB of room: a few writes */
                 snprintf(filler, sizeof filler, "filler%zu", i);
@@ -220,23 +240,28 @@ static int disk_full_child(const char *dir) {
                 return 23;
         uint8_t val[LATCH_KV_VALUE_MAX];
         size_t len = sizeof val;
-        if (store_kv_get(s, "totp", filler, strlen(filler), val, &len) != 0 || len != sizeof val)
+        if (store_kv_get(s, "totp", filler, strlen(filler), val, &len) != -ENOENT)
                 return 24;
 
-        /* A key-value update in a batch: recorded (it counts at once, and
+        /* Key-value updates in a batch: recorded (they count at once, and
          * a second raise to the same step is refused), but the batch's end
-         * cannot make it durable and says so. */
+         * cannot make them durable and says so. The batch writes the key
+         * that just failed too, another value of the same size, so that
+         * its write cannot fit either. */
         struct store_kv_batch b = {};
         uint64_t step = 9;
+        uint8_t byte = 0xa5;
         store_kv_batch_begin(s, &b);
-        if (store_kv_update(s, "totp", "bob", 3, raise_fn, &step) != 0 || b.seq == 0)
+        if (store_kv_update(s, "totp", filler, strlen(filler), fill_byte_fn, &byte) != 0 || b.seq == 0)
+                return 17;
+        if (store_kv_update(s, "totp", "bob", 3, raise_fn, &step) != 0)
                 return 17;
         uint64_t first = b.seq;
         if (store_kv_update(s, "totp", "bob", 3, raise_fn, &step) != 0 || b.seq != first)
                 return 18;
         if (store_kv_batch_end(&b) != -ENOSPC)
                 return 19;
-        if (kv_u64(s, "bob") != 9)
+        if (kv_u64(s, "bob") != 9 || !kv_filled(s, filler, byte))
                 return 20;
 
         /* Room again: the next write that carries updates writes it too.
@@ -278,20 +303,159 @@ static void test_disk_full(void **state) {
         assert_int_equal(kv_u64(s, "alice"), 9);
         assert_int_equal(kv_u64(s, "bob"), 9);
         {
-                /* The key-value write that failed for want of room was
-                 * carried by the later one. */
+                /* The batch's value of the key whose own write failed was
+                 * carried by the later write. */
                 char filler[32];
-                uint8_t val[LATCH_KV_VALUE_MAX];
-                size_t len = sizeof val;
                 snprintf(filler, sizeof filler, "filler%d", WEXITSTATUS(status) - 100);
-                assert_int_equal(store_kv_get(s, "totp", filler, strlen(filler), val, &len), 0);
-                assert_int_equal(len, sizeof val);
+                assert_true(kv_filled(s, filler, 0xa5));
         }
         assert_true(list_count(s, "filler", NULL, 0) > 0);
         size_t n;
         assert_int_equal(store_session_revoke_user(s, "filler", &n), 0);
         assert_true(n > 0);
         assert_int_equal(store_check_consistency(s), 0);
+        store_close(s);
+        remove_dir(dir);
+}
+
+/* ---- 6c. a key-value update whose own write fails is taken back ---- */
+
+/* Sets the value to the string userdata, or deletes the key (NULL). */
+static int set_fn(void *userdata, const void *old, size_t oldlen, void *newbuf, size_t *newlen) {
+        const char *v = userdata;
+
+        if (!v)
+                return 2;
+        *newlen = strlen(v);
+        memcpy(newbuf, v, *newlen);
+        return 1;
+}
+
+/* Changes nothing; fails unless the value it is given is the string
+ * userdata (NULL: absent): what a later update sees. */
+static int expect_fn(void *userdata, const void *old, size_t oldlen, void *newbuf, size_t *newlen) {
+        const char *want = userdata;
+
+        if (!want)
+                return old || oldlen > 0 ? -EBADMSG : 0;
+        return old && oldlen == strlen(want) && memcmp(old, want, oldlen) == 0 ? 0 : -EBADMSG;
+}
+
+/* Whether key holds the string want (NULL: is absent), for a get and for
+ * an update alike. */
+static bool kv_is(store *s, const char *key, const char *want) {
+        char buf[64];
+        size_t len = sizeof buf;
+        int r;
+
+        r = store_kv_get(s, "totp", key, strlen(key), buf, &len);
+        if (want ? r != 0 || len != strlen(want) || memcmp(buf, want, len) != 0 : r != -ENOENT)
+                return false;
+        return store_kv_update(s, "totp", key, strlen(key), expect_fn, (void *) want) == 0;
+}
+
+/* Runs in a child, as disk_full_child(). Returns 0 when all went as
+ * expected, else what did not. */
+static int taken_back_child(const char *dir) {
+        store *s = NULL;
+        struct rlimit rl;
+        struct stat st;
+        char *path, filler[32];
+        uint8_t pin = 0x11, other = 0x22;
+        int r = 0;
+
+        if (store_open(dir, &s) < 0)
+                return 10;
+        if (asprintf(&path, "%s/sessions.mdb", dir) < 0 || stat(path, &st) < 0)
+                return 11;
+        free(path);
+        signal(SIGXFSZ, SIG_IGN);
+        rl = (struct rlimit) { .rlim_cur = st.st_size + 64 * 1024, .rlim_max = RLIM_INFINITY };
+        if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
+                return 12;
+
+        /* Fill what room is left. */
+        for (size_t i = 0; i < 100 && r >= 0; i++) {
+                snprintf(filler, sizeof filler, "filler%zu", i);
+                r = store_kv_update(s, "totp", filler, strlen(filler), fill_fn, NULL);
+        }
+        if (r != -ENOSPC)
+                return 13;
+
+        /* A batch's update of the same size, which cannot be written
+         * either and so stays pending (it counts): every write from now on
+         * carries it and fails, however little else it holds. */
+        struct store_kv_batch b = {};
+        store_kv_batch_begin(s, &b);
+        if (store_kv_update(s, "totp", "pin", 3, fill_byte_fn, &pin) != 0)
+                return 14;
+        if (store_kv_batch_end(&b) != -ENOSPC || !kv_filled(s, "pin", pin))
+                return 15;
+
+        /* Updates outside a batch whose write fails: an error, and then
+         * the value before, for gets and later updates alike. */
+        if (store_kv_update(s, "totp", "seed", 4, set_fn, "new seed") != -ENOSPC)
+                return 20;
+        if (!kv_is(s, "seed", "old seed"))
+                return 21;
+        if (store_kv_update(s, "totp", "fresh", 5, set_fn, "new") != -ENOSPC)
+                return 22;
+        if (!kv_is(s, "fresh", NULL))
+                return 23;
+        if (store_kv_update(s, "totp", "gone", 4, set_fn, NULL) != -ENOSPC)
+                return 24;
+        if (!kv_is(s, "gone", "old gone"))
+                return 25;
+        /* Over a pending value (the batch's): that one is back, pending. */
+        if (store_kv_update(s, "totp", "pin", 3, fill_byte_fn, &other) != -ENOSPC)
+                return 26;
+        if (!kv_filled(s, "pin", pin))
+                return 27;
+
+        /* Room again: the next write carries what is pending (the batch's
+         * value), and nothing that was taken back. The process then ends
+         * without closing the store, so that only what was committed is
+         * left for the parent to find. */
+        rl.rlim_cur = RLIM_INFINITY;
+        if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
+                return 30;
+        if (store_kv_update(s, "totp", "alice", 5, set_fn, "after") != 0)
+                return 31;
+        if (!kv_is(s, "seed", "old seed") || !kv_is(s, "fresh", NULL) || !kv_is(s, "gone", "old gone") ||
+            !kv_filled(s, "pin", pin))
+                return 32;
+        return 0;
+}
+
+static void test_kv_update_taken_back(void **state) {
+        char *dir = make_dir();
+        store *s;
+        pid_t pid;
+        int status;
+
+        s = open_store(dir, 0, false);
+        assert_int_equal(store_kv_update(s, "totp", "seed", 4, set_fn, "old seed"), 0);
+        assert_int_equal(store_kv_update(s, "totp", "gone", 4, set_fn, "old gone"), 0);
+        store_close(s);
+
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+                _exit(taken_back_child(dir));
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        if (WEXITSTATUS(status) != 0)
+                fail_msg("taken_back_child() failed at step %d", WEXITSTATUS(status));
+
+        /* What the file holds: the values before the failed updates, the
+         * batch's, and the write that found room. */
+        s = open_store(dir, 0, false);
+        assert_int_equal(store_check_consistency(s), 0);
+        assert_true(kv_is(s, "seed", "old seed"));
+        assert_true(kv_is(s, "fresh", NULL));
+        assert_true(kv_is(s, "gone", "old gone"));
+        assert_true(kv_filled(s, "pin", 0x11));
+        assert_true(kv_is(s, "alice", "after"));
         store_close(s);
         remove_dir(dir);
 }
@@ -628,6 +792,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_permissions),
                 cmocka_unit_test(test_disk_full),
+                cmocka_unit_test(test_kv_update_taken_back),
                 cmocka_unit_test(test_open_refuses_loose_modes),
                 cmocka_unit_test(test_open_refuses_links),
                 cmocka_unit_test(test_open_refuses_cut_short),
