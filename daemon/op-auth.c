@@ -144,12 +144,16 @@ static bool keep_session_lives(struct auth_job *j) {
 static void auth_job_step(struct auth_job *j) {
         if (j->op == AUTH_PASSWD && j->keep && j->step > 0 && !keep_session_lives(j)) {
                 /* Ends as an abandoned conversation does: the lines that
-                 * took part hear of a failure, nothing is changed. */
+                 * took part hear of a failure, and nothing more is changed
+                 * (what a line of the update pass already changed stays,
+                 * and revokes as then). */
                 j->session_gone = true;
                 j->result = LATCH_CONV_ERR;
                 stack_authenticate_end(j->stack, j->lreq, &j->state, j->result);
                 latch_req_free(j->lreq);
                 j->lreq = NULL;
+                if (j->state.password_touched && j->revoke)
+                        revoke_after_change(j);
                 return;
         }
         if (j->op == AUTH_PASSWD)
@@ -300,8 +304,19 @@ static void log_touched_change(const struct auth_job *j) {
 /* Pool thread: the lines that took part hear of the failure. */
 static void conversation_end_run(struct work *w) {
         struct auth_job *j = (struct auth_job *) w;
+        int r;
 
+        /* What the lines record of the failure (faillock's tally) is one
+         * batch, as in a step: kept, and written again later, if its write
+         * fails, not taken back (a free guess). */
+        store_kv_batch_begin(j->d->store, &j->kv);
         stack_authenticate_end(j->stack, j->lreq, &j->state, j->result);
+        r = store_kv_batch_end(&j->kv);
+        if (r < 0)
+                log_errno(LOG_ERR, r,
+                          "%s for '%s' on '%s': cannot store what the plugins recorded of the ended conversation "
+                          "(it counts, and is written with the next write)",
+                          j->opname, log_esc(j->user), log_esc(j->service));
         /* Frees the plugins' per-request state and kills a worker kept for
          * it (which may take a moment: not on the loop). */
         latch_req_free(j->lreq);
@@ -438,6 +453,8 @@ static void auth_job_challenge(struct auth_job *j) {
 static void count_password_change(struct daemon *d, const struct auth_job *j) {
         /* Only a job that reached the password stack (passwd, or a login
          * whose account answered new_authtok_reqd) ends there. */
+        if (j->revoke_result == 0)
+                d->stats.password_revoked_sessions += j->revoked;
         if (j->state.type != STACK_PASSWORD || j->session_gone)
                 return;
         if (j->result == LATCH_SUCCESS) {
@@ -446,8 +463,6 @@ static void count_password_change(struct daemon *d, const struct auth_job *j) {
                         d->stats.password_changes_expired++;
         } else if (!ops_result_is_unavailable(j->result))
                 d->stats.password_changes_refused++;
-        if (j->revoke_result == 0)
-                d->stats.password_revoked_sessions += j->revoked;
 }
 
 /* Loop thread. */
@@ -484,8 +499,9 @@ static void auth_job_done(struct work *w) {
                                              "LATCH_RESULT", "invalid_session", "LATCH_PEER_UID", uid,
                                              "LATCH_REMOTE", j->remote, NULL },
                            "%s for user '%s' on service '%s': the session it was made for ended during the "
-                           "conversation; nothing changed",
-                           opname, log_esc(j->user), log_esc(j->service));
+                           "conversation; %s",
+                           opname, log_esc(j->user), log_esc(j->service),
+                           j->state.password_touched ? "the change stopped there" : "nothing changed");
                 reply_error(r, "invalid_session", INVALID_SESSION_MESSAGE);
                 return;
         }

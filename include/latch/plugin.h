@@ -249,7 +249,8 @@ struct latch_host {
          * it (see docs/PLUGINS.md). When that synced write fails:
          *   - during a request that runs a stack (authenticate, login,
          *     passwd, and an admin call that re-authenticates the user
-         *     first), the write happens at the request's end: kv_update
+         *     first; outcome() included, also when a conversation ends
+         *     unanswered), the write happens at the request's end: kv_update
          *     returned 0, the value still counts and is written with the
          *     next write that succeeds, and the request fails;
          *   - elsewhere (open, other admin calls), kv_update returns the

@@ -329,6 +329,31 @@ class TestFilePlugin(DaemonTest):
         self.assertIn("passwd for user 'demo' on service 'demo': the session it was made for ended during the "
                       "conversation; nothing changed", d.log())
 
+    def test_a_change_whose_session_ended_after_an_update_line_still_revokes(self):
+        # A line of the update pass succeeded (it changed what it keeps)
+        # before the file line asked for the new password; then the session
+        # ended. The change goes no further, but what the first line changed
+        # stays, and revokes as any change.
+        users = os.path.join(self.tmp, "users")
+        stack = FILE_STACK.format(users=users).replace(
+            "password required file", "password required debug password=success\npassword required file")
+        d = self.daemon(services={"demo": stack}, config_extra="[throttle]\nenabled = no\n")
+        mine, other = (d.call({"op": "login", "service": "demo", "user": "demo", "password": "demo-password"})["session"]
+                       for _ in range(2))
+        c = d.call({"op": "passwd", "service": "demo", "user": "demo", "session": mine})
+        c = d.call({"op": "respond", "conversation": c["conversation"], "answers": ["demo-password"]})
+        self.assertEqual([p["message"] for p in c["prompts"]], ["New password:", "Retype new password:"], c)
+        self.assertTrue(d.call({"op": "logout", "session": mine})["ok"])
+        r = d.call({"op": "respond", "conversation": c["conversation"],
+                    "answers": ["a-new-passphrase", "a-new-passphrase"]})
+        self.assertEqual(r.get("error"), "invalid_session", r)
+        self.assertTrue(self.can_login(d, "demo-password"), "the file line never ran")
+        self.assertFalse(d.call({"op": "validate", "session": other})["ok"])
+        log = d.log()
+        self.assertIn("the password may have changed; 1 other session(s) revoked", log)
+        self.assertIn("ended during the conversation; the change stopped there", log)
+        self.assertEqual(d.ctl("stats", json_out=True).json["password_changes"]["revoked_sessions"], 1)
+
     def test_latchctl_reads_the_answers_from_stdin(self):
         # No terminal and no --json: one answer a line, prompt after prompt.
         d = self.start()
