@@ -160,6 +160,10 @@ static void auth_job_step(struct auth_job *j) {
                 j->result = stack_chauthtok_step(j->stack, j->lreq, &j->state, 0);
         else
                 j->result = stack_authenticate_step(j->stack, j->lreq, &j->state);
+        /* An isolated line's worker lost in the update pass may have
+         * changed the password: as a line that succeeded there. */
+        if (latch_req_password_unsure(j->lreq))
+                j->state.password_touched = true;
         if (j->result == LATCH_INCOMPLETE) {
                 /* A line asked: keep the request for the answers. */
                 if (latch_req_challenge(j->lreq))

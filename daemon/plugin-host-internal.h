@@ -104,6 +104,7 @@ struct latch_req {
         char *oldpassword; /* secret (LATCH_ITEM_OLDPASSWORD): wiped; NULL until set */
         char *remote;
         unsigned items_changed; /* 1 << item, for each item host->set_item() set */
+        bool password_unsure; /* an update-pass call reached a worker, whose answer was lost */
 
         pthread_mutex_t claims_lock;
         json_t *claims;

@@ -859,6 +859,10 @@ bool latch_req_challenge(const struct latch_req *r) {
         return r && r->challenge;
 }
 
+bool latch_req_password_unsure(const struct latch_req *r) {
+        return r && r->password_unsure;
+}
+
 size_t latch_req_n_prompts(const struct latch_req *r) {
         return r && r->challenge ? r->n_prompts : 0;
 }

@@ -564,6 +564,8 @@ static int apply_items(struct latch_req *req, json_t *items) {
         return 0;
 }
 
+static void isolation_unpin(const struct plugin_line *l, struct worker *w);
+
 /* One call on an isolated line; `call` is "auth", "account", "password"
  * (with `flags`) or "outcome". */
 static int iso_call(struct plugin_line *l, const char *call, struct latch_req *req, int result, int flags) {
@@ -584,8 +586,14 @@ static int iso_call(struct plugin_line *l, const char *call, struct latch_req *r
         }
 
         /* A call that continues a conversation goes to the worker that
-         * holds the plugin's state for this request. */
+         * holds the plugin's state for this request. An outcome does not
+         * continue it (the conversation ended unanswered: the stack reports
+         * its failure): that worker waits for answers that will not come,
+         * and would take anything else as a protocol error. It goes, as at
+         * the conversation's end, and the outcome goes to another. */
         struct req_slot *slot = latch_req_slot(req, l, false);
+        if (slot && slot->pinned && streq(call, "outcome"))
+                isolation_unpin(l, TAKE_PTR(slot->pinned));
         if (slot && slot->pinned) {
                 w = TAKE_PTR(slot->pinned);
                 if (iso_unwait(iso, w, true) < 0) {
@@ -610,9 +618,13 @@ static int iso_call(struct plugin_line *l, const char *call, struct latch_req *r
                 return LATCH_AUTHINFO_UNAVAIL;
         }
 
+        /* Past this point the worker has the request: a lost answer to an
+         * update pass may hide a password it changed. */
+        bool update = streq(call, "password") && (flags & LATCH_UPDATE_AUTHTOK);
         r = worker_exchange(l, w, req, LOG_ERR, frame, n, deadline, &a);
         secret_frame_free(frame, n);
         if (r < 0) {
+                req->password_unsure = req->password_unsure || update;
                 iso_drop(l, w, r, req);
                 return LATCH_AUTHINFO_UNAVAIL;
         }
@@ -622,6 +634,7 @@ static int iso_call(struct plugin_line *l, const char *call, struct latch_req *r
             json_integer_value(res) >= _LATCH_RESULT_MAX ||
             (json_object_get(a, "claims") && !json_is_object(json_object_get(a, "claims")))) {
                 json_decref(a);
+                req->password_unsure = req->password_unsure || update;
                 iso_drop(l, w, -EBADMSG, req);
                 return LATCH_AUTHINFO_UNAVAIL;
         }

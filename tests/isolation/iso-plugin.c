@@ -3,7 +3,8 @@
 /*
  * Test plugins for isolation, one source built four ways:
  *
- *   crash  auth dereferences NULL, unless the user is "ok"
+ *   crash  auth, and password() in the update pass, dereference NULL,
+ *          unless the user is "ok"
  *   hang   auth sleeps forever, unless the user is "ok"
  *   slow   auth sleeps 200 ms
  *   echo   auth succeeds and reports what it sees as claims: "pid" (the
@@ -96,6 +97,16 @@ __attribute__((no_sanitize("undefined"))) static int iso_auth(void *state, struc
                 *p = 1;
         }
         claim_pid(req);
+        return LATCH_SUCCESS;
+}
+
+/* The update pass of a password change dies, as after changing the
+ * password and before answering. */
+__attribute__((no_sanitize("undefined"))) static int iso_password(void *state, struct latch_req *req, int flags) {
+        if ((flags & LATCH_UPDATE_AUTHTOK) && !user_is_ok(req)) {
+                volatile int *p = NULL;
+                *p = 1;
+        }
         return LATCH_SUCCESS;
 }
 #define ISO_NAME "crash"
@@ -244,6 +255,8 @@ static const struct latch_plugin plugin = {
         .account = iso_account,
 #ifdef ISO_ECHO
         .outcome = iso_outcome,
+#endif
+#if defined(ISO_ECHO) || defined(ISO_CRASH)
         .password = iso_password,
 #endif
 };

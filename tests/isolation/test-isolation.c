@@ -313,6 +313,19 @@ static void test_conversation_isolated(void **unused) {
         /* Plain calls still work: the killed workers were replaced. */
         assert_int_equal(call_auth(l, "alice", NULL), LATCH_SUCCESS);
 
+        /* A conversation that ends unanswered reports its failure to the
+         * line that asked: the outcome reaches the plugin (in another
+         * worker), not the one waiting for the answers, which goes. */
+        assert_int_equal(latch_req_new("login", "svc", "asker-gone", "pw", NULL, &req), 0);
+        assert_int_equal(plugin_line_call(l, STACK_AUTH, req, 0), LATCH_INCOMPLETE);
+        log_reset();
+        plugin_line_outcome(l, req, LATCH_CONV_ERR);
+        assert_true(log_has("echo|req|outcome 19"));
+        assert_false(log_has("replaced"));
+        latch_req_free(req);
+        assert_int_equal(call_auth(l, "alice", NULL), LATCH_SUCCESS);
+        assert_false(log_has("replaced"));
+
         plugin_line_close(l);
         plugin_host_free(h);
 }
@@ -799,6 +812,22 @@ static void test_crash_is_contained(void **unused) {
         assert_true(log_has("plugin 'crash': worker crashed (signal 11); replaced"));
         assert_int_equal(call_auth(l, "ok", &pid2), LATCH_SUCCESS);
         assert_true(pid2 > 0 && pid2 != pid1);
+
+        /* A worker lost in a password change's update pass may have changed
+         * the password first: the request says so (latchd then revokes as
+         * after a change). Lost in the preliminary pass, or answering, it
+         * did not. */
+        struct latch_req *req = NULL;
+        assert_int_equal(latch_req_new("passwd", "svc", "boom", NULL, NULL, &req), 0);
+        assert_int_equal(plugin_line_call(l, STACK_PASSWORD, req, LATCH_PRELIM_CHECK), LATCH_SUCCESS);
+        assert_false(latch_req_password_unsure(req));
+        assert_int_equal(plugin_line_call(l, STACK_PASSWORD, req, LATCH_UPDATE_AUTHTOK), LATCH_AUTHINFO_UNAVAIL);
+        assert_true(latch_req_password_unsure(req));
+        latch_req_free(req);
+        assert_int_equal(latch_req_new("passwd", "svc", "ok", NULL, NULL, &req), 0);
+        assert_int_equal(plugin_line_call(l, STACK_PASSWORD, req, LATCH_UPDATE_AUTHTOK), LATCH_SUCCESS);
+        assert_false(latch_req_password_unsure(req));
+        latch_req_free(req);
 
         plugin_line_close(l);
         host_free_checked(h);
