@@ -55,9 +55,25 @@ static int set_echo(bool on) {
         return 0;
 }
 
+/* After a line was refused: reads the rest of it, up to its '\n', keeping
+ * nothing. On a terminal the rest is already typed (with echo off, for a
+ * secret): left unread, the shell would read it as a command once latchctl
+ * exits, and keep it in its history. */
+static void discard_rest_of_line(void) {
+        for (;;) {
+                char c;
+                ssize_t k = read(STDIN_FILENO, &c, 1);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0 || c == '\n')
+                        break;
+        }
+}
+
 /* Reads up to the first '\n' (not kept) one byte at a time, so nothing
  * after the line is consumed or copied anywhere. On failure `buf` may hold
- * part of the line, for the caller to wipe. */
+ * part of the line, for the caller to wipe; a refused line (a NUL, too
+ * long) is read to its end, nothing of it kept. */
 static int read_line(char *buf, size_t size, size_t *ret_len) {
         size_t n = 0;
         bool any = false;
@@ -78,10 +94,10 @@ static int read_line(char *buf, size_t size, size_t *ret_len) {
                 /* The line is used as a C string: a NUL would silently cut
                  * it there (a password stored as its first bytes only), so
                  * it is refused rather than kept. */
-                if (c == '\0')
-                        return -EILSEQ;
-                if (n + 1 >= size)
-                        return -E2BIG;
+                if (c == '\0' || n + 1 >= size) {
+                        discard_rest_of_line();
+                        return c == '\0' ? -EILSEQ : -E2BIG;
+                }
                 buf[n++] = c;
         }
         if (!any)

@@ -399,6 +399,60 @@ static void test_nul_in_input(void **state) {
         free(r);
 }
 
+/* The offset latchctl leaves in a stdin it shares with the caller, as a
+ * terminal's line queue is shared with the shell that runs it next. */
+static off_t stdin_left_at(const char *input, size_t len, const char *const *args) {
+        char in[256];
+        const char *argv[32] = { latchctl_path };
+        size_t n = 1;
+
+        for (const char *const *a = args; *a; a++)
+                argv[n++] = *a;
+        argv[n] = NULL;
+        snprintf(in, sizeof(in), "%s/stdin-shared", tmpdir);
+        FILE *f = fopen(in, "we");
+        assert_non_null(f);
+        assert_int_equal(fwrite(input, 1, len, f), len);
+        fclose(f);
+        int fd = open(in, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, fd, 0);
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+        pid_t pid;
+        int status;
+        assert_int_equal(posix_spawn(&pid, latchctl_path, &fa, NULL, (char *const *) argv, environ), 0);
+        posix_spawn_file_actions_destroy(&fa);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 2);
+        off_t at = lseek(fd, 0, SEEK_CUR);
+        close(fd);
+        unlink(in);
+        return at;
+}
+
+/* A refused line (a NUL, too long) is read to its end: what follows the
+ * NUL on a terminal (the rest of a password typed without echo) is not
+ * left for the shell to run as a command. Nothing after the line is read. */
+static void test_refused_line_read_to_its_end(void **state) {
+        char db[256], longline[8192 + 16];
+
+        snprintf(db, sizeof(db), "%s/users-rest", tmpdir);
+        static const char nul[] = "abc\0rest-of-the-secret\nls -l\n";
+        assert_int_equal(stdin_left_at(nul, sizeof(nul) - 1, (const char *const[]){ "user", "add", db, "bob", NULL }),
+                         (off_t) strlen("abc") + 1 + strlen("rest-of-the-secret") + 1);
+        memset(longline, 'x', sizeof(longline));
+        longline[sizeof(longline) - 8] = '\n';
+        memcpy(longline + sizeof(longline) - 7, "ls -l\n", 7);
+        assert_int_equal(stdin_left_at(longline, sizeof(longline), (const char *const[]){ "user", "add", db, "bob", NULL }),
+                         (off_t) sizeof(longline) - 7);
+        unlink(db);
+}
+
 static void test_help_version(void **state) {
         struct run *r = malloc(sizeof(*r));
 
@@ -622,6 +676,7 @@ int main(int argc, char *argv[]) {
                 cmocka_unit_test(test_usage_errors),
                 cmocka_unit_test(test_unreadable_input),
                 cmocka_unit_test(test_nul_in_input),
+                cmocka_unit_test(test_refused_line_read_to_its_end),
                 cmocka_unit_test(test_help_version),
                 cmocka_unit_test(test_token_verify_offline),
                 cmocka_unit_test(test_user_db),
