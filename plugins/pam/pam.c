@@ -587,9 +587,12 @@ static int call(struct pam_state *s, struct latch_req *req, int step, int pam_fl
                         job_free(j);
                         return LATCH_BUF_ERR;
                 }
-                if (pthread_create(&j->thread, NULL, job_thread, j) != 0) {
+                r = pthread_create(&j->thread, NULL, job_thread, j);
+                if (r != 0) {
+                        s->host->log(s->ctx, req, LATCH_LOG_ERR, "pthread_create: %s", strerror(r));
+                        /* Emptying the slot runs its cleanup, job_free(j): j
+                         * is gone after this. */
                         (void) s->host->set_data(req, NULL, NULL);
-                        job_free(j);
                         return LATCH_SYSTEM_ERR;
                 }
                 j->started = true;

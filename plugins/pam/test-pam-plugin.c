@@ -14,6 +14,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -40,6 +41,30 @@ static char dir[] = "/tmp/test-pam-plugin-XXXXXX";
 static char svc_userdb[64], svc_debug[64], svc_rhost[64], svc_deny[64], svc_unix[64], svc_chdebug[64];
 static char unix_user[32];
 static struct latch_ctx ctx = { .name = "pam" };
+
+/* ---- pthread_create(), failing on demand ----
+ *
+ * The plugin, dlopen()ed into this program, binds its pthread_create to this
+ * one (meson.build exports it from the executable: a program's own
+ * definitions come first in the global scope). Unless a test asks for a
+ * failure it calls libc's (or, in a sanitized build, the sanitizer's). */
+static int pthread_create_fail; /* the errno to fail with, 0 for none */
+static unsigned pthread_create_calls;
+
+/* Default visibility: the build hides everything else. */
+__attribute__((visibility("default"))) int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
+                                                          void *(*start)(void *), void *arg) {
+        static int (*real)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+
+        __atomic_add_fetch(&pthread_create_calls, 1, __ATOMIC_SEQ_CST);
+        if (pthread_create_fail)
+                return pthread_create_fail;
+        if (!real)
+                *(void **) &real = dlsym(RTLD_NEXT, "pthread_create");
+        if (!real)
+                return ENOSYS;
+        return real(thread, attr, start, arg);
+}
 
 static void svc_path(char *buf, size_t size, const char *svc) {
         snprintf(buf, size, "/etc/pam.d/%s", svc);
@@ -685,6 +710,36 @@ static void test_passwd_abandoned_mid_conversation(void **state) {
         plugin->close(st);
 }
 
+/* The module's thread cannot start: the request fails as a system error,
+ * once, and its slot is empty (freed once, not twice: ASan would see it). */
+static void test_thread_start_fails(void **state) {
+        void *st = open_service(svc_userdb);
+        unsigned calls = pthread_create_calls;
+
+        /* The wrapper is the one the plugin calls. */
+        assert_int_equal(call(st, true, "alice", "alice-pw", NULL), LATCH_SUCCESS);
+        assert_true(pthread_create_calls > calls);
+
+        test_host_log_reset();
+        pthread_create_fail = EAGAIN;
+        struct latch_req req = test_req("alice", "alice-pw");
+        assert_int_equal(plugin->auth(st, &req), LATCH_SYSTEM_ERR);
+        assert_null(req.data);
+        assert_null(req.cleanup);
+        test_req_done(&req);
+        req = test_req(unix_user, NULL);
+        req.oldpassword = "x";
+        assert_int_equal(pw_call(st, &req, LATCH_PRELIM_CHECK), LATCH_SYSTEM_ERR);
+        assert_null(req.data);
+        test_req_done(&req);
+        pthread_create_fail = 0;
+        assert_int_equal(test_host_log_count("pthread_create: Resource temporarily unavailable"), 2);
+
+        /* Nothing was left behind: the line goes on. */
+        assert_int_equal(call(st, true, "alice", "alice-pw", NULL), LATCH_SUCCESS);
+        plugin->close(st);
+}
+
 static void test_password_mapping(void **state) {
         void *st = open_service(svc_chdebug);
         struct latch_req req = test_req("alice", "x");
@@ -715,6 +770,7 @@ int main(int argc, char *argv[]) {
                 cmocka_unit_test(test_expired_password_change),
                 cmocka_unit_test(test_passwd_abandoned_mid_conversation),
                 cmocka_unit_test(test_password_mapping),
+                cmocka_unit_test(test_thread_start_fails),
         };
 
         if (argc != 2) {
