@@ -62,7 +62,11 @@
  * go out with the next question; those of a module that asks nothing more
  * are logged at debug level. The thread and its PAM handle live in the
  * request's slot (host->set_data()): a request abandoned mid-conversation
- * makes the conversation function fail (PAM_CONV_ERR) and the thread end.
+ * makes the conversation function fail (PAM_CONV_ERR) and the thread end,
+ * without a log line (the abandonment is the cause, and no call is there to
+ * log in). A call that returns a result, whichever, has ended and joined its
+ * thread first, so nothing of the request is logged after its result (in
+ * latch-worker every log line is a frame, and latchd takes none then).
  *
  * Those threads are bounded per line: at most max_waiting= (1 to 1024,
  * default 16) wait for their client at once. When one more would, the
@@ -442,9 +446,20 @@ static int run(struct pam_job *j) {
                 r = pam_chauthtok(pamh, j->pam_flags);
                 break;
         }
-        if (r != PAM_SUCCESS)
-                s->host->log(s->ctx, NULL, LATCH_LOG_DEBUG, "%s(%s): %s", step_call[j->step],
-                             s->service, pam_strerror(pamh, r));
+        if (r != PAM_SUCCESS) {
+                bool cancelled;
+
+                /* A cancelled job (its request ended mid-conversation, or
+                 * max_waiting ended it) fails because of that, and nobody
+                 * waits for its result: nothing to say, and no call to say
+                 * it in. */
+                pthread_mutex_lock(&j->lock);
+                cancelled = j->cancel;
+                pthread_mutex_unlock(&j->lock);
+                if (!cancelled)
+                        s->host->log(s->ctx, NULL, LATCH_LOG_DEBUG, "%s(%s): %s", step_call[j->step],
+                                     s->service, pam_strerror(pamh, r));
+        }
         pam_end(pamh, r);
         /* libpam's pam_get_authtok(), which pam_unix and pam_pwquality ask
          * the new password with, fails a retype that differs with
@@ -559,6 +574,17 @@ static int job_set_items(struct pam_state *s, struct latch_req *req, struct pam_
         return j->step == STEP_UPDATE ? LATCH_SUCCESS : LATCH_BUF_ERR;
 }
 
+/* Every call that returns a final result (anything but LATCH_INCOMPLETE)
+ * returns through here: emptying the slot runs job_free(), which ends the
+ * module's conversation and joins its thread. A thread left waiting in
+ * conv() would end only with the request, after the result went out, and
+ * what it logged then would come after the answer (in latch-worker, a log
+ * frame where latchd expects none, or one written to a closed socket). */
+static int job_end(struct pam_state *s, struct latch_req *req, int result) {
+        (void) s->host->set_data(req, NULL, NULL);
+        return result;
+}
+
 static int call(struct pam_state *s, struct latch_req *req, int step, int pam_flags) {
         const char *user = s->host->item(req, LATCH_ITEM_USER);
         struct pam_job *j;
@@ -603,19 +629,18 @@ static int call(struct pam_state *s, struct latch_req *req, int step, int pam_fl
                         s->host->log(s->ctx, req, LATCH_LOG_WARNING,
                                      "the conversation had been ended to make room for newer ones (max_waiting %u)",
                                      s->max_waiting);
-                        (void) s->host->set_data(req, NULL, NULL); /* joins the thread */
-                        return LATCH_AUTHINFO_UNAVAIL;
+                        return job_end(s, req, LATCH_AUTHINFO_UNAVAIL);
                 }
                 pthread_mutex_lock(&j->lock);
                 if (j->state != JOB_ASKING) {
                         pthread_mutex_unlock(&j->lock);
-                        return LATCH_SYSTEM_ERR;
+                        return job_end(s, req, LATCH_SYSTEM_ERR);
                 }
                 for (int i = 0; i < j->n; i++) {
                         const char *a = s->host->answer(req, i);
                         if (a && !(j->answer[i] = secret_strndup(a, strlen(a)))) {
                                 pthread_mutex_unlock(&j->lock);
-                                return LATCH_BUF_ERR;
+                                return job_end(s, req, LATCH_BUF_ERR);
                         }
                 }
                 j->answered = true;
@@ -629,7 +654,7 @@ static int call(struct pam_state *s, struct latch_req *req, int step, int pam_fl
                 for (int i = 0; i < j->n; i++)
                         if (s->host->prompt(req, j->style[i], j->text[i]) < 0) {
                                 pthread_mutex_unlock(&j->lock);
-                                return LATCH_CONV_ERR;
+                                return job_end(s, req, LATCH_CONV_ERR);
                         }
                 pthread_mutex_unlock(&j->lock);
                 job_wait(s, j);
@@ -643,8 +668,7 @@ static int call(struct pam_state *s, struct latch_req *req, int step, int pam_fl
         pthread_mutex_unlock(&j->lock);
         if (r == LATCH_SUCCESS && (step == STEP_PRELIM || step == STEP_UPDATE))
                 r = job_set_items(s, req, j);
-        (void) s->host->set_data(req, NULL, NULL); /* joins the thread */
-        return r;
+        return job_end(s, req, r);
 }
 
 static int pam_plugin_auth(void *userdata, struct latch_req *req) {

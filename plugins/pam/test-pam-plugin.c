@@ -502,6 +502,36 @@ static void test_max_waiting_argument(void **state) {
         plugin->close(st);
 }
 
+static int refuse_prompt(struct latch_req *req, int style, const char *message) {
+        return -EINVAL;
+}
+
+/* A host that refuses the module's prompt: the call fails, and the module's
+ * thread has ended by the time it returns (nothing of it is left to log
+ * after the result, as an isolated line's worker would send it). */
+static void test_refused_prompt_ends_the_thread(void **state) {
+        static struct latch_host refusing;
+        char arg[128];
+        const char *argv[] = { arg };
+        void *st = NULL;
+
+        refusing = test_host;
+        refusing.prompt = refuse_prompt;
+        snprintf(arg, sizeof arg, "service=%s", svc_userdb);
+        assert_int_equal(plugin->open(&refusing, &ctx, 1, argv, &st), 0);
+        unsigned before = live_threads();
+
+        test_host_log_reset();
+        struct latch_req req = test_req("alice", NULL);
+        assert_int_equal(plugin->auth(st, &req), LATCH_CONV_ERR);
+        assert_null(req.data);
+        assert_true(live_threads_at_most(before));
+        test_req_done(&req);
+        /* The conversation failed because the call ended it: not logged. */
+        assert_int_equal(test_host_log_count("pam_authenticate("), 0);
+        plugin->close(st);
+}
+
 static void test_account_new_authtok_reqd(void **state) {
         void *st = open_service(svc_unix);
 
@@ -697,12 +727,17 @@ static void test_passwd_abandoned_mid_conversation(void **state) {
         assert_int_equal(pw_call(st, &req, LATCH_PRELIM_CHECK), LATCH_SUCCESS);
         assert_int_equal(pw_call(st, &req, LATCH_UPDATE_AUTHTOK), LATCH_INCOMPLETE);
         assert_string_equal(asked(&req), "New password: ");
+        test_host_log_reset();
         /* The client never answers: the request ends, the module's thread
          * with it (its conversation fails), and nothing changed. (Abandoning
          * at the retype would do the same, but libpam 1.5.2's
          * pam_get_authtok() then leaks the first answer, which LeakSanitizer
          * reports; later Linux-PAM frees it.) */
         test_req_done(&req);
+        /* Quietly: the abandonment is the cause, and no call waits for the
+         * module's result (an isolated line's worker would send the line
+         * after the request's answer, or to a closed socket). */
+        assert_int_equal(test_host_log_count("pam_chauthtok("), 0);
         char *after = shadow_line();
         assert_string_equal(before, after);
         free(before);
@@ -762,6 +797,7 @@ int main(int argc, char *argv[]) {
                 cmocka_unit_test(test_rhost),
                 cmocka_unit_test(test_waiting_logins_are_bounded),
                 cmocka_unit_test(test_max_waiting_argument),
+                cmocka_unit_test(test_refused_prompt_ends_the_thread),
                 cmocka_unit_test(test_account_new_authtok_reqd),
                 cmocka_unit_test(test_passwd_through_the_conversation),
                 cmocka_unit_test(test_passwd_wrong_current_password),

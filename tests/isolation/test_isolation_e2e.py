@@ -13,6 +13,7 @@ the file plugin's lines isolated as they do in process.
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -358,6 +359,51 @@ class TestIsolation(DaemonTest):
         self.assertNotEqual(d.proc.wait(30), 0)
         d.stop()  # its death was the point: not one for tearDown to report
         self.assertIn("plugin 'echo': cannot connect to worker_socket", d.log())
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root: writes /etc/pam.d and runs pam_unix")
+@unittest.skipUnless("pam" in PLUGINS, "the pam plugin is not built")
+class TestPamWorker(unittest.TestCase):
+    """latch-worker running the pam plugin, spoken to directly as latchd
+    would: the protocol's strict alternation holds around conversations."""
+
+    def setUp(self):
+        self.svc = f"latch-iso-pam-{os.getpid()}"
+        self.pamfile = f"/etc/pam.d/{self.svc}"
+        with open(self.pamfile, "w") as f:
+            f.write("auth required pam_unix.so\naccount required pam_permit.so\n")
+        self.addCleanup(os.unlink, self.pamfile)
+
+    def start_worker(self):
+        ours, theirs = socket.socketpair()
+        p = subprocess.Popen([WORKER, "--plugin", PLUGINS["pam"]], stdin=theirs, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+        theirs.close()
+        self.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
+        self.addCleanup(p.stderr.close)
+        ours.sendall(frame({"open": {"name": "pam", "args": [f"service={self.svc}"]}}))
+        m = read_frame(ours)
+        while "log" in m:
+            m = read_frame(ours)
+        self.assertIn("ready", m)
+        return p, ours
+
+    def test_abandoned_conversation_ends_the_worker_quietly(self):
+        # pam_unix asks root's password; latchd then closes the stream (the
+        # client went away). The module's conversation fails as the worker
+        # ends: logging that would write to the closed socket, and the
+        # worker would die of it ("cannot answer latchd").
+        p, sock = self.start_worker()
+        sock.sendall(frame({"call": "auth", "op": "login", "service": "login", "user": "root",
+                            "now": int(time.time())}))
+        m = read_frame(sock)
+        self.assertNotIn("log", m)
+        self.assertEqual(m["result"], 31)
+        self.assertEqual(m["prompts"], [{"style": 1, "message": "Password: "}])
+        sock.close()
+        self.assertEqual(p.wait(30), 0)
+        err = p.stderr.read().decode(errors="replace")
+        self.assertNotIn("cannot answer latchd", err)
 
 
 if __name__ == "__main__":
