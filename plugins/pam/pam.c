@@ -58,7 +58,9 @@
  * the client's answers back and the module goes on where it was. The first
  * PAM_PROMPT_ECHO_OFF is answered with the request's password when it has
  * one (so a client that sends the password sees no prompt for it), as the
- * plugin always did. Messages with nothing to answer (info, error) wait to
+ * plugin always did. Message texts are made fit for the host (prompt_text():
+ * U+FFFD for what it refuses, cut at LATCH_PROMPT_MESSAGE_MAX; empty info
+ * and error lines dropped). Messages with nothing to answer (info, error) wait to
  * go out with the next question; those of a module that asks nothing more
  * are logged at debug level. The thread and its PAM handle live in the
  * request's slot (host->set_data()): a request abandoned mid-conversation
@@ -86,6 +88,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <security/pam_appl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +97,7 @@
 
 #include "macro.h"
 #include "secret.h"
+#include "utf8.h"
 
 #define MAX_WAITING_DEFAULT 16
 #define MAX_WAITING_LIMIT 1024
@@ -313,6 +317,50 @@ static int answer_secret(struct pam_job *j, const char *message, char **ret_resp
         }
 }
 
+/* What an empty question shows instead (the host refuses an empty prompt). */
+#define EMPTY_QUESTION "Answer: "
+#define REPLACEMENT "\xef\xbf\xbd" /* U+FFFD */
+
+static bool cp_refused(uint32_t cp) {
+        return (cp < 0x20 && cp != '\n' && cp != '\t') || cp == 0x7f || utf8_cp_deceives(cp);
+}
+
+/* A PAM message as a prompt the host takes (see LATCH_PROMPT_MESSAGE_MAX
+ * in <latch/plugin.h>): bytes that are not UTF-8, and code points the host
+ * refuses, become U+FFFD; the text is cut at LATCH_PROMPT_MESSAGE_MAX bytes,
+ * between code points. Modules write what they like (pam_echo a file as it
+ * is, pam_motd the motd), and one refused line would fail the whole call
+ * with LATCH_CONV_ERR: the question after it would never reach the client.
+ * `m` is not empty. Returns a new string, or NULL (out of memory). */
+static char *prompt_text(const char *m) {
+        char *t = malloc(LATCH_PROMPT_MESSAGE_MAX + 1);
+        size_t n = 0;
+
+        if (!t)
+                return NULL;
+        for (const char *p = m; *p;) {
+                uint32_t cp;
+                size_t used = utf8_decode(p, &cp), k;
+                const char *out;
+
+                if (used == 0 || cp_refused(cp)) {
+                        out = REPLACEMENT;
+                        k = strlen(REPLACEMENT);
+                        used = MAX(used, (size_t) 1);
+                } else {
+                        out = p;
+                        k = used;
+                }
+                if (n + k > LATCH_PROMPT_MESSAGE_MAX)
+                        break;
+                memcpy(t + n, out, k);
+                n += k;
+                p += used;
+        }
+        t[n] = '\0';
+        return t;
+}
+
 /* The module's conversation, on the job's thread. */
 static int conv(int n, const struct pam_message **msg, struct pam_response **ret_resp, void *appdata) {
         struct pam_job *j = appdata;
@@ -336,6 +384,11 @@ static int conv(int n, const struct pam_message **msg, struct pam_response **ret
                 slot[i] = -1;
                 if (style < 0)
                         goto fail;
+                /* An empty line says nothing, and the host takes no empty
+                 * prompt: dropped (it has no answer to miss). */
+                if ((style == LATCH_PROMPT_INFO || style == LATCH_PROMPT_ERROR) &&
+                    (!msg[i]->msg || msg[i]->msg[0] == '\0'))
+                        continue;
                 if (style == LATCH_PROMPT_SECRET) {
                         int r = answer_secret(j, msg[i]->msg, &resp[i].resp, &capture);
                         if (r < 0)
@@ -348,7 +401,8 @@ static int conv(int n, const struct pam_message **msg, struct pam_response **ret
                 slot[i] = j->n;
                 j->capture[j->n] = capture;
                 j->style[j->n] = style;
-                j->text[j->n] = strdup(msg[i]->msg ?: "");
+                j->text[j->n] = msg[i]->msg && msg[i]->msg[0] != '\0' ? prompt_text(msg[i]->msg)
+                                                                      : strdup(EMPTY_QUESTION);
                 if (!j->text[j->n])
                         goto fail;
                 j->n++;

@@ -38,7 +38,9 @@ static const char *plugin_path;
 static void *dl;
 static const struct latch_plugin *plugin;
 static char dir[] = "/tmp/test-pam-plugin-XXXXXX";
-static char svc_userdb[64], svc_debug[64], svc_rhost[64], svc_deny[64], svc_unix[64], svc_chdebug[64];
+static char svc_userdb[64], svc_debug[64], svc_rhost[64], svc_deny[64], svc_unix[64], svc_chdebug[64], svc_echo[64];
+/* Files pam_echo shows (in DIR), and what they hold. */
+static const char *const echo_files[] = { "ctl", "empty", "bidi", "long" };
 static char unix_user[32];
 static struct latch_ctx ctx = { .name = "pam" };
 
@@ -98,7 +100,7 @@ static int run(const char *const argv[], const char *input) {
 }
 
 static void cleanup(void) {
-        const char *svcs[] = { svc_userdb, svc_debug, svc_rhost, svc_deny, svc_unix, svc_chdebug };
+        const char *svcs[] = { svc_userdb, svc_debug, svc_rhost, svc_deny, svc_unix, svc_chdebug, svc_echo };
         char p[256];
 
         if (unix_user[0]) {
@@ -113,6 +115,10 @@ static void cleanup(void) {
                 }
         snprintf(p, sizeof p, "%s/users.db", dir);
         (void) unlink(p);
+        for (size_t i = 0; i < ELEMENTSOF(echo_files); i++) {
+                snprintf(p, sizeof p, "%s/%s", dir, echo_files[i]);
+                (void) unlink(p);
+        }
         (void) rmdir(dir);
 }
 
@@ -164,6 +170,32 @@ static int make_userdb(void) {
         return access(p, R_OK);
 }
 
+static int write_echo_file(const char *name, const char *text) {
+        char p[256];
+        snprintf(p, sizeof p, "%s/%s", dir, name);
+        FILE *f = fopen(p, "wxe");
+        if (!f)
+                return -1;
+        fputs(text, f);
+        return fclose(f) == 0 ? 0 : -1;
+}
+
+/* pam_echo's files: controls, an empty line, bidi and C1 controls with
+ * bytes that are not UTF-8, and a line past LATCH_PROMPT_MESSAGE_MAX whose
+ * 512th byte is inside "é". (pam_echo drops one final '\n'.) */
+static int write_echo_files(void) {
+        char long_line[700];
+
+        memset(long_line, 'a', 511);
+        strcpy(long_line + 511, "\xc3\xa9 and more");
+        return write_echo_file("ctl", "Welcome\x1b[2J to\x07 latch\r\n") < 0 ||
+                       write_echo_file("empty", "\n") < 0 ||
+                       write_echo_file("bidi", "Enter \xe2\x80\xae:edoc \xc2\x9b and \xff\tok\nline 2\xe2\x80\xa8\n") < 0 ||
+                       write_echo_file("long", long_line) < 0
+               ? -1
+               : 0;
+}
+
 static int group_setup(void **state) {
         if (test_host_load(plugin_path, &dl, &plugin) < 0)
                 return -1;
@@ -197,7 +229,18 @@ static int group_setup(void **state) {
                           "password required pam_unix.so\n") < 0 ||
             write_service(svc_chdebug, sizeof svc_chdebug, "chdebug",
                           "auth     required pam_permit.so\n"
-                          "password required pam_debug.so chauthtok=authtok_lock_busy\n") < 0) {
+                          "password required pam_debug.so chauthtok=authtok_lock_busy\n") < 0 ||
+            write_echo_files() < 0 ||
+            /* pam_echo says nothing under PAM_SILENT, which authentication
+             * runs with; pam_chauthtok() does not. */
+            write_service(svc_echo, sizeof svc_echo, "echo",
+                          "auth     required pam_unix.so\n"
+                          "password optional pam_echo.so file=%s/ctl\n"
+                          "password optional pam_echo.so file=%s/empty\n"
+                          "password optional pam_echo.so file=%s/bidi\n"
+                          "password optional pam_echo.so file=%s/long\n"
+                          "password required pam_unix.so\n",
+                          dir, dir, dir, dir) < 0) {
                 perror("writing /etc/pam.d");
                 return -1;
         }
@@ -775,6 +818,44 @@ static void test_thread_start_fails(void **state) {
         plugin->close(st);
 }
 
+/* What a module says goes out as the host takes prompts (it refuses
+ * controls, bidi overrides, text that is not UTF-8, empty and over-long
+ * messages, and one refused line would fail the call): made fit, so the
+ * question after it still reaches the client. */
+static void test_relayed_messages_are_made_fit(void **state) {
+        void *st = open_service(svc_echo);
+        struct latch_req req = test_req(unix_user, NULL);
+        char long_line[600];
+
+        set_password("Old-Pass-1");
+        req.op = "passwd";
+        req.oldpassword = "Old-Pass-1";
+        assert_int_equal(pw_call(st, &req, LATCH_PRELIM_CHECK), LATCH_SUCCESS);
+        assert_int_equal(pw_call(st, &req, LATCH_UPDATE_AUTHTOK), LATCH_INCOMPLETE);
+        assert_int_equal(req.n_prompts, 4); /* the empty line is dropped */
+        for (int i = 0; i < 3; i++)
+                assert_int_equal(req.styles[i], LATCH_PROMPT_INFO);
+        assert_string_equal(req.prompts[0], "Welcome\xef\xbf\xbd[2J to\xef\xbf\xbd latch\xef\xbf\xbd");
+        assert_string_equal(req.prompts[1], "Enter \xef\xbf\xbd:edoc \xef\xbf\xbd and \xef\xbf\xbd\tok\n"
+                                            "line 2\xef\xbf\xbd");
+        /* cut at 512 bytes, before the "é" that would cross it */
+        memset(long_line, 'a', 511);
+        long_line[511] = '\0';
+        assert_string_equal(req.prompts[2], long_line);
+        assert_int_equal(req.styles[3], LATCH_PROMPT_SECRET);
+        assert_string_equal(req.prompts[3], "New password: ");
+        answer(&req, "New-Pass-66");
+        assert_int_equal(pw_call(st, &req, LATCH_UPDATE_AUTHTOK), LATCH_INCOMPLETE);
+        assert_string_equal(asked(&req), "Retype new password: ");
+        answer(&req, "New-Pass-66");
+        assert_int_equal(pw_call(st, &req, LATCH_UPDATE_AUTHTOK), LATCH_SUCCESS);
+        test_req_done(&req);
+
+        assert_int_equal(auth_unix(st, "New-Pass-66"), LATCH_SUCCESS);
+        assert_int_equal(auth_unix(st, "Old-Pass-1"), LATCH_AUTH_ERR);
+        plugin->close(st);
+}
+
 static void test_password_mapping(void **state) {
         void *st = open_service(svc_chdebug);
         struct latch_req req = test_req("alice", "x");
@@ -805,6 +886,7 @@ int main(int argc, char *argv[]) {
                 cmocka_unit_test(test_passwd_retype_differs),
                 cmocka_unit_test(test_expired_password_change),
                 cmocka_unit_test(test_passwd_abandoned_mid_conversation),
+                cmocka_unit_test(test_relayed_messages_are_made_fit),
                 cmocka_unit_test(test_password_mapping),
                 cmocka_unit_test(test_thread_start_fails),
         };
