@@ -91,6 +91,7 @@ struct auth_job {
         int store_result;
         int revoke_result;             /* after a change: store_session_revoke_user_except() */
         bool session_gone;             /* passwd: the caller's session ended during the conversation */
+        bool update_lost;              /* an isolated worker was lost in the update pass */
         size_t revoked;
         char *claims_json;
         char id[SESSION_ID_LEN + 1];
@@ -163,7 +164,7 @@ static void auth_job_step(struct auth_job *j) {
         /* An isolated line's worker lost in the update pass may have
          * changed the password: as a line that succeeded there. */
         if (latch_req_password_unsure(j->lreq))
-                j->state.password_touched = true;
+                j->state.password_touched = j->update_lost = true;
         if (j->result == LATCH_INCOMPLETE) {
                 /* A line asked: keep the request for the answers. */
                 if (latch_req_challenge(j->lreq))
@@ -282,25 +283,26 @@ static const char *result_name(int result) {
 /* Loop thread: a change that failed after it may have changed the password,
  * and what became of the user's sessions. */
 static void log_touched_change(const struct auth_job *j) {
+        const char *why = j->update_lost ? "an isolated plugin's worker was lost in the password stack's update pass"
+                                         : "a line of the password stack's update pass succeeded";
+
         if (!j->state.password_touched || j->state.password_changed)
                 return;
         if (!j->revoke)
                 log_msg(LOG_WARNING,
-                        "%s for '%s' on '%s' failed after a line of the password stack's update pass succeeded: the "
-                        "password may have changed; the service keeps the user's other sessions "
-                        "(revoke_on_password_change = no)",
-                        j->opname, log_esc(j->user), log_esc(j->service));
+                        "%s for '%s' on '%s' failed after %s: the password may have changed; the service keeps the "
+                        "user's other sessions (revoke_on_password_change = no)",
+                        j->opname, log_esc(j->user), log_esc(j->service), why);
         else if (j->revoke_result < 0)
                 log_errno(LOG_ERR, j->revoke_result,
-                          "%s for '%s' on '%s' failed after a line of the password stack's update pass succeeded: "
-                          "the password may have changed, and the user's other sessions could not be revoked; revoke "
-                          "them with 'latchctl sessions revoke --user'",
-                          j->opname, log_esc(j->user), log_esc(j->service));
+                          "%s for '%s' on '%s' failed after %s: the password may have changed, and the user's other "
+                          "sessions could not be revoked; revoke them with 'latchctl sessions revoke --user'",
+                          j->opname, log_esc(j->user), log_esc(j->service), why);
         else
                 log_msg(LOG_WARNING,
-                        "%s for '%s' on '%s' failed after a line of the password stack's update pass succeeded: the "
-                        "password may have changed; %zu other session(s) revoked",
-                        j->opname, log_esc(j->user), log_esc(j->service), j->revoked);
+                        "%s for '%s' on '%s' failed after %s: the password may have changed; %zu other session(s) "
+                        "revoked",
+                        j->opname, log_esc(j->user), log_esc(j->service), why, j->revoked);
 }
 
 /* ---- ending a conversation that was not continued ---- */

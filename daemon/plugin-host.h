@@ -249,10 +249,10 @@ int latch_req_set_answers(struct latch_req *r, const char *const *answers, size_
 /* Whether the request carries a password (sent or answered). */
 bool latch_req_has_password(const struct latch_req *r);
 
-/* Whether a call of the password stack's update pass went to an isolated
- * worker and its answer was lost (the worker died, hung past its deadline
- * or answered nonsense): the line answered LATCH_AUTHINFO_UNAVAIL, but the
- * plugin may have changed the password before. */
+/* Whether a call of the password stack's update pass reached an isolated
+ * worker (the whole request was sent) and its answer was lost or unusable
+ * (the worker died, hung past its deadline or answered nonsense): the line
+ * failed, but the plugin may have changed the password before. */
 bool latch_req_password_unsure(const struct latch_req *r);
 
 /* Whether a call of this request set LATCH_ITEM_PASSWORD or

@@ -115,12 +115,16 @@ static int worker_recv(int fd, uint64_t deadline, json_t **ret) {
  * lines that come before it as the plugin's (for `req`, when not NULL), at
  * no more than `max_priority` (numerically: at least that verbose). */
 static int worker_exchange(const struct plugin_line *l, struct worker *w, const struct latch_req *req,
-                           int max_priority, const uint8_t *frame, size_t n, uint64_t deadline, json_t **ret) {
+                           int max_priority, const uint8_t *frame, size_t n, uint64_t deadline, json_t **ret,
+                           bool *ret_sent) {
         int r;
 
         r = wire_send_all(w->fd, frame, n, deadline);
         if (r < 0)
                 return r;
+        /* The whole request is the worker's: from here on, it may act. */
+        if (ret_sent)
+                *ret_sent = true;
         for (;;) {
                 json_t *a = NULL, *log;
 
@@ -283,7 +287,7 @@ static int worker_start(struct plugin_line *l, uint64_t deadline, bool first, st
 
         /* What open() logs was worth seeing when the line was opened; for
          * each replacement worker it is noise. */
-        r = worker_exchange(l, w, NULL, first ? LOG_ERR : LOG_DEBUG, frame, WIRE_HEADER + n, deadline, &a);
+        r = worker_exchange(l, w, NULL, first ? LOG_ERR : LOG_DEBUG, frame, WIRE_HEADER + n, deadline, &a, NULL);
         if (r < 0) {
                 worker_kill(w, why, sizeof(why));
                 if (r == -ETIMEDOUT)
@@ -618,13 +622,13 @@ static int iso_call(struct plugin_line *l, const char *call, struct latch_req *r
                 return LATCH_AUTHINFO_UNAVAIL;
         }
 
-        /* Past this point the worker has the request: a lost answer to an
-         * update pass may hide a password it changed. */
-        bool update = streq(call, "password") && (flags & LATCH_UPDATE_AUTHTOK);
-        r = worker_exchange(l, w, req, LOG_ERR, frame, n, deadline, &a);
+        /* Once the worker has the whole request, a lost or unusable answer
+         * to an update pass may hide a password it changed. */
+        bool update = streq(call, "password") && (flags & LATCH_UPDATE_AUTHTOK), sent = false;
+        r = worker_exchange(l, w, req, LOG_ERR, frame, n, deadline, &a, &sent);
         secret_frame_free(frame, n);
         if (r < 0) {
-                req->password_unsure = req->password_unsure || update;
+                req->password_unsure = req->password_unsure || (update && sent);
                 iso_drop(l, w, r, req);
                 return LATCH_AUTHINFO_UNAVAIL;
         }
@@ -642,6 +646,7 @@ static int iso_call(struct plugin_line *l, const char *call, struct latch_req *r
         apply_claims(l, req, json_object_get(a, "claims"));
         int ir = apply_items(req, json_object_get(a, "items"));
         if (ir < 0) {
+                req->password_unsure = req->password_unsure || update;
                 json_decref(a);
                 iso_drop(l, w, ir, req);
                 return ir == -ENOMEM ? LATCH_BUF_ERR : LATCH_AUTHINFO_UNAVAIL;
