@@ -37,6 +37,15 @@ static void help(void) {
 }
 
 
+/* Stops the /metrics listener (NULL: none) and removes its socket. */
+static void metrics_stop(const struct http_config *c, struct MHD_Daemon *metrics) {
+        if (!metrics)
+                return;
+        MHD_stop_daemon(metrics);
+        if (c->metrics_listen[0] == '/')
+                (void) unlink(c->metrics_listen);
+}
+
 int main(int argc, char **argv) {
         enum { ARG_CONFIG = 0x100, ARG_LISTEN, ARG_SOCKET, ARG_SERVICE, ARG_CHECK, ARG_VERSION, ARG_HELP };
         static const struct option options[] = {
@@ -110,17 +119,34 @@ int main(int argc, char **argv) {
         pthread_sigmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
 
+        /* The /metrics listener first: once the main socket accepts, all of
+         * latch-http is up (what a check on that socket, or a test, takes
+         * for ready, as systemd takes READY=1). */
+        struct MHD_Daemon *metrics = NULL;
+        if (c.metrics_listen) {
+                r = http_metrics_start(&c, &metrics);
+                if (r < 0) {
+                        fprintf(stderr, "latch-http: cannot serve /metrics on %s: %s\n", c.metrics_listen,
+                                strerror(-r));
+                        http_config_done(&c);
+                        return 1;
+                }
+                fprintf(stderr, "latch-http: /metrics on %s\n", c.metrics_listen);
+        }
+
         int fd;
         bool bound = false;
         int n = sd_listen_fds(true);
         if (n > 1) {
                 fprintf(stderr, "latch-http: expected one socket from systemd, got %d\n", n);
+                metrics_stop(&c, metrics);
                 return 1;
         }
         if (n == 1) {
                 fd = SD_LISTEN_FDS_START;
                 if (sd_is_socket(fd, AF_UNIX, SOCK_STREAM, 1) <= 0) {
                         fprintf(stderr, "latch-http: the socket from systemd is not a listening Unix stream socket\n");
+                        metrics_stop(&c, metrics);
                         return 1;
                 }
         } else {
@@ -129,6 +155,7 @@ int main(int argc, char **argv) {
                 fd = http_listen_unix(c.listen, 0666);
                 if (fd < 0) {
                         fprintf(stderr, "latch-http: cannot listen on %s: %s\n", c.listen, strerror(-fd));
+                        metrics_stop(&c, metrics);
                         return 1;
                 }
                 bound = true;
@@ -138,25 +165,12 @@ int main(int argc, char **argv) {
         r = http_server_start(&c, fd, &mhd);
         if (r < 0) {
                 fprintf(stderr, "latch-http: cannot start the HTTP server\n");
+                metrics_stop(&c, metrics);
                 return 1;
         }
         fprintf(stderr, "latch-http: listening on %s (service '%s')\n", bound ? c.listen : "the socket from systemd",
                 c.service);
 
-        struct MHD_Daemon *metrics = NULL;
-        if (c.metrics_listen) {
-                r = http_metrics_start(&c, &metrics);
-                if (r < 0) {
-                        fprintf(stderr, "latch-http: cannot serve /metrics on %s: %s\n", c.metrics_listen,
-                                strerror(-r));
-                        MHD_stop_daemon(mhd); /* closes fd, which it owns */
-                        if (bound)
-                                (void) unlink(c.listen);
-                        http_config_done(&c);
-                        return 1;
-                }
-                fprintf(stderr, "latch-http: /metrics on %s\n", c.metrics_listen);
-        }
         (void) sd_notify(false, "READY=1\nSTATUS=serving");
 
         for (;;) {
@@ -172,11 +186,7 @@ int main(int argc, char **argv) {
         /* MHD_stop_daemon() closes the listening sockets, which the daemons
          * own: closing them again here could close a descriptor another
          * thread has opened meanwhile under the same number. */
-        if (metrics) {
-                MHD_stop_daemon(metrics);
-                if (c.metrics_listen[0] == '/')
-                        (void) unlink(c.metrics_listen);
-        }
+        metrics_stop(&c, metrics);
         MHD_stop_daemon(mhd);
         if (bound)
                 (void) unlink(c.listen);
