@@ -128,13 +128,13 @@ static void revoke_after_change(struct auth_job *j) {
                                                             &j->revoked, &j->own_revocation);
 }
 
-/* Pool thread: whether passwd's own session still lives. It was checked when
- * the change began; a logout or a revocation may have come while the
- * conversation waited, and the change is made for that session alone. */
 static int session_seen(void *userdata, const struct session_info *s) {
         return 0;
 }
 
+/* Pool thread: whether passwd's own session still lives. It was checked when
+ * the change began; a logout or a revocation may have come while the
+ * conversation waited, and the change is made for that session alone. */
 static bool keep_session_lives(struct auth_job *j) {
         /* A store error is not taken for an ended session: the change's
          * own writes will meet it and say so. */
