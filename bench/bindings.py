@@ -147,8 +147,8 @@ def main():
     rows = {}
     try:
         d.start()
-        deadline = time.time() + 10
-        while not os.path.exists(rsock) and time.time() < deadline:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(rsock) and time.monotonic() < deadline:
             time.sleep(0.05)
         r = redis.Redis(unix_socket_path=rsock, max_connections=a.callers * 2) if redis else None
         if r:

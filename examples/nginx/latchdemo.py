@@ -25,8 +25,8 @@ def free_port():
 
 
 def wait_for(pred, what, timeout=30, proc=None, log=None):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         if pred():
             return
         if proc is not None and proc.poll() is not None:

@@ -278,8 +278,8 @@ class LiveTest(harness.DaemonTest):
         by_file.verify(t1)
         by_op.verify(t1)
         c.keys_rotate()
-        deadline = time.time() + 10
-        while json.loads(open(d.jwks).read())["keys"][0]["kid"] not in t1 and time.time() < deadline:
+        deadline = time.monotonic() + 10
+        while json.loads(open(d.jwks).read())["keys"][0]["kid"] not in t1 and time.monotonic() < deadline:
             break
         t2 = c.token(s)["token"]
         self.assertNotEqual(t1.split(".")[0], t2.split(".")[0], "a new kid")

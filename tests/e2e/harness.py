@@ -40,9 +40,9 @@ def scaled(seconds):
 
 def wait_for(predicate, timeout, what="the condition"):
     """Polls `predicate` until it is true; fails after scaled(timeout)."""
-    deadline = time.time() + scaled(timeout)
+    deadline = time.monotonic() + scaled(timeout)
     while not predicate():
-        if time.time() > deadline:
+        if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not reached within {scaled(timeout):.0f}s")
         time.sleep(0.05)
 PLUGINS = {k[len("LATCH_PLUGIN_"):].lower(): v for k, v in os.environ.items() if k.startswith("LATCH_PLUGIN_")}
@@ -58,9 +58,9 @@ def on_pty(argv, answers, env, timeout=30):
         os.execve(argv[0], argv, env)
     out = b""
     pending = list(answers)
-    deadline = time.time() + scaled(timeout)
+    deadline = time.monotonic() + scaled(timeout)
     while True:
-        r, _, _ = select.select([fd], [], [], max(0.0, deadline - time.time()))
+        r, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
         if not r:
             os.kill(pid, 9)
             raise AssertionError("no progress on the terminal: " + out.decode(errors="replace"))
@@ -213,9 +213,9 @@ class Daemon:
         if self.activation:
             # systemd-socket-activate binds first, and starts latchd on the
             # first connection.
-            deadline = time.time() + 10
+            deadline = time.monotonic() + 10
             while not os.path.exists(self.sock):
-                if time.time() > deadline:
+                if time.monotonic() > deadline:
                     raise RuntimeError("systemd-socket-activate did not bind")
                 time.sleep(0.02)
         elif wait_ready:
@@ -224,8 +224,8 @@ class Daemon:
 
     def wait_ready(self, timeout=60 if WRAPPER else 20):
         self.notify.settimeout(timeout)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
             try:
                 msg = self.notify.recv(4096).decode()
             except socket.timeout:

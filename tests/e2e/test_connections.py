@@ -130,8 +130,8 @@ class TestHalfClose(DaemonTest):
             s.shutdown(socket.SHUT_WR)
             answers = read_all_frames(s)
         self.assertEqual([a["id"] for a in answers], list(range(100)))
-        deadline = time.time() + scaled(10)
-        while "closed inside a frame" not in d.log() and time.time() < deadline:
+        deadline = time.monotonic() + scaled(10)
+        while "closed inside a frame" not in d.log() and time.monotonic() < deadline:
             time.sleep(0.05)
         self.assertIn("closed inside a frame", d.log())
 

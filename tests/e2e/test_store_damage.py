@@ -137,8 +137,8 @@ class TestBitFlips(StoreTest):
             f.seek(0)
             f.write(data)
         d.start(wait_ready=False)
-        deadline = time.time() + 30
-        while time.time() < deadline and d.proc.poll() is None and not os.path.exists(d.sock):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and d.proc.poll() is None and not os.path.exists(d.sock):
             time.sleep(0.05)
         if d.proc.poll() is not None:
             # Damage in what is read at open: a refusal that says so.

@@ -69,10 +69,10 @@ class PamUnderNoNewPrivs(harness.DaemonTest):
                              stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=self.tmp, env=d.env())
         log.close()
         self.procs.append(p)
-        deadline = time.time() + 20
+        deadline = time.monotonic() + 20
         while d.ctl("hello").returncode != 0:
             self.assertIsNone(p.poll(), "latchd exited:\n" + d.log())
-            self.assertLess(time.time(), deadline, "latchd did not answer:\n" + d.log())
+            self.assertLess(time.monotonic(), deadline, "latchd did not answer:\n" + d.log())
             time.sleep(0.1)
         return p
 
@@ -94,9 +94,9 @@ class PamUnderNoNewPrivs(harness.DaemonTest):
                              stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
         self.procs.append(w)
-        deadline = time.time() + 10
+        deadline = time.monotonic() + 10
         while not os.path.exists(sock):
-            self.assertLess(time.time(), deadline)
+            self.assertLess(time.monotonic(), deadline)
             time.sleep(0.02)
         # As latch-pam-worker.socket does with SocketUser=latch: only
         # latchd's user may connect.

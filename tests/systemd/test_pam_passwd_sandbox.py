@@ -82,9 +82,9 @@ class PamPasswdSandbox(harness.DaemonTest):
                              stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
         self.procs.append(w)
-        deadline = time.time() + harness.scaled(10)
+        deadline = time.monotonic() + harness.scaled(10)
         while not os.path.exists(sock):
-            self.assertLess(time.time(), deadline)
+            self.assertLess(time.monotonic(), deadline)
             time.sleep(0.02)
         line = f"pam service={self.service}\n"
         return self.daemon(services={"sys": "auth     required " + line + "account  required " + line +

@@ -39,8 +39,8 @@ def read_progress(path):
 class RestartTest(harness.DaemonTest):
     def wait_progress(self, paths, since, timeout=60):
         """Waits until every client has made a successful call past `since`."""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
             now = [read_progress(p)[0] for p in paths]
             if all(n > s for n, s in zip(now, since)):
                 return now

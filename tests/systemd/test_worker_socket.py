@@ -33,9 +33,9 @@ class WorkerSocketTest(harness.DaemonTest):
                              stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
         self.addCleanup(lambda: p.poll() is not None or (p.kill(), p.wait()))
-        deadline = time.time() + 10
+        deadline = time.monotonic() + 10
         while not os.path.exists(path):
-            self.assertLess(time.time(), deadline, "systemd-socket-activate did not bind")
+            self.assertLess(time.monotonic(), deadline, "systemd-socket-activate did not bind")
             time.sleep(0.02)
         return p
 

@@ -180,7 +180,7 @@ export class Verifier {
           const ks = new KeySet(await this.fetch());
           this.keyset = ks;
           this.stamp = stamp;
-          this.fetchedAt = Date.now();
+          this.fetchedAt = performance.now();
           return ks;
         } finally {
           this.loading = null;
@@ -198,7 +198,7 @@ export class Verifier {
       try { changed = (await this.stat()) !== this.stamp; } catch { /* keep what we have */ }
       return changed ? this._load() : this.keyset;
     }
-    return Date.now() - this.fetchedAt >= this.minRefresh ? this._load() : this.keyset;
+    return performance.now() - this.fetchedAt >= this.minRefresh ? this._load() : this.keyset;
   }
 
   /** The token's claims, or rejects with InvalidToken. */
